@@ -1,0 +1,1 @@
+"""Prefect flows (audit; switch-mode and verify follow) and the ``stackwarden`` CLI."""

@@ -1,0 +1,87 @@
+"""The ``audit`` flow: observe every runtime concurrently, diagnose, publish the report."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from stackwarden.adapters.docker import DockerObservation, docker_endpoint
+from stackwarden.adapters.host import HostObservation
+from stackwarden.model.base import Mode, Runtime
+from stackwarden.model.finding import AuditResult
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.observe import assemble_snapshot, unreachable
+from stackwarden.profiles import load_profile
+from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
+from tasks.observe import observe_docker_task, observe_host_task
+
+
+@dataclass(frozen=True)
+class AuditOutcome:
+    """What the CLI needs from one audit run."""
+
+    profile: Profile
+    snapshot: Snapshot
+    result: AuditResult
+    markdown: str
+
+
+def _run_name() -> str:
+    params: dict[str, Any] = flow_run.parameters or {}
+    return f"audit-{Path(str(params.get('profile_path', 'profile'))).stem}"
+
+
+def _outcome(future: Any, runtime: Runtime, endpoint: str | None) -> Any:
+    """The observation, or an unreachable record: an engine that cannot be reached is
+    reported, it never aborts the audit."""
+    try:
+        return future.result()
+    except Exception as exc:
+        get_run_logger().warning("%s not observed: %s", runtime, exc)
+        return unreachable(runtime, f"{type(exc).__name__}: {exc}", endpoint)
+
+
+def observe_all(profile: Profile) -> Snapshot:
+    """Run the observation tasks concurrently and assemble one Snapshot."""
+    docker_future = observe_docker_task.submit()
+    host_future = observe_host_task.submit(list(profile.all_ports()))
+    docker_obs = _outcome(docker_future, Runtime.COMPOSE, docker_endpoint())
+    host_obs = _outcome(host_future, Runtime.HOST, socket.gethostname())
+    runtimes = []
+    kwargs: dict[str, Any] = {}
+    if isinstance(docker_obs, DockerObservation):
+        runtimes.append(docker_obs.status)
+        kwargs.update(containers=docker_obs.containers, networks=docker_obs.networks)
+    else:
+        runtimes.append(docker_obs)
+    if isinstance(host_obs, HostObservation):
+        runtimes.append(host_obs.status)
+        kwargs.update(listeners=host_obs.listeners, processes=host_obs.processes)
+    else:
+        runtimes.append(host_obs)
+    return assemble_snapshot(
+        taken_at=datetime.now(UTC),
+        hostname=socket.gethostname(),
+        profile=profile.name,
+        runtimes=runtimes,
+        **kwargs,
+    )
+
+
+@flow(name="audit", flow_run_name=_run_name, log_prints=False)
+def audit_flow(profile_path: str, mode: str | None = None) -> AuditOutcome:
+    """Observe Compose and the host, diagnose conflicts, publish the report and the findings."""
+    profile = load_profile(profile_path)
+    requested = Mode(mode) if mode else None
+    snapshot = observe_all(profile)
+    result = diagnose_task(snapshot, profile, requested)
+    markdown = publish_report_task(result, snapshot, profile)
+    emit_finding_events_task(result, profile)
+    return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)

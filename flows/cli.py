@@ -1,0 +1,161 @@
+"""The ``stackwarden`` command line.
+
+Exit codes (documented in README and ``--help``):
+  0  nothing at or above --fail-on
+  1  at least one finding at or above --fail-on
+  2  bad input: unknown option, malformed profile, unknown mode
+  3  stackwarden itself failed (a bug or an unexpected environment); the message says where
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from stackwarden.errors import ProfileError, StackwardenError
+from stackwarden.model.base import Severity
+from stackwarden.profiles import bundled_profile_path, load_profile, profile_json_schema
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+_EPILOG = """\
+exit codes:
+  0  nothing at or above --fail-on      1  findings at or above --fail-on
+  2  bad input (option, profile, mode)  3  stackwarden itself failed
+
+Without PREFECT_API_URL the audit runs on Prefect's ephemeral local server; set it to record
+runs on your Prefect server and inspect them in its UI.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackwarden",
+        description=(
+            "Find one stack deployed by Docker Compose, Kubernetes and host processes at once, "
+            "explain every conflict with evidence, and switch to one mode safely."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    audit = sub.add_parser(
+        "audit",
+        help="observe every runtime, diagnose conflicts, print the report",
+        description=(
+            "Observe Docker Compose and the host's listening ports and processes, diagnose "
+            "conflicts (dual deployment, port conflicts, crash loops with cause, network "
+            "isolation) and print a report in the shape of the seed report. Read-only."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    audit.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="stack profile YAML (default: $STACKWARDEN_PROFILE or the bundled profiles/reconciliation-platform.yaml)",
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON instead of markdown")
+    audit.add_argument("--output", type=Path, help="write the report to FILE; print a summary instead")
+    audit.add_argument(
+        "--fail-on",
+        type=Severity,
+        choices=[s for s in Severity if s is not Severity.OK],
+        default=Severity.HIGH,
+        metavar="SEVERITY",
+        help="exit 1 if any finding is at or above SEVERITY: critical, high (default), medium, low",
+    )
+
+    profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
+    profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
+    validate = profile_sub.add_parser("validate", help="validate FILE; print every problem with its field path")
+    validate.add_argument("file", type=Path)
+    profile_sub.add_parser("schema", help="print the profile JSON Schema (for editors)")
+    return parser
+
+
+def _default_profile() -> Path:
+    env = os.environ.get("STACKWARDEN_PROFILE")
+    return Path(env) if env else bundled_profile_path()
+
+
+def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
+    """A rich table on a terminal, plain lines otherwise."""
+    if out.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="stackwarden findings")
+        for column in ("severity", "id", "title"):
+            table.add_column(column)
+        for row in outcome_findings:
+            table.add_row(*row)
+        Console(file=out).print(table)
+        return
+    for severity, finding_id, title in outcome_findings:
+        print(f"{severity:8} {finding_id:32} {title}", file=out)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from flows.audit import audit_flow
+    from stackwarden.report import render_json
+
+    profile_path = args.profile or _default_profile()
+    load_profile(profile_path)  # fail fast with a clear message before any flow starts
+    outcome = audit_flow(profile_path=str(profile_path))
+    text = render_json(outcome.result, outcome.snapshot) if args.json else outcome.markdown
+    if args.output:
+        args.output.write_text(text + "\n", encoding="utf-8")
+        _summary([(str(f.severity), f.id, f.title) for f in outcome.result.findings], sys.stdout)
+        print(f"report written to {args.output}")
+    elif sys.stdout.isatty() and not args.json:
+        from rich.console import Console
+        from rich.markdown import Markdown
+
+        Console().print(Markdown(text))
+    else:
+        print(text)
+    failing = outcome.result.at_least(args.fail_on)
+    if failing:
+        print(
+            f"stackwarden: {len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(f.id for f in failing),
+            file=sys.stderr,
+        )
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _profile(args: argparse.Namespace) -> int:
+    if args.profile_command == "schema":
+        print(profile_json_schema())
+        return EXIT_OK
+    profile = load_profile(args.file)
+    print(f"{args.file}: valid profile {profile.name!r} with {len(profile.services)} services")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``stackwarden`` console script."""
+    args = _parser().parse_args(argv)
+    # The ephemeral server's telemetry write races its own start-up ("database is locked");
+    # an audit has no use for it.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        if args.command == "audit":
+            return _audit(args)
+        return _profile(args)
+    except ProfileError as exc:
+        print(f"stackwarden: invalid profile\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StackwardenError as exc:
+        print(f"stackwarden: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""Observe Docker through docker-py with one list call for all containers.
+
+Healthy containers are described by the list call alone; only containers that are not running
+cleanly are inspected (restart count, exit code, state error, declared ports) and, when they
+crash-loop, their last log lines are read. So the API calls per audit do not grow with the
+number of healthy containers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from stackwarden.adapters.retry import RetryableCall, with_retries
+from stackwarden.errors import PermanentError
+from stackwarden.model.base import Runtime
+from stackwarden.model.snapshot import Container, DockerNetwork, PublishedPort, RuntimeStatus
+from stackwarden.redact import redact_text
+
+LOG = logging.getLogger(__name__)
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
+@dataclass(frozen=True)
+class DockerObservation:
+    """What the Docker side of one audit saw."""
+
+    status: RuntimeStatus
+    containers: tuple[Container, ...] = ()
+    networks: tuple[DockerNetwork, ...] = ()
+
+
+def docker_endpoint() -> str:
+    """The engine address docker-py will use (DOCKER_HOST, else the default socket)."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def _is_engine_absent(exc: BaseException) -> bool:
+    """A missing socket or a refused port: the engine is not running, and retrying won't help."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, FileNotFoundError | ConnectionRefusedError):
+            return True
+        text = str(seen)
+        if "No such file or directory" in text or "Connection refused" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Call docker-py, sorting failures into retryable and permanent."""
+
+    def attempt() -> Any:
+        try:
+            return func(*args, **kwargs)
+        except docker.errors.APIError as exc:
+            code = exc.status_code or 0
+            if code == 429 or code >= 500:
+                retry_after = None
+                if exc.response is not None and exc.response.headers.get("Retry-After", "").isdigit():
+                    retry_after = float(exc.response.headers["Retry-After"])
+                raise RetryableCall(f"HTTP {code}: {exc.explanation}", retry_after) from exc
+            raise
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if _is_engine_absent(exc):
+                raise PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}") from exc
+            raise RetryableCall(str(exc)) from exc
+
+    return with_retries(attempt, what, LOG)
+
+
+def _client(timeout: float) -> docker.APIClient:
+    try:
+        return _call(
+            docker.APIClient,
+            "connect to Docker",
+            base_url=docker_endpoint(),
+            version="auto",
+            timeout=timeout,
+        )
+    except docker.errors.DockerException as exc:
+        if _is_engine_absent(exc):
+            raise PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}") from exc
+        raise
+
+
+def _published(ports: list[dict[str, Any]] | None) -> tuple[PublishedPort, ...]:
+    """The list call's bound ports (only those with a host port)."""
+    out = {
+        PublishedPort(
+            host_ip=p.get("IP") or "0.0.0.0",
+            host_port=int(p["PublicPort"]),
+            container_port=int(p["PrivatePort"]),
+            protocol=p.get("Type", "tcp"),
+        )
+        for p in ports or []
+        if p.get("PublicPort")
+    }
+    return tuple(sorted(out, key=lambda p: (p.host_port, p.host_ip)))
+
+
+def _declared(bindings: dict[str, list[dict[str, str]] | None] | None) -> tuple[PublishedPort, ...]:
+    """HostConfig.PortBindings: what the container asked to publish, bound or not."""
+    out = []
+    for key, entries in (bindings or {}).items():
+        container_port, _, proto = key.partition("/")
+        for entry in entries or []:
+            if entry.get("HostPort"):
+                out.append(
+                    PublishedPort(
+                        host_ip=entry.get("HostIp") or "0.0.0.0",
+                        host_port=int(entry["HostPort"]),
+                        container_port=int(container_port),
+                        protocol=proto or "tcp",
+                    )
+                )
+    return tuple(sorted(out, key=lambda p: (p.host_port, p.host_ip)))
+
+
+def _needs_inspect(summary: dict[str, Any]) -> bool:
+    """Only containers that are not plainly running are worth a per-container call."""
+    return summary.get("State") != "running"
+
+
+def _from_summary(summary: dict[str, Any]) -> Container:
+    labels = summary.get("Labels") or {}
+    nets = (summary.get("NetworkSettings") or {}).get("Networks") or {}
+    files = labels.get("com.docker.compose.project.config_files", "")
+    published = _published(summary.get("Ports"))
+    return Container(
+        id=summary["Id"],
+        name=(summary.get("Names") or ["/?"])[0].lstrip("/"),
+        image=summary.get("Image", ""),
+        state=summary.get("State", "unknown"),
+        status=summary.get("Status", ""),
+        compose_project=labels.get(PROJECT_LABEL),
+        compose_service=labels.get(SERVICE_LABEL),
+        compose_config_files=tuple(f for f in files.split(",") if f),
+        compose_working_dir=labels.get("com.docker.compose.project.working_dir"),
+        published=published,
+        declared=published,
+        networks=tuple(sorted(nets)),
+        ip_addresses=tuple(sorted(n["IPAddress"] for n in nets.values() if n.get("IPAddress"))),
+    )
+
+
+def _with_inspect(container: Container, inspect: dict[str, Any], logs: tuple[str, ...]) -> Container:
+    state = inspect.get("State") or {}
+    declared = _declared((inspect.get("HostConfig") or {}).get("PortBindings"))
+    return container.model_copy(
+        update={
+            "state": state.get("Status", container.state),
+            "restart_count": int(inspect.get("RestartCount") or 0),
+            "exit_code": state.get("ExitCode"),
+            "error": redact_text(state["Error"]) if state.get("Error") else None,
+            "oom_killed": bool(state.get("OOMKilled")),
+            "declared": declared or container.declared,
+            "log_tail": logs,
+            "inspected": True,
+        }
+    )
+
+
+def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[str, ...]:
+    raw = _call(
+        client.logs,
+        f"logs of {container_id[:12]}",
+        container_id,
+        stdout=True,
+        stderr=True,
+        tail=tail,
+    )
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return tuple(redact_text(line) for line in text.splitlines() if line.strip())
+
+
+def observe_docker(log_tail: int = 40, timeout: float = 10.0) -> DockerObservation:
+    """Observe every container and network on the engine.
+
+    Raises ``PermanentError`` when the engine is absent and ``TransientError`` when transport
+    retries are exhausted; the caller records either as an unreachable runtime.
+    """
+    client = _client(timeout)
+    try:
+        version = _call(client.version, "Docker version")
+        summaries = _call(client.containers, "list containers", all=True)
+        networks = _call(client.networks, "list networks")
+        containers = []
+        for summary in summaries:
+            container = _from_summary(summary)
+            if _needs_inspect(summary):
+                try:
+                    inspect = _call(client.inspect_container, f"inspect {container.name}", summary["Id"])
+                except docker.errors.NotFound:
+                    continue  # removed between list and inspect
+                crashing = (inspect.get("State") or {}).get("Restarting") or (
+                    (inspect.get("State") or {}).get("ExitCode", 0) not in (0, None)
+                    and int(inspect.get("RestartCount") or 0) > 0
+                )
+                logs = _log_tail(client, summary["Id"], log_tail) if crashing else ()
+                container = _with_inspect(container, inspect, logs)
+            containers.append(container)
+    except docker.errors.APIError as exc:
+        raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc
+    finally:
+        client.close()
+    return DockerObservation(
+        status=RuntimeStatus(
+            runtime=Runtime.COMPOSE,
+            reachable=True,
+            endpoint=docker_endpoint(),
+            version=str(version.get("Version", "?")),
+        ),
+        containers=tuple(sorted(containers, key=lambda c: c.name)),
+        networks=tuple(
+            sorted(
+                (
+                    DockerNetwork(
+                        id=n["Id"],
+                        name=n["Name"],
+                        driver=n.get("Driver", ""),
+                        compose_project=(n.get("Labels") or {}).get(PROJECT_LABEL),
+                        internal=bool(n.get("Internal")),
+                    )
+                    for n in networks
+                ),
+                key=lambda n: n.name,
+            )
+        ),
+    )

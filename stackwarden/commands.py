@@ -1,0 +1,46 @@
+"""Exact commands for this host, rendered from observed identities (never "adjust PIDs")."""
+
+from __future__ import annotations
+
+import shlex
+
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Container, ProcessInfo
+
+
+def compose(profile: Profile, *args: str) -> str:
+    """``docker compose -p PROJECT -f FILE ... ARGS`` for the profile's project."""
+    argv = ["docker", "compose", "-p", profile.compose.project]
+    for file in profile.compose.files:
+        argv += ["-f", file]
+    return shlex.join([*argv, *args])
+
+
+def stop_process(process: ProcessInfo, signal_name: str = "SIGTERM") -> str:
+    """Stop a host process the way the profile says: its unit, else its signal."""
+    if process.systemd_unit:
+        return shlex.join(["systemctl", "stop", process.systemd_unit])
+    return shlex.join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
+
+
+def docker_stop(container: Container) -> str:
+    """Stop one container by name (volumes and the container itself are kept)."""
+    return shlex.join(["docker", "stop", container.name])
+
+
+def docker_logs(container: Container, tail: int = 50) -> str:
+    """Read the last lines of a container's logs."""
+    return shlex.join(["docker", "logs", "--tail", str(tail), container.name])
+
+
+def port_listeners(port: int) -> str:
+    """Who listens on ``port``, with PIDs (both address families)."""
+    return shlex.join(["ss", "-ltnp", f"sport = :{port}"])
+
+
+def kubectl(namespace: str, *args: str, context: str | None = None) -> str:
+    """A kubectl command in the profile's namespace (and context when one is known)."""
+    argv = ["kubectl"]
+    if context:
+        argv += ["--context", context]
+    return shlex.join([*argv, "-n", namespace, *args])

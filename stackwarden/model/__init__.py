@@ -1,0 +1,61 @@
+"""Pydantic models of the domain: profile, snapshot, finding (plan, journal, verdict follow)."""
+
+from stackwarden.model.base import CrashCategory, Frozen, Mode, Runtime, Severity
+from stackwarden.model.finding import AuditResult, CrashCause, Finding, Location, ModeRecommendation
+from stackwarden.model.profile import (
+    ComposeSpec,
+    HealthCheck,
+    HostMatcher,
+    KubernetesSpec,
+    KubeWorkload,
+    Profile,
+    ServiceSpec,
+)
+from stackwarden.model.snapshot import (
+    Container,
+    DockerNetwork,
+    KubeContext,
+    KubeObservation,
+    KubeServicePort,
+    KubeServiceState,
+    KubeWorkloadState,
+    Listener,
+    PodState,
+    ProcessInfo,
+    PublishedPort,
+    RuntimeStatus,
+    Snapshot,
+)
+
+__all__ = [
+    "AuditResult",
+    "ComposeSpec",
+    "Container",
+    "CrashCategory",
+    "CrashCause",
+    "DockerNetwork",
+    "Finding",
+    "Frozen",
+    "HealthCheck",
+    "HostMatcher",
+    "KubeContext",
+    "KubeObservation",
+    "KubeServicePort",
+    "KubeServiceState",
+    "KubeWorkload",
+    "KubeWorkloadState",
+    "KubernetesSpec",
+    "Listener",
+    "Location",
+    "Mode",
+    "ModeRecommendation",
+    "PodState",
+    "ProcessInfo",
+    "Profile",
+    "PublishedPort",
+    "Runtime",
+    "RuntimeStatus",
+    "ServiceSpec",
+    "Severity",
+    "Snapshot",
+]

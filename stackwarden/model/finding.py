@@ -1,0 +1,75 @@
+"""Findings: the diagnosis, each with evidence, a severity and exact commands for this host."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from stackwarden.model.base import CrashCategory, Frozen, Mode, Runtime, Severity
+
+
+class CrashCause(Frozen):
+    """Why a service crash-loops, derived from its exit code and log signatures."""
+
+    category: CrashCategory
+    signature: str
+    explanation: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: tuple[str, ...] = ()
+    exit_code: int | None = None
+    port: int | None = None
+
+
+class Location(Frozen):
+    """Where something was seen: a container, pod, workload or process."""
+
+    runtime: Runtime
+    kind: str
+    name: str
+    detail: str = ""
+
+
+class Finding(Frozen):
+    """One diagnosed fact. ``id`` is stable across runs for the same conflict, so events can
+    open and resolve it; ``evidence`` holds observed facts only (PIDs, ids, log lines)."""
+
+    id: str
+    rule: str
+    title: str
+    severity: Severity
+    services: tuple[str, ...] = ()
+    runtimes: tuple[Runtime, ...] = ()
+    summary: str
+    evidence: tuple[str, ...] = ()
+    locations: tuple[Location, ...] = ()
+    recommendation: str = ""
+    action: str = Field(default="", description="Short imperative for the status table.")
+    commands: tuple[str, ...] = ()
+    cause: CrashCause | None = None
+
+
+class ModeRecommendation(Frozen):
+    """The mode stackwarden suggests, and why."""
+
+    mode: Mode
+    reasons: tuple[str, ...]
+
+
+class AuditResult(Frozen):
+    """What an audit produced: the snapshot it diagnosed, the findings, the suggested mode."""
+
+    profile: str
+    snapshot_taken_at: str
+    findings: tuple[Finding, ...]
+    recommendation: ModeRecommendation
+
+    def worst(self) -> Severity:
+        """The worst severity among the findings (``ok`` when there are none)."""
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.OK)
+
+    def at_least_conflict(self) -> bool:
+        """True when any finding is worse than ``low``: the seed's "CONFLICTS DETECTED"."""
+        return any(f.severity.at_least(Severity.MEDIUM) for f in self.findings)
+
+    def at_least(self, severity: Severity) -> tuple[Finding, ...]:
+        """Findings at ``severity`` or worse; the CLI's ``--fail-on`` gate."""
+        return tuple(f for f in self.findings if f.severity.at_least(severity))

@@ -1,0 +1,264 @@
+"""What was observed, inert and serialisable.
+
+Adapters convert wire payloads (docker inspect, psutil, Kubernetes objects) into these models at
+the boundary; nothing past the adapters sees a raw payload. A runtime that could not be observed
+is recorded in ``runtimes`` with the reason, never raised (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from stackwarden.model.base import Frozen, Runtime
+
+
+class RuntimeStatus(Frozen):
+    """Whether a runtime could be observed, and if not, why."""
+
+    runtime: Runtime
+    reachable: bool
+    endpoint: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+
+class PublishedPort(Frozen):
+    """A container port published on the host (``host_ip`` 0.0.0.0 and :: are wildcards)."""
+
+    host_ip: str
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+class Container(Frozen):
+    """One Docker container. Healthy containers come from the single list call; only the
+    unhealthy ones are inspected (restart count, exit code, state error, declared ports, logs)."""
+
+    id: str
+    name: str
+    image: str
+    state: str
+    status: str = ""
+    compose_project: str | None = None
+    compose_service: str | None = None
+    compose_config_files: tuple[str, ...] = ()
+    compose_working_dir: str | None = None
+    restart_count: int | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    oom_killed: bool = False
+    published: tuple[PublishedPort, ...] = ()
+    declared: tuple[PublishedPort, ...] = ()
+    networks: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    log_tail: tuple[str, ...] = ()
+    inspected: bool = False
+
+    @property
+    def short_id(self) -> str:
+        """The 12-character id the docker CLI prints."""
+        return self.id[:12]
+
+    @property
+    def is_crash_looping(self) -> bool:
+        """Restarting, or stopped on a failure after restarts: the seed's "restarting" backend."""
+        if self.state == "restarting":
+            return True
+        return self.state in {"exited", "dead"} and (self.exit_code or 0) != 0 and (self.restart_count or 0) > 0
+
+    @property
+    def failed_to_start(self) -> bool:
+        """Created or exited with an engine error, e.g. a port publish that could not bind."""
+        return bool(self.error) and self.state in {"created", "exited", "dead"}
+
+    @property
+    def is_active(self) -> bool:
+        """Running or trying to run: it counts as a deployment of its service."""
+        return self.state in {"running", "restarting", "paused"} or self.failed_to_start or self.is_crash_looping
+
+
+class DockerNetwork(Frozen):
+    """A Docker network; the compose project label says which project owns it."""
+
+    id: str
+    name: str
+    driver: str
+    compose_project: str | None = None
+    internal: bool = False
+
+
+class ProcessInfo(Frozen):
+    """A host process. ``pid`` + ``create_time`` + ``exe`` is its identity (PIDs are reused)."""
+
+    pid: int
+    create_time: float
+    name: str
+    exe: str | None = None
+    cmdline: tuple[str, ...] = ()
+    user: str | None = None
+    systemd_unit: str | None = None
+    ppid: int | None = None
+
+    @property
+    def exe_basename(self) -> str:
+        """The resolved executable's base name (``/proc/PID/exe``; symlinks are followed)."""
+        return self.exe.rsplit("/", 1)[-1] if self.exe else self.name
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every name the process answers to: comm, argv[0] and the resolved executable.
+
+        Debian's redis-server is a symlink to redis-check-rdb, so the executable alone would
+        miss it; the profile's matcher may name any of these.
+        """
+        argv0 = self.cmdline[0].split(" ", 1)[0].rsplit("/", 1)[-1] if self.cmdline else ""
+        return frozenset(n for n in (self.name, argv0, self.exe_basename) if n)
+
+
+class Listener(Frozen):
+    """A listening TCP socket on this host. 0.0.0.0, 127.0.0.1, :: and ::1 are distinct
+    listeners: IPv4 and IPv6 sockets on one port can belong to different owners."""
+
+    address: str
+    port: int
+    pid: int | None = None
+    container_id: str | None = Field(
+        default=None, description="Set when the socket is a docker-proxy forwarding to a container."
+    )
+
+    @property
+    def family(self) -> Literal["ipv4", "ipv6"]:
+        """The address family, which decides which clients reach this listener."""
+        return "ipv6" if ipaddress.ip_address(self.address).version == 6 else "ipv4"
+
+    @property
+    def is_wildcard(self) -> bool:
+        """0.0.0.0 or ::, reachable on every address of its family."""
+        return ipaddress.ip_address(self.address).is_unspecified
+
+    @property
+    def display(self) -> str:
+        """``addr:port`` with IPv6 bracketed, as ss and lsof print it."""
+        return f"[{self.address}]:{self.port}" if self.family == "ipv6" else f"{self.address}:{self.port}"
+
+
+class KubeContext(Frozen):
+    """A kubeconfig context, and whether the profile allows remediation in it."""
+
+    name: str
+    cluster: str | None = None
+    server: str | None = None
+    namespace: str | None = None
+    flavour: Literal["minikube", "kind", "docker-desktop", "other"] = "other"
+    current: bool = False
+    allowed: bool = False
+
+
+class KubeWorkloadState(Frozen):
+    """A Deployment or StatefulSet: desired versus ready replicas and its identity."""
+
+    kind: Literal["Deployment", "StatefulSet"]
+    name: str
+    namespace: str
+    uid: str
+    resource_version: str
+    replicas: int
+    ready_replicas: int = 0
+    selector: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class PodState(Frozen):
+    """One pod: phase, the waiting reason of its worst container, restarts, last exit code."""
+
+    name: str
+    namespace: str
+    uid: str
+    phase: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    node: str | None = None
+    ready: bool = False
+    waiting_reason: str | None = None
+    restart_count: int = 0
+    last_exit_code: int | None = None
+    last_reason: str | None = None
+    owner: str | None = None
+    host_ports: tuple[int, ...] = ()
+    log_tail: tuple[str, ...] = ()
+
+    @property
+    def is_crash_looping(self) -> bool:
+        """CrashLoopBackOff, or restarting on failures."""
+        return self.waiting_reason == "CrashLoopBackOff" or (
+            self.restart_count > 0 and (self.last_exit_code or 0) != 0 and not self.ready
+        )
+
+
+class KubeServicePort(Frozen):
+    """A port of a Kubernetes Service; ``node_port`` is set for NodePort/LoadBalancer."""
+
+    port: int
+    target_port: str | None = None
+    node_port: int | None = None
+    protocol: str = "TCP"
+
+
+class KubeServiceState(Frozen):
+    """A Kubernetes Service. ClusterIP services are internal and hold no host port."""
+
+    name: str
+    namespace: str
+    type: str
+    cluster_ip: str | None = None
+    ports: tuple[KubeServicePort, ...] = ()
+    selector: dict[str, str] = Field(default_factory=dict)
+
+
+class KubeObservation(Frozen):
+    """The cluster side of a snapshot, for the profile's namespace."""
+
+    context: KubeContext | None = None
+    contexts: tuple[KubeContext, ...] = ()
+    namespace: str | None = None
+    workloads: tuple[KubeWorkloadState, ...] = ()
+    pods: tuple[PodState, ...] = ()
+    services: tuple[KubeServiceState, ...] = ()
+    forbidden: tuple[str, ...] = Field(default=(), description="Resources the identity may not read, e.g. 'list pods'.")
+
+
+class Snapshot(Frozen):
+    """Everything one observation pass saw, for every runtime the profile involves."""
+
+    taken_at: datetime
+    hostname: str
+    profile: str
+    runtimes: tuple[RuntimeStatus, ...]
+    containers: tuple[Container, ...] = ()
+    networks: tuple[DockerNetwork, ...] = ()
+    listeners: tuple[Listener, ...] = ()
+    processes: tuple[ProcessInfo, ...] = ()
+    kubernetes: KubeObservation | None = None
+
+    def runtime_status(self, runtime: Runtime) -> RuntimeStatus | None:
+        """The reachability record of ``runtime``, if it was observed at all."""
+        return next((r for r in self.runtimes if r.runtime is runtime), None)
+
+    def reachable(self, runtime: Runtime) -> bool:
+        """True when ``runtime`` was observed successfully."""
+        status = self.runtime_status(runtime)
+        return status is not None and status.reachable
+
+    def process(self, pid: int | None) -> ProcessInfo | None:
+        """The process with ``pid``, if it was observed."""
+        return next((p for p in self.processes if p.pid == pid), None) if pid else None
+
+    def container(self, container_id: str | None) -> Container | None:
+        """The container with that id (full or short), if observed."""
+        if not container_id:
+            return None
+        return next((c for c in self.containers if c.id.startswith(container_id)), None)

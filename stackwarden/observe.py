@@ -1,0 +1,115 @@
+"""Pure helpers that turn per-runtime observations into one Snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from stackwarden.model.base import Runtime
+from stackwarden.model.snapshot import (
+    Container,
+    DockerNetwork,
+    KubeObservation,
+    Listener,
+    ProcessInfo,
+    RuntimeStatus,
+    Snapshot,
+)
+
+_WILDCARDS = {"0.0.0.0", "::", ""}
+
+
+def systemd_unit_from_cgroup(text: str) -> str | None:
+    """The systemd unit in /proc/PID/cgroup (v1 ``name=systemd`` or v2 ``0::``), if any.
+
+    A service under a unit must be stopped with systemctl, or systemd restarts it at once.
+    """
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3 or parts[1] not in {"", "name=systemd"}:
+            continue
+        for segment in reversed(parts[2].split("/")):
+            if segment.endswith(".service"):
+                return segment
+    return None
+
+
+def _proxy_target(cmdline: Sequence[str]) -> tuple[str, int, str, int] | None:
+    """(host_ip, host_port, container_ip, container_port) from a docker-proxy command line."""
+    if not cmdline or not cmdline[0].endswith("docker-proxy"):
+        return None
+    args = dict(zip(cmdline[1::2], cmdline[2::2], strict=False))
+    try:
+        return (
+            args.get("-host-ip", ""),
+            int(args["-host-port"]),
+            args.get("-container-ip", ""),
+            int(args.get("-container-port", "0")),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _publisher(listener: Listener, containers: Iterable[Container]) -> Container | None:
+    """The container publishing the listener's port on its address, if exactly one does."""
+    matches = [
+        c
+        for c in containers
+        for p in c.published
+        if p.host_port == listener.port
+        and (p.host_ip == listener.address or {p.host_ip, listener.address} <= _WILDCARDS)
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+def attribute_docker_proxies(
+    listeners: Sequence[Listener], processes: Sequence[ProcessInfo], containers: Sequence[Container]
+) -> tuple[Listener, ...]:
+    """Mark docker-proxy listeners with the container they forward to.
+
+    The proxy's command line names the container IP; failing that, the container that publishes
+    that address and port. A docker-proxy socket is the container's, not a host process's.
+    """
+    by_pid = {p.pid: p for p in processes}
+    out = []
+    for listener in listeners:
+        proc = by_pid.get(listener.pid or -1)
+        container: Container | None = None
+        if proc is not None and proc.exe_basename == "docker-proxy":
+            target = _proxy_target(proc.cmdline)
+            if target is not None:
+                container = next((c for c in containers if target[2] in c.ip_addresses), None)
+            container = container or _publisher(listener, containers)
+        out.append(listener.model_copy(update={"container_id": container.id}) if container else listener)
+    return tuple(out)
+
+
+def unreachable(runtime: Runtime, error: str, endpoint: str | None = None) -> RuntimeStatus:
+    """The record of a runtime that could not be observed (never raised past the flow)."""
+    return RuntimeStatus(runtime=runtime, reachable=False, endpoint=endpoint, error=error)
+
+
+def assemble_snapshot(
+    *,
+    taken_at: datetime,
+    hostname: str,
+    profile: str,
+    runtimes: Sequence[RuntimeStatus],
+    containers: Sequence[Container] = (),
+    networks: Sequence[DockerNetwork] = (),
+    listeners: Sequence[Listener] = (),
+    processes: Sequence[ProcessInfo] = (),
+    kubernetes: KubeObservation | None = None,
+) -> Snapshot:
+    """One Snapshot from the per-runtime parts, docker-proxy listeners attributed."""
+    return Snapshot(
+        taken_at=taken_at,
+        hostname=hostname,
+        profile=profile,
+        runtimes=tuple(runtimes),
+        containers=tuple(containers),
+        networks=tuple(networks),
+        listeners=attribute_docker_proxies(listeners, processes, containers),
+        processes=tuple(processes),
+        kubernetes=kubernetes,
+    )

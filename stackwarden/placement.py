@@ -1,0 +1,189 @@
+"""Where each profile service runs, and who owns each profile port: the shared view that rules,
+planner and verdict all read, derived once from a snapshot so they never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stackwarden.model.base import Runtime
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import (
+    Container,
+    KubeWorkloadState,
+    Listener,
+    PodState,
+    ProcessInfo,
+    Snapshot,
+)
+
+
+@dataclass(frozen=True)
+class ServicePlacement:
+    """Every place one service is deployed, per runtime."""
+
+    service: str
+    containers: tuple[Container, ...] = ()
+    processes: tuple[ProcessInfo, ...] = ()
+    workloads: tuple[KubeWorkloadState, ...] = ()
+    pods: tuple[PodState, ...] = ()
+
+    @property
+    def runtimes(self) -> tuple[Runtime, ...]:
+        """The runtimes where the service is deployed (running or trying to)."""
+        found = []
+        if self.containers:
+            found.append(Runtime.COMPOSE)
+        if any(w.replicas > 0 for w in self.workloads) or self.pods:
+            found.append(Runtime.KUBERNETES)
+        if self.processes:
+            found.append(Runtime.HOST)
+        return tuple(found)
+
+
+@dataclass(frozen=True)
+class PortOwner:
+    """One owner of a host port: a container (through docker-proxy) or a host process.
+
+    ``in_profile`` is true when the owner is this service in one of the profile's runtimes:
+    the profile's compose container, or a process whose executable the profile names.
+    """
+
+    port: int
+    listeners: tuple[Listener, ...]
+    container: Container | None = None
+    process: ProcessInfo | None = None
+    in_profile: bool = False
+    runtime: Runtime | None = None
+
+    @property
+    def label(self) -> str:
+        """A human name with the identity that commands need."""
+        if self.container is not None:
+            return f"container {self.container.name} ({self.container.short_id})"
+        if self.process is not None:
+            unit = f", unit {self.process.systemd_unit}" if self.process.systemd_unit else ""
+            return f"process {self.process.name} (PID {self.process.pid}{unit})"
+        pid = self.listeners[0].pid if self.listeners else None
+        return f"unknown owner (PID {pid})" if pid else "unknown owner (socket without a visible process)"
+
+    @property
+    def addresses(self) -> str:
+        """The listening addresses, e.g. ``127.0.0.1:6379, [::1]:6379``."""
+        return ", ".join(sorted(listener.display for listener in self.listeners))
+
+    @property
+    def families(self) -> frozenset[str]:
+        """The address families this owner listens on."""
+        return frozenset(listener.family for listener in self.listeners)
+
+
+@dataclass(frozen=True)
+class StackView:
+    """Placements of every service and owners of every profile port, for one snapshot."""
+
+    placements: dict[str, ServicePlacement] = field(default_factory=dict)
+    port_owners: dict[int, tuple[PortOwner, ...]] = field(default_factory=dict)
+
+
+def _matches_host(profile: Profile, service: str, process: ProcessInfo) -> bool:
+    """Port AND executable: a process counts as the service only if the profile names it."""
+    matcher = profile.services[service].host
+    if matcher is None:
+        return False
+    return any(exe in process.names for exe in matcher.executables)
+
+
+def profile_containers(snapshot: Snapshot, profile: Profile, service: str) -> tuple[Container, ...]:
+    """Active containers of the profile's compose project for ``service``."""
+    compose_name = profile.compose_service_name(service)
+    return tuple(
+        c
+        for c in snapshot.containers
+        if c.compose_project == profile.compose.project and c.compose_service == compose_name and c.is_active
+    )
+
+
+def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[PortOwner, ...]:
+    """Group the port's listeners by owner (container id, else PID)."""
+    groups: dict[str, list[Listener]] = {}
+    for listener in snapshot.listeners:
+        if listener.port != port:
+            continue
+        key = f"c:{listener.container_id}" if listener.container_id else f"p:{listener.pid}"
+        groups.setdefault(key, []).append(listener)
+    service = profile.service_for_port(port)
+    owners = []
+    for key, listeners in sorted(groups.items()):
+        first = listeners[0]
+        container = snapshot.container(first.container_id) if key.startswith("c:") else None
+        process = None if container else snapshot.process(first.pid)
+        in_profile = False
+        runtime: Runtime | None = None
+        if container is not None:
+            runtime = Runtime.COMPOSE
+            in_profile = (
+                service is not None
+                and container.compose_project == profile.compose.project
+                and container.compose_service == profile.compose_service_name(service)
+            )
+        elif process is not None:
+            runtime = Runtime.HOST
+            in_profile = service is not None and _matches_host(profile, service, process)
+        owners.append(
+            PortOwner(
+                port=port,
+                listeners=tuple(sorted(listeners, key=lambda item: item.address)),
+                container=container,
+                process=process,
+                in_profile=in_profile,
+                runtime=runtime,
+            )
+        )
+    return tuple(owners)
+
+
+def _host_processes(snapshot: Snapshot, profile: Profile, service: str) -> tuple[ProcessInfo, ...]:
+    """Host processes listening on one of the service's ports with a profile-named executable."""
+    pids = {
+        listener.pid
+        for listener in snapshot.listeners
+        if listener.port in profile.services[service].ports and listener.container_id is None
+    }
+    found = [p for p in snapshot.processes if p.pid in pids and _matches_host(profile, service, p)]
+    return tuple(sorted(found, key=lambda p: p.pid))
+
+
+def _kube_objects(
+    snapshot: Snapshot, profile: Profile, service: str
+) -> tuple[tuple[KubeWorkloadState, ...], tuple[PodState, ...]]:
+    """The service's workload in the profile namespace and the pods it selects."""
+    spec = profile.services[service].kubernetes
+    kube = snapshot.kubernetes
+    if spec is None or kube is None:
+        return (), ()
+    workloads = tuple(w for w in kube.workloads if w.kind == spec.kind and w.name == spec.name)
+    pods = tuple(
+        p
+        for p in kube.pods
+        for w in workloads
+        if p.phase not in {"Succeeded", "Failed"}
+        and w.selector
+        and all(p.labels.get(k) == v for k, v in w.selector.items())
+    )
+    return workloads, pods
+
+
+def stack_view(snapshot: Snapshot, profile: Profile) -> StackView:
+    """Derive placements and port owners for every profile service and port."""
+    placements = {}
+    for service in profile.services:
+        workloads, pods = _kube_objects(snapshot, profile, service)
+        placements[service] = ServicePlacement(
+            service=service,
+            containers=profile_containers(snapshot, profile, service),
+            processes=_host_processes(snapshot, profile, service),
+            workloads=workloads,
+            pods=pods,
+        )
+    owners = {port: _owners_of_port(snapshot, profile, port) for port in profile.all_ports()}
+    return StackView(placements=placements, port_owners=owners)

@@ -1,0 +1,341 @@
+"""The audit as markdown, in the shape of the seed report (docs/architecture.md §report).
+
+Sections: executive summary, detected conflicts, current configuration, recommendations (the
+three modes with pros and cons), immediate actions, conflict resolution status, next steps,
+diagnostic commands. Every command is rendered from observed identities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from stackwarden import commands
+from stackwarden.model.base import CrashCategory, Mode, Runtime, Severity
+from stackwarden.model.finding import AuditResult, Finding
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.placement import StackView, stack_view
+
+_SEVERITY_LABEL = {
+    Severity.CRITICAL: "Critical",
+    Severity.HIGH: "High",
+    Severity.MEDIUM: "Medium",
+    Severity.LOW: "Low",
+    Severity.OK: "OK",
+}
+_STATUS = {
+    Severity.CRITICAL: "🔴 Active",
+    Severity.HIGH: "⚠️ Active",
+    Severity.MEDIUM: "⚠️ Active",
+    Severity.LOW: "Note",
+    Severity.OK: "✅ OK",
+}
+_MODE_TEXT: dict[Mode, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    Mode.COMPOSE_ONLY: (
+        "Use Docker Compose only (recommended for development)",
+        ("Simpler setup", "Easier debugging", "No port conflicts", "Faster iteration"),
+        ("No Kubernetes features (scaling, service mesh, etc.)",),
+    ),
+    Mode.K8S_ONLY: (
+        "Use Kubernetes only (recommended for production)",
+        ("Production-like", "Scaling capabilities", "Better resource management"),
+        ("More complex setup", "Crash loops from code issues must be fixed first"),
+    ),
+    Mode.HYBRID_GUARDED: (
+        "Hybrid, guarded (each service in exactly one runtime)",
+        ("Stateful services can stay where their data is", "Each service still has one runtime"),
+        ("Two runtimes to operate", "Needs a runtime assigned per service in the profile"),
+    ),
+}
+
+
+def _code(lines: Iterable[str]) -> list[str]:
+    body = list(lines)
+    return ["```bash", *body, "```"] if body else []
+
+
+def _mode_steps(mode: Mode, profile: Profile, view: StackView) -> list[str]:
+    """Exact commands that would reach ``mode`` from what was observed (the dry-run view)."""
+    ns = profile.kubernetes.namespace if profile.kubernetes else None
+    steps: list[str] = []
+
+    def target(service: str) -> Runtime | None:
+        if mode is Mode.COMPOSE_ONLY:
+            return Runtime.COMPOSE
+        if mode is Mode.K8S_ONLY:
+            return Runtime.KUBERNETES
+        return profile.services[service].runtime
+
+    for name, placement in view.placements.items():
+        want = target(name)
+        spec = profile.services[name]
+        if want is not Runtime.KUBERNETES and ns:
+            steps += [
+                commands.kubectl(ns, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
+                for w in placement.workloads
+                if w.replicas > 0
+            ]
+        if want is not Runtime.HOST:
+            signal = spec.host.stop_signal if spec.host else "SIGTERM"
+            steps += [commands.stop_process(p, signal) for p in placement.processes]
+        if want is not Runtime.COMPOSE and placement.containers:
+            steps.append(commands.compose(profile, "stop", profile.compose_service_name(name)))
+    if mode is Mode.COMPOSE_ONLY:
+        steps.append(commands.compose(profile, "up", "-d"))
+    elif ns:
+        for name, spec in profile.services.items():
+            if spec.kubernetes and target(name) is Runtime.KUBERNETES:
+                steps.append(
+                    commands.kubectl(
+                        ns,
+                        "scale",
+                        f"{spec.kubernetes.kind.lower()}/{spec.kubernetes.name}",
+                        f"--replicas={spec.kubernetes.replicas}",
+                    )
+                )
+    return list(dict.fromkeys(steps))
+
+
+def _executive_summary(result: AuditResult, snapshot: Snapshot, view: StackView) -> list[str]:
+    duplicated = [p.service for p in view.placements.values() if len(p.runtimes) > 1]
+    running = {
+        r: sorted(p.service for p in view.placements.values() if r in p.runtimes)
+        for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST)
+    }
+    lines = []
+    if duplicated:
+        lines.append(
+            f"**{_SEVERITY_LABEL[result.worst()].upper()}:** {len(duplicated)} service(s) "
+            f"({', '.join(duplicated)}) are deployed by more than one runtime at the same time, "
+            "causing conflicts and resource contention."
+        )
+    elif result.at_least_conflict():
+        lines.append(f"**{_SEVERITY_LABEL[result.worst()].upper()}:** conflicts were found; see below.")
+    else:
+        lines.append("No conflicts: every service has at most one runtime and every port one owner.")
+    lines.append("")
+    for runtime, names in running.items():
+        reach = snapshot.runtime_status(runtime)
+        if reach is not None and not reach.reachable:
+            lines.append(f"- {runtime}: **unreachable** ({reach.error})")
+        elif reach is not None:
+            lines.append(f"- {runtime}: {', '.join(names) or 'no profile service'}")
+    return lines
+
+
+def _finding_section(index: int, finding: Finding) -> list[str]:
+    mark = "✅" if finding.severity is Severity.OK else ("❌" if finding.severity is Severity.CRITICAL else "⚠️")
+    out = [
+        f"### {index}. **{finding.title}** {mark}",
+        "",
+        f"**Severity:** {_SEVERITY_LABEL[finding.severity]} · **id:** `{finding.id}`",
+        "",
+        finding.summary,
+        "",
+    ]
+    if finding.cause is not None:
+        cause = finding.cause
+        verdict = (
+            "Code issue (not deployment conflict)"
+            if cause.category is CrashCategory.CODE_ISSUE
+            else cause.category.value.replace("-", " ").capitalize()
+        )
+        out += [
+            f"**Root Cause:** {verdict} - {cause.explanation} "
+            f"(signature `{cause.signature}`, confidence {cause.confidence:.0%})",
+            "",
+        ]
+    if finding.evidence:
+        out += ["**Evidence:**", *[f"- {line}" for line in finding.evidence], ""]
+    if finding.recommendation:
+        out += [f"**Recommendation:** {finding.recommendation}", ""]
+    out += _code(finding.commands)
+    out.append("")
+    return out
+
+
+def _configuration(snapshot: Snapshot, profile: Profile) -> list[str]:
+    out = ["### Kubernetes Context"]
+    kube = snapshot.kubernetes
+    reach = snapshot.runtime_status(Runtime.KUBERNETES)
+    if kube is not None and kube.context is not None:
+        ctx = kube.context
+        allowed = "allowed for remediation" if ctx.allowed else "**not** in the profile's allowlist (read-only)"
+        out += [
+            f"- **Active Context:** `{ctx.name}` ({ctx.flavour}; {allowed})",
+            f"- **Cluster:** {ctx.cluster or '?'} (running at {ctx.server or '?'})",
+            f"- **Namespace:** `{kube.namespace or (profile.kubernetes.namespace if profile.kubernetes else '?')}`",
+        ]
+    elif reach is not None and not reach.reachable:
+        out.append(f"- not observed: {reach.error}")
+    elif profile.kubernetes is not None:
+        out.append(f"- **Namespace:** `{profile.kubernetes.namespace}` (cluster not observed yet)")
+    else:
+        out.append("- the profile has no Kubernetes side")
+    ours = [c for c in snapshot.containers if c.compose_project == profile.compose.project]
+    networks = sorted({n for c in ours for n in c.networks})
+    out += [
+        "",
+        "### Docker Compose",
+        f"- **Project:** `{profile.compose.project}` ({len(ours)} container(s))",
+        f"- **Files:** {', '.join(f'`{f}`' for f in profile.compose.files)}",
+        f"- **Network:** {', '.join(f'`{n}`' for n in networks) or (profile.compose.network or 'none observed')}",
+        f"- **Services:** {', '.join(sorted(profile.services))}",
+    ]
+    docker = snapshot.runtime_status(Runtime.COMPOSE)
+    if docker is not None:
+        state = f"version {docker.version}" if docker.reachable else f"unreachable: {docker.error}"
+        out.append(f"- **Engine:** {docker.endpoint or 'default'} ({state})")
+    return out
+
+
+def _diagnostic_commands(snapshot: Snapshot, profile: Profile) -> list[str]:
+    ports = profile.all_ports()
+    cmds = [commands.compose(profile, "ps", "--all")]
+    if profile.kubernetes:
+        ctx = snapshot.kubernetes.context.name if snapshot.kubernetes and snapshot.kubernetes.context else None
+        ns = profile.kubernetes.namespace
+        cmds += [
+            commands.kubectl(ns, "get", "pods", "-o", "wide", context=ctx),
+            commands.kubectl(ns, "get", "deployments,statefulsets", context=ctx),
+            commands.kubectl(ns, "get", "services", context=ctx),
+        ]
+    cmds.append("ss -ltnp '" + " or ".join(f"sport = :{p}" for p in ports) + "'")
+    executables = sorted({e for s in profile.services.values() if s.host for e in s.host.executables})
+    if executables:
+        cmds.append("pgrep -a -x '" + "|".join(executables) + "'")
+    cmds.append("docker network ls")
+    return cmds
+
+
+def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -> str:
+    """Render the whole report."""
+    view = stack_view(snapshot, profile)
+    conflicts = result.at_least_conflict()
+    status = "⚠️ **CONFLICTS DETECTED**" if conflicts else "✅ **NO CONFLICTS**"
+    unreachable = [r.runtime.value for r in snapshot.runtimes if not r.reachable]
+    if unreachable:
+        status += f" (incomplete: {', '.join(unreachable)} not observed)"
+    date = snapshot.taken_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    out = [
+        f"# Docker and Kubernetes Conflict Diagnostic Report: {profile.name}",
+        "",
+        f"**Date:** {date}  ",
+        f"**Host:** {snapshot.hostname}  ",
+        f"**Status:** {status}",
+        "",
+        "---",
+        "",
+        "## Executive Summary",
+        "",
+        *_executive_summary(result, snapshot, view),
+        "",
+        "---",
+        "",
+        "## Detected Conflicts",
+        "",
+    ]
+    if not result.findings:
+        out += ["None.", ""]
+    for index, finding in enumerate(result.findings, start=1):
+        out += _finding_section(index, finding)
+    out += [
+        "---",
+        "",
+        "## Current Configuration",
+        "",
+        *_configuration(snapshot, profile),
+        "",
+        "---",
+        "",
+    ]
+    out += ["## Recommendations", ""]
+    for number, mode in enumerate(Mode, start=1):
+        title, pros, cons = _MODE_TEXT[mode]
+        chosen = " ⭐ suggested" if mode is result.recommendation.mode else ""
+        out += [
+            f"### Option {number}: {title}{chosen}",
+            "",
+            f"`stackwarden switch {mode}` plans these steps:",
+            "",
+        ]
+        steps = _mode_steps(mode, profile, view)
+        if mode is Mode.HYBRID_GUARDED and any(s.runtime is None for s in profile.services.values()):
+            out += [
+                "(the profile assigns no runtime to some services: set services.NAME.runtime)",
+                "",
+            ]
+        else:
+            out += [*_code(steps), ""]
+        out += [
+            "**Pros:**",
+            *[f"- {p}" for p in pros],
+            "",
+            "**Cons:**",
+            *[f"- {c}" for c in cons],
+            "",
+        ]
+    out += [
+        "**Why this suggestion:**",
+        *[f"- {r}" for r in result.recommendation.reasons],
+        "",
+        "---",
+        "",
+    ]
+    out += ["## Immediate Actions Required", ""]
+    urgent = [f for f in result.findings if f.severity.at_least(Severity.HIGH)]
+    if not urgent:
+        out += ["None.", ""]
+    for index, finding in enumerate(urgent, start=1):
+        icon = "🔴" if finding.severity is Severity.CRITICAL else "🟠"
+        out += [
+            f"### {index}. **{finding.action or finding.title}** {icon}",
+            "",
+            finding.recommendation,
+            "",
+        ]
+        out += [*_code(finding.commands), ""]
+    out += [
+        "---",
+        "",
+        "## Conflict Resolution Status",
+        "",
+        "| Conflict Type | Status | Severity | Action Required |",
+        "|--------------|--------|----------|----------------|",
+    ]
+    out += [
+        f"| {f.title} | {_STATUS[f.severity]} | {_SEVERITY_LABEL[f.severity]} | {f.action or '-'} |"
+        for f in result.findings
+    ]
+    out += ["", "---", "", "## Next Steps", ""]
+    out += [f"{i}. {step}" for i, step in enumerate(_next_steps(result), start=1)]
+    out += [
+        "",
+        "---",
+        "",
+        "## Diagnostic Commands",
+        "",
+        *_code(_diagnostic_commands(snapshot, profile)),
+        "",
+    ]
+    out += ["---", "", f"**Generated by:** stackwarden audit, profile `{profile.name}`", ""]
+    return "\n".join(out)
+
+
+def _next_steps(result: AuditResult) -> list[str]:
+    """Ordered like the seed: stop stray processes, choose a mode, fix code, then settle."""
+    steps = []
+    if any(f.rule == "port-conflicts" for f in result.findings):
+        steps.append("**Immediate:** free the conflicting ports (see Immediate Actions).")
+    if any(f.rule == "dual-deployment" for f in result.findings):
+        steps.append(
+            f"**Short-term:** choose one mode: `stackwarden switch {result.recommendation.mode}` "
+            "(dry run), then add `--apply`."
+        )
+    code = [f for f in result.findings if f.cause and f.cause.category is CrashCategory.CODE_ISSUE]
+    if code:
+        steps.append("**Medium-term:** fix the code issue(s): " + ", ".join(f.title for f in code) + ".")
+    if any(f.rule == "runtime-unreachable" for f in result.findings):
+        steps.append("Make every runtime reachable and rerun `stackwarden audit` for a complete picture.")
+    steps.append("**Long-term:** schedule `stackwarden audit` (deployments/prefect.yaml) to catch drift.")
+    return steps

@@ -1,0 +1,20 @@
+"""Pure diagnosis rules. Importing this package registers every rule module."""
+
+from __future__ import annotations
+
+from stackwarden.model.finding import Finding
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.rules import crash_loops, dual_deployment, network, ports, runtimes
+from stackwarden.rules.registry import RULES, Rule, rule
+
+RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, network)
+
+
+def diagnose(snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:
+    """Run every registered rule; worst first, then by id, so output is stable across runs."""
+    findings = [f for check in RULES.values() for f in check(snapshot, profile)]
+    return tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.id)))
+
+
+__all__ = ["RULES", "RULE_MODULES", "Rule", "diagnose", "rule"]

@@ -1,0 +1,170 @@
+"""Port conflicts on the host: two owners of one port, IPv4/IPv6 shadowing, a publisher that
+failed to bind, and a profile port held by an owner the profile does not name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from stackwarden import commands
+from stackwarden.model.base import Runtime, Severity
+from stackwarden.model.finding import Finding, Location
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Container, Snapshot
+from stackwarden.placement import PortOwner, stack_view
+from stackwarden.rules.registry import rule
+
+_BIND_FAILURE = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
+
+
+def _failed_publishers(snapshot: Snapshot, port: int) -> tuple[Container, ...]:
+    """Containers that declare ``port`` but could not bind it (the engine's state error)."""
+    return tuple(
+        c
+        for c in snapshot.containers
+        if c.failed_to_start and _BIND_FAILURE.search(c.error or "") and any(d.host_port == port for d in c.declared)
+    )
+
+
+def _owner_location(owner: PortOwner) -> Location:
+    runtime = owner.runtime or Runtime.HOST
+    kind = "container" if owner.container else "process"
+    name = owner.container.name if owner.container else (owner.process.name if owner.process else "unknown")
+    return Location(runtime=runtime, kind=kind, name=name, detail=f"listens on {owner.addresses}")
+
+
+def _owner_evidence(owner: PortOwner) -> str:
+    scope = "in the profile" if owner.in_profile else "NOT named by the profile"
+    line = f"{owner.label} listens on {owner.addresses} ({scope})"
+    if owner.process is not None and owner.process.cmdline:
+        line += f"; cmdline: {' '.join(owner.process.cmdline)[:160]}"
+    return line
+
+
+def _stop_commands(profile: Profile, owners: tuple[PortOwner, ...]) -> list[str]:
+    """How to stop each in-profile owner; unknown owners get a look-up command only."""
+    out = []
+    for owner in owners:
+        if owner.container is not None and owner.in_profile:
+            out.append(commands.compose(profile, "stop", owner.container.compose_service or ""))
+        elif owner.container is not None:
+            out.append(commands.docker_stop(owner.container))
+        elif owner.process is not None:
+            service = profile.service_for_port(owner.port)
+            matcher = profile.services[service].host if service else None
+            out.append(commands.stop_process(owner.process, matcher.stop_signal if matcher else "SIGTERM"))
+    out.append(commands.port_listeners(owners[0].port if owners else 0))
+    return out
+
+
+def _shadowing_note(owners: tuple[PortOwner, ...], port: int) -> str | None:
+    """IPv4/IPv6 shadowing: different owners per family mean 'localhost' picks one by resolver."""
+    by_family: dict[str, list[str]] = {}
+    for owner in owners:
+        for family in owner.families:
+            by_family.setdefault(family, []).append(owner.label)
+    if len(by_family) > 1 and all(len(v) == 1 for v in by_family.values()) and len(owners) > 1:
+        v4, v6 = by_family.get("ipv4", ["?"])[0], by_family.get("ipv6", ["?"])[0]
+        return (
+            f"IPv4/IPv6 shadowing: localhost:{port} reaches {v6} over IPv6 (::1) and {v4} over "
+            "IPv4 (127.0.0.1); which one a client gets depends on how it resolves localhost."
+        )
+    return None
+
+
+def _action(owners: tuple[PortOwner, ...]) -> str:
+    """The seed's "Stop local postgres": host processes are the usual odd one out."""
+    local = [o.label for o in owners if o.runtime is Runtime.HOST]
+    return "Stop " + " and ".join(local) if local else "Keep one owner of the port"
+
+
+@rule("port-conflicts")
+def port_conflicts(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """One finding per profile port that has more than one owner or a failed publisher."""
+    view = stack_view(snapshot, profile)
+    for port, owners in view.port_owners.items():
+        service = profile.service_for_port(port) or "?"
+        failed = _failed_publishers(snapshot, port)
+        if len(owners) < 2 and not (failed and owners):
+            continue
+        evidence = [_owner_evidence(o) for o in owners]
+        summary_parts = []
+        if len(owners) > 1:
+            summary_parts.append(
+                f"port {port} ({service}) has {len(owners)} owners: " + " and ".join(o.label for o in owners)
+            )
+        for container in failed:
+            holder = ", ".join(o.label for o in owners)
+            summary_parts.append(
+                f"container {container.name} declares port {port} but failed to bind it; held by {holder}"
+            )
+            evidence.append(
+                f"container {container.name} ({container.short_id}) state {container.state}: {container.error}"
+            )
+        if note := _shadowing_note(owners, port):
+            evidence.append(note)
+        locations = [_owner_location(o) for o in owners]
+        locations += [
+            Location(
+                runtime=Runtime.COMPOSE,
+                kind="container",
+                name=c.name,
+                detail=f"failed to bind :{port}",
+            )
+            for c in failed
+        ]
+        unknown = [o for o in owners if not o.in_profile]
+        recommendation = f"Keep exactly one owner of port {port}: stop the ones outside the chosen mode."
+        if unknown:
+            recommendation += (
+                " "
+                + ", ".join(o.label for o in unknown)
+                + " is not named by the profile: stackwarden will not stop it; stop it yourself"
+                " or add its executable to the profile."
+            )
+        yield Finding(
+            id=f"port-conflict:{port}",
+            rule="port-conflicts",
+            title=f"Port conflict {port} ({service})",
+            severity=Severity.CRITICAL,
+            services=(service,),
+            runtimes=tuple(sorted({loc.runtime for loc in locations})),
+            summary="; ".join(summary_parts) + ".",
+            evidence=tuple(evidence),
+            locations=tuple(locations),
+            recommendation=recommendation,
+            action=_action(owners),
+            commands=tuple(_stop_commands(profile, owners)),
+        )
+
+
+@rule("port-foreign-owner")
+def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """A profile port whose only owner is not this service in any profile runtime.
+
+    Not a conflict between deployments, but it blocks the service everywhere and stackwarden
+    must never stop it (DESIGN.md §5.1), so the user needs to know.
+    """
+    view = stack_view(snapshot, profile)
+    for port, owners in view.port_owners.items():
+        if len(owners) != 1 or owners[0].in_profile:
+            continue
+        owner = owners[0]
+        service = profile.service_for_port(port) or "?"
+        yield Finding(
+            id=f"port-foreign-owner:{port}",
+            rule="port-foreign-owner",
+            title=f"Port {port} ({service}) held by an unknown owner",
+            severity=Severity.HIGH,
+            services=(service,),
+            runtimes=(owner.runtime or Runtime.HOST,),
+            summary=f"port {port} of {service} is held by {owner.label}, which the profile does not name.",
+            evidence=(_owner_evidence(owner),),
+            locations=(_owner_location(owner),),
+            recommendation=(
+                f"stackwarden will not touch {owner.label}. Stop it yourself, or add its executable "
+                f"to services.{service}.host.executables if it is this service."
+            ),
+            action=f"Free port {port} yourself",
+            commands=(commands.port_listeners(port),),
+        )

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin, one per step; the logic lives in ``stackwarden``."""

@@ -1,0 +1,62 @@
+"""Pure observation helpers: systemd units, docker-proxy attribution, redaction, events."""
+
+from __future__ import annotations
+
+from stackwarden.events import transitions
+from stackwarden.model import Listener
+from stackwarden.observe import attribute_docker_proxies, systemd_unit_from_cgroup
+from stackwarden.redact import redact_argv, redact_text
+from stackwarden.rules import diagnose
+from tests.support.builders import container, process, profile, proxy_for, seed_snapshot
+
+
+def test_systemd_unit_from_cgroup_v1_and_v2() -> None:
+    v2 = "0::/system.slice/redis-server.service\n"
+    v1 = "12:pids:/system.slice/postgresql@15-main.service\n1:name=systemd:/system.slice/postgresql@15-main.service\n"
+    assert systemd_unit_from_cgroup(v2) == "redis-server.service"
+    assert systemd_unit_from_cgroup(v1) == "postgresql@15-main.service"
+    assert systemd_unit_from_cgroup("0::/user.slice/user-0.slice/session-3.scope\n") is None
+    assert systemd_unit_from_cgroup("") is None
+
+
+def test_docker_proxy_listener_belongs_to_its_container() -> None:
+    c = container("redis", publish=(("127.0.0.1", 36379),))
+    listener, proxy = proxy_for(c, "127.0.0.1", 36379, 901)
+    (attributed,) = attribute_docker_proxies([listener], [proxy], [c])
+    assert attributed.container_id == c.id
+
+
+def test_plain_process_listener_is_not_attributed() -> None:
+    c = container("redis", publish=(("127.0.0.1", 36379),))
+    listener = Listener(address="::1", port=36379, pid=5)
+    (attributed,) = attribute_docker_proxies([listener], [process(5, "redis-server")], [c])
+    assert attributed.container_id is None
+
+
+def test_docker_proxy_without_container_ip_falls_back_to_published_port() -> None:
+    c = container("frontend", publish=(("0.0.0.0", 31000),))
+    proxy = process(9, "docker-proxy", ("/usr/bin/docker-proxy", "-proto", "tcp"), exe="/usr/bin/docker-proxy")
+    (attributed,) = attribute_docker_proxies([Listener(address="0.0.0.0", port=31000, pid=9)], [proxy], [c])
+    assert attributed.container_id == c.id
+
+
+def test_secrets_never_reach_evidence() -> None:
+    assert redact_argv(["redis-server", "--requirepass", "hunter2"]) == (
+        "redis-server",
+        "--requirepass",
+        "***",
+    )
+    assert redact_argv(["app", "--db-password=hunter2"]) == ("app", "--db-password=***")
+    assert "hunter2" not in redact_text("DATABASE_URL=postgres://app:hunter2@db:5432/x")
+    assert "hunter2" not in redact_text("PGPASSWORD=hunter2 psql")
+    assert redact_text("src/services/secret_manager.rs:42:9") == "src/services/secret_manager.rs:42:9"
+
+
+def test_events_open_once_and_resolve_when_gone() -> None:
+    findings = diagnose(seed_snapshot(), profile())
+    opened, resolved = transitions([], findings)
+    assert {f.id for f in opened} == {f.id for f in findings if f.severity != "ok"}
+    again, none = transitions([f.id for f in opened], findings)
+    assert again == [] and none == []
+    _, resolved = transitions([*[f.id for f in opened], "port-conflict:1"], findings)
+    assert resolved == ["port-conflict:1"]
