@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import docker
@@ -20,7 +22,13 @@ import requests
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError
 from stackwarden.model.base import Runtime
-from stackwarden.model.snapshot import Container, DockerNetwork, PublishedPort, RuntimeStatus
+from stackwarden.model.snapshot import (
+    RECENT_START_SECONDS,
+    Container,
+    DockerNetwork,
+    PublishedPort,
+    RuntimeStatus,
+)
 from stackwarden.redact import redact_text
 
 LOG = logging.getLogger(__name__)
@@ -56,41 +64,52 @@ def _is_engine_absent(exc: BaseException) -> bool:
     return False
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes: docker-py wraps HTTP errors during version negotiation."""
+    out: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in out:
+        out.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    return out
+
+
+def _classify(exc: Exception) -> Exception:
+    """Sort a docker-py failure: retry transport blips, 429 and 5xx; give up at once on a missing
+    engine; hand 4xx back unchanged (the caller may expect NotFound)."""
+    for item in _chain(exc):
+        response = getattr(item, "response", None)
+        code = getattr(response, "status_code", None) or getattr(item, "status_code", None)
+        if isinstance(code, int) and (code == 429 or code >= 500):
+            header = response.headers.get("Retry-After", "") if response is not None else ""
+            return RetryableCall(f"HTTP {code}: {item}", float(header) if header.isdigit() else None)
+        if isinstance(code, int) and 400 <= code < 500:
+            return exc
+    if _is_engine_absent(exc):
+        return PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}")
+    if any(isinstance(i, requests.exceptions.ConnectionError | requests.exceptions.Timeout) for i in _chain(exc)):
+        return RetryableCall(str(exc))
+    return exc
+
+
 def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
-    """Call docker-py, sorting failures into retryable and permanent."""
+    """Call docker-py under the retry policy of ``adapters.retry``."""
 
     def attempt() -> Any:
         try:
             return func(*args, **kwargs)
-        except docker.errors.APIError as exc:
-            code = exc.status_code or 0
-            if code == 429 or code >= 500:
-                retry_after = None
-                if exc.response is not None and exc.response.headers.get("Retry-After", "").isdigit():
-                    retry_after = float(exc.response.headers["Retry-After"])
-                raise RetryableCall(f"HTTP {code}: {exc.explanation}", retry_after) from exc
-            raise
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-            if _is_engine_absent(exc):
-                raise PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}") from exc
-            raise RetryableCall(str(exc)) from exc
+        except Exception as exc:
+            classified = _classify(exc)
+            if classified is exc:
+                raise
+            raise classified from exc
 
     return with_retries(attempt, what, LOG)
 
 
 def _client(timeout: float) -> docker.APIClient:
-    try:
-        return _call(
-            docker.APIClient,
-            "connect to Docker",
-            base_url=docker_endpoint(),
-            version="auto",
-            timeout=timeout,
-        )
-    except docker.errors.DockerException as exc:
-        if _is_engine_absent(exc):
-            raise PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}") from exc
-        raise
+    """A low-level client; ``version="auto"`` negotiates with old and new engines alike."""
+    return _call(docker.APIClient, "connect to Docker", base_url=docker_endpoint(), version="auto", timeout=timeout)
 
 
 def _published(ports: list[dict[str, Any]] | None) -> tuple[PublishedPort, ...]:
@@ -126,9 +145,34 @@ def _declared(bindings: dict[str, list[dict[str, str]] | None] | None) -> tuple[
     return tuple(sorted(out, key=lambda p: (p.host_port, p.host_ip)))
 
 
+_SETTLED_UPTIME = re.compile(
+    r"^Up (?:(\d+) seconds|About a minute|\d+ minutes|About an hour|\d+ hours|\d+ days|\d+ weeks|\d+ months|\d+ years)"
+)
+
+
 def _needs_inspect(summary: dict[str, Any]) -> bool:
-    """Only containers that are not plainly running are worth a per-container call."""
-    return summary.get("State") != "running"
+    """Only containers not known to be healthy are worth a per-container call: not running,
+    unhealthy, or started so recently that they may be between two crashes of a loop."""
+    status = str(summary.get("Status", ""))
+    if summary.get("State") != "running" or "unhealthy" in status:
+        return True
+    settled = _SETTLED_UPTIME.match(status)
+    if settled is None:
+        return True  # "Up Less than a second" and anything we cannot read
+    seconds = settled.group(1)
+    return seconds is not None and int(seconds) < RECENT_START_SECONDS
+
+
+def _uptime(state: dict[str, Any], now: datetime) -> float | None:
+    """Seconds since State.StartedAt (Docker prints nanoseconds; keep microseconds)."""
+    started = str(state.get("StartedAt") or "")
+    if not started or started.startswith("0001-"):
+        return None
+    try:
+        stamp = datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", started).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return max(0.0, (now - stamp).total_seconds())
 
 
 def _from_summary(summary: dict[str, Any]) -> Container:
@@ -153,19 +197,20 @@ def _from_summary(summary: dict[str, Any]) -> Container:
     )
 
 
-def _with_inspect(container: Container, inspect: dict[str, Any], logs: tuple[str, ...]) -> Container:
+def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) -> Container:
     state = inspect.get("State") or {}
     declared = _declared((inspect.get("HostConfig") or {}).get("PortBindings"))
     return container.model_copy(
         update={
             "state": state.get("Status", container.state),
             "restart_count": int(inspect.get("RestartCount") or 0),
-            "exit_code": state.get("ExitCode"),
+            # A running container has not exited yet: Docker's 0 there is not an exit code.
+            "exit_code": None if state.get("Running") and not state.get("Restarting") else state.get("ExitCode"),
             "error": redact_text(state["Error"]) if state.get("Error") else None,
             "oom_killed": bool(state.get("OOMKilled")),
             "declared": declared or container.declared,
-            "log_tail": logs,
             "inspected": True,
+            "uptime_seconds": _uptime(state, now) if state.get("Running") else None,
         }
     )
 
@@ -202,12 +247,10 @@ def observe_docker(log_tail: int = 40, timeout: float = 10.0) -> DockerObservati
                     inspect = _call(client.inspect_container, f"inspect {container.name}", summary["Id"])
                 except docker.errors.NotFound:
                     continue  # removed between list and inspect
-                crashing = (inspect.get("State") or {}).get("Restarting") or (
-                    (inspect.get("State") or {}).get("ExitCode", 0) not in (0, None)
-                    and int(inspect.get("RestartCount") or 0) > 0
-                )
-                logs = _log_tail(client, summary["Id"], log_tail) if crashing else ()
-                container = _with_inspect(container, inspect, logs)
+                container = _with_inspect(container, inspect, datetime.now(UTC))
+                if container.is_crash_looping:
+                    logs = _log_tail(client, summary["Id"], log_tail)
+                    container = container.model_copy(update={"log_tail": logs})
             containers.append(container)
     except docker.errors.APIError as exc:
         raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc

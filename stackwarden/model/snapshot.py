@@ -15,6 +15,9 @@ from pydantic import Field
 
 from stackwarden.model.base import Frozen, Runtime
 
+RECENT_START_SECONDS = 30.0
+"""A container up for less than this is not yet known to be healthy."""
+
 
 class RuntimeStatus(Frozen):
     """Whether a runtime could be observed, and if not, why."""
@@ -58,6 +61,9 @@ class Container(Frozen):
     ip_addresses: tuple[str, ...] = ()
     log_tail: tuple[str, ...] = ()
     inspected: bool = False
+    uptime_seconds: float | None = Field(
+        default=None, description="Seconds since the container last started (inspected containers)."
+    )
 
     @property
     def short_id(self) -> str:
@@ -66,10 +72,19 @@ class Container(Frozen):
 
     @property
     def is_crash_looping(self) -> bool:
-        """Restarting, or stopped on a failure after restarts: the seed's "restarting" backend."""
+        """Restarting, stopped on a failure after restarts, or up again for only a moment after
+        restarts: the seed's "restarting" backend, whichever phase of the loop we catch."""
+        restarts = self.restart_count or 0
         if self.state == "restarting":
             return True
-        return self.state in {"exited", "dead"} and (self.exit_code or 0) != 0 and (self.restart_count or 0) > 0
+        if self.state in {"exited", "dead"}:
+            return (self.exit_code or 0) != 0 and restarts > 0
+        return (
+            self.state == "running"
+            and restarts > 0
+            and self.uptime_seconds is not None
+            and self.uptime_seconds < RECENT_START_SECONDS
+        )
 
     @property
     def failed_to_start(self) -> bool:

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install, provision the real components the tests use,
+# run the static checks, then pytest. Any failure fails the run.
+#   scripts/test.sh [pytest args...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "install (venv, stackwarden, dev tools)"
+scripts/install.sh --dev
+
+step "host packages for the real-process tests"
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
+fi
+# Debian starts redis on 6379 at install; the tests never use the machine's own 5432/6379.
+
+step "Docker engine, Compose v2 and the test image"
+PYTHON=.venv/bin/python scripts/provision-docker.sh
+
+step "static checks: ruff, mypy --strict, import-linter"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/lint-imports
+
+step "pytest"
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
