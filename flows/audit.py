@@ -13,6 +13,7 @@ from prefect.runtime import flow_run
 
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint
 from stackwarden.adapters.host import HostObservation
+from stackwarden.adapters.kubernetes import KubeObservationResult
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
@@ -20,7 +21,7 @@ from stackwarden.model.snapshot import Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
 from stackwarden.profiles import load_profile
 from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
-from tasks.observe import observe_docker_task, observe_host_task
+from tasks.observe import observe_docker_task, observe_host_task, observe_kubernetes_task
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,18 @@ def observe_all(profile: Profile) -> Snapshot:
     """Run the observation tasks concurrently and assemble one Snapshot."""
     docker_future = observe_docker_task.submit()
     host_future = observe_host_task.submit(list(profile.all_ports()))
+    kube_future = observe_kubernetes_task.submit(profile.kubernetes) if profile.kubernetes else None
     docker_obs = _outcome(docker_future, Runtime.COMPOSE, docker_endpoint())
     host_obs = _outcome(host_future, Runtime.HOST, socket.gethostname())
     runtimes = []
     kwargs: dict[str, Any] = {}
+    if kube_future is not None:
+        kube_obs = _outcome(kube_future, Runtime.KUBERNETES, None)
+        if isinstance(kube_obs, KubeObservationResult):
+            runtimes.append(kube_obs.status)
+            kwargs["kubernetes"] = kube_obs.observation
+        else:
+            runtimes.append(kube_obs)
     if isinstance(docker_obs, DockerObservation):
         runtimes.append(docker_obs.status)
         kwargs.update(containers=docker_obs.containers, networks=docker_obs.networks)
@@ -77,7 +86,7 @@ def observe_all(profile: Profile) -> Snapshot:
 
 @flow(name="audit", flow_run_name=_run_name, log_prints=False)
 def audit_flow(profile_path: str, mode: str | None = None) -> AuditOutcome:
-    """Observe Compose and the host, diagnose conflicts, publish the report and the findings."""
+    """Observe Compose, Kubernetes and the host, diagnose conflicts, publish the report."""
     profile = load_profile(profile_path)
     requested = Mode(mode) if mode else None
     snapshot = observe_all(profile)

@@ -54,10 +54,13 @@ class PortOwner:
     process: ProcessInfo | None = None
     in_profile: bool = False
     runtime: Runtime | None = None
+    kube_object: str | None = None
 
     @property
     def label(self) -> str:
         """A human name with the identity that commands need."""
+        if self.kube_object is not None:
+            return f"kubernetes {self.kube_object}"
         if self.container is not None:
             return f"container {self.container.name} ({self.container.short_id})"
         if self.process is not None:
@@ -69,6 +72,8 @@ class PortOwner:
     @property
     def addresses(self) -> str:
         """The listening addresses, e.g. ``127.0.0.1:6379, [::1]:6379``."""
+        if self.kube_object is not None and not self.listeners:
+            return f"node port {self.port} (every node address)"
         return ", ".join(sorted(listener.display for listener in self.listeners))
 
     @property
@@ -139,7 +144,49 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
                 runtime=runtime,
             )
         )
-    return tuple(owners)
+    return tuple(owners) + _kube_exposures(snapshot, profile, port)
+
+
+def _kube_exposures(snapshot: Snapshot, profile: Profile, port: int) -> tuple[PortOwner, ...]:
+    """Kubernetes objects that expose ``port`` on the host: NodePort and LoadBalancer services
+    and pods with a hostPort. ClusterIP services are internal and expose nothing here."""
+    kube = snapshot.kubernetes
+    if kube is None:
+        return ()
+    service = profile.service_for_port(port)
+    spec = profile.services[service].kubernetes if service else None
+    out = []
+    for svc in kube.services:
+        if svc.type not in {"NodePort", "LoadBalancer"}:
+            continue
+        for p in svc.ports:
+            how = None
+            if p.node_port == port:
+                how = f"NodePort {port}"
+            elif svc.type == "LoadBalancer" and p.port == port:
+                how = f"LoadBalancer port {port}"
+            if how:
+                out.append(
+                    PortOwner(
+                        port=port,
+                        listeners=(),
+                        in_profile=spec is not None and svc.name == spec.service,
+                        runtime=Runtime.KUBERNETES,
+                        kube_object=f"Service {svc.namespace}/{svc.name} ({svc.type}, {how})",
+                    )
+                )
+    for pod in kube.pods:
+        if port in pod.host_ports and pod.phase not in {"Succeeded", "Failed"}:
+            out.append(
+                PortOwner(
+                    port=port,
+                    listeners=(),
+                    in_profile=spec is not None and (pod.owner or "").startswith(spec.name),
+                    runtime=Runtime.KUBERNETES,
+                    kube_object=f"pod {pod.namespace}/{pod.name} (hostPort {port})",
+                )
+            )
+    return tuple(out)
 
 
 def _host_processes(snapshot: Snapshot, profile: Profile, service: str) -> tuple[ProcessInfo, ...]:

@@ -28,6 +28,8 @@ def _failed_publishers(snapshot: Snapshot, port: int) -> tuple[Container, ...]:
 
 def _owner_location(owner: PortOwner) -> Location:
     runtime = owner.runtime or Runtime.HOST
+    if owner.kube_object is not None:
+        return Location(runtime=runtime, kind="exposure", name=owner.kube_object, detail=owner.addresses)
     kind = "container" if owner.container else "process"
     name = owner.container.name if owner.container else (owner.process.name if owner.process else "unknown")
     return Location(runtime=runtime, kind=kind, name=name, detail=f"listens on {owner.addresses}")
@@ -53,6 +55,10 @@ def _stop_commands(profile: Profile, owners: tuple[PortOwner, ...]) -> list[str]
             service = profile.service_for_port(owner.port)
             matcher = profile.services[service].host if service else None
             out.append(commands.stop_process(owner.process, matcher.stop_signal if matcher else "SIGTERM"))
+        elif owner.kube_object is not None and profile.kubernetes is not None:
+            kind, _, rest = owner.kube_object.partition(" ")
+            name = rest.split(" ", 1)[0].split("/", 1)[-1]
+            out.append(commands.kubectl(profile.kubernetes.namespace, "get", f"{kind.lower()}/{name}", "-o", "wide"))
     out.append(commands.port_listeners(owners[0].port if owners else 0))
     return out
 

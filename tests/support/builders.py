@@ -173,6 +173,8 @@ def snapshot(
         ),
         RuntimeStatus(runtime=Runtime.HOST, reachable=True),
     ]
+    if kubernetes is not None:
+        runtimes.append(RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True))
     return assemble_snapshot(
         taken_at=datetime(2025, 11, 25, 12, 0, tzinfo=UTC),
         hostname="workstation",

@@ -1,0 +1,287 @@
+"""Observe Kubernetes through the official client: one list call per kind in the profile's
+namespace, plus previous logs of crash-looping pods only.
+
+Missing kubeconfig, an unreachable cluster or a Forbidden verb never raise past this module as
+a crash: they come back as a ``RuntimeStatus`` (unreachable) or in ``forbidden``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import urllib3
+import yaml
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from stackwarden.adapters.retry import RetryableCall, with_retries
+from stackwarden.errors import PermanentError
+from stackwarden.model.base import Runtime
+from stackwarden.model.profile import KubernetesSpec
+from stackwarden.model.snapshot import (
+    KubeContext,
+    KubeObservation,
+    KubeServicePort,
+    KubeServiceState,
+    KubeWorkloadState,
+    PodState,
+    RuntimeStatus,
+)
+from stackwarden.redact import redact_text
+
+LOG = logging.getLogger(__name__)
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+@dataclass(frozen=True)
+class KubeObservationResult:
+    """The cluster side of one audit: reachability plus what was seen."""
+
+    status: RuntimeStatus
+    observation: KubeObservation = field(default_factory=KubeObservation)
+
+
+def kubeconfig_paths(spec: KubernetesSpec) -> list[Path]:
+    """The profile's kubeconfig, else $KUBECONFIG (colon-separated), else ~/.kube/config."""
+    raw = spec.kubeconfig or os.environ.get("KUBECONFIG") or DEFAULT_KUBECONFIG
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p]
+
+
+def flavour_of(
+    context: str, cluster: str | None, server: str | None
+) -> Literal["minikube", "kind", "docker-desktop", "other"]:
+    """Recognise local clusters by their conventional names."""
+    names = {context, cluster or ""}
+    if "minikube" in names:
+        return "minikube"
+    if any(n.startswith("kind-") for n in names):
+        return "kind"
+    if names & {"docker-desktop", "docker-for-desktop"}:
+        return "docker-desktop"
+    return "other"
+
+
+def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, Path]:
+    """Every context of the kubeconfig, with server URLs and the allowlist applied.
+
+    Returns the contexts, the one to observe (the profile's, else the current one) and the file.
+    Raises ``PermanentError`` when no kubeconfig can be read.
+    """
+    paths = [p for p in kubeconfig_paths(spec) if p.is_file()]
+    if not paths:
+        wanted = ", ".join(str(p) for p in kubeconfig_paths(spec))
+        raise PermanentError(f"no kubeconfig found (looked at {wanted})")
+    contexts: dict[str, dict[str, Any]] = {}
+    clusters: dict[str, dict[str, Any]] = {}
+    current: str | None = None
+    for path in paths:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise PermanentError(f"cannot read kubeconfig {path}: {exc}") from exc
+        for item in doc.get("contexts") or []:
+            contexts.setdefault(item["name"], item.get("context") or {})
+        for item in doc.get("clusters") or []:
+            clusters.setdefault(item["name"], item.get("cluster") or {})
+        current = current or doc.get("current-context")
+    chosen = spec.context or current
+    out = []
+    for name, ctx in sorted(contexts.items()):
+        cluster = ctx.get("cluster")
+        server = (clusters.get(cluster or "") or {}).get("server")
+        out.append(
+            KubeContext(
+                name=name,
+                cluster=cluster,
+                server=server,
+                namespace=ctx.get("namespace"),
+                flavour=flavour_of(name, cluster, server),
+                current=name == chosen,
+                allowed=spec.allows(name),
+            )
+        )
+    if chosen is None or chosen not in contexts:
+        raise PermanentError(f"kubeconfig {paths[0]} has no context {chosen!r}")
+    return out, chosen, paths[0]
+
+
+def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the client under the shared retry policy; 4xx other than 429 are handed back."""
+
+    def attempt() -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status == 429 or (exc.status or 0) >= 500:
+                header = (exc.headers or {}).get("Retry-After", "")
+                raise RetryableCall(
+                    f"HTTP {exc.status}: {exc.reason}", float(header) if header.isdigit() else None
+                ) from exc
+            raise
+        except urllib3.exceptions.MaxRetryError as exc:
+            if isinstance(exc.reason, urllib3.exceptions.NewConnectionError) and "refused" in str(exc.reason).lower():
+                raise PermanentError(f"cluster not reachable: {exc.reason}") from exc
+            raise RetryableCall(str(exc.reason)) from exc
+        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+            raise RetryableCall(str(exc)) from exc
+
+    return with_retries(attempt, what, LOG)
+
+
+def _workload(kind: Literal["Deployment", "StatefulSet"], obj: Any) -> KubeWorkloadState:
+    meta, spec, status = obj.metadata, obj.spec, obj.status
+    return KubeWorkloadState(
+        kind=kind,
+        name=meta.name,
+        namespace=meta.namespace,
+        uid=meta.uid,
+        resource_version=meta.resource_version,
+        replicas=spec.replicas if spec.replicas is not None else 1,
+        ready_replicas=(status.ready_replicas or 0) if status else 0,
+        selector=dict((spec.selector.match_labels or {}) if spec.selector else {}),
+        annotations=dict(meta.annotations or {}),
+    )
+
+
+def _pod(obj: Any) -> PodState:
+    meta, spec, status = obj.metadata, obj.spec, obj.status
+    statuses = list((status.container_statuses if status else None) or [])
+    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    worst = max(statuses, key=lambda s: s.restart_count or 0, default=None)
+    terminated = worst.last_state.terminated if worst and worst.last_state else None
+    owners = meta.owner_references or []
+    host_ports = tuple(sorted({p.host_port for c in spec.containers or [] for p in c.ports or [] if p.host_port}))
+    return PodState(
+        name=meta.name,
+        namespace=meta.namespace,
+        uid=meta.uid,
+        phase=(status.phase if status else None) or "Unknown",
+        labels=dict(meta.labels or {}),
+        node=spec.node_name,
+        ready=bool(statuses) and all(s.ready for s in statuses),
+        waiting_reason=waiting,
+        restart_count=max((s.restart_count or 0 for s in statuses), default=0),
+        last_exit_code=terminated.exit_code if terminated else None,
+        last_reason=terminated.reason if terminated else None,
+        owner=owners[0].name if owners else None,
+        host_ports=host_ports,
+    )
+
+
+def _service(obj: Any) -> KubeServiceState:
+    spec = obj.spec
+    return KubeServiceState(
+        name=obj.metadata.name,
+        namespace=obj.metadata.namespace,
+        type=spec.type or "ClusterIP",
+        cluster_ip=spec.cluster_ip,
+        ports=tuple(
+            KubeServicePort(
+                port=p.port,
+                target_port=str(p.target_port) if p.target_port is not None else None,
+                node_port=p.node_port,
+                protocol=p.protocol or "TCP",
+            )
+            for p in spec.ports or []
+        ),
+        selector=dict(spec.selector or {}),
+    )
+
+
+def _list(func: Any, verb: str, namespace: str, forbidden: list[str], timeout: float) -> list[Any]:
+    """A namespaced list call; a Forbidden answer is recorded, not raised."""
+    try:
+        return list(_call(func, verb, namespace, _request_timeout=timeout).items)
+    except ApiException as exc:
+        if exc.status == 403:
+            forbidden.append(f"{verb} in {namespace}")
+            return []
+        raise
+
+
+def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], timeout: float) -> tuple[str, ...]:
+    """The previous container's last lines: what it printed before it crashed."""
+    try:
+        text = _call(
+            core.read_namespaced_pod_log,
+            f"logs of {pod.name}",
+            pod.name,
+            pod.namespace,
+            previous=True,
+            tail_lines=tail,
+            _request_timeout=timeout,
+        )
+    except ApiException as exc:
+        if exc.status == 403:
+            forbidden.append(f"get pods/log in {pod.namespace}")
+        else:
+            LOG.warning("previous logs of %s/%s unavailable: %s", pod.namespace, pod.name, exc.reason)
+        return ()
+    return tuple(redact_text(line) for line in str(text).splitlines() if line.strip())
+
+
+def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float = 10.0) -> KubeObservationResult:
+    """Observe the profile's namespace in the chosen context.
+
+    Raises ``PermanentError`` (no kubeconfig, refused connection, 401) or ``TransientError``
+    (retries exhausted); the flow records either as an unreachable runtime.
+    """
+    contexts, chosen, path = read_contexts(spec)
+    context = next(c for c in contexts if c.name == chosen)
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(path), context=chosen, client_configuration=configuration
+        )
+    except ConfigException as exc:
+        raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
+    configuration.retries = False  # one retry layer: ours (DESIGN.md §6)
+    api = k8s.ApiClient(configuration)
+    forbidden: list[str] = []
+    ns = spec.namespace
+    try:
+        try:
+            version = _call(k8s.VersionApi(api).get_code, "server version", _request_timeout=timeout).git_version
+        except ApiException as exc:
+            if exc.status == 401:
+                raise PermanentError(f"cluster {context.server} rejected the credentials (401)") from exc
+            version = None
+        apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+        deployments = _list(apps.list_namespaced_deployment, "list deployments", ns, forbidden, timeout)
+        statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, forbidden, timeout)
+        pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, forbidden, timeout)]
+        services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, forbidden, timeout)]
+        pods = [
+            p.model_copy(update={"log_tail": _previous_logs(core, p, log_tail, forbidden, timeout)})
+            if p.is_crash_looping
+            else p
+            for p in pods
+        ]
+    except ApiException as exc:
+        raise PermanentError(f"Kubernetes API error in {ns}: {exc.status} {exc.reason}") from exc
+    finally:
+        api.close()  # type: ignore[no-untyped-call]
+    observation = KubeObservation(
+        context=context,
+        contexts=tuple(contexts),
+        namespace=ns,
+        workloads=tuple(
+            sorted(
+                [_workload("Deployment", d) for d in deployments] + [_workload("StatefulSet", s) for s in statefulsets],
+                key=lambda w: (w.kind, w.name),
+            )
+        ),
+        pods=tuple(sorted(pods, key=lambda p: p.name)),
+        services=tuple(sorted(services, key=lambda s: s.name)),
+        forbidden=tuple(forbidden),
+    )
+    return KubeObservationResult(
+        status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),
+        observation=observation,
+    )

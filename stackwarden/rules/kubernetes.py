@@ -1,0 +1,64 @@
+"""Facts about the cluster side that change what stackwarden may do there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from stackwarden import commands
+from stackwarden.model.base import Runtime, Severity
+from stackwarden.model.finding import Finding
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.rules.registry import rule
+
+
+@rule("kube-context-not-allowed")
+def context_not_allowed(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """Low: the observed context is outside the profile's allowlist, so it is read-only.
+
+    Observing is always allowed; acting is not. Saying so up front keeps a later switch from
+    surprising anyone by refusing (DESIGN.md §5.1).
+    """
+    kube = snapshot.kubernetes
+    if kube is None or kube.context is None or kube.context.allowed or profile.kubernetes is None:
+        return
+    ctx = kube.context
+    yield Finding(
+        id=f"kube-context-not-allowed:{ctx.name}",
+        rule="kube-context-not-allowed",
+        title=f"Context {ctx.name} is read-only",
+        severity=Severity.LOW,
+        runtimes=(Runtime.KUBERNETES,),
+        summary=(
+            f"Context {ctx.name} ({ctx.server or 'unknown server'}) is not in the profile's allowlist "
+            f"({', '.join(profile.kubernetes.allowed_contexts)}): it was observed read-only and "
+            "no remediation will be planned there."
+        ),
+        evidence=(f"current context: {ctx.name}; cluster {ctx.cluster}; flavour {ctx.flavour}",),
+        recommendation="Switch to an allowed context, or add this one to kubernetes.allowed_contexts.",
+        action="None (read-only)",
+        commands=("kubectl config get-contexts",),
+    )
+
+
+@rule("kube-forbidden")
+def forbidden(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """Medium: the identity may not read something the audit needs, so that part is blind."""
+    kube = snapshot.kubernetes
+    if kube is None or not kube.forbidden or profile.kubernetes is None:
+        return
+    ns = profile.kubernetes.namespace
+    yield Finding(
+        id="kube-forbidden",
+        rule="kube-forbidden",
+        title="Kubernetes reads forbidden",
+        severity=Severity.MEDIUM,
+        runtimes=(Runtime.KUBERNETES,),
+        summary="The current identity may not: " + "; ".join(kube.forbidden) + ". Those objects are not diagnosed.",
+        evidence=kube.forbidden,
+        recommendation=(
+            f"Bind a read-only Role in {ns} (get/list deployments, statefulsets, pods, pods/log, services)."
+        ),
+        action="Grant read access",
+        commands=(commands.kubectl(ns, "auth", "can-i", "--list"),),
+    )
