@@ -19,6 +19,16 @@ fi
 step "Docker engine, Compose v2 and the test image"
 PYTHON=.venv/bin/python scripts/provision-docker.sh
 
+step "Kubernetes control plane v1.20.2 (built from Debian's source package once, then cached)"
+kube_pkgs=()
+command -v kubectl >/dev/null 2>&1 || kube_pkgs+=(kubernetes-client)
+command -v etcd >/dev/null 2>&1 || kube_pkgs+=(etcd-server)
+if [ ${#kube_pkgs[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${kube_pkgs[@]}"
+fi
+scripts/k8s/build-control-plane.sh
+
 step "static checks: ruff, mypy --strict, import-linter"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

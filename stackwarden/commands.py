@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from stackwarden.model.profile import Profile
-from stackwarden.model.snapshot import Container, ProcessInfo
+from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
 
 
 def compose(profile: Profile, *args: str) -> str:
@@ -44,3 +44,12 @@ def kubectl(namespace: str, *args: str, context: str | None = None) -> str:
     if context:
         argv += ["--context", context]
     return shlex.join([*argv, "-n", namespace, *args])
+
+
+def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
+    """kubectl in the profile's namespace and the context that was actually observed, so the
+    command acts on the cluster the report describes even if the current context changes."""
+    spec = profile.kubernetes
+    kube = snapshot.kubernetes
+    context = kube.context.name if kube is not None and kube.context is not None else (spec.context if spec else None)
+    return kubectl(spec.namespace if spec else "default", *args, context=context)

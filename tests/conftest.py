@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -32,9 +33,24 @@ class SeedScenario:
     host_redis_pid: int
 
 
-def write_profile(path: Path, project: str, ports: dict[str, int], files: list[str], **extra: object) -> Path:
-    """A test profile of the seed stack on the given ports."""
-    data = {
+KUBE_WORKLOADS = {
+    "backend": {"name": "backend", "service": "backend-service", "replicas": 4},
+    "frontend": {"name": "frontend", "service": "frontend-service", "replicas": 5},
+    "postgres": {"name": "postgres", "service": "postgres-service"},
+    "redis": {"name": "redis", "service": "redis-service"},
+}
+
+
+def write_profile(
+    path: Path,
+    project: str,
+    ports: dict[str, int],
+    files: list[str],
+    kubernetes: dict[str, object] | None = None,
+    **extra: object,
+) -> Path:
+    """A test profile of the seed stack on the given ports (with a cluster side if given)."""
+    data: dict[str, Any] = {
         "name": project,
         "default_mode": "compose-only",
         "compose": {"project": project, "files": files, "network": f"{project}-network"},
@@ -50,6 +66,10 @@ def write_profile(path: Path, project: str, ports: dict[str, int], files: list[s
         },
         **extra,
     }
+    if kubernetes is not None:
+        data["kubernetes"] = kubernetes
+        for name, workload in KUBE_WORKLOADS.items():
+            data["services"][name]["kubernetes"] = workload
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
@@ -76,3 +96,102 @@ def seed_scenario(docker_engine: None, tmp_path_factory: pytest.TempPathFactory)
         wait_restarts(project, "backend", at_least=2)
         profile = write_profile(tmp / "profile.yaml", name, ports, [str(project.file)])
         yield SeedScenario(project, profile, ports, pg.pid, redis.pid)
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """etcd + kube-apiserver + kube-controller-manager v1.20.2 on loopback, RBAC and token
+    auth on, audit log enabled; fails under CI=true when it cannot be built or started."""
+    from tests.support.kube import start_control_plane
+
+    cp = start_control_plane(tmp_path_factory.mktemp("controlplane"))
+    try:
+        yield cp
+    finally:
+        cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kubelet(control_plane: Any) -> Iterator[Any]:
+    """The fake kubelet: binds pods to its node, plays their status, serves their logs."""
+    from tests.support.kube import FakeKubelet
+
+    fk = FakeKubelet(control_plane.admin_kubeconfig).start()
+    try:
+        yield fk
+    finally:
+        fk.stop()
+
+
+@dataclass(frozen=True)
+class SeedCluster:
+    """The seed's cluster half: 4 backend pods in CrashLoopBackOff, 5 frontend pods running,
+    ClusterIP services for backend, frontend, postgres and redis."""
+
+    namespace: str
+    kubeconfig: Path
+    context: str
+
+
+@pytest.fixture(scope="session")
+def seed_cluster(control_plane: Any, kubelet: Any) -> Iterator[SeedCluster]:
+    from kubernetes import client as k8s
+
+    from tests.support.compose import PANIC_LINE
+    from tests.support.kube import (
+        CrashLoopBackOff,
+        cluster_ip_service,
+        delete_namespace,
+        deployment,
+        new_namespace,
+        pods_settled,
+    )
+
+    api = control_plane.admin_api_client()
+    ns = new_namespace(api, "swtest-seed")
+    logs = f"Starting reconciliation backend\n{PANIC_LINE}\nnote: run with `RUST_BACKTRACE=1`\n"
+    kubelet.set_behaviour(
+        CrashLoopBackOff(exit_code=101, restart_count=7, logs=logs), selector="app=backend", namespace=ns
+    )
+    apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
+    apps.create_namespaced_deployment(ns, deployment("backend", 4))
+    apps.create_namespaced_deployment(ns, deployment("frontend", 5))
+    for name, app, port in (
+        ("backend-service", "backend", 2000),
+        ("frontend-service", "frontend", 1000),
+        ("postgres-service", "postgres", 5432),
+        ("redis-service", "redis", 6379),
+    ):
+        core.create_namespaced_service(ns, cluster_ip_service(name, app, port))
+    pods_settled(api, ns, {"backend": (4, "CrashLoopBackOff"), "frontend": (5, "Running")})
+    try:
+        yield SeedCluster(namespace=ns, kubeconfig=control_plane.admin_kubeconfig, context="stackwarden-test")
+    finally:
+        delete_namespace(api, ns)
+
+
+@dataclass(frozen=True)
+class FullSeed:
+    """The whole seed scenario: compose project, host processes and the cluster."""
+
+    scenario: SeedScenario
+    cluster: SeedCluster
+    profile_path: Path
+
+
+@pytest.fixture(scope="session")
+def full_seed(
+    seed_scenario: SeedScenario, seed_cluster: SeedCluster, tmp_path_factory: pytest.TempPathFactory
+) -> FullSeed:
+    path = write_profile(
+        tmp_path_factory.mktemp("full-seed") / "profile.yaml",
+        seed_scenario.project.name,
+        seed_scenario.ports,
+        [str(seed_scenario.project.file)],
+        kubernetes={
+            "namespace": seed_cluster.namespace,
+            "kubeconfig": str(seed_cluster.kubeconfig),
+            "allowed_contexts": ["minikube", "kind-*", seed_cluster.context],
+        },
+    )
+    return FullSeed(seed_scenario, seed_cluster, path)

@@ -111,6 +111,17 @@ def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, 
     return out, chosen, paths[0]
 
 
+def _refused(exc: BaseException) -> bool:
+    """A refused connection means nothing listens there: retrying will not help."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
+
+
 def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     """Call the client under the shared retry policy; 4xx other than 429 are handed back."""
 
@@ -124,11 +135,9 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
                     f"HTTP {exc.status}: {exc.reason}", float(header) if header.isdigit() else None
                 ) from exc
             raise
-        except urllib3.exceptions.MaxRetryError as exc:
-            if isinstance(exc.reason, urllib3.exceptions.NewConnectionError) and "refused" in str(exc.reason).lower():
-                raise PermanentError(f"cluster not reachable: {exc.reason}") from exc
-            raise RetryableCall(str(exc.reason)) from exc
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+            if _refused(exc):
+                raise PermanentError(f"cluster not reachable: {exc}") from exc
             raise RetryableCall(str(exc)) from exc
 
     return with_retries(attempt, what, LOG)

@@ -54,9 +54,9 @@ def _code(lines: Iterable[str]) -> list[str]:
     return ["```bash", *body, "```"] if body else []
 
 
-def _mode_steps(mode: Mode, profile: Profile, view: StackView) -> list[str]:
+def _mode_steps(mode: Mode, snapshot: Snapshot, profile: Profile, view: StackView) -> list[str]:
     """Exact commands that would reach ``mode`` from what was observed (the dry-run view)."""
-    ns = profile.kubernetes.namespace if profile.kubernetes else None
+    has_kube = profile.kubernetes is not None
     steps: list[str] = []
 
     def target(service: str) -> Runtime | None:
@@ -69,9 +69,9 @@ def _mode_steps(mode: Mode, profile: Profile, view: StackView) -> list[str]:
     for name, placement in view.placements.items():
         want = target(name)
         spec = profile.services[name]
-        if want is not Runtime.KUBERNETES and ns:
+        if want is not Runtime.KUBERNETES and has_kube:
             steps += [
-                commands.kubectl(ns, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
+                commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
                 for w in placement.workloads
                 if w.replicas > 0
             ]
@@ -82,12 +82,13 @@ def _mode_steps(mode: Mode, profile: Profile, view: StackView) -> list[str]:
             steps.append(commands.compose(profile, "stop", profile.compose_service_name(name)))
     if mode is Mode.COMPOSE_ONLY:
         steps.append(commands.compose(profile, "up", "-d"))
-    elif ns:
+    elif has_kube:
         for name, spec in profile.services.items():
             if spec.kubernetes and target(name) is Runtime.KUBERNETES:
                 steps.append(
-                    commands.kubectl(
-                        ns,
+                    commands.kubectl_for(
+                        snapshot,
+                        profile,
                         "scale",
                         f"{spec.kubernetes.kind.lower()}/{spec.kubernetes.name}",
                         f"--replicas={spec.kubernetes.replicas}",
@@ -193,12 +194,10 @@ def _diagnostic_commands(snapshot: Snapshot, profile: Profile) -> list[str]:
     ports = profile.all_ports()
     cmds = [commands.compose(profile, "ps", "--all")]
     if profile.kubernetes:
-        ctx = snapshot.kubernetes.context.name if snapshot.kubernetes and snapshot.kubernetes.context else None
-        ns = profile.kubernetes.namespace
         cmds += [
-            commands.kubectl(ns, "get", "pods", "-o", "wide", context=ctx),
-            commands.kubectl(ns, "get", "deployments,statefulsets", context=ctx),
-            commands.kubectl(ns, "get", "services", context=ctx),
+            commands.kubectl_for(snapshot, profile, "get", "pods", "-o", "wide"),
+            commands.kubectl_for(snapshot, profile, "get", "deployments,statefulsets"),
+            commands.kubectl_for(snapshot, profile, "get", "services"),
         ]
     cmds.append("ss -ltnp '" + " or ".join(f"sport = :{p}" for p in ports) + "'")
     executables = sorted({e for s in profile.services.values() if s.host for e in s.host.executables})
@@ -259,7 +258,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
             f"`stackwarden switch {mode}` plans these steps:",
             "",
         ]
-        steps = _mode_steps(mode, profile, view)
+        steps = _mode_steps(mode, snapshot, profile, view)
         if mode is Mode.HYBRID_GUARDED and any(s.runtime is None for s in profile.services.values()):
             out += [
                 "(the profile assigns no runtime to some services: set services.NAME.runtime)",

@@ -45,7 +45,6 @@ def _crashes(snapshot: Snapshot, profile: Profile, service: str) -> list[_Crash]
                 commands.docker_logs(c),
             )
         )
-    ns = profile.kubernetes.namespace if profile.kubernetes else ""
     for p in placement.pods:
         if not p.is_crash_looping:
             continue
@@ -59,7 +58,7 @@ def _crashes(snapshot: Snapshot, profile: Profile, service: str) -> list[_Crash]
                     detail=f"{p.waiting_reason or p.phase}, exit code {p.last_exit_code}, {p.restart_count} restarts",
                 ),
                 cause,
-                commands.kubectl(ns, "logs", p.name, "--previous", "--tail=50"),
+                commands.kubectl_for(snapshot, profile, "logs", p.name, "--previous", "--tail=50"),
             )
         )
     return out

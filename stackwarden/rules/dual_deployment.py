@@ -39,15 +39,13 @@ def _locations(placement: ServicePlacement) -> list[Location]:
     return out
 
 
-def _commands(profile: Profile, placement: ServicePlacement) -> list[str]:
+def _commands(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[str]:
     """Commands that would stop the service in each runtime, for the user to choose from."""
     out = []
     for c in placement.containers:
         out.append(commands.compose(profile, "stop", c.compose_service or placement.service))
-    ns = profile.kubernetes.namespace if profile.kubernetes else None
     for w in placement.workloads:
-        if ns:
-            out.append(commands.kubectl(ns, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0"))
+        out.append(commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0"))
     matcher = profile.services[placement.service].host
     for p in placement.processes:
         out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
@@ -73,7 +71,7 @@ def dual_deployment(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         runtimes.update(placement.runtimes)
         where = "; ".join(f"{loc.runtime}: {loc.kind} {loc.name} ({loc.detail})" for loc in locs)
         evidence.append(f"{placement.service}: {where}")
-        cmds += _commands(profile, placement)
+        cmds += _commands(snapshot, profile, placement)
     names = ", ".join(p.service for p in duplicated)
     yield Finding(
         id="dual-deployment",

@@ -60,5 +60,5 @@ def forbidden(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             f"Bind a read-only Role in {ns} (get/list deployments, statefulsets, pods, pods/log, services)."
         ),
         action="Grant read access",
-        commands=(commands.kubectl(ns, "auth", "can-i", "--list"),),
+        commands=(commands.kubectl_for(snapshot, profile, "auth", "can-i", "--list"),),
     )

@@ -39,11 +39,12 @@ def _owner_evidence(owner: PortOwner) -> str:
     scope = "in the profile" if owner.in_profile else "NOT named by the profile"
     line = f"{owner.label} listens on {owner.addresses} ({scope})"
     if owner.process is not None and owner.process.cmdline:
-        line += f"; cmdline: {' '.join(owner.process.cmdline)[:160]}"
+        flat = " ".join(" ".join(owner.process.cmdline).split())  # one line, even for `python -c "..."`
+        line += f"; cmdline: {flat[:160]}"
     return line
 
 
-def _stop_commands(profile: Profile, owners: tuple[PortOwner, ...]) -> list[str]:
+def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner, ...]) -> list[str]:
     """How to stop each in-profile owner; unknown owners get a look-up command only."""
     out = []
     for owner in owners:
@@ -58,7 +59,7 @@ def _stop_commands(profile: Profile, owners: tuple[PortOwner, ...]) -> list[str]
         elif owner.kube_object is not None and profile.kubernetes is not None:
             kind, _, rest = owner.kube_object.partition(" ")
             name = rest.split(" ", 1)[0].split("/", 1)[-1]
-            out.append(commands.kubectl(profile.kubernetes.namespace, "get", f"{kind.lower()}/{name}", "-o", "wide"))
+            out.append(commands.kubectl_for(snapshot, profile, "get", f"{kind.lower()}/{name}", "-o", "wide"))
     out.append(commands.port_listeners(owners[0].port if owners else 0))
     return out
 
@@ -140,7 +141,7 @@ def port_conflicts(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             locations=tuple(locations),
             recommendation=recommendation,
             action=_action(owners),
-            commands=tuple(_stop_commands(profile, owners)),
+            commands=tuple(_stop_commands(snapshot, profile, owners)),
         )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SeedScenario, write_profile
+from tests.conftest import FullSeed, SeedScenario, write_profile
 from tests.support.realparts import free_ports
 
 pytestmark = pytest.mark.prefect
@@ -89,3 +89,27 @@ def test_help_documents_exit_codes_and_bad_options_exit_2(tmp_path: Path) -> Non
     assert helped.returncode == 0 and "exit codes:" in helped.stdout and "--fail-on SEVERITY" in helped.stdout
     wrong = _cli(["audit", "--fail-on", "catastrophic"], tmp_path)
     assert wrong.returncode == 2 and "invalid Severity value" in wrong.stderr
+
+
+@pytest.mark.docker
+@pytest.mark.kube
+def test_audit_of_the_whole_seed_scenario(full_seed: FullSeed, tmp_path: Path) -> None:
+    result = _cli(["audit", "--profile", str(full_seed.profile_path), "--fail-on", "critical"], tmp_path)
+    assert result.returncode == 1, result.stderr[-3000:]
+    text = result.stdout
+    ns = full_seed.cluster.namespace
+    table = text.split("## Conflict Resolution Status", 1)[1].split("## Next Steps", 1)[0]
+    assert "| Dual deployment | ⚠️ Active | High | Choose one method |" in table
+    assert "| Backend crash loop | 🔴 Active | Critical | Fix code issue |" in table
+    assert table.count("| 🔴 Active | Critical | Stop process") == 2  # postgres and redis
+    assert "| Network isolation | ✅ OK | OK | None |" in table
+    config = text.split("## Current Configuration", 1)[1].split("## Recommendations", 1)[0]
+    assert f"**Active Context:** `{full_seed.cluster.context}`" in config
+    assert "allowed for remediation" in config
+    assert "(running at https://127.0.0.1:" in config
+    assert f"**Namespace:** `{ns}`" in config
+    assert f"`{full_seed.scenario.project.name}-network`" in config
+    assert f"kubectl --context {full_seed.cluster.context} -n {ns} get pods -o wide" in text
+    assert f"kubectl --context {full_seed.cluster.context} -n {ns} scale deployment/backend --replicas=0" in text
+    assert "the same root cause in compose and kubernetes" in text
+    assert "Service backend-service: ClusterIP (internal only, no host port)" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stackwarden.adapters.docker import observe_docker
 from stackwarden.adapters.host import observe_host
+from stackwarden.adapters.kubernetes import observe_kubernetes
 from stackwarden.model import Finding, Profile, Snapshot
 from stackwarden.observe import assemble_snapshot
 from stackwarden.profiles import load_profile
@@ -18,11 +19,13 @@ def observe(profile: Profile) -> Snapshot:
     """The same assembly the audit flow does, from the real adapters."""
     docker = observe_docker()
     host = observe_host(frozenset(profile.all_ports()))
+    kube = observe_kubernetes(profile.kubernetes) if profile.kubernetes else None
     return assemble_snapshot(
         taken_at=datetime.now(UTC),
         hostname=socket.gethostname(),
         profile=profile.name,
-        runtimes=[docker.status, host.status],
+        runtimes=[docker.status, host.status, *([kube.status] if kube else [])],
+        kubernetes=kube.observation if kube else None,
         containers=docker.containers,
         networks=docker.networks,
         listeners=host.listeners,
