@@ -5,6 +5,7 @@ Exit codes (documented in README and ``--help``):
   1  at least one finding at or above --fail-on
   2  bad input: unknown option, malformed profile, unknown mode
   3  stackwarden itself failed (a bug or an unexpected environment); the message says where
+switch adds: 4 refused before any change, 5 switched but broken by a code issue.
 """
 
 from __future__ import annotations
@@ -15,19 +16,33 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from stackwarden.errors import ProfileError, StackwardenError
-from stackwarden.model.base import Severity
+from stackwarden.errors import LockedError, ProfileError, StackwardenError
+from stackwarden.model.base import Mode, Severity
 from stackwarden.profiles import bundled_profile_path, load_profile, profile_json_schema
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
 
 _EPILOG = """\
 exit codes:
   0  nothing at or above --fail-on      1  findings at or above --fail-on
   2  bad input (option, profile, mode)  3  stackwarden itself failed
 
-Without PREFECT_API_URL the audit runs on Prefect's ephemeral local server; set it to record
+Without PREFECT_API_URL the flows run on Prefect's ephemeral local server; set it to record
 runs on your Prefect server and inspect them in its UI.
+"""
+
+
+_SWITCH_EPILOG = """\
+exit codes:
+  0  dry run done, or switched and verified    1  verification or a step failed: rolled back
+  2  bad input (option, profile, mode)         3  stackwarden itself failed
+  4  refused before any change (context not allowed, unknown owner of a port, guard, lock)
+  5  switched and verified, but a service is broken by a code issue no mode fixes
+
+Safety: dry run by default; identities (container id, k8s uid/generation, pid+start time+exe)
+are re-checked before each step; workloads are scaled to 0 (never deleted) with their replica
+count recorded; volumes, PVCs and images are never removed; stateful services are stopped with
+their own signal and never SIGKILLed without --force; one switch per profile at a time.
 """
 
 
@@ -71,12 +86,77 @@ def _parser() -> argparse.ArgumentParser:
         help="exit 1 if any finding is at or above SEVERITY: critical, high (default), medium, low",
     )
 
+    switch = sub.add_parser(
+        "switch",
+        help="switch the stack to one mode: plan (dry run), or --apply it",
+        description=(
+            "Plan the steps that leave every service of the profile in exactly one runtime: "
+            "compose-only, k8s-only, or hybrid-guarded (each service in the runtime the profile "
+            "assigns it). Without --apply this is a dry run that changes nothing. With --apply the "
+            "steps run one by one, each re-checking its target's identity; the result is verified "
+            "and reversible steps are rolled back if the mode's invariants do not hold."
+        ),
+        epilog=_SWITCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    switch.add_argument(
+        "mode", choices=[str(m) for m in Mode], metavar="MODE", help="compose-only, k8s-only or hybrid-guarded"
+    )
+    switch.add_argument("--profile", type=Path, default=None, help="stack profile YAML (default as for audit)")
+    switch.add_argument("--apply", action="store_true", help="carry the plan out (asks first on a terminal)")
+    switch.add_argument("--yes", action="store_true", help="with --apply: do not ask")
+    switch.add_argument("--json", action="store_true", help="print the plan and results as JSON")
+    switch.add_argument(
+        "--force", action="store_true", help="allow SIGKILL of a stateful service that ignores its stop signal"
+    )
+    switch.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS", help="wait for another switch")
+    switch.add_argument("--deadline", type=float, default=120.0, metavar="SECONDS", help="verification deadline")
+
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
     validate = profile_sub.add_parser("validate", help="validate FILE; print every problem with its field path")
     validate.add_argument("file", type=Path)
     profile_sub.add_parser("schema", help="print the profile JSON Schema (for editors)")
     return parser
+
+
+def _switch(args: argparse.Namespace) -> int:
+    from flows.switch import switch_flow
+    from stackwarden.model.plan import Outcome, SwitchStatus
+    from stackwarden.report.plan import render_outcome, render_plan
+
+    profile_path = args.profile or _default_profile()
+    load_profile(profile_path)
+    if args.apply and not args.yes:
+        if not sys.stdin.isatty():
+            print("stackwarden: --apply without --yes needs a terminal to ask on", file=sys.stderr)
+            return EXIT_USAGE
+        preview = switch_flow(mode=args.mode, profile_path=str(profile_path))
+        print(render_plan(preview.plan))
+        if preview.status is SwitchStatus.REFUSED:
+            return EXIT_REFUSED
+        if not preview.plan.steps:
+            return EXIT_OK
+        if input(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ").strip().lower() not in {"y", "yes"}:
+            print("nothing changed")
+            return EXIT_OK
+    outcome = switch_flow(
+        mode=args.mode,
+        profile_path=str(profile_path),
+        apply=args.apply,
+        force=args.force,
+        deadline_seconds=args.deadline,
+        lock_wait_seconds=args.wait_lock,
+    )
+    print(outcome.model_dump_json(indent=2) if args.json else render_outcome(outcome))
+    if outcome.status is SwitchStatus.REFUSED:
+        return EXIT_REFUSED
+    if outcome.status is SwitchStatus.ROLLED_BACK:
+        return EXIT_FINDINGS
+    if outcome.verdict is not None and outcome.verdict.outcome is Outcome.BROKEN_BY_CODE_ISSUE:
+        print("stackwarden: switched, but some service is broken by a code issue", file=sys.stderr)
+        return EXIT_CODE_ISSUE
+    return EXIT_OK
 
 
 def _default_profile() -> Path:
@@ -148,10 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "audit":
             return _audit(args)
+        if args.command == "switch":
+            return _switch(args)
         return _profile(args)
     except ProfileError as exc:
         print(f"stackwarden: invalid profile\n{exc}", file=sys.stderr)
         return EXIT_USAGE
+    except LockedError as exc:
+        print(f"stackwarden: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except StackwardenError as exc:
         print(f"stackwarden: {exc}", file=sys.stderr)
         return EXIT_INTERNAL

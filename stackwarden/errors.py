@@ -27,3 +27,12 @@ class TransientError(StackwardenError):
 
 class PermanentError(StackwardenError):
     """A failure that retrying cannot fix (refused connection to a missing engine, 4xx)."""
+
+
+class RefusedError(StackwardenError):
+    """A step whose target is not what the plan saw (identity changed) or that would break a
+    safety invariant; nothing was done."""
+
+
+class LockedError(StackwardenError):
+    """Another switch of the same profile holds the lock."""

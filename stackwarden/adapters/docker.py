@@ -20,7 +20,7 @@ import docker.errors
 import requests
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError
+from stackwarden.errors import PermanentError, RefusedError
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
@@ -280,3 +280,45 @@ def observe_docker(log_tail: int = 40, timeout: float = 10.0) -> DockerObservati
             )
         ),
     )
+
+
+def _container_for(client: docker.APIClient, container_id: str, project: str) -> dict[str, Any]:
+    """Inspect the exact container the plan named; refuse if it is gone or changed project."""
+    try:
+        inspect: dict[str, Any] = _call(client.inspect_container, f"inspect {container_id[:12]}", container_id)
+    except docker.errors.NotFound as exc:
+        raise RefusedError(f"container {container_id[:12]} no longer exists; replan") from exc
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
+    if inspect.get("Id") != container_id or labels.get(PROJECT_LABEL) != project:
+        raise RefusedError(
+            f"container {container_id[:12]} is not the one planned (project {labels.get(PROJECT_LABEL)})"
+        )
+    return inspect
+
+
+def stop_container(container_id: str, project: str, timeout: int) -> str:
+    """Stop one container (its own stop signal, then SIGKILL after ``timeout`` as Docker does).
+    Idempotent: an already stopped container is left as it is."""
+    client = _client(30.0 + timeout)
+    try:
+        inspect = _container_for(client, container_id, project)
+        if not (inspect.get("State") or {}).get("Running") and not (inspect.get("State") or {}).get("Restarting"):
+            return "already stopped"
+        # a restarting container must not come back: docker stop also cancels the restart policy loop
+        _call(client.stop, f"stop {container_id[:12]}", container_id, timeout=timeout)
+        return f"stopped (timeout {timeout}s)"
+    finally:
+        client.close()
+
+
+def start_container(container_id: str, project: str) -> str:
+    """Start an existing container. Idempotent: a running one is left as it is."""
+    client = _client(30.0)
+    try:
+        inspect = _container_for(client, container_id, project)
+        if (inspect.get("State") or {}).get("Running"):
+            return "already running"
+        _call(client.start, f"start {container_id[:12]}", container_id)
+        return "started"
+    finally:
+        client.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
+import subprocess
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import TypeVar
 
 import psutil
 
+from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
@@ -81,3 +85,95 @@ def observe_host(ports: frozenset[int] | None = None) -> HostObservation:
         listeners=tuple(unique),
         processes=tuple(processes),
     )
+
+
+def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process | None:
+    """The process, if it is still the one planned; None if it is gone. PIDs are reused, so a
+    different start time or executable means a different process: refuse."""
+    try:
+        proc = psutil.Process(pid)
+        started, current_exe = proc.create_time(), _safe(proc.exe)
+    except psutil.NoSuchProcess:
+        return None
+    if abs(started - create_time) > 0.05 or (exe is not None and current_exe != exe):
+        raise RefusedError(
+            f"PID {pid} is now a different process (started {started:.2f}, exe {current_exe}); "
+            f"the plan saw one started {create_time:.2f} with exe {exe}; nothing was signalled"
+        )
+    return proc
+
+
+def stop_process(
+    *,
+    pid: int,
+    create_time: float,
+    exe: str | None,
+    signal_name: str,
+    grace_seconds: float,
+    systemd_unit: str | None,
+    stateful: bool,
+    force: bool,
+) -> str:
+    """Stop a host process gracefully; idempotent (a process already gone is fine).
+
+    A systemd unit is stopped through systemctl (a signal would be answered by a restart).
+    A stateful service that outlives its grace period is never SIGKILLed without ``force``.
+    """
+    proc = _verified(pid, create_time, exe)
+    if proc is None:
+        return "already stopped"
+    if systemd_unit:
+        result = subprocess.run(["systemctl", "stop", systemd_unit], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackwardenError(f"systemctl stop {systemd_unit} failed: {result.stderr.strip()[-500:]}")
+    else:
+        proc.send_signal(signal.Signals[signal_name])
+    try:
+        proc.wait(grace_seconds)
+        return f"stopped by {'systemctl' if systemd_unit else signal_name}"
+    except psutil.TimeoutExpired:
+        if stateful and not force:
+            raise StackwardenError(
+                f"PID {pid} ({proc.name()}) did not stop within {grace_seconds:g}s after {signal_name}; it is "
+                "stateful, so it is not SIGKILLed without --force"
+            ) from None
+    proc.kill()
+    proc.wait(10)
+    return f"killed after {grace_seconds:g}s (SIGKILL{' forced' if stateful else ''})"
+
+
+def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None) -> str:
+    """Start a host service again (rollback): its unit, else the profile's start_command, detached."""
+    if systemd_unit:
+        result = subprocess.run(["systemctl", "start", systemd_unit], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackwardenError(f"systemctl start {systemd_unit} failed: {result.stderr.strip()[-500:]}")
+        return f"started {systemd_unit}"
+    if not start_command:
+        raise StackwardenError("no systemd unit and no start_command: cannot start it again")
+    subprocess.Popen(
+        list(start_command),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return "started: " + " ".join(start_command)
+
+
+def check_tcp(port: int, timeout: float, host: str = "127.0.0.1") -> str | None:
+    """None when host:port accepts a connection, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"tcp {host}:{port}: {exc}"
+
+
+def check_http(url: str, timeout: float) -> str | None:
+    """None when ``url`` answers below 400, else why not."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - profile-given http(s) URL
+            return None if response.status < 400 else f"{url}: HTTP {response.status}"
+    except (OSError, ValueError) as exc:
+        return f"{url}: {exc}"

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError
+from stackwarden.errors import PermanentError, RefusedError
 from stackwarden.model.base import Runtime
 from stackwarden.model.profile import KubernetesSpec
 from stackwarden.model.snapshot import (
@@ -151,6 +151,7 @@ def _workload(kind: Literal["Deployment", "StatefulSet"], obj: Any) -> KubeWorkl
         namespace=meta.namespace,
         uid=meta.uid,
         resource_version=meta.resource_version,
+        generation=meta.generation or 0,
         replicas=spec.replicas if spec.replicas is not None else 1,
         ready_replicas=(status.ready_replicas or 0) if status else 0,
         selector=dict((spec.selector.match_labels or {}) if spec.selector else {}),
@@ -294,3 +295,79 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
         status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),
         observation=observation,
     )
+
+
+PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
+
+
+def _client_for(spec: KubernetesSpec, context: str | None, timeout: float) -> tuple[Any, str]:
+    """An ApiClient for exactly the context the plan was made in."""
+    contexts, chosen, path = read_contexts(spec)
+    if context is not None and context != chosen:
+        raise RefusedError(f"the kubeconfig's context is now {chosen!r}, the plan was made for {context!r}")
+    configuration = k8s.Configuration()
+    try:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(path), context=chosen, client_configuration=configuration
+        )
+    except ConfigException as exc:
+        raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
+    configuration.retries = False
+    del contexts, timeout
+    return k8s.ApiClient(configuration), str(chosen)
+
+
+def scale_workload(
+    spec: KubernetesSpec,
+    *,
+    context: str | None,
+    kind: str,
+    name: str,
+    uid: str,
+    replicas: int,
+    expected_generation: int | None,
+    timeout: float = 10.0,
+) -> str:
+    """Scale one workload after re-reading it: same uid (not recreated) and, for planned steps,
+    the same generation (spec unchanged since the plan). Scaling to 0 records the previous count
+    in the ``stackwarden.io/previous-replicas`` annotation. Idempotent."""
+    api, _ = _client_for(spec, context, timeout)
+    apps = k8s.AppsV1Api(api)
+    ns = spec.namespace
+    read, patch = (
+        (apps.read_namespaced_deployment, apps.patch_namespaced_deployment)
+        if kind == "Deployment"
+        else (apps.read_namespaced_stateful_set, apps.patch_namespaced_stateful_set)
+    )
+    try:
+        try:
+            current = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise RefusedError(f"{kind} {ns}/{name} no longer exists; replan") from exc
+            raise
+        meta = current.metadata
+        if meta.uid != uid:
+            raise RefusedError(f"{kind} {ns}/{name} was recreated (uid {meta.uid}, planned {uid}); replan")
+        now = current.spec.replicas if current.spec.replicas is not None else 1
+        if now == replicas:
+            return f"already at {replicas} replicas"
+        if expected_generation is not None and (meta.generation or 0) != expected_generation:
+            raise RefusedError(
+                f"{kind} {ns}/{name} changed since the plan (generation {meta.generation}, planned "
+                f"{expected_generation}); replan"
+            )
+        body: dict[str, Any] = {"metadata": {"resourceVersion": meta.resource_version}, "spec": {"replicas": replicas}}
+        if replicas == 0 and now > 0:
+            body["metadata"]["annotations"] = {PREVIOUS_REPLICAS: str(now)}
+        try:
+            _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
+        except ApiException as exc:
+            if exc.status == 409:
+                raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
+            if exc.status == 403:
+                raise RefusedError(f"forbidden: the identity may not patch {kind} {ns}/{name}") from exc
+            raise
+        return f"scaled {now} -> {replicas}" + (f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else "")
+    finally:
+        api.close()

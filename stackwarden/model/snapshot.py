@@ -182,6 +182,7 @@ class KubeWorkloadState(Frozen):
     namespace: str
     uid: str
     resource_version: str
+    generation: int = Field(default=0, description="The spec's version; unlike resourceVersion, status writes keep it.")
     replicas: int
     ready_replicas: int = 0
     selector: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,207 @@
+"""The ``switch-mode`` flow: observe, plan, approve, apply step by step, verify, roll back."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+
+from flows.audit import observe_all
+from stackwarden.adapters.lock import switch_lock
+from stackwarden.errors import RefusedError
+from stackwarden.model.base import Mode
+from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
+from stackwarden.model.profile import Profile
+from stackwarden.planner import inverse_of, plan
+from stackwarden.profiles import load_profile
+from stackwarden.report.plan import render_plan
+from stackwarden.verdict import verdict
+from tasks.switch import apply_step_task, health_task
+
+
+class Approval(RunInput):
+    """What a person answers in the Prefect UI when a switch pauses for approval."""
+
+    approve: bool = False
+    comment: str = ""
+
+
+def _run_name() -> str:
+    params: dict[str, Any] = flow_run.parameters or {}
+    return f"switch-{params.get('mode', 'mode')}"
+
+
+def _key(profile: Profile, what: str) -> str:
+    return f"stackwarden-{profile.name}-{what}".replace(".", "-").replace("_", "-").lower()
+
+
+def _apply(step: Step, profile: Profile, force: bool, check_generation: bool = True) -> StepResult:
+    """Run one step as its own task run; its failure is journaled, not raised."""
+    started = datetime.now(UTC)
+    state = apply_step_task(step, profile, force, check_generation, return_state=True)
+    ended = datetime.now(UTC)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, BaseException) or state.is_failed():
+        status = StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED
+        return StepResult(
+            step_id=step.id,
+            status=status,
+            started=started,
+            ended=ended,
+            duration_seconds=(ended - started).total_seconds(),
+            error=str(outcome),
+        )
+    return StepResult(
+        step_id=step.id,
+        status=StepStatus.APPLIED,
+        started=started,
+        ended=ended,
+        duration_seconds=(ended - started).total_seconds(),
+        output=str(outcome),
+    )
+
+
+def _rollback(applied: list[Step], profile: Profile, journal: list[StepResult]) -> None:
+    """Undo the reversible steps in reverse order (uid re-checked; the spec has changed by our
+    own hand, so the generation is not)."""
+    for step in reversed(applied):
+        inverse = inverse_of(step)
+        if inverse is None:
+            get_run_logger().warning("step %s cannot be undone: %s", step.id, step.target)
+            continue
+        result = _apply(inverse, profile, force=False, check_generation=False)
+        journal.append(
+            result.model_copy(update={"status": StepStatus.ROLLED_BACK})
+            if result.status is StepStatus.APPLIED
+            else result
+        )
+
+
+def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: float = 2.0) -> Verdict:
+    """Observe until the mode's invariants hold or the deadline passes (a poll, not a retry)."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        snapshot = observe_all(profile)
+        result = verdict(snapshot, profile, mode, health_task(profile, mode))
+        if result.passed or time.monotonic() >= deadline:
+            return result
+        get_run_logger().info(
+            "verify: %d invariant(s) not met yet: %s", len(result.failures), "; ".join(result.failures[:3])
+        )
+        time.sleep(interval)
+
+
+def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
+    create_table_artifact(
+        table=[
+            {
+                "step": r.step_id,
+                "status": str(r.status),
+                "seconds": round(r.duration_seconds, 2),
+                "output": r.output[:200],
+                "error": (r.error or "")[:200],
+            }
+            for r in journal
+        ],
+        key=_key(profile, "switch-journal"),
+        description="Step journal of the switch",
+    )
+
+
+@flow(name="switch-mode", flow_run_name=_run_name)
+def switch_flow(
+    mode: str,
+    profile_path: str,
+    *,
+    apply: bool = False,
+    approval: Literal["auto", "ui"] = "auto",
+    force: bool = False,
+    deadline_seconds: float = 120.0,
+    approval_timeout_seconds: int = 3600,
+    lock_wait_seconds: float = 0.0,
+) -> SwitchOutcome:
+    """Switch the profile's stack to ``mode``. Dry run unless ``apply``; with approval ``ui``
+    the plan is published and the run pauses until a person approves or rejects it."""
+    logger = get_run_logger()
+    profile = load_profile(profile_path)
+    target = Mode(mode)
+    holder = f"flow run {flow_run.name or flow_run.id}"
+    with switch_lock(profile.name, holder, lock_wait_seconds) if apply else _no_lock():
+        snapshot = observe_all(profile)
+        the_plan: Plan = plan(snapshot, profile, target)
+        create_markdown_artifact(
+            markdown=render_plan(the_plan), key=_key(profile, "switch-plan"), description=f"Plan: {target}"
+        )
+        if not the_plan.applicable:
+            logger.error("switch refused: %s", "; ".join(the_plan.refusals))
+            return SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message="; ".join(the_plan.refusals))
+        if not apply:
+            return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
+        if approval == "ui" and the_plan.steps:
+            try:
+                answer = pause_flow_run(wait_for_input=Approval, timeout=approval_timeout_seconds)
+            except FlowPauseTimeout as exc:  # no answer in time is a rejection: nothing changes
+                return SwitchOutcome(status=SwitchStatus.REJECTED, plan=the_plan, message=f"no approval: {exc}")
+            if not answer.approve:
+                return SwitchOutcome(
+                    status=SwitchStatus.REJECTED, plan=the_plan, message=f"rejected: {answer.comment or 'no comment'}"
+                )
+        journal: list[StepResult] = []
+        applied: list[Step] = []
+        for step in the_plan.steps:
+            result = _apply(step, profile, force)
+            journal.append(result)
+            if result.status is not StepStatus.APPLIED:
+                logger.error("step %s %s: %s; rolling back", step.id, result.status, result.error)
+                _rollback(applied, profile, journal)
+                _journal_artifact(profile, journal)
+                return SwitchOutcome(
+                    status=SwitchStatus.ROLLED_BACK,
+                    plan=the_plan,
+                    journal=tuple(journal),
+                    message=f"step {step.id} {result.status}: {result.error}",
+                )
+            applied.append(step)
+        result_verdict = verify(profile, target, deadline_seconds)
+        if not result_verdict.passed:
+            logger.error("verify failed: %s; rolling back", "; ".join(result_verdict.failures))
+            _rollback(applied, profile, journal)
+            _journal_artifact(profile, journal)
+            return SwitchOutcome(
+                status=SwitchStatus.ROLLED_BACK,
+                plan=the_plan,
+                journal=tuple(journal),
+                verdict=result_verdict,
+                message="verification failed: " + "; ".join(result_verdict.failures),
+            )
+        _journal_artifact(profile, journal)
+        emit_event(
+            event="stackwarden.mode.switched",
+            resource={"prefect.resource.id": f"stackwarden.profile.{profile.name}"},
+            payload={"mode": str(target), "outcome": str(result_verdict.outcome), "steps": len(journal)},
+        )
+        return SwitchOutcome(
+            status=SwitchStatus.SWITCHED,
+            plan=the_plan,
+            journal=tuple(journal),
+            verdict=result_verdict,
+            message=f"switched to {target}: {result_verdict.outcome}",
+        )
+
+
+class _no_lock:  # noqa: N801 - reads as a context manager at the call site
+    """A dry run takes no lock: it changes nothing."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None

@@ -1,0 +1,181 @@
+"""Plans, step results and verdicts of a mode switch (DESIGN.md §3).
+
+A Step names its exact target identity, why it exists, whether it can be undone and how; the
+planner is pure, so the dry-run output is the plan that ``--apply`` would carry out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from stackwarden.model.base import Frozen, Mode, Runtime
+
+
+class _StepBase(Frozen):
+    """What every step carries: identity, reason, reversibility."""
+
+    id: str
+    service: str
+    runtime: Runtime
+    why: str
+    target: str = Field(description="The exact identity acted on, as a person reads it.")
+    reversible: bool
+    inverse: str = Field(description="What undoing this step does ('' when it cannot be undone).")
+
+
+class ScaleWorkload(_StepBase):
+    """Scale a Deployment/StatefulSet; scaling to 0 records the previous count on the object."""
+
+    kind: Literal["scale-workload"] = "scale-workload"
+    context: str | None
+    namespace: str
+    workload_kind: Literal["Deployment", "StatefulSet"]
+    name: str
+    uid: str
+    generation: int
+    replicas: int
+    previous_replicas: int
+
+
+class StopProcess(_StepBase):
+    """Stop a host process: its systemd unit, else its configured signal and grace period."""
+
+    kind: Literal["stop-process"] = "stop-process"
+    pid: int
+    create_time: float
+    exe: str | None
+    name: str
+    signal: str
+    grace_seconds: float
+    systemd_unit: str | None = None
+    stateful: bool = False
+    start_command: tuple[str, ...] | None = None
+
+
+class StartProcess(_StepBase):
+    """Start a host service again (rollback only): its unit, or the profile's start_command."""
+
+    kind: Literal["start-process"] = "start-process"
+    systemd_unit: str | None = None
+    start_command: tuple[str, ...] | None = None
+
+
+class StopContainer(_StepBase):
+    """Stop one container by id; the container and its volumes are kept."""
+
+    kind: Literal["stop-container"] = "stop-container"
+    container_id: str
+    name: str
+    compose_project: str
+    timeout_seconds: int
+
+
+class StartContainer(_StepBase):
+    """Start an existing (stopped or never-started) container by id."""
+
+    kind: Literal["start-container"] = "start-container"
+    container_id: str
+    name: str
+    compose_project: str
+
+
+class ComposeUp(_StepBase):
+    """``docker compose up -d`` for services that have no container yet."""
+
+    kind: Literal["compose-up"] = "compose-up"
+    project: str
+    files: tuple[str, ...]
+    working_dir: str | None
+    services: tuple[str, ...]
+
+
+Step = Annotated[
+    ScaleWorkload | StopProcess | StartProcess | StopContainer | StartContainer | ComposeUp,
+    Field(discriminator="kind"),
+]
+
+
+class Plan(Frozen):
+    """An ordered plan: frees ports before starting their new owner. A plan with refusals
+    must not be applied at all (nothing half-done)."""
+
+    profile: str
+    mode: Mode
+    steps: tuple[Step, ...] = ()
+    refusals: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def applicable(self) -> bool:
+        """True when nothing refuses the plan."""
+        return not self.refusals
+
+
+class StepStatus(StrEnum):
+    """How a step ended."""
+
+    APPLIED = "applied"
+    SKIPPED = "skipped"
+    REFUSED = "refused"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled-back"
+
+
+class StepResult(Frozen):
+    """One journal entry."""
+
+    step_id: str
+    status: StepStatus
+    started: datetime
+    ended: datetime
+    duration_seconds: float
+    output: str = ""
+    error: str | None = None
+
+
+class Outcome(StrEnum):
+    """How a switch ended. ``broken-by-code-issue`` is a success of the switch that still
+    leaves a service broken for reasons no mode fixes (the seed's backend)."""
+
+    PASSED = "passed"
+    BROKEN_BY_CODE_ISSUE = "broken-by-code-issue"
+    FAILED = "failed"
+
+
+class Verdict(Frozen):
+    """Whether the mode's invariants hold in a snapshot."""
+
+    mode: Mode
+    outcome: Outcome
+    failures: tuple[str, ...] = ()
+    code_issues: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """The mode's own invariants hold (code issues do not count against it)."""
+        return self.outcome is not Outcome.FAILED
+
+
+class SwitchStatus(StrEnum):
+    """How a switch run ended, before the verdict's detail."""
+
+    DRY_RUN = "dry-run"
+    REFUSED = "refused"
+    REJECTED = "rejected"
+    SWITCHED = "switched"
+    ROLLED_BACK = "rolled-back"
+
+
+class SwitchOutcome(Frozen):
+    """Everything a switch run produced: the plan, the journal, the verdict and what happened."""
+
+    status: SwitchStatus
+    plan: Plan
+    journal: tuple[StepResult, ...] = ()
+    verdict: Verdict | None = None
+    message: str = ""

@@ -1,0 +1,335 @@
+"""plan(snapshot, profile, mode) -> Plan: pure, ordered, explained (DESIGN.md §2, §5).
+
+Order: scale down workloads, stop host processes, stop containers (ports are freed), then start
+the new owners (containers, compose up, workloads restored to their recorded replicas). Anything
+that must not be touched refuses the whole plan, so nothing is left half-changed.
+"""
+
+from __future__ import annotations
+
+from stackwarden.model.base import CrashCategory, Mode, Runtime
+from stackwarden.model.plan import (
+    ComposeUp,
+    Plan,
+    ScaleWorkload,
+    StartContainer,
+    StartProcess,
+    Step,
+    StopContainer,
+    StopProcess,
+)
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
+from stackwarden.placement import StackView, stack_view
+from stackwarden.rules import diagnose
+
+PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
+_RUNNING = {"running", "restarting", "paused"}
+
+
+def target_runtime(profile: Profile, mode: Mode, service: str) -> Runtime | None:
+    """The one runtime ``service`` may use in ``mode`` (None: hybrid without an assignment)."""
+    if mode is Mode.COMPOSE_ONLY:
+        return Runtime.COMPOSE
+    if mode is Mode.K8S_ONLY:
+        return Runtime.KUBERNETES
+    return profile.services[service].runtime
+
+
+def recorded_replicas(workload: KubeWorkloadState, profile_replicas: int) -> int:
+    """The count to restore: the annotation written when we scaled down, else the profile's."""
+    raw = workload.annotations.get(PREVIOUS_REPLICAS, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else profile_replicas
+
+
+def _context(snapshot: Snapshot) -> str | None:
+    kube = snapshot.kubernetes
+    return kube.context.name if kube is not None and kube.context is not None else None
+
+
+def _scale(snapshot: Snapshot, service: str, w: KubeWorkloadState, replicas: int, why: str) -> ScaleWorkload:
+    ref = f"{w.kind.lower()}/{w.name}"
+    return ScaleWorkload(
+        id=f"scale-workload:{w.namespace}/{ref}:{replicas}",
+        service=service,
+        runtime=Runtime.KUBERNETES,
+        why=why,
+        target=f"{w.kind} {w.namespace}/{w.name} (uid {w.uid}, generation {w.generation}): {w.replicas} -> {replicas}",
+        reversible=True,
+        inverse=f"scale {ref} back to {w.replicas}",
+        context=_context(snapshot),
+        namespace=w.namespace,
+        workload_kind=w.kind,
+        name=w.name,
+        uid=w.uid,
+        generation=w.generation,
+        replicas=replicas,
+        previous_replicas=w.replicas,
+    )
+
+
+def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) -> StopProcess:
+    spec = profile.services[service]
+    matcher = spec.host
+    if matcher is None:  # placement only matches processes through a matcher
+        raise ValueError(f"{service}: a host process was matched without services.{service}.host")
+    unit = matcher.systemd_unit or p.systemd_unit
+    restartable = bool(unit or matcher.start_command)
+    how = f"systemctl stop {unit}" if unit else f"{matcher.stop_signal}, up to {matcher.grace_period_seconds:g}s"
+    return StopProcess(
+        id=f"stop-process:{p.pid}:{p.create_time}",
+        service=service,
+        runtime=Runtime.HOST,
+        why=f"{mode}: {service} must not run on the host; frees port(s) {', '.join(map(str, spec.ports))}",
+        target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
+        reversible=restartable,
+        inverse=(f"systemctl start {unit}" if unit else " ".join(matcher.start_command or ())) if restartable else "",
+        pid=p.pid,
+        create_time=p.create_time,
+        exe=p.exe,
+        name=p.name,
+        signal=matcher.stop_signal,
+        grace_seconds=matcher.grace_period_seconds,
+        systemd_unit=unit,
+        stateful=spec.stateful,
+        start_command=matcher.start_command,
+    )
+
+
+def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) -> StopContainer:
+    spec = profile.services[service]
+    grace = int(spec.host.grace_period_seconds) if spec.host else (30 if spec.stateful else 10)
+    return StopContainer(
+        id=f"stop-container:{c.id}",
+        service=service,
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: {service} must not run under Compose; the container and its volumes are kept",
+        target=f"container {c.name} ({c.short_id}), stop timeout {grace}s",
+        reversible=True,
+        inverse=f"docker start {c.name}",
+        container_id=c.id,
+        name=c.name,
+        compose_project=c.compose_project or "",
+        timeout_seconds=grace,
+    )
+
+
+def _foreign_owners(view: StackView, profile: Profile, service: str) -> list[str]:
+    """Owners of the service's ports that the profile does not name: never touched."""
+    out = []
+    for port in profile.services[service].ports:
+        for owner in view.port_owners.get(port, ()):
+            if not owner.in_profile:
+                out.append(
+                    f"{service}: port {port} is held by {owner.label}, which the profile does not name; "
+                    "stackwarden will not stop it. Stop it yourself or name its executable in the profile."
+                )
+    return out
+
+
+def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> list[str]:
+    """Kubernetes steps need an observed, allowed context (DESIGN.md §5.1)."""
+    if not any(isinstance(s, ScaleWorkload) for s in steps):
+        return []
+    kube = snapshot.kubernetes
+    if kube is None or kube.context is None:
+        return ["the plan scales Kubernetes workloads but the cluster was not observed"]
+    if not kube.context.allowed:
+        allowed = ", ".join(profile.kubernetes.allowed_contexts) if profile.kubernetes else ""
+        return [
+            f"context {kube.context.name!r} is not in the profile's allowed_contexts ({allowed}): "
+            "it is observed read-only and never changed"
+        ]
+    return []
+
+
+def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
+    """No host port may be reachable through two runtimes: compose-published ports of compose
+    services against NodePort/LoadBalancer/hostPort of Kubernetes services."""
+    refusals = []
+    kube = snapshot.kubernetes
+    k8s_exposed: dict[int, str] = {}
+    for name, spec in profile.services.items():
+        if spec.runtime is not Runtime.KUBERNETES or spec.kubernetes is None or kube is None:
+            continue
+        for svc in kube.services:
+            if svc.name == spec.kubernetes.service and svc.type in {"NodePort", "LoadBalancer"}:
+                for p in svc.ports:
+                    exposed = [p.node_port, p.port if svc.type == "LoadBalancer" else None]
+                    for port in (x for x in exposed if x is not None):
+                        k8s_exposed[port] = f"{name} (Service {svc.name} {svc.type})"
+    for name, spec in profile.services.items():
+        if spec.runtime is not Runtime.COMPOSE:
+            continue
+        compose_name = profile.compose_service_name(name)
+        published = {
+            p.host_port
+            for c in snapshot.containers
+            if c.compose_project == profile.compose.project and c.compose_service == compose_name
+            for p in c.declared
+        } | set(spec.ports)
+        for port in sorted(published & set(k8s_exposed)):
+            refusals.append(
+                f"hybrid guard: host port {port} would be reachable through compose ({name}) and "
+                f"kubernetes ({k8s_exposed[port]}); assign both to one runtime or remove the exposure"
+            )
+    return refusals
+
+
+def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
+    """The ordered steps that take this host to ``mode``, or the reasons it must not."""
+    view = stack_view(snapshot, profile)
+    refusals: list[str] = []
+    notes: list[str] = []
+    downs: list[Step] = []
+    stops: list[Step] = []
+    starts: list[Step] = []
+    ups: list[Step] = []
+    compose_up: list[str] = []
+    if mode is Mode.HYBRID_GUARDED:
+        missing = [n for n, s in profile.services.items() if s.runtime is None]
+        if missing:
+            refusals.append("hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing))
+        refusals += _hybrid_guard(snapshot, profile)
+    for name, placement in view.placements.items():
+        want = target_runtime(profile, mode, name)
+        if want is None:
+            continue
+        spec = profile.services[name]
+        refusals += _foreign_owners(view, profile, name)
+        if want is not Runtime.KUBERNETES:
+            downs += [
+                _scale(
+                    snapshot, name, w, 0, f"{mode}: {name} must not run in Kubernetes; replicas recorded on the object"
+                )
+                for w in placement.workloads
+                if w.replicas > 0
+            ]
+        if want is not Runtime.HOST:
+            stops += [_stop_process(profile, name, p, mode) for p in placement.processes]
+        if want is not Runtime.COMPOSE:
+            stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
+        if want is Runtime.COMPOSE:
+            existing = [
+                c
+                for c in snapshot.containers
+                if c.compose_project == profile.compose.project
+                and c.compose_service == profile.compose_service_name(name)
+            ]
+            if not existing:
+                compose_up.append(profile.compose_service_name(name))
+            starts += [
+                StartContainer(
+                    id=f"start-container:{c.id}",
+                    service=name,
+                    runtime=Runtime.COMPOSE,
+                    why=f"{mode}: {name} runs under Compose; its container exists but is {c.state}",
+                    target=f"container {c.name} ({c.short_id})",
+                    reversible=True,
+                    inverse=f"docker stop {c.name}",
+                    container_id=c.id,
+                    name=c.name,
+                    compose_project=c.compose_project or "",
+                )
+                for c in existing
+                if c.state not in _RUNNING
+            ]
+        if want is Runtime.KUBERNETES:
+            if spec.kubernetes is None:
+                refusals.append(f"{name}: {mode} needs services.{name}.kubernetes in the profile")
+            elif not placement.workloads:
+                refusals.append(
+                    f"{name}: {spec.kubernetes.kind} {spec.kubernetes.name} does not exist in the namespace; "
+                    "apply its manifests first (stackwarden never creates workloads)"
+                )
+            ups += [
+                _scale(
+                    snapshot,
+                    name,
+                    w,
+                    recorded_replicas(w, spec.kubernetes.replicas if spec.kubernetes else 1),
+                    f"{mode}: {name} runs in Kubernetes; restoring its recorded replica count",
+                )
+                for w in placement.workloads
+                if w.replicas == 0
+            ]
+    if compose_up:
+        starts.append(
+            ComposeUp(
+                id=f"compose-up:{profile.compose.project}:{','.join(sorted(compose_up))}",
+                service=",".join(sorted(compose_up)),
+                runtime=Runtime.COMPOSE,
+                why=f"{mode}: no container exists yet for {', '.join(sorted(compose_up))}",
+                target=f"compose project {profile.compose.project} services {', '.join(sorted(compose_up))}",
+                # the containers it creates have no id yet: a rollback cannot name them
+                reversible=False,
+                inverse="",
+                project=profile.compose.project,
+                files=profile.compose.files,
+                working_dir=profile.compose.working_dir,
+                services=tuple(sorted(compose_up)),
+            )
+        )
+    steps = downs + stops + starts + ups
+    refusals += _kube_refusals(snapshot, profile, steps)
+    for finding in diagnose(snapshot, profile):
+        if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:
+            notes.append(f"{finding.title}: a code issue; it will keep crashing in {mode} too")
+    return Plan(
+        profile=profile.name,
+        mode=mode,
+        steps=tuple(steps),
+        refusals=tuple(dict.fromkeys(refusals)),
+        notes=tuple(notes),
+    )
+
+
+def inverse_of(step: Step) -> Step | None:
+    """The step that undoes ``step`` (None when it cannot be undone)."""
+    if not step.reversible:
+        return None
+    base = {"service": step.service, "runtime": step.runtime, "reversible": True}
+    if isinstance(step, ScaleWorkload):
+        return step.model_copy(
+            update={
+                "id": f"undo:{step.id}",
+                "replicas": step.previous_replicas,
+                "previous_replicas": step.replicas,
+                "why": f"rollback of {step.id}",
+                "inverse": "",
+            }
+        )
+    if isinstance(step, StopContainer):
+        return StartContainer(
+            id=f"undo:{step.id}",
+            why=f"rollback of {step.id}",
+            target=step.target,
+            inverse="",
+            container_id=step.container_id,
+            name=step.name,
+            compose_project=step.compose_project,
+            **base,
+        )
+    if isinstance(step, StartContainer):
+        return StopContainer(
+            id=f"undo:{step.id}",
+            why=f"rollback of {step.id}",
+            target=step.target,
+            inverse="",
+            container_id=step.container_id,
+            name=step.name,
+            compose_project=step.compose_project,
+            timeout_seconds=10,
+            **base,
+        )
+    if isinstance(step, StopProcess):
+        return StartProcess(
+            id=f"undo:{step.id}",
+            why=f"rollback of {step.id}",
+            target=step.inverse,
+            inverse="",
+            systemd_unit=step.systemd_unit,
+            start_command=step.start_command,
+            **base,
+        )
+    return None

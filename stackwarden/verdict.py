@@ -1,0 +1,100 @@
+"""verdict(snapshot, profile, mode, health) -> Verdict: do the mode's invariants hold? (pure)
+
+Invariants per service: it runs only in its mode's runtime, it is up there (rollout complete),
+each of its host ports is owned by that runtime or free, and its health check passes. A crash
+loop classified as a code issue is reported apart: the switch did its job, the code did not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from stackwarden.model.base import CrashCategory, Mode, Runtime
+from stackwarden.model.plan import Outcome, Verdict
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.placement import ServicePlacement, stack_view
+from stackwarden.planner import target_runtime
+from stackwarden.rules import diagnose
+
+_UP = {"running", "restarting", "paused"}
+
+
+def _present(placement: ServicePlacement) -> dict[Runtime, str]:
+    """Where the service is deployed now (stopped containers and scaled-to-0 workloads are not)."""
+    out: dict[Runtime, str] = {}
+    running = [c.name for c in placement.containers if c.state in _UP]
+    if running:
+        out[Runtime.COMPOSE] = "container(s) " + ", ".join(running)
+    live = [w for w in placement.workloads if w.replicas > 0]
+    pods = [p.name for p in placement.pods]
+    if live or pods:
+        out[Runtime.KUBERNETES] = ", ".join(
+            [f"{w.kind} {w.name} ({w.ready_replicas}/{w.replicas})" for w in live]
+            + ([f"{len(pods)} pod(s)"] if pods else [])
+        )
+    if placement.processes:
+        out[Runtime.HOST] = ", ".join(f"{p.name} PID {p.pid}" for p in placement.processes)
+    return out
+
+
+def _up_in_target(placement: ServicePlacement, want: Runtime) -> str | None:
+    """None when the service is up in its runtime, else what is missing."""
+    if want is Runtime.COMPOSE:
+        return None if any(c.state == "running" for c in placement.containers) else "no running container"
+    if want is Runtime.KUBERNETES:
+        live = [w for w in placement.workloads if w.replicas > 0]
+        if not live:
+            return "its workload is scaled to 0 or missing"
+        behind = [w for w in live if w.ready_replicas < w.replicas]
+        return ", ".join(f"{w.name} {w.ready_replicas}/{w.replicas} ready" for w in behind) or None
+    return None if placement.processes else "no host process"
+
+
+def verdict(
+    snapshot: Snapshot,
+    profile: Profile,
+    mode: Mode,
+    health: Mapping[str, str | None] | None = None,
+) -> Verdict:
+    """Check every service's invariants; ``health`` maps a service to an error (None = healthy)."""
+    health = health or {}
+    view = stack_view(snapshot, profile)
+    code_broken = {
+        f.services[0]: f.title
+        for f in diagnose(snapshot, profile)
+        if f.cause is not None and f.cause.category is CrashCategory.CODE_ISSUE and f.services
+    }
+    failures: list[str] = []
+    checks: list[str] = []
+    for name, placement in view.placements.items():
+        want = target_runtime(profile, mode, name)
+        if want is None:
+            failures.append(f"{name}: no runtime assigned for {mode}")
+            continue
+        present = _present(placement)
+        for runtime, what in present.items():
+            if runtime is not want:
+                failures.append(f"{name}: still runs under {runtime} ({what}); {mode} allows only {want}")
+        for port in profile.services[name].ports:
+            for owner in view.port_owners.get(port, ()):
+                if owner.runtime is not want:
+                    failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
+        if name in code_broken:
+            checks.append(f"{name}: in {want}, broken by a code issue ({code_broken[name]})")
+            continue
+        missing = _up_in_target(placement, want)
+        if missing:
+            failures.append(f"{name}: not up under {want}: {missing}")
+        elif health.get(name):
+            failures.append(f"{name}: health check failed: {health[name]}")
+        else:
+            checks.append(f"{name}: up under {want}" + (", healthy" if name in health else ""))
+    outcome = Outcome.FAILED if failures else (Outcome.BROKEN_BY_CODE_ISSUE if code_broken else Outcome.PASSED)
+    return Verdict(
+        mode=mode,
+        outcome=outcome,
+        failures=tuple(failures),
+        code_issues=tuple(f"{svc}: {title}" for svc, title in sorted(code_broken.items())),
+        checks=tuple(checks),
+    )

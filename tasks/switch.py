@@ -1,0 +1,76 @@
+"""Switch tasks: one task run per plan step, named after its target. Mutating tasks have no
+blind retries: each step is idempotent and re-checks its target's identity before acting."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from stackwarden.adapters.compose import compose_up
+from stackwarden.adapters.docker import start_container, stop_container
+from stackwarden.adapters.host import check_http, check_tcp, start_process, stop_process
+from stackwarden.adapters.kubernetes import scale_workload
+from stackwarden.model.base import Mode, Runtime
+from stackwarden.model.plan import (
+    ComposeUp,
+    ScaleWorkload,
+    StartContainer,
+    StartProcess,
+    Step,
+    StopContainer,
+    StopProcess,
+)
+from stackwarden.model.profile import Profile
+from stackwarden.planner import target_runtime
+
+
+@task(name="apply-step", task_run_name="{step.kind}-{step.service}-{step.id}")
+def apply_step_task(step: Step, profile: Profile, force: bool = False, check_generation: bool = True) -> str:
+    """Carry out one step; raises RefusedError when the target is not what the plan saw."""
+    match step:
+        case ScaleWorkload():
+            if profile.kubernetes is None:
+                raise ValueError("scale-workload step without a kubernetes section in the profile")
+            return scale_workload(
+                profile.kubernetes,
+                context=step.context,
+                kind=step.workload_kind,
+                name=step.name,
+                uid=step.uid,
+                replicas=step.replicas,
+                expected_generation=step.generation if check_generation else None,
+            )
+        case StopProcess():
+            return stop_process(
+                pid=step.pid,
+                create_time=step.create_time,
+                exe=step.exe,
+                signal_name=step.signal,
+                grace_seconds=step.grace_seconds,
+                systemd_unit=step.systemd_unit,
+                stateful=step.stateful,
+                force=force,
+            )
+        case StartProcess():
+            return start_process(step.systemd_unit, step.start_command)
+        case StopContainer():
+            return stop_container(step.container_id, step.compose_project, step.timeout_seconds)
+        case StartContainer():
+            return start_container(step.container_id, step.compose_project)
+        case ComposeUp():
+            return compose_up(step.project, step.files, step.working_dir, step.services)
+    raise ValueError(f"unknown step kind {step.kind}")
+
+
+@task(name="health-checks", task_run_name="health-checks-{profile.name}-{mode}")
+def health_task(profile: Profile, mode: Mode) -> dict[str, str | None]:
+    """The profile's TCP/HTTP checks for services whose runtime serves on this host's ports
+    (Compose, host); a ClusterIP service has no host port to check."""
+    results: dict[str, str | None] = {}
+    for name, spec in profile.services.items():
+        if spec.health is None or target_runtime(profile, mode, name) not in {Runtime.COMPOSE, Runtime.HOST}:
+            continue
+        if spec.health.tcp is not None:
+            results[name] = check_tcp(spec.health.tcp, spec.health.timeout_seconds)
+        elif spec.health.http is not None:
+            results[name] = check_http(spec.health.http, spec.health.timeout_seconds)
+    return results

@@ -1,0 +1,186 @@
+"""The pure planner and verdict on fixture snapshots: order, identities, refusals, idempotence."""
+
+from __future__ import annotations
+
+from stackwarden.model import (
+    KubeContext,
+    KubeObservation,
+    KubeServicePort,
+    KubeServiceState,
+    KubeWorkloadState,
+    Listener,
+    Mode,
+    PodState,
+)
+from stackwarden.model.plan import Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
+from stackwarden.planner import PREVIOUS_REPLICAS, inverse_of, plan
+from stackwarden.verdict import verdict
+from tests.support.builders import PANIC, PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot
+
+
+def _workload(name: str, replicas: int, annotations: dict[str, str] | None = None) -> KubeWorkloadState:
+    return KubeWorkloadState(
+        kind="Deployment",
+        name=name,
+        namespace="seedstack",
+        uid=f"uid-{name}",
+        resource_version="10",
+        generation=3,
+        replicas=replicas,
+        ready_replicas=replicas,
+        selector={"app": name},
+        annotations=annotations or {},
+    )
+
+
+def _kube(
+    *workloads: KubeWorkloadState, allowed: bool = True, services: tuple[KubeServiceState, ...] = ()
+) -> KubeObservation:
+    pods = tuple(
+        PodState(
+            name=f"{w.name}-{i}",
+            namespace="seedstack",
+            uid=f"p{w.name}{i}",
+            phase="Running",
+            labels={"app": w.name},
+            ready=True,
+        )
+        for w in workloads
+        for i in range(w.replicas)
+    )
+    ctx = KubeContext(
+        name="kind-dev", cluster="kind-dev", server="https://127.0.0.1:6443", allowed=allowed, current=True
+    )
+    return KubeObservation(context=ctx, namespace="seedstack", workloads=workloads, pods=pods, services=services)
+
+
+def _seed_with_cluster(allowed: bool = True) -> object:
+    base = seed_snapshot()
+    return base.model_copy(
+        update={"kubernetes": _kube(_workload("backend", 4), _workload("frontend", 5), allowed=allowed)}
+    )
+
+
+def test_compose_only_frees_ports_before_starting_and_names_identities() -> None:
+    result = plan(_seed_with_cluster(), profile(), Mode.COMPOSE_ONLY)  # type: ignore[arg-type]
+    assert result.applicable, result.refusals
+    kinds = [s.kind for s in result.steps]
+    assert kinds == ["scale-workload", "scale-workload", "stop-process", "stop-process", "start-container"]
+    scale = [s for s in result.steps if isinstance(s, ScaleWorkload)]
+    assert {(s.name, s.replicas, s.previous_replicas) for s in scale} == {("backend", 0, 4), ("frontend", 0, 5)}
+    assert all(s.uid == f"uid-{s.name}" and s.generation == 3 and s.context == "kind-dev" for s in scale)
+    stops = {s.pid: s for s in result.steps if isinstance(s, StopProcess)}
+    assert stops[2792].signal == "SIGINT" and stops[2792].stateful and stops[2792].create_time == 1_700_002_792.0
+    assert stops[2785].signal == "SIGTERM"
+    start = result.steps[-1]
+    assert isinstance(start, StartContainer) and start.name == "seedstack-postgres-1"
+    assert any("Backend crash loop" in n for n in result.notes)
+
+
+def test_k8s_only_stops_running_containers_and_restores_recorded_replicas() -> None:
+    snap = seed_snapshot().model_copy(
+        update={"kubernetes": _kube(_workload("backend", 0, {PREVIOUS_REPLICAS: "3"}), _workload("frontend", 5))}
+    )
+    data = profile()
+    result = plan(snap, data, Mode.K8S_ONLY)
+    refusals = " ".join(result.refusals)
+    assert "postgres: k8s-only needs services.postgres.kubernetes in the profile" in refusals
+    stopped = {s.name for s in result.steps if isinstance(s, StopContainer)}
+    assert stopped == {"seedstack-backend-1", "seedstack-frontend-1", "seedstack-redis-1"}  # not the created one
+    up = [s for s in result.steps if isinstance(s, ScaleWorkload)]
+    assert [(s.name, s.replicas) for s in up] == [("backend", 3)]  # the annotation, not the profile's 4
+    assert result.steps.index(up[0]) == len(result.steps) - 1
+
+
+def test_context_outside_allowlist_refuses_the_whole_plan() -> None:
+    result = plan(_seed_with_cluster(allowed=False), profile(), Mode.COMPOSE_ONLY)  # type: ignore[arg-type]
+    assert not result.applicable
+    assert any("'kind-dev' is not in the profile's allowed_contexts" in r for r in result.refusals)
+
+
+def test_unknown_process_on_a_profile_port_refuses() -> None:
+    port = PORTS["redis"]
+    snap = snapshot(listeners=(Listener(address="0.0.0.0", port=port, pid=66),), processes=(process(66, "nc"),))
+    result = plan(snap, profile(), Mode.COMPOSE_ONLY)
+    assert not result.applicable
+    assert any(f"port {port} is held by process nc (PID 66)" in r for r in result.refusals)
+    assert not [s for s in result.steps if isinstance(s, StopProcess) and s.pid == 66]
+
+
+def test_hybrid_guard_refuses_a_port_reachable_through_two_runtimes() -> None:
+    data = profile()
+    port = PORTS["postgres"]
+    exposure = KubeServiceState(
+        name="backend-service",
+        namespace="seedstack",
+        type="NodePort",
+        ports=(KubeServicePort(port=2000, node_port=port),),
+    )
+    data = data.model_copy(
+        update={
+            "services": {
+                **data.services,
+                "backend": data.services["backend"].model_copy(
+                    update={
+                        "kubernetes": data.services["backend"].kubernetes.model_copy(
+                            update={"service": "backend-service"}
+                        )
+                    }  # type: ignore[union-attr]
+                ),
+            }
+        }
+    )
+    snap = snapshot(kubernetes=_kube(_workload("backend", 1), services=(exposure,)))
+    result = plan(snap, data, Mode.HYBRID_GUARDED)
+    assert any(f"hybrid guard: host port {port}" in r for r in result.refusals)
+
+
+def test_rerun_after_success_plans_nothing() -> None:
+    redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    pg = container("postgres", publish=(("0.0.0.0", PORTS["postgres"]),))
+    backend = container("backend", "restarting", exit_code=101, restart_count=9, logs=(PANIC,))
+    frontend = container("frontend")
+    listeners, procs = zip(
+        proxy_for(redis, "127.0.0.1", PORTS["redis"], 801),
+        proxy_for(pg, "0.0.0.0", PORTS["postgres"], 802),
+        strict=True,
+    )
+    snap = snapshot(
+        containers=(backend, frontend, pg, redis),
+        listeners=listeners,
+        processes=procs,
+        kubernetes=_kube(_workload("backend", 0, {PREVIOUS_REPLICAS: "4"}), _workload("frontend", 0)),
+    )
+    assert plan(snap, profile(), Mode.COMPOSE_ONLY).steps == ()
+    result = verdict(snap, profile(), Mode.COMPOSE_ONLY)
+    assert result.outcome is Outcome.BROKEN_BY_CODE_ISSUE, result.failures
+    assert result.code_issues == ("backend: Backend crash loop",)
+
+
+def test_verdict_fails_while_a_host_process_remains() -> None:
+    result = verdict(seed_snapshot(), profile(), Mode.COMPOSE_ONLY)
+    assert result.outcome is Outcome.FAILED
+    assert any("redis: still runs under host (redis-server PID 2785)" in f for f in result.failures)
+    assert any("port" in f and "process postgres (PID 2792)" in f for f in result.failures)
+
+
+def test_verdict_reports_failed_health_checks() -> None:
+    redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    listener, proxy = proxy_for(redis, "127.0.0.1", PORTS["redis"], 803)
+    snap = snapshot(containers=(redis,), listeners=(listener,), processes=(proxy,))
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    assert verdict(snap, data, Mode.COMPOSE_ONLY, {"redis": None}).outcome is Outcome.PASSED
+    failed = verdict(snap, data, Mode.COMPOSE_ONLY, {"redis": "tcp 127.0.0.1:1: refused"})
+    assert failed.outcome is Outcome.FAILED and "health check failed" in failed.failures[0]
+
+
+def test_inverses_undo_what_was_done() -> None:
+    result = plan(_seed_with_cluster(), profile(), Mode.COMPOSE_ONLY)  # type: ignore[arg-type]
+    scale = next(s for s in result.steps if isinstance(s, ScaleWorkload))
+    undo = inverse_of(scale)
+    assert isinstance(undo, ScaleWorkload) and undo.replicas == scale.previous_replicas and undo.uid == scale.uid
+    start = next(s for s in result.steps if isinstance(s, StartContainer))
+    assert isinstance(inverse_of(start), StopContainer)
+    stop = next(s for s in result.steps if isinstance(s, StopProcess))
+    assert not stop.reversible and inverse_of(stop) is None  # no unit, no start_command: says so
