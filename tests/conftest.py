@@ -99,6 +99,15 @@ def seed_scenario(docker_engine: None, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real, temporary Prefect server for the session (flows, task runs, artifacts, pauses)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """etcd + kube-apiserver + kube-controller-manager v1.20.2 on loopback, RBAC and token
     auth on, audit log enabled; fails under CI=true when it cannot be built or started."""

@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -128,18 +129,33 @@ def stop_process(
             raise StackwardenError(f"systemctl stop {systemd_unit} failed: {result.stderr.strip()[-500:]}")
     else:
         proc.send_signal(signal.Signals[signal_name])
-    try:
-        proc.wait(grace_seconds)
+    if _wait_gone(proc, grace_seconds):
         return f"stopped by {'systemctl' if systemd_unit else signal_name}"
-    except psutil.TimeoutExpired:
-        if stateful and not force:
-            raise StackwardenError(
-                f"PID {pid} ({proc.name()}) did not stop within {grace_seconds:g}s after {signal_name}; it is "
-                "stateful, so it is not SIGKILLed without --force"
-            ) from None
+    if stateful and not force:
+        raise StackwardenError(
+            f"PID {pid} ({proc.name()}) did not stop within {grace_seconds:g}s after {signal_name}; it is "
+            "stateful, so it is not SIGKILLed without --force"
+        )
     proc.kill()
-    proc.wait(10)
+    _wait_gone(proc, 10)
     return f"killed after {grace_seconds:g}s (SIGKILL{' forced' if stateful else ''})"
+
+
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until the process has exited. A zombie has exited too: only its parent can reap it,
+    and psutil's own wait would keep polling a non-child zombie until the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+            proc.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+            return True
+        except psutil.NoSuchProcess:
+            return True
+        except psutil.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                return False
 
 
 def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None) -> str:

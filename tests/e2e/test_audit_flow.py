@@ -4,25 +4,16 @@ published as artifacts, finding events' open set kept for the next run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
-from prefect.testing.utilities import prefect_test_harness
 from prefect.variables import Variable
 
 from flows.audit import audit_flow
 from tests.conftest import SeedScenario
 
 pytestmark = [pytest.mark.prefect, pytest.mark.docker]
-
-
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    """A real, temporary Prefect server for this module."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 async def _run_details(key_prefix: str) -> tuple[list[str], list[str]]:

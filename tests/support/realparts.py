@@ -72,9 +72,14 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 _LISTENER = """
-import ctypes, socket, sys, time
-name, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import ctypes, signal, socket, sys, time
+name, host, port, slow = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME: what ps and psutil show
+def leave(signum, frame):
+    time.sleep(slow)  # a server that takes its time to shut down cleanly
+    sys.exit(0)
+signal.signal(signal.SIGINT, leave)
+signal.signal(signal.SIGTERM, leave)
 family = socket.AF_INET6 if ":" in host else socket.AF_INET
 s = socket.socket(family)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -90,12 +95,14 @@ while True:
 
 
 @contextlib.contextmanager
-def host_listener(name: str, host: str, port: int) -> Iterator[subprocess.Popen[str]]:
-    """A real process named ``name`` (its comm, as ps shows) listening on host:port.
+def host_listener(name: str, host: str, port: int, slow_stop: float = 0.0) -> Iterator[subprocess.Popen[str]]:
+    """A real process named ``name`` (its comm, as ps shows) listening on host:port; it exits
+    ``slow_stop`` seconds after SIGINT/SIGTERM.
 
     Stands in for a host service (a local postgres) where the test needs only its socket.
     """
-    proc = subprocess.Popen([sys.executable, "-c", _LISTENER, name, host, str(port)], stdout=subprocess.PIPE, text=True)
+    argv = [sys.executable, "-c", _LISTENER, name, host, str(port), str(slow_stop)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

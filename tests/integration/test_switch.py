@@ -1,0 +1,137 @@
+"""Switching modes on the whole seed scenario with real parts: Docker engine and Compose v2, the
+real kube-apiserver (fake kubelet), real host processes, and the switch-mode flow on a real
+Prefect server. Bystanders (another compose project, another namespace, a stray listener)
+must come out untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from kubernetes import client as k8s
+
+from flows.switch import switch_flow
+from stackwarden.model import Mode, Runtime
+from stackwarden.model.plan import Outcome, StepStatus, SwitchStatus
+from stackwarden.planner import PREVIOUS_REPLICAS
+from tests.integration.audit_helpers import audit
+from tests.support.kube import pods_settled
+from tests.support.stack import REPLICAS, Stack, fresh_stack
+
+pytestmark = [pytest.mark.docker, pytest.mark.kube, pytest.mark.prefect]
+
+
+@pytest.fixture
+def stack(tmp_path: Path, control_plane: Any, kubelet: Any, prefect_server: None) -> Any:
+    with fresh_stack(tmp_path, control_plane, kubelet) as s:
+        yield s
+
+
+def _replicas(s: Stack, name: str, ns: str | None = None) -> tuple[int, dict[str, str]]:
+    d = k8s.AppsV1Api(s.api).read_namespaced_deployment(name, ns or s.namespace)
+    return d.spec.replicas, dict(d.metadata.annotations or {})
+
+
+def _states(project: Any) -> dict[str, str]:
+    return {c["Names"]: c["State"] for c in project.containers()}
+
+
+def _assert_bystanders_untouched(s: Stack) -> None:
+    assert _replicas(s, "backend", s.bystander_namespace)[0] == 2
+    assert set(_states(s.bystander_project).values()) == {"running"}
+    assert psutil.pid_exists(s.bystander_pid)
+
+
+def _switch(s: Stack, mode: Mode, **kwargs: Any) -> Any:
+    return switch_flow(mode=str(mode), profile_path=str(s.profile_path), apply=True, deadline_seconds=90, **kwargs)
+
+
+def test_compose_only(stack: Stack) -> None:
+    outcome = _switch(stack, Mode.COMPOSE_ONLY)
+    assert outcome.status is SwitchStatus.SWITCHED, outcome.message
+    assert outcome.verdict.outcome is Outcome.BROKEN_BY_CODE_ISSUE
+    assert outcome.verdict.code_issues == ("backend: Backend crash loop",)
+    assert all(r.status is StepStatus.APPLIED for r in outcome.journal)
+    for name, count in REPLICAS.items():
+        replicas, annotations = _replicas(stack, name)
+        assert replicas == 0 and annotations[PREVIOUS_REPLICAS] == str(count)
+    for pid in stack.host_pids.values():
+        assert not psutil.pid_exists(pid)
+    states = _states(stack.project)
+    assert states[f"{stack.project.name}-postgres-1"] == "running"  # it could bind once the port was freed
+    _assert_bystanders_untouched(stack)
+
+    again = _switch(stack, Mode.COMPOSE_ONLY)
+    assert again.plan.steps == () and again.journal == ()
+    assert again.status is SwitchStatus.SWITCHED
+
+
+def test_k8s_only_restores_recorded_replicas(stack: Stack) -> None:
+    assert _switch(stack, Mode.COMPOSE_ONLY).status is SwitchStatus.SWITCHED
+    outcome = _switch(stack, Mode.K8S_ONLY)
+    assert outcome.status is SwitchStatus.SWITCHED, outcome.message
+    assert outcome.verdict.outcome is Outcome.BROKEN_BY_CODE_ISSUE
+    for name, count in REPLICAS.items():
+        assert _replicas(stack, name)[0] == count
+    assert set(_states(stack.project).values()) <= {"exited", "created"}
+    _, snapshot, _ = audit(stack.profile_path)
+    assert not [listener for listener in snapshot.listeners if listener.port in stack.ports.values()]
+    _assert_bystanders_untouched(stack)
+
+
+def test_hybrid_guarded(stack: Stack) -> None:
+    outcome = _switch(stack, Mode.HYBRID_GUARDED)
+    assert outcome.status is SwitchStatus.SWITCHED, outcome.message
+    assert _replicas(stack, "backend")[0] == 4 and _replicas(stack, "frontend")[0] == 5
+    assert _replicas(stack, "postgres")[0] == 0 and _replicas(stack, "redis")[0] == 0
+    states = _states(stack.project)
+    assert states[f"{stack.project.name}-postgres-1"] == "running"
+    assert states[f"{stack.project.name}-redis-1"] == "running"
+    assert states[f"{stack.project.name}-frontend-1"] == "exited"
+    pods_settled(stack.api, stack.namespace, {"frontend": (5, "Running")})
+    _assert_bystanders_untouched(stack)
+
+
+def _fingerprint(profile_path: Path) -> dict[str, Any]:
+    """What a dry run must not change: identities and desired states, not the clock or the
+    crash loop's own restart counter."""
+    _, snap, _ = audit(profile_path)
+    kube = snap.kubernetes
+    assert kube is not None
+    return {
+        "containers": sorted((c.id, "restarting" if c.is_crash_looping else c.state) for c in snap.containers),
+        "listeners": sorted((item.address, item.port, item.pid) for item in snap.listeners),
+        "processes": sorted((p.pid, p.create_time) for p in snap.processes),
+        "workloads": sorted(
+            (w.uid, w.generation, w.replicas, tuple(sorted(w.annotations.items()))) for w in kube.workloads
+        ),
+        "pods": sorted(p.uid for p in kube.pods),
+    }
+
+
+def test_dry_run_changes_nothing(stack: Stack) -> None:
+    before = _fingerprint(stack.profile_path)
+    outcome = switch_flow(mode="compose-only", profile_path=str(stack.profile_path))
+    assert outcome.status is SwitchStatus.DRY_RUN
+    assert len(outcome.plan.steps) >= 7
+    assert _fingerprint(stack.profile_path) == before
+
+
+def test_context_outside_allowlist_is_refused_before_any_change(
+    tmp_path: Path, control_plane: Any, kubelet: Any, prefect_server: None
+) -> None:
+    with fresh_stack(tmp_path, control_plane, kubelet, allowed=["minikube", "kind-*"]) as s:
+        before = _fingerprint(s.profile_path)
+        outcome = _switch(s, Mode.COMPOSE_ONLY)
+        assert outcome.status is SwitchStatus.REFUSED
+        assert "'stackwarden-test' is not in the profile's allowed_contexts" in outcome.message
+        assert outcome.journal == ()
+        assert _fingerprint(s.profile_path) == before
+
+
+def test_planned_snapshot_has_every_runtime(stack: Stack) -> None:
+    _, snapshot, findings = audit(stack.profile_path)
+    assert {r.runtime for r in snapshot.runtimes if r.reachable} == {Runtime.COMPOSE, Runtime.HOST, Runtime.KUBERNETES}
+    assert set(findings["dual-deployment"].services) == {"backend", "frontend", "postgres", "redis"}
