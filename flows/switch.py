@@ -147,7 +147,7 @@ def switch_flow(
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
         if approval == "ui" and the_plan.steps:
             try:
-                answer = pause_flow_run(wait_for_input=Approval, timeout=approval_timeout_seconds)
+                answer = pause_flow_run(wait_for_input=Approval, timeout=approval_timeout_seconds, poll_interval=2)
             except FlowPauseTimeout as exc:  # no answer in time is a rejection: nothing changes
                 return SwitchOutcome(status=SwitchStatus.REJECTED, plan=the_plan, message=f"no approval: {exc}")
             if not answer.approve:

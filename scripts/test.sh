@@ -14,7 +14,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server
 fi
-# Debian starts redis on 6379 at install; the tests never use the machine's own 5432/6379.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+  # Debian may start a "main" cluster on 5432 at install; the tests never use it: stop it.
+  if command -v pg_lsclusters >/dev/null 2>&1; then
+    pg_lsclusters --no-header | while read -r ver name _port status _rest; do
+      if [ "$status" = "online" ]; then pg_ctlcluster "$ver" "$name" stop || true; fi
+    done
+  fi
+fi
+# Debian may start redis on 6379 at install; the tests never use the machine's own 5432/6379.
 
 step "Docker engine, Compose v2 and the test image"
 PYTHON=.venv/bin/python scripts/provision-docker.sh
