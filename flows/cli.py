@@ -121,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _switch(args: argparse.Namespace) -> int:
-    from flows.switch import switch_flow
+    from flows.switch import run_switch
     from stackwarden.model.plan import Outcome, SwitchStatus
     from stackwarden.report.plan import render_outcome, render_plan
 
@@ -131,7 +131,7 @@ def _switch(args: argparse.Namespace) -> int:
         if not sys.stdin.isatty():
             print("stackwarden: --apply without --yes needs a terminal to ask on", file=sys.stderr)
             return EXIT_USAGE
-        preview = switch_flow(mode=args.mode, profile_path=str(profile_path))
+        preview = run_switch(mode=args.mode, profile_path=str(profile_path))
         print(render_plan(preview.plan))
         if preview.status is SwitchStatus.REFUSED:
             return EXIT_REFUSED
@@ -140,7 +140,7 @@ def _switch(args: argparse.Namespace) -> int:
         if input(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ").strip().lower() not in {"y", "yes"}:
             print("nothing changed")
             return EXIT_OK
-    outcome = switch_flow(
+    outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
         apply=args.apply,

@@ -8,11 +8,13 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.client.schemas.objects import State
 from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
 from flows.audit import observe_all
 from stackwarden.adapters.lock import switch_lock
@@ -85,6 +87,25 @@ def _rollback(applied: list[Step], profile: Profile, journal: list[StepResult]) 
         )
 
 
+def _roll_back(
+    the_plan: Plan,
+    applied: list[Step],
+    profile: Profile,
+    journal: list[StepResult],
+    *,
+    reason: str,
+    result: Verdict | None,
+) -> State[Any]:
+    """Undo what was applied, publish the journal, and end the run Failed with the reason."""
+    get_run_logger().error("%s; rolling back %d step(s)", reason, len(applied))
+    _rollback(applied, profile, journal)
+    _journal_artifact(profile, journal)
+    outcome = SwitchOutcome(
+        status=SwitchStatus.ROLLED_BACK, plan=the_plan, journal=tuple(journal), verdict=result, message=reason
+    )
+    return Failed(message=f"rolled back: {reason}", data=outcome)
+
+
 def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: float = 2.0) -> Verdict:
     """Observe until the mode's invariants hold or the deadline passes (a poll, not a retry)."""
     deadline = time.monotonic() + deadline_seconds
@@ -127,7 +148,7 @@ def switch_flow(
     deadline_seconds: float = 120.0,
     approval_timeout_seconds: int = 3600,
     lock_wait_seconds: float = 0.0,
-) -> SwitchOutcome:
+) -> SwitchOutcome | State[Any]:
     """Switch the profile's stack to ``mode``. Dry run unless ``apply``; with approval ``ui``
     the plan is published and the run pauses until a person approves or rejects it."""
     logger = get_run_logger()
@@ -142,7 +163,8 @@ def switch_flow(
         )
         if not the_plan.applicable:
             logger.error("switch refused: %s", "; ".join(the_plan.refusals))
-            return SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message="; ".join(the_plan.refusals))
+            refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message="; ".join(the_plan.refusals))
+            return Failed(message=f"refused: {refused.message}", data=refused)
         if not apply:
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
         if approval == "ui" and the_plan.steps:
@@ -160,28 +182,13 @@ def switch_flow(
             result = _apply(step, profile, force)
             journal.append(result)
             if result.status is not StepStatus.APPLIED:
-                logger.error("step %s %s: %s; rolling back", step.id, result.status, result.error)
-                _rollback(applied, profile, journal)
-                _journal_artifact(profile, journal)
-                return SwitchOutcome(
-                    status=SwitchStatus.ROLLED_BACK,
-                    plan=the_plan,
-                    journal=tuple(journal),
-                    message=f"step {step.id} {result.status}: {result.error}",
-                )
+                reason = f"step {step.id} {result.status}: {result.error}"
+                return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
             applied.append(step)
         result_verdict = verify(profile, target, deadline_seconds)
         if not result_verdict.passed:
-            logger.error("verify failed: %s; rolling back", "; ".join(result_verdict.failures))
-            _rollback(applied, profile, journal)
-            _journal_artifact(profile, journal)
-            return SwitchOutcome(
-                status=SwitchStatus.ROLLED_BACK,
-                plan=the_plan,
-                journal=tuple(journal),
-                verdict=result_verdict,
-                message="verification failed: " + "; ".join(result_verdict.failures),
-            )
+            reason = "verification failed: " + "; ".join(result_verdict.failures)
+            return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
         _journal_artifact(profile, journal)
         emit_event(
             event="stackwarden.mode.switched",
@@ -195,6 +202,18 @@ def switch_flow(
             verdict=result_verdict,
             message=f"switched to {target}: {result_verdict.outcome}",
         )
+
+
+def run_switch(**parameters: Any) -> SwitchOutcome:
+    """Run the switch-mode flow and return its outcome whether the run Completed or Failed
+    (refused and rolled-back runs end Failed in Prefect, with the outcome as their data)."""
+    state = switch_flow(return_state=True, **parameters)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    if not isinstance(result, SwitchOutcome):
+        raise TypeError(f"switch-mode returned {type(result).__name__}, not a SwitchOutcome")
+    return result
 
 
 class _no_lock:  # noqa: N801 - reads as a context manager at the call site

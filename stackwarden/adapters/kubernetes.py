@@ -236,14 +236,12 @@ def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], ti
     return tuple(redact_text(line) for line in str(text).splitlines() if line.strip())
 
 
-def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float = 10.0) -> KubeObservationResult:
-    """Observe the profile's namespace in the chosen context.
-
-    Raises ``PermanentError`` (no kubeconfig, refused connection, 401) or ``TransientError``
-    (retries exhausted); the flow records either as an unreachable runtime.
-    """
+def _client_for(spec: KubernetesSpec, expected: str | None = None) -> tuple[Any, KubeContext, list[KubeContext]]:
+    """An ApiClient for the profile's context (or the kubeconfig's current one), with our retry
+    layer only. ``expected`` is the context a plan was made in: acting elsewhere is refused."""
     contexts, chosen, path = read_contexts(spec)
-    context = next(c for c in contexts if c.name == chosen)
+    if expected is not None and expected != chosen:
+        raise RefusedError(f"the kubeconfig's context is now {chosen!r}, the plan was made for {expected!r}")
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -252,7 +250,17 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
     except ConfigException as exc:
         raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
     configuration.retries = False  # one retry layer: ours (DESIGN.md §6)
-    api = k8s.ApiClient(configuration)
+    context = next(c for c in contexts if c.name == chosen)
+    return k8s.ApiClient(configuration), context, contexts
+
+
+def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float = 10.0) -> KubeObservationResult:
+    """Observe the profile's namespace in the chosen context.
+
+    Raises ``PermanentError`` (no kubeconfig, refused connection, 401) or ``TransientError``
+    (retries exhausted); the flow records either as an unreachable runtime.
+    """
+    api, context, contexts = _client_for(spec)
     forbidden: list[str] = []
     ns = spec.namespace
     try:
@@ -276,7 +284,7 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
     except ApiException as exc:
         raise PermanentError(f"Kubernetes API error in {ns}: {exc.status} {exc.reason}") from exc
     finally:
-        api.close()  # type: ignore[no-untyped-call]
+        api.close()
     observation = KubeObservation(
         context=context,
         contexts=tuple(contexts),
@@ -300,23 +308,6 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 
 
-def _client_for(spec: KubernetesSpec, context: str | None, timeout: float) -> tuple[Any, str]:
-    """An ApiClient for exactly the context the plan was made in."""
-    contexts, chosen, path = read_contexts(spec)
-    if context is not None and context != chosen:
-        raise RefusedError(f"the kubeconfig's context is now {chosen!r}, the plan was made for {context!r}")
-    configuration = k8s.Configuration()
-    try:
-        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(path), context=chosen, client_configuration=configuration
-        )
-    except ConfigException as exc:
-        raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
-    configuration.retries = False
-    del contexts, timeout
-    return k8s.ApiClient(configuration), str(chosen)
-
-
 def scale_workload(
     spec: KubernetesSpec,
     *,
@@ -331,7 +322,7 @@ def scale_workload(
     """Scale one workload after re-reading it: same uid (not recreated) and, for planned steps,
     the same generation (spec unchanged since the plan). Scaling to 0 records the previous count
     in the ``stackwarden.io/previous-replicas`` annotation. Idempotent."""
-    api, _ = _client_for(spec, context, timeout)
+    api, _, _ = _client_for(spec, context)
     apps = k8s.AppsV1Api(api)
     ns = spec.namespace
     read, patch = (

@@ -25,7 +25,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
-from flows.switch import switch_flow
+from flows.switch import run_switch
 from stackwarden.model.plan import SwitchOutcome, SwitchStatus
 from tests.support.stack import REPLICAS, fresh_stack
 
@@ -57,7 +57,7 @@ def _run_with_approval(profile: Path, answer: dict[str, Any]) -> tuple[SwitchOut
 
     def target() -> None:
         try:
-            result["outcome"] = switch_flow(
+            result["outcome"] = run_switch(
                 mode="compose-only", profile_path=str(profile), apply=True, approval="ui", deadline_seconds=90
             )
         except BaseException as exc:  # surfaced in the assertion below

@@ -5,6 +5,7 @@ must come out untouched."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import psutil
 import pytest
 from kubernetes import client as k8s
 
-from flows.switch import switch_flow
+from flows.switch import run_switch
 from stackwarden.model import Mode, Runtime
 from stackwarden.model.plan import Outcome, StepStatus, SwitchStatus
 from stackwarden.planner import PREVIOUS_REPLICAS
@@ -45,7 +46,7 @@ def _assert_bystanders_untouched(s: Stack) -> None:
 
 
 def _switch(s: Stack, mode: Mode, **kwargs: Any) -> Any:
-    return switch_flow(mode=str(mode), profile_path=str(s.profile_path), apply=True, deadline_seconds=90, **kwargs)
+    return run_switch(mode=str(mode), profile_path=str(s.profile_path), apply=True, deadline_seconds=90, **kwargs)
 
 
 def test_compose_only(stack: Stack) -> None:
@@ -113,7 +114,7 @@ def _fingerprint(profile_path: Path) -> dict[str, Any]:
 
 def test_dry_run_changes_nothing(stack: Stack) -> None:
     before = _fingerprint(stack.profile_path)
-    outcome = switch_flow(mode="compose-only", profile_path=str(stack.profile_path))
+    outcome = run_switch(mode="compose-only", profile_path=str(stack.profile_path))
     assert outcome.status is SwitchStatus.DRY_RUN
     assert len(outcome.plan.steps) >= 7
     assert _fingerprint(stack.profile_path) == before
@@ -135,3 +136,35 @@ def test_planned_snapshot_has_every_runtime(stack: Stack) -> None:
     _, snapshot, findings = audit(stack.profile_path)
     assert {r.runtime for r in snapshot.runtimes if r.reachable} == {Runtime.COMPOSE, Runtime.HOST, Runtime.KUBERNETES}
     assert set(findings["dual-deployment"].services) == {"backend", "frontend", "postgres", "redis"}
+
+
+def test_failed_verification_rolls_back_in_reverse_and_ends_failed(
+    tmp_path: Path, control_plane: Any, kubelet: Any, prefect_server: None
+) -> None:
+    # the frontend's health check asks for a page its server does not have: 404, never healthy
+    with fresh_stack(tmp_path, control_plane, kubelet, frontend_health_path="/no-such-page") as s:
+        outcome = run_switch(mode="compose-only", profile_path=str(s.profile_path), apply=True, deadline_seconds=8)
+        assert outcome.status is SwitchStatus.ROLLED_BACK
+        assert "frontend: health check failed" in outcome.message and "404" in outcome.message
+        for name, count in REPLICAS.items():
+            assert _replicas(s, name)[0] == count  # restored from the recorded previous counts
+        undone = [r for r in outcome.journal if r.status is StepStatus.ROLLED_BACK]
+        applied = [r.step_id for r in outcome.journal if r.status is StepStatus.APPLIED]
+        reversible = [step.id for step in outcome.plan.steps if step.reversible and step.id in applied]
+        assert [r.step_id for r in undone] == [f"undo:{i}" for i in reversed(reversible)]
+        assert _states(s.project)[f"{s.project.name}-postgres-1"] == "exited"  # started, then stopped back
+        _assert_bystanders_untouched(s)
+        state = asyncio.run(_last_switch_state())
+        assert state.is_failed() and "rolled back" in (state.message or "")
+
+
+async def _last_switch_state() -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    async with get_client() as client:
+        runs = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["switch-mode"])), sort=FlowRunSort.START_TIME_DESC, limit=1
+        )
+    return runs[0].state

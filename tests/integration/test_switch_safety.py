@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
-from flows.switch import switch_flow
+from flows.switch import run_switch
 from stackwarden.adapters.host import stop_process
 from stackwarden.adapters.lock import switch_lock
 from stackwarden.errors import RefusedError
@@ -77,7 +77,7 @@ def test_no_data_lost_when_a_switch_stops_real_datastores(
         project = stack.enter_context(compose_project(tmp_path, name, services))
         profile = _compose_profile(tmp_path / "p.yaml", name, project.file, ports)
 
-        outcome = switch_flow(mode="compose-only", profile_path=str(profile), apply=True, deadline_seconds=60)
+        outcome = run_switch(mode="compose-only", profile_path=str(profile), apply=True, deadline_seconds=60)
         assert outcome.status is SwitchStatus.SWITCHED, outcome.message
         assert outcome.verdict.outcome is Outcome.PASSED
         assert pg.wait_exit(5) == 0 and redis.wait_exit(5) == 0  # graceful exits, no SIGKILL
@@ -96,7 +96,7 @@ def test_compose_volume_survives_mode_round_trip(
 ) -> None:
     with fresh_stack(tmp_path, control_plane, kubelet, postgres_volume=True) as s:
         for mode in ("compose-only", "k8s-only", "compose-only"):
-            outcome = switch_flow(mode=mode, profile_path=str(s.profile_path), apply=True, deadline_seconds=90)
+            outcome = run_switch(mode=mode, profile_path=str(s.profile_path), apply=True, deadline_seconds=90)
             assert outcome.status is SwitchStatus.SWITCHED, f"{mode}: {outcome.message}"
         volume = f"{s.project.name}_pgdata"
         assert run(["docker", "volume", "inspect", volume]).returncode == 0
@@ -116,7 +116,7 @@ def test_unknown_process_on_a_profile_port_refuses_the_switch(
         compose_project(tmp_path, name, services) as project,
     ):
         profile = _compose_profile(tmp_path / "p.yaml", name, project.file, ports)
-        outcome = switch_flow(mode="compose-only", profile_path=str(profile), apply=True)
+        outcome = run_switch(mode="compose-only", profile_path=str(profile), apply=True)
         assert outcome.status is SwitchStatus.REFUSED
         assert f"port {ports['redis']} is held by process mystery-daemon (PID {stranger.pid})" in outcome.message
         assert outcome.journal == ()
@@ -191,10 +191,10 @@ def test_run_killed_halfway_converges_on_rerun(
         # halfway: the workloads are down, the port not yet handed to the postgres container
         assert _states(s.project)[f"{s.project.name}-postgres-1"] != "running"
 
-        outcome = switch_flow(mode="compose-only", profile_path=str(s.profile_path), apply=True, deadline_seconds=90)
+        outcome = run_switch(mode="compose-only", profile_path=str(s.profile_path), apply=True, deadline_seconds=90)
         assert outcome.status is SwitchStatus.SWITCHED, outcome.message
         assert not [step for step in outcome.plan.steps if step.kind == "scale-workload"]
         for name, count in REPLICAS.items():
             annotations = apps.read_namespaced_deployment(name, s.namespace).metadata.annotations or {}
             assert annotations[PREVIOUS_REPLICAS] == str(count)  # the first run's record, not 0
-        assert switch_flow(mode="compose-only", profile_path=str(s.profile_path), apply=True).plan.steps == ()
+        assert run_switch(mode="compose-only", profile_path=str(s.profile_path), apply=True).plan.steps == ()

@@ -59,6 +59,7 @@ def write_switch_profile(
     compose_file: Path,
     kubeconfig: Path,
     allowed: list[str],
+    frontend_health: dict[str, Any] | None = None,
 ) -> Path:
     """The seed profile with a cluster side and hybrid assignments (stateful in compose)."""
     services: dict[str, Any] = {}
@@ -69,6 +70,8 @@ def write_switch_profile(
             "runtime": "compose" if name in {"postgres", "redis"} else "kubernetes",
         }
     services["backend"]["host"] = {"executables": ["reconciliation-backend"]}
+    if frontend_health:
+        services["frontend"]["health"] = frontend_health
     services["postgres"].update(
         stateful=True, host={"executables": ["postgres"], "stop_signal": "SIGINT", "grace_period_seconds": 20}
     )
@@ -97,6 +100,7 @@ def fresh_stack(
     allowed: list[str] | None = None,
     slow_postgres_stop: float = 0.0,
     postgres_volume: bool = False,
+    frontend_health_path: str | None = None,
 ) -> Iterator[Stack]:
     """The full seed scenario, all of it this test's own, torn down afterwards."""
     api = control_plane.admin_api_client()
@@ -155,6 +159,11 @@ def fresh_stack(
                 compose_file=project.file,
                 kubeconfig=control_plane.admin_kubeconfig,
                 allowed=allowed if allowed is not None else ["stackwarden-test"],
+                frontend_health=(
+                    {"http": f"http://127.0.0.1:{ports['frontend']}{frontend_health_path}"}
+                    if frontend_health_path
+                    else None
+                ),
             )
             yield Stack(
                 project=project,
