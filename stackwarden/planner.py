@@ -272,6 +272,17 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         )
     steps = downs + stops + starts + ups
     refusals += _kube_refusals(snapshot, profile, steps)
+    refusals += [
+        f"{status.runtime} could not be observed ({status.error}): the switch could neither see what runs "
+        "there nor verify the result"
+        + (
+            " (a stack without a cluster side needs no kubernetes section)"
+            if status.runtime is Runtime.KUBERNETES
+            else ""
+        )
+        for status in snapshot.runtimes
+        if not status.reachable
+    ]
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:
             notes.append(f"{finding.title}: a code issue; it will keep crashing in {mode} too")

@@ -184,3 +184,8 @@ def test_inverses_undo_what_was_done() -> None:
     assert isinstance(inverse_of(start), StopContainer)
     stop = next(s for s in result.steps if isinstance(s, StopProcess))
     assert not stop.reversible and inverse_of(stop) is None  # no unit, no start_command: says so
+
+
+def test_an_unobservable_runtime_refuses_the_switch() -> None:
+    result = plan(snapshot(docker_reachable=False), profile(), Mode.K8S_ONLY)
+    assert any(r.startswith("compose could not be observed (connection refused)") for r in result.refusals)
