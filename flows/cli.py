@@ -127,6 +127,7 @@ def _switch(args: argparse.Namespace) -> int:
 
     profile_path = args.profile or _default_profile()
     load_profile(profile_path)
+    reviewed: list[str] | None = None
     if args.apply and not args.yes:
         if not sys.stdin.isatty():
             print("stackwarden: --apply without --yes needs a terminal to ask on", file=sys.stderr)
@@ -137,13 +138,17 @@ def _switch(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         if not preview.plan.steps:
             return EXIT_OK
-        if input(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ").strip().lower() not in {"y", "yes"}:
+        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty)
+        print(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ", end="", flush=True)
+        if sys.stdin.readline().strip().lower() not in {"y", "yes"}:
             print("nothing changed")
             return EXIT_OK
+        reviewed = [step.id for step in preview.plan.steps]
     outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
         apply=args.apply,
+        expected_steps=reviewed,
         force=args.force,
         deadline_seconds=args.deadline,
         lock_wait_seconds=args.wait_lock,
@@ -239,6 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_REFUSED
     except StackwardenError as exc:
         print(f"stackwarden: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    except KeyboardInterrupt:
+        print("stackwarden: interrupted", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as exc:  # a one-line message, not a traceback, and a distinct exit code
+        print(f"stackwarden: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
 
 

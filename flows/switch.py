@@ -87,6 +87,13 @@ def _rollback(applied: list[Step], profile: Profile, journal: list[StepResult]) 
         )
 
 
+def _refuse(the_plan: Plan, reason: str) -> State[Any]:
+    """End the run Failed without changing anything, the outcome attached."""
+    get_run_logger().error("switch refused: %s", reason)
+    refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
+    return Failed(message=f"refused: {reason}", data=refused)
+
+
 def _roll_back(
     the_plan: Plan,
     applied: list[Step],
@@ -148,10 +155,13 @@ def switch_flow(
     deadline_seconds: float = 120.0,
     approval_timeout_seconds: int = 3600,
     lock_wait_seconds: float = 0.0,
+    expected_steps: list[str] | None = None,
 ) -> SwitchOutcome | State[Any]:
     """Switch the profile's stack to ``mode``. Dry run unless ``apply``; with approval ``ui``
-    the plan is published and the run pauses until a person approves or rejects it."""
-    logger = get_run_logger()
+    the plan is published and the run pauses until a person approves or rejects it.
+    ``expected_steps`` are the step ids a person reviewed (the CLI's question): the run refuses
+    if the plan it would apply differs; after an approval in the UI the plan is made again and
+    must match the approved one, so what runs is what was approved."""
     profile = load_profile(profile_path)
     target = Mode(mode)
     holder = f"flow run {flow_run.name or flow_run.id}"
@@ -162,9 +172,9 @@ def switch_flow(
             markdown=render_plan(the_plan), key=_key(profile, "switch-plan"), description=f"Plan: {target}"
         )
         if not the_plan.applicable:
-            logger.error("switch refused: %s", "; ".join(the_plan.refusals))
-            refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message="; ".join(the_plan.refusals))
-            return Failed(message=f"refused: {refused.message}", data=refused)
+            return _refuse(the_plan, "; ".join(the_plan.refusals))
+        if expected_steps is not None and [s.id for s in the_plan.steps] != expected_steps:
+            return _refuse(the_plan, "the plan changed since it was reviewed; review the new plan")
         if not apply:
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
         if approval == "ui" and the_plan.steps:
@@ -176,6 +186,9 @@ def switch_flow(
                 return SwitchOutcome(
                     status=SwitchStatus.REJECTED, plan=the_plan, message=f"rejected: {answer.comment or 'no comment'}"
                 )
+            fresh = plan(observe_all(profile), profile, target)
+            if not fresh.applicable or [s.id for s in fresh.steps] != [s.id for s in the_plan.steps]:
+                return _refuse(fresh, "the host changed while the plan waited for approval; nothing was applied")
         journal: list[StepResult] = []
         applied: list[Step] = []
         for step in the_plan.steps:

@@ -175,13 +175,14 @@ def _kube_exposures(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
                         kube_object=f"Service {svc.namespace}/{svc.name} ({svc.type}, {how})",
                     )
                 )
+    own_pods = {p.uid for p in _kube_objects(snapshot, profile, service)[1]} if service else set()
     for pod in kube.pods:
         if port in pod.host_ports and pod.phase not in {"Succeeded", "Failed"}:
             out.append(
                 PortOwner(
                     port=port,
                     listeners=(),
-                    in_profile=spec is not None and (pod.owner or "").startswith(spec.name),
+                    in_profile=pod.uid in own_pods,
                     runtime=Runtime.KUBERNETES,
                     kube_object=f"pod {pod.namespace}/{pod.name} (hostPort {port})",
                 )

@@ -7,8 +7,11 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 
 from __future__ import annotations
 
+import math
+
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
+    ComposeStop,
     ComposeUp,
     Plan,
     ScaleWorkload,
@@ -68,12 +71,24 @@ def _scale(snapshot: Snapshot, service: str, w: KubeWorkloadState, replicas: int
     )
 
 
+def _trusted_unit(observed: str | None, executables: tuple[str, ...], name: str) -> str | None:
+    """A unit read from the process's cgroup is used only when it is plausibly the service's own
+    (named after one of its executables: redis-server.service, postgresql@15-main.service).
+    A process started from a terminal sits in a session or user manager unit (user@1000.service):
+    stopping that would end far more than the service, so it is stopped by signal instead."""
+    if not observed or observed.startswith("user@"):
+        return None
+    stem = observed.removesuffix(".service").split("@", 1)[0]
+    names = (*executables, name)
+    return observed if any(stem.startswith(n) or n.startswith(stem) for n in names) else None
+
+
 def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) -> StopProcess:
     spec = profile.services[service]
     matcher = spec.host
     if matcher is None:  # placement only matches processes through a matcher
         raise ValueError(f"{service}: a host process was matched without services.{service}.host")
-    unit = matcher.systemd_unit or p.systemd_unit
+    unit = matcher.systemd_unit or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
     restartable = bool(unit or matcher.start_command)
     how = f"systemctl stop {unit}" if unit else f"{matcher.stop_signal}, up to {matcher.grace_period_seconds:g}s"
     return StopProcess(
@@ -96,9 +111,15 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
     )
 
 
+def _grace(profile: Profile, service: str) -> int:
+    """Whole seconds a container of ``service`` gets to stop (Docker counts in seconds)."""
+    spec = profile.services[service]
+    return math.ceil(spec.host.grace_period_seconds) if spec.host else (30 if spec.stateful else 10)
+
+
 def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) -> StopContainer:
     spec = profile.services[service]
-    grace = int(spec.host.grace_period_seconds) if spec.host else (30 if spec.stateful else 10)
+    grace = _grace(profile, service)
     return StopContainer(
         id=f"stop-container:{c.id}",
         service=service,
@@ -111,6 +132,7 @@ def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) ->
         name=c.name,
         compose_project=c.compose_project or "",
         timeout_seconds=grace,
+        stateful=spec.stateful,
     )
 
 
@@ -230,9 +252,24 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
                     container_id=c.id,
                     name=c.name,
                     compose_project=c.compose_project or "",
+                    stop_timeout_seconds=_grace(profile, name),
+                    stateful=spec.stateful,
                 )
                 for c in existing
                 if c.state not in _RUNNING
+            ]
+        if want is Runtime.HOST and not placement.processes:
+            refusals.append(
+                f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
+                "host services; start it first"
+            )
+        if want is not Runtime.KUBERNETES:
+            refusals += [
+                f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
+                "stackwarden does not edit Services: make it ClusterIP first"
+                for port in spec.ports
+                for o in view.port_owners.get(port, ())
+                if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
             ]
         if want is Runtime.KUBERNETES:
             if spec.kubernetes is None:
@@ -261,9 +298,8 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
                 runtime=Runtime.COMPOSE,
                 why=f"{mode}: no container exists yet for {', '.join(sorted(compose_up))}",
                 target=f"compose project {profile.compose.project} services {', '.join(sorted(compose_up))}",
-                # the containers it creates have no id yet: a rollback cannot name them
-                reversible=False,
-                inverse="",
+                reversible=True,
+                inverse="docker compose stop " + " ".join(sorted(compose_up)),
                 project=profile.compose.project,
                 files=profile.compose.files,
                 working_dir=profile.compose.working_dir,
@@ -319,6 +355,8 @@ def inverse_of(step: Step) -> Step | None:
             container_id=step.container_id,
             name=step.name,
             compose_project=step.compose_project,
+            stop_timeout_seconds=step.timeout_seconds,
+            stateful=step.stateful,
             **base,
         )
     if isinstance(step, StartContainer):
@@ -330,7 +368,20 @@ def inverse_of(step: Step) -> Step | None:
             container_id=step.container_id,
             name=step.name,
             compose_project=step.compose_project,
-            timeout_seconds=10,
+            timeout_seconds=step.stop_timeout_seconds,
+            stateful=step.stateful,
+            **base,
+        )
+    if isinstance(step, ComposeUp):
+        return ComposeStop(
+            id=f"undo:{step.id}",
+            why=f"rollback of {step.id}",
+            target=step.target,
+            inverse="",
+            project=step.project,
+            files=step.files,
+            working_dir=step.working_dir,
+            services=step.services,
             **base,
         )
     if isinstance(step, StopProcess):

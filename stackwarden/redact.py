@@ -14,14 +14,17 @@ _SECRET_WORDS = r"(?:pass(?:word|wd)?|secret|token|api[-_]?key|access[-_]?key|re
 _FLAG_WITH_VALUE = re.compile(rf"^(--?[\w-]*{_SECRET_WORDS}[\w-]*)(=)(.+)$", re.IGNORECASE)
 _BARE_FLAG = re.compile(rf"^--?[\w-]*{_SECRET_WORDS}[\w-]*$", re.IGNORECASE)
 _KEY_VALUE = re.compile(
-    rf"(\b[\w-]*{_SECRET_WORDS}[\w-]*\s*(?:=|:\s+)\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)", re.IGNORECASE
+    rf"(\b[\w-]*{_SECRET_WORDS}[\w-]*[\"']?\s*(?:=|:(?!\d))\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)", re.IGNORECASE
 )
-_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)", re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)", re.IGNORECASE)
+_AUTH_HEADER = re.compile(r"(\b(?:Bearer|Basic|Token)\s+)[\w.~+/=-]+", re.IGNORECASE)
+_SHORT_SECRET_FLAGS = frozenset({"-a", "-p", "--pass"})  # redis-cli -a, mysql -p
 
 
 def redact_text(line: str) -> str:
     """Mask ``key=value`` secrets and URL passwords inside free text such as a log line."""
     line = _URL_CREDENTIALS.sub(rf"\g<1>{MASK}\g<3>", line)
+    line = _AUTH_HEADER.sub(rf"\g<1>{MASK}", line)
     return _KEY_VALUE.sub(rf"\g<1>{MASK}", line)
 
 
@@ -36,7 +39,7 @@ def redact_argv(argv: tuple[str, ...] | list[str]) -> tuple[str, ...]:
             continue
         if m := _FLAG_WITH_VALUE.match(arg):
             out.append(f"{m.group(1)}={MASK}")
-        elif _BARE_FLAG.match(arg):
+        elif _BARE_FLAG.match(arg) or (arg in _SHORT_SECRET_FLAGS and out and out[0].endswith("-cli")):
             out.append(arg)
             mask_next = True
         else:

@@ -60,12 +60,17 @@ def verdict(
     """Check every service's invariants; ``health`` maps a service to an error (None = healthy)."""
     health = health or {}
     view = stack_view(snapshot, profile)
-    code_broken = {
-        f.services[0]: f.title
+    code_findings = {
+        f.services[0]: f
         for f in diagnose(snapshot, profile)
         if f.cause is not None and f.cause.category is CrashCategory.CODE_ISSUE and f.services
     }
-    failures: list[str] = []
+    code_broken: dict[str, str] = {}
+    failures: list[str] = [
+        f"{status.runtime} could not be observed ({status.error}): the mode cannot be verified"
+        for status in snapshot.runtimes
+        if not status.reachable
+    ]
     checks: list[str] = []
     for name, placement in view.placements.items():
         want = target_runtime(profile, mode, name)
@@ -80,8 +85,10 @@ def verdict(
             for owner in view.port_owners.get(port, ()):
                 if owner.runtime is not want:
                     failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
-        if name in code_broken:
-            checks.append(f"{name}: in {want}, broken by a code issue ({code_broken[name]})")
+        finding = code_findings.get(name)
+        if finding is not None and want in finding.runtimes:  # it crashes where it should run
+            code_broken[name] = finding.title
+            checks.append(f"{name}: in {want}, broken by a code issue ({finding.title})")
             continue
         missing = _up_in_target(placement, want)
         if missing:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from prefect import task
 
-from stackwarden.adapters.compose import compose_up
+from stackwarden.adapters.compose import compose_stop, compose_up
 from stackwarden.adapters.docker import start_container, stop_container
 from stackwarden.adapters.host import check_http, check_tcp, start_process, stop_process
 from stackwarden.adapters.kubernetes import scale_workload
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.plan import (
+    ComposeStop,
     ComposeUp,
     ScaleWorkload,
     StartContainer,
@@ -53,11 +54,15 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
         case StartProcess():
             return start_process(step.systemd_unit, step.start_command)
         case StopContainer():
-            return stop_container(step.container_id, step.compose_project, step.timeout_seconds)
+            return stop_container(
+                step.container_id, step.compose_project, step.timeout_seconds, stateful=step.stateful, force=force
+            )
         case StartContainer():
             return start_container(step.container_id, step.compose_project)
         case ComposeUp():
             return compose_up(step.project, step.files, step.working_dir, step.services)
+        case ComposeStop():
+            return compose_stop(step.project, step.files, step.working_dir, step.services)
     raise ValueError(f"unknown step kind {step.kind}")
 
 

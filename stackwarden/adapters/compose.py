@@ -9,10 +9,19 @@ from stackwarden.errors import StackwardenError
 
 def compose_up(project: str, files: tuple[str, ...], working_dir: str | None, services: tuple[str, ...]) -> str:
     """``docker compose -p PROJECT -f ... up -d SERVICES``: idempotent by Compose's own design."""
+    return _compose(project, files, working_dir, ["up", "-d", *services])
+
+
+def compose_stop(project: str, files: tuple[str, ...], working_dir: str | None, services: tuple[str, ...]) -> str:
+    """``docker compose ... stop SERVICES``: containers and volumes are kept (never ``down``)."""
+    return _compose(project, files, working_dir, ["stop", *services])
+
+
+def _compose(project: str, files: tuple[str, ...], working_dir: str | None, args: list[str]) -> str:
     argv = ["docker", "compose", "-p", project]
     for file in files:
         argv += ["-f", file]
-    argv += ["up", "-d", *services]
+    argv += args
     try:
         result = subprocess.run(argv, cwd=working_dir, capture_output=True, text=True, timeout=600, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ import docker.errors
 import requests
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError, RefusedError
+from stackwarden.errors import PermanentError, RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
@@ -208,6 +209,7 @@ def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) 
             "exit_code": None if state.get("Running") and not state.get("Restarting") else state.get("ExitCode"),
             "error": redact_text(state["Error"]) if state.get("Error") else None,
             "oom_killed": bool(state.get("OOMKilled")),
+            "restart_policy": ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or None,
             "declared": declared or container.declared,
             "inspected": True,
             "uptime_seconds": _uptime(state, now) if state.get("Running") else None,
@@ -296,19 +298,50 @@ def _container_for(client: docker.APIClient, container_id: str, project: str) ->
     return inspect
 
 
-def stop_container(container_id: str, project: str, timeout: int) -> str:
-    """Stop one container (its own stop signal, then SIGKILL after ``timeout`` as Docker does).
-    Idempotent: an already stopped container is left as it is."""
+def stop_container(
+    container_id: str, project: str, timeout: int, *, stateful: bool = False, force: bool = False
+) -> str:
+    """Stop one container; idempotent (an already stopped container is left as it is).
+
+    ``docker stop`` SIGKILLs after its timeout, which DESIGN.md §5.4 forbids for a stateful
+    service without force: such a container gets its own stop signal with the restart policy
+    paused, ``timeout`` seconds to exit, and an error (not a SIGKILL) if it does not.
+    """
     client = _client(30.0 + timeout)
     try:
         inspect = _container_for(client, container_id, project)
-        if not (inspect.get("State") or {}).get("Running") and not (inspect.get("State") or {}).get("Restarting"):
+        state = inspect.get("State") or {}
+        if not state.get("Running") and not state.get("Restarting"):
             return "already stopped"
-        # a restarting container must not come back: docker stop also cancels the restart policy loop
+        if stateful and not force and not state.get("Restarting"):
+            return _stop_gracefully(client, inspect, timeout)
+        # docker stop also ends a restart loop: the container is marked as stopped by hand
         _call(client.stop, f"stop {container_id[:12]}", container_id, timeout=timeout)
         return f"stopped (timeout {timeout}s)"
     finally:
         client.close()
+
+
+def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int) -> str:
+    """Signal, wait, never SIGKILL; the restart policy is restored whatever happens."""
+    cid, name = inspect["Id"], inspect.get("Name", "").lstrip("/")
+    policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
+    signal_name = (inspect.get("Config") or {}).get("StopSignal") or "SIGTERM"
+    _call(client.update_container, f"pause restart policy of {name}", cid, restart_policy={"Name": "no"})
+    try:
+        _call(client.kill, f"signal {name}", cid, signal=signal_name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not (_call(client.inspect_container, f"inspect {name}", cid).get("State") or {}).get("Running"):
+                return f"stopped by {signal_name} within {timeout}s (stateful: no SIGKILL)"
+            time.sleep(0.5)
+        raise StackwardenError(
+            f"container {name} (stateful) did not stop within {timeout}s after {signal_name}; "
+            "it is not SIGKILLed without --force"
+        )
+    finally:
+        restore = {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+        _call(client.update_container, f"restore restart policy of {name}", cid, restart_policy=restore)
 
 
 def start_container(container_id: str, project: str) -> str:

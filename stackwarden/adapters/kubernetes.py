@@ -355,6 +355,9 @@ def scale_workload(
             _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
         except ApiException as exc:
             if exc.status == 409:
+                again = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
+                if again.metadata.uid == uid and again.spec.replicas == replicas:
+                    return f"scaled {now} -> {replicas} (confirmed after a conflicting retry)"
                 raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
             if exc.status == 403:
                 raise RefusedError(f"forbidden: the identity may not patch {kind} {ns}/{name}") from exc

@@ -65,13 +65,15 @@ class StartProcess(_StepBase):
 
 
 class StopContainer(_StepBase):
-    """Stop one container by id; the container and its volumes are kept."""
+    """Stop one container by id; the container and its volumes are kept. A stateful one gets its
+    own stop signal and ``timeout_seconds`` to exit, and is not SIGKILLed without force."""
 
     kind: Literal["stop-container"] = "stop-container"
     container_id: str
     name: str
     compose_project: str
     timeout_seconds: int
+    stateful: bool = False
 
 
 class StartContainer(_StepBase):
@@ -81,6 +83,8 @@ class StartContainer(_StepBase):
     container_id: str
     name: str
     compose_project: str
+    stop_timeout_seconds: int = 10
+    stateful: bool = False
 
 
 class ComposeUp(_StepBase):
@@ -93,8 +97,18 @@ class ComposeUp(_StepBase):
     services: tuple[str, ...]
 
 
+class ComposeStop(_StepBase):
+    """``docker compose stop SERVICES`` (rollback of a compose-up; containers and volumes kept)."""
+
+    kind: Literal["compose-stop"] = "compose-stop"
+    project: str
+    files: tuple[str, ...]
+    working_dir: str | None
+    services: tuple[str, ...]
+
+
 Step = Annotated[
-    ScaleWorkload | StopProcess | StartProcess | StopContainer | StartContainer | ComposeUp,
+    ScaleWorkload | StopProcess | StartProcess | StopContainer | StartContainer | ComposeUp | ComposeStop,
     Field(discriminator="kind"),
 ]
 

@@ -55,6 +55,7 @@ class Container(Frozen):
     exit_code: int | None = None
     error: str | None = None
     oom_killed: bool = False
+    restart_policy: str | None = None
     published: tuple[PublishedPort, ...] = ()
     declared: tuple[PublishedPort, ...] = ()
     networks: tuple[str, ...] = ()
@@ -78,7 +79,9 @@ class Container(Frozen):
         if self.state == "restarting":
             return True
         if self.state in {"exited", "dead"}:
-            return (self.exit_code or 0) != 0 and restarts > 0
+            # under "always"/"unless-stopped" Docker restarts every exit; an exited one was stopped by hand
+            stopped_by_hand = self.restart_policy in {"always", "unless-stopped"}
+            return (self.exit_code or 0) != 0 and restarts > 0 and not stopped_by_hand
         return (
             self.state == "running"
             and restarts > 0

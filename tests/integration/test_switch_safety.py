@@ -198,3 +198,20 @@ def test_run_killed_halfway_converges_on_rerun(
             annotations = apps.read_namespaced_deployment(name, s.namespace).metadata.annotations or {}
             assert annotations[PREVIOUS_REPLICAS] == str(count)  # the first run's record, not 0
         assert run_switch(mode="compose-only", profile_path=str(s.profile_path), apply=True).plan.steps == ()
+
+
+def test_stateful_container_is_not_sigkilled_without_force(tmp_path: Path, docker_engine: None) -> None:
+    from stackwarden.adapters.docker import stop_container
+    from stackwarden.errors import StackwardenError
+
+    name = unique_name("swtest-stubborn")
+    # busybox httpd as PID 1 ignores SIGTERM: a database that will not stop on its signal
+    stubborn = {"image": IMAGE, "command": ["httpd", "-f", "-p", "5432"], "restart": "always"}
+    with compose_project(tmp_path, name, {"postgres": stubborn}) as project:
+        cid = project.inspect("postgres")["Id"]
+        with pytest.raises(StackwardenError, match="not SIGKILLed without --force"):
+            stop_container(cid, name, 2, stateful=True)
+        after = project.inspect("postgres")
+        assert after["State"]["Running"] and after["HostConfig"]["RestartPolicy"]["Name"] == "always"
+        assert "stopped" in stop_container(cid, name, 2, stateful=True, force=True)
+        assert not project.inspect("postgres")["State"]["Running"]

@@ -63,7 +63,9 @@ def panic_backend() -> dict[str, Any]:
 
 def tcp_service(container_port: int, publish: str | None) -> dict[str, Any]:
     """A container listening on ``container_port`` (busybox httpd), optionally published."""
-    spec: dict[str, Any] = {"image": IMAGE, "command": ["httpd", "-f", "-p", str(container_port)]}
+    # init: docker-init as PID 1 forwards SIGTERM, so the server stops on its signal like a real
+    # database would (busybox httpd as PID 1 would ignore it and be SIGKILLed after the timeout)
+    spec: dict[str, Any] = {"image": IMAGE, "command": ["httpd", "-f", "-p", str(container_port)], "init": True}
     if publish:
         spec["ports"] = [publish]
     return spec

@@ -11,6 +11,7 @@ from stackwarden.model import (
     Listener,
     Mode,
     PodState,
+    Runtime,
 )
 from stackwarden.model.plan import Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
 from stackwarden.planner import PREVIOUS_REPLICAS, inverse_of, plan
@@ -189,3 +190,67 @@ def test_inverses_undo_what_was_done() -> None:
 def test_an_unobservable_runtime_refuses_the_switch() -> None:
     result = plan(snapshot(docker_reachable=False), profile(), Mode.K8S_ONLY)
     assert any(r.startswith("compose could not be observed (connection refused)") for r in result.refusals)
+
+
+def test_a_container_stopped_by_hand_under_restart_always_is_not_a_crash_loop() -> None:
+    stopped = container("backend", "exited", exit_code=101, restart_count=9).model_copy(
+        update={"restart_policy": "always"}
+    )
+    gave_up = container("backend", "exited", exit_code=101, restart_count=3).model_copy(
+        update={"restart_policy": "on-failure"}
+    )
+    assert not stopped.is_crash_looping and not stopped.is_active
+    assert gave_up.is_crash_looping and gave_up.is_active
+
+
+def test_verdict_fails_when_a_runtime_cannot_be_observed() -> None:
+    result = verdict(snapshot(docker_reachable=False), profile(), Mode.K8S_ONLY)
+    assert result.outcome is Outcome.FAILED
+    assert any(f.startswith("compose could not be observed") for f in result.failures)
+
+
+def test_a_code_issue_elsewhere_does_not_excuse_the_target_runtime() -> None:
+    # backend crash-loops under compose, but k8s-only wants it up in Kubernetes, where it is 0/4
+    backend = container("backend", "restarting", exit_code=101, restart_count=5, logs=(PANIC,))
+    behind = _workload("backend", 4).model_copy(update={"ready_replicas": 0})
+    kube = _kube(behind).model_copy(update={"pods": ()})
+    data = profile()
+    data = data.model_copy(update={"services": {"backend": data.services["backend"]}})
+    result = verdict(snapshot(containers=(backend,), kubernetes=kube), data, Mode.K8S_ONLY)
+    assert result.outcome is Outcome.FAILED
+    assert "backend: not up under kubernetes: backend 0/4 ready" in result.failures
+    assert result.code_issues == ()
+
+
+def test_units_from_the_cgroup_are_trusted_only_when_they_are_the_services_own() -> None:
+    from stackwarden.planner import _trusted_unit
+
+    assert _trusted_unit("redis-server.service", ("redis-server",), "redis-server") == "redis-server.service"
+    assert _trusted_unit("postgresql@15-main.service", ("postgres",), "postgres") == "postgresql@15-main.service"
+    assert _trusted_unit("user@1000.service", ("redis-server",), "redis-server") is None
+    assert _trusted_unit("prefect-worker.service", ("redis-server",), "redis-server") is None
+
+
+def test_compose_up_is_undone_by_compose_stop() -> None:
+    from stackwarden.model.plan import ComposeStop, ComposeUp
+
+    result = plan(snapshot(), profile(), Mode.COMPOSE_ONLY)
+    (up,) = [s for s in result.steps if isinstance(s, ComposeUp)]
+    undo = inverse_of(up)
+    assert isinstance(undo, ComposeStop) and undo.services == up.services == (
+        "backend",
+        "frontend",
+        "postgres",
+        "redis",
+    )
+
+
+def test_a_host_assigned_service_without_a_process_is_refused() -> None:
+    data = profile()
+    data = data.model_copy(
+        update={
+            "services": {**data.services, "redis": data.services["redis"].model_copy(update={"runtime": Runtime.HOST})}
+        }
+    )
+    result = plan(snapshot(), data, Mode.HYBRID_GUARDED)
+    assert any(r.startswith("redis: assigned to the host but no host process runs") for r in result.refusals)

@@ -1,0 +1,93 @@
+"""`stackwarden switch` from the command line: dry run by default, --apply asks on a terminal,
+refuses to act unasked without one."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.compose import compose_project, tcp_service, unique_name
+from tests.support.realparts import free_ports, host_listener
+
+pytestmark = [pytest.mark.docker, pytest.mark.prefect]
+
+
+def _profile(tmp_path: Path, name: str, compose_file: Path, port: int) -> Path:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "compose": {"project": name, "files": [str(compose_file)]},
+                "services": {"postgres": {"ports": [port], "stateful": True, "host": {"executables": ["postgres"]}}},
+            }
+        )
+    )
+    return path
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    return env
+
+
+def test_apply_asks_on_a_terminal_and_no_changes_nothing(tmp_path: Path, docker_engine: None) -> None:
+    (port,) = free_ports(1)
+    name = unique_name("swtest-tty")
+    with (
+        host_listener("postgres", "127.0.0.1", port) as host_pg,
+        compose_project(tmp_path, name, {"postgres": tcp_service(5432, f"127.0.0.1:{port}:5432")}) as project,
+    ):
+        profile = _profile(tmp_path, name, project.file, port)
+        primary, secondary = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "switch", "compose-only", "--profile", str(profile), "--apply"],
+            stdin=secondary,
+            stdout=secondary,
+            stderr=subprocess.DEVNULL,
+            env=_env(tmp_path),
+            start_new_session=True,
+        )
+        os.close(secondary)
+        screen = b""
+        deadline = time.monotonic() + 120
+        try:
+            while b"[y/N]" not in screen:
+                assert time.monotonic() < deadline, f"no question on the terminal: {screen.decode(errors='replace')}"
+                if select.select([primary], [], [], 1)[0]:
+                    screen += os.read(primary, 4096)
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)  # with the ephemeral Prefect server it started
+            raise
+        os.write(primary, b"n\n")
+        assert proc.wait(60) == 0
+        text = screen.decode(errors="replace")
+        assert "stop-process" in text and f"PID {host_pg.pid}" in text and "start-container" in text
+        assert host_pg.poll() is None  # answered no: nothing changed
+        os.close(primary)
+
+
+def test_apply_without_yes_off_a_terminal_is_refused(tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    profile = _profile(tmp_path, "swtest-notty", tmp_path / "compose.yaml", port)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "switch", "compose-only", "--profile", str(profile), "--apply"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--apply without --yes needs a terminal" in result.stderr
