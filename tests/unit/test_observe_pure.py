@@ -60,3 +60,16 @@ def test_events_open_once_and_resolve_when_gone() -> None:
     assert again == [] and none == []
     _, resolved = transitions([*[f.id for f in opened], "port-conflict:1"], findings)
     assert resolved == ["port-conflict:1"]
+
+
+def test_more_secret_shapes_are_masked() -> None:
+    for line in (
+        "redis://:s3cret@redis:6379/0",
+        '{"password": "s3cret"}',
+        "password:s3cret",
+        "Authorization: Bearer s3cret.token",
+    ):
+        assert "s3cret" not in redact_text(line), line
+    assert redact_argv(["redis-cli", "-a", "s3cret", "ping"]) == ("redis-cli", "-a", "***", "ping")
+    assert redact_argv(["redis-server", "--port", "6379"]) == ("redis-server", "--port", "6379")
+    assert redact_text("listening on 127.0.0.1:5432") == "listening on 127.0.0.1:5432"
