@@ -335,49 +335,32 @@ def inverse_of(step: Step) -> Step | None:
     """The step that undoes ``step`` (None when it cannot be undone)."""
     if not step.reversible:
         return None
-    base = {"service": step.service, "runtime": step.runtime, "reversible": True}
+    base = {
+        "id": f"undo:{step.id}",
+        "why": f"rollback of {step.id}",
+        "service": step.service,
+        "runtime": step.runtime,
+        "reversible": True,
+        "inverse": "",
+    }
     if isinstance(step, ScaleWorkload):
-        return step.model_copy(
-            update={
-                "id": f"undo:{step.id}",
-                "replicas": step.previous_replicas,
-                "previous_replicas": step.replicas,
-                "why": f"rollback of {step.id}",
-                "inverse": "",
-            }
-        )
-    if isinstance(step, StopContainer):
-        return StartContainer(
-            id=f"undo:{step.id}",
-            why=f"rollback of {step.id}",
-            target=step.target,
-            inverse="",
-            container_id=step.container_id,
-            name=step.name,
-            compose_project=step.compose_project,
-            stop_timeout_seconds=step.timeout_seconds,
-            stateful=step.stateful,
-            **base,
-        )
-    if isinstance(step, StartContainer):
+        return step.model_copy(update={**base, "replicas": step.previous_replicas, "previous_replicas": step.replicas})
+    if isinstance(step, StopContainer | StartContainer):
+        container = {"container_id": step.container_id, "name": step.name, "compose_project": step.compose_project}
+        if isinstance(step, StopContainer):
+            return StartContainer(
+                target=step.target,
+                stop_timeout_seconds=step.timeout_seconds,
+                stateful=step.stateful,
+                **container,
+                **base,
+            )
         return StopContainer(
-            id=f"undo:{step.id}",
-            why=f"rollback of {step.id}",
-            target=step.target,
-            inverse="",
-            container_id=step.container_id,
-            name=step.name,
-            compose_project=step.compose_project,
-            timeout_seconds=step.stop_timeout_seconds,
-            stateful=step.stateful,
-            **base,
+            target=step.target, timeout_seconds=step.stop_timeout_seconds, stateful=step.stateful, **container, **base
         )
     if isinstance(step, ComposeUp):
         return ComposeStop(
-            id=f"undo:{step.id}",
-            why=f"rollback of {step.id}",
             target=step.target,
-            inverse="",
             project=step.project,
             files=step.files,
             working_dir=step.working_dir,
@@ -386,12 +369,6 @@ def inverse_of(step: Step) -> Step | None:
         )
     if isinstance(step, StopProcess):
         return StartProcess(
-            id=f"undo:{step.id}",
-            why=f"rollback of {step.id}",
-            target=step.inverse,
-            inverse="",
-            systemd_unit=step.systemd_unit,
-            start_command=step.start_command,
-            **base,
+            target=step.inverse, systemd_unit=step.systemd_unit, start_command=step.start_command, **base
         )
     return None
