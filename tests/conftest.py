@@ -204,3 +204,17 @@ def full_seed(
         },
     )
     return FullSeed(seed_scenario, seed_cluster, path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Switch locks of the tests live in the session's temp dir, not the machine's /run."""
+    import os
+
+    previous = os.environ.get("STACKWARDEN_LOCK_DIR")
+    os.environ["STACKWARDEN_LOCK_DIR"] = str(tmp_path_factory.mktemp("locks"))
+    yield
+    if previous is None:
+        os.environ.pop("STACKWARDEN_LOCK_DIR", None)
+    else:
+        os.environ["STACKWARDEN_LOCK_DIR"] = previous
