@@ -78,7 +78,9 @@ def attribute_docker_proxies(
         if proc is not None and proc.exe_basename == "docker-proxy":
             target = _proxy_target(proc.cmdline)
             if target is not None:
-                container = next((c for c in containers if target[2] in c.ip_addresses), None)
+                # only a running container owns its IP: a created or exited one may still list
+                # an address that Docker has since given to another container
+                container = next((c for c in containers if c.state == "running" and target[2] in c.ip_addresses), None)
             container = container or _publisher(listener, containers)
         out.append(listener.model_copy(update={"container_id": container.id}) if container else listener)
     return tuple(out)

@@ -73,3 +73,11 @@ def test_more_secret_shapes_are_masked() -> None:
     assert redact_argv(["redis-cli", "-a", "s3cret", "ping"]) == ("redis-cli", "-a", "***", "ping")
     assert redact_argv(["redis-server", "--port", "6379"]) == ("redis-server", "--port", "6379")
     assert redact_text("listening on 127.0.0.1:5432") == "listening on 127.0.0.1:5432"
+
+
+def test_a_stale_ip_of_a_stopped_container_does_not_steal_a_proxy() -> None:
+    running = container("frontend", publish=(("0.0.0.0", 31000),))
+    stale = container("postgres", "created").model_copy(update={"ip_addresses": running.ip_addresses})
+    listener, proxy = proxy_for(running, "0.0.0.0", 31000, 950)
+    (attributed,) = attribute_docker_proxies([listener], [proxy], [stale, running])
+    assert attributed.container_id == running.id
