@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -165,7 +166,9 @@ def switch_flow(
     profile = load_profile(profile_path)
     target = Mode(mode)
     holder = f"flow run {flow_run.name or flow_run.id}"
-    with switch_lock(profile.name, holder, lock_wait_seconds) if apply else _no_lock():
+    with (
+        switch_lock(profile.name, holder, lock_wait_seconds) if apply else contextlib.nullcontext()
+    ):  # a dry run changes nothing: no lock
         snapshot = observe_all(profile)
         the_plan: Plan = plan(snapshot, profile, target)
         create_markdown_artifact(
@@ -227,13 +230,3 @@ def run_switch(**parameters: Any) -> SwitchOutcome:
     if not isinstance(result, SwitchOutcome):
         raise TypeError(f"switch-mode returned {type(result).__name__}, not a SwitchOutcome")
     return result
-
-
-class _no_lock:  # noqa: N801 - reads as a context manager at the call site
-    """A dry run takes no lock: it changes nothing."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -12,7 +12,7 @@ from stackwarden.model.base import CrashCategory, Runtime, Severity
 from stackwarden.model.finding import CrashCause, Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.placement import PortOwner, StackView, stack_view
+from stackwarden.placement import PortOwner, ServicePlacement, StackView, stack_view
 from stackwarden.rules.registry import rule
 
 
@@ -23,10 +23,8 @@ class _Crash:
     command: str
 
 
-def _crashes(snapshot: Snapshot, profile: Profile, service: str) -> list[_Crash]:
-    """Classify every crash-looping container and pod of ``service``."""
-    view = stack_view(snapshot, profile)
-    placement = view.placements[service]
+def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[_Crash]:
+    """Classify every crash-looping container and pod of one service."""
     ports = profile.all_ports()
     out = []
     for c in placement.containers:
@@ -111,7 +109,7 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
     """Critical: a service that keeps crashing, with the cause that decides what fixes it."""
     view = stack_view(snapshot, profile)
     for service in profile.services:
-        crashes = _crashes(snapshot, profile, service)
+        crashes = _crashes(snapshot, profile, view.placements[service])
         if not crashes:
             continue
         main = _with_own_port(max(crashes, key=lambda c: c.cause.confidence).cause, profile, service, view)

@@ -144,7 +144,42 @@ def _owned_by_postgres(path: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-class PostgresServer:
+class _ForegroundServer:
+    """What the two servers share: a foreground child process stopped by its own signal and
+    started again on the same data directory."""
+
+    label = "server"
+    proc: subprocess.Popen[bytes] | None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    def wait_exit(self, timeout: float) -> int:
+        raise NotImplementedError
+
+    def _stop_by(self, signum: signal.Signals, timeout: float) -> int | None:
+        """Send ``signum`` and wait; the exit code, or None when it did not stop in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.wait_exit(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def restart(self, timeout: float = 60) -> None:
+        """Start again on the same data dir (after the previous process exited) and wait."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"{self.label} {self.proc.pid} is still running; stop it first")
+        self.start()
+        self.wait_ready(timeout)
+
+
+class PostgresServer(_ForegroundServer):
     """One real postmaster on ``127.0.0.1:port`` with data in ``datadir``.
 
     The unix socket goes to ``datadir.parent`` (handed to the postgres user, so keep it
@@ -152,6 +187,8 @@ class PostgresServer:
     (default ``datadir.parent / "server.log"``, appended across restarts), and
     ``logging_collector`` is off so no extra logger process owns the log.
     """
+
+    label = "postmaster"
 
     def __init__(self, datadir: Path, port: int, bindir: Path | None = None, log_path: Path | None = None) -> None:
         _check_port(port)
@@ -282,21 +319,7 @@ class PostgresServer:
 
         None when it did not stop in time; cleanup() then escalates.
         """
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            return self.wait_exit(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def restart(self, timeout: float = 60) -> None:
-        """Start again on the same data dir (after the previous postmaster exited) and wait."""
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"postmaster {self.proc.pid} is still running; stop it first")
-        self.start()
-        self.wait_ready(timeout)
+        return self._stop_by(signal.SIGINT, timeout)
 
     def clean_shutdown_logged(self) -> bool:
         """The log shows a clean stop and no start that found the data dir unclean."""
@@ -396,13 +419,15 @@ def ensure_redis_installed() -> Path:
     return Path(exe)
 
 
-class RedisServer:
+class RedisServer(_ForegroundServer):
     """One real redis-server in the foreground, durable across SIGTERM.
 
     Persistence is the append-only file with ``appendfsync always``: every acknowledged
     write is on disk before the reply, and on SIGTERM Redis flushes the AOF and exits 0.
     RDB snapshots are off (``save ""``) so the AOF is the single source of truth.
     """
+
+    label = "redis-server"
 
     def __init__(self, datadir: Path, port: int, bind: str = "127.0.0.1") -> None:
         _check_port(port)
@@ -483,21 +508,7 @@ class RedisServer:
 
     def stop(self, timeout: float = 30) -> int | None:
         """Graceful stop (SIGTERM: flush the AOF, exit); its exit code, None if it hung."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.wait_exit(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def restart(self, timeout: float = 30) -> None:
-        """Start again on the same data dir (after the previous server exited) and wait."""
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"redis-server {self.proc.pid} is still running; stop it first")
-        self.start()
-        self.wait_ready(timeout)
+        return self._stop_by(signal.SIGTERM, timeout)
 
     def clean_shutdown_logged(self) -> bool:
         """The log shows Redis finished its shutdown sequence (AOF flushed) at least once."""
