@@ -8,6 +8,7 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
@@ -21,9 +22,9 @@ from stackwarden.model.plan import (
     StopContainer,
     StopProcess,
 )
-from stackwarden.model.profile import Profile
+from stackwarden.model.profile import NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
-from stackwarden.placement import StackView, stack_view
+from stackwarden.placement import ServicePlacement, StackView, stack_view
 from stackwarden.rules import diagnose
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
@@ -43,6 +44,15 @@ def recorded_replicas(workload: KubeWorkloadState, profile_replicas: int) -> int
     """The count to restore: the annotation written when we scaled down, else the profile's."""
     raw = workload.annotations.get(PREVIOUS_REPLICAS, "")
     return int(raw) if raw.isdigit() and int(raw) > 0 else profile_replicas
+
+
+def _home_hint(runtime: Runtime, name: str) -> str:
+    """Which profile section would give the service a home in ``runtime``."""
+    if runtime is Runtime.KUBERNETES:
+        return f"no services.{name}.kubernetes, or no kubernetes section in the profile"
+    if runtime is Runtime.HOST:
+        return f"no services.{name}.host"
+    return "no compose service"
 
 
 def _context(snapshot: Snapshot) -> str | None:
@@ -136,6 +146,51 @@ def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) ->
     )
 
 
+def _compose_containers(snapshot: Snapshot, profile: Profile, service: str) -> list[Container]:
+    """Every container of the service in the profile's project, whatever its state."""
+    compose_name = profile.compose_service_name(service)
+    return [
+        c
+        for c in snapshot.containers
+        if c.compose_project == profile.compose.project and c.compose_service == compose_name
+    ]
+
+
+def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -> StartContainer:
+    return StartContainer(
+        id=f"start-container:{c.id}",
+        service=service,
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: {service} runs under Compose; its container exists but is {c.state}",
+        target=f"container {c.name} ({c.short_id})",
+        reversible=True,
+        inverse=f"docker stop {c.name}",
+        container_id=c.id,
+        name=c.name,
+        compose_project=c.compose_project or "",
+        stop_timeout_seconds=_grace(profile, service),
+        stateful=profile.services[service].stateful,
+    )
+
+
+def _compose_up(profile: Profile, mode: Mode, services: list[str]) -> ComposeUp:
+    """``compose up --no-deps`` for exactly the services that have no container yet."""
+    names = sorted(services)
+    return ComposeUp(
+        id=f"compose-up:{profile.compose.project}:{','.join(names)}",
+        service=",".join(names),
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: no container exists yet for {', '.join(names)}",
+        target=f"compose project {profile.compose.project} services {', '.join(names)}",
+        reversible=True,
+        inverse="docker compose stop " + " ".join(names),
+        project=profile.compose.project,
+        files=profile.compose.files,
+        working_dir=profile.compose.working_dir,
+        services=tuple(names),
+    )
+
+
 def _foreign_owners(view: StackView, profile: Profile, service: str) -> list[str]:
     """Owners of the service's ports that the profile does not name: never touched."""
     out = []
@@ -168,7 +223,8 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
 def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     """No host port may be reachable through two runtimes: compose-published ports of compose
     services against NodePort/LoadBalancer/hostPort of Kubernetes services."""
-    refusals = []
+    missing = [n for n, s in profile.services.items() if s.runtime is None]
+    refusals = ["hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing)] if missing else []
     kube = snapshot.kubernetes
     k8s_exposed: dict[int, str] = {}
     for name, spec in profile.services.items():
@@ -198,6 +254,38 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     return refusals
 
 
+@dataclass
+class _Part:
+    """What one concern adds to a plan."""
+
+    steps: list[Step] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime) -> _Part:
+    """The profile's ``no_home`` policy for a service the mode's runtime cannot run: refuse,
+    leave it running where it is, or stop it everywhere. Always stated in the plan."""
+    name = placement.service
+    policy = profile.services[name].no_home
+    part = _Part()
+    if policy is NoHomePolicy.REFUSE:
+        part.refusals.append(
+            f"{name}: has no home in {want} ({_home_hint(want, name)}) and services.{name}.no_home is "
+            "'refuse'; set it to 'stop' or 'leave', or give it a home there"
+        )
+    elif policy is NoHomePolicy.LEAVE:
+        where = ", ".join(placement.runtimes) or "nowhere"
+        part.notes.append(f"{name}: no home in {want}; left as it runs ({where}) by no_home: leave")
+    else:
+        part.notes.append(f"{name}: no home in {want}; stopped wherever it runs by no_home: stop")
+        why = f"{mode}: {name} has no home in {want} and its profile says no_home: stop"
+        part.steps += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+        part.steps += [_stop_process(profile, name, p, mode) for p in placement.processes]
+        part.steps += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
+    return part
+
+
 def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     """The ordered steps that take this host to ``mode``, or the reasons it must not."""
     view = stack_view(snapshot, profile)
@@ -209,9 +297,6 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     ups: list[Step] = []
     compose_up: list[str] = []
     if mode is Mode.HYBRID_GUARDED:
-        missing = [n for n, s in profile.services.items() if s.runtime is None]
-        if missing:
-            refusals.append("hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing))
         refusals += _hybrid_guard(snapshot, profile)
     for name, placement in view.placements.items():
         want = target_runtime(profile, mode, name)
@@ -219,6 +304,12 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
             continue
         spec = profile.services[name]
         refusals += _foreign_owners(view, profile, name)
+        if not profile.has_home(name, want):
+            homeless = _no_home(snapshot, profile, mode, placement, want)
+            refusals += homeless.refusals
+            notes += homeless.notes
+            stops += homeless.steps
+            continue
         if want is not Runtime.KUBERNETES:
             downs += [
                 _scale(
@@ -232,32 +323,10 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         if want is not Runtime.COMPOSE:
             stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
         if want is Runtime.COMPOSE:
-            existing = [
-                c
-                for c in snapshot.containers
-                if c.compose_project == profile.compose.project
-                and c.compose_service == profile.compose_service_name(name)
-            ]
+            existing = _compose_containers(snapshot, profile, name)
             if not existing:
                 compose_up.append(profile.compose_service_name(name))
-            starts += [
-                StartContainer(
-                    id=f"start-container:{c.id}",
-                    service=name,
-                    runtime=Runtime.COMPOSE,
-                    why=f"{mode}: {name} runs under Compose; its container exists but is {c.state}",
-                    target=f"container {c.name} ({c.short_id})",
-                    reversible=True,
-                    inverse=f"docker stop {c.name}",
-                    container_id=c.id,
-                    name=c.name,
-                    compose_project=c.compose_project or "",
-                    stop_timeout_seconds=_grace(profile, name),
-                    stateful=spec.stateful,
-                )
-                for c in existing
-                if c.state not in _RUNNING
-            ]
+            starts += [_start_container(profile, name, c, mode) for c in existing if c.state not in _RUNNING]
         if want is Runtime.HOST and not placement.processes:
             refusals.append(
                 f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
@@ -291,21 +360,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
                 if w.replicas == 0
             ]
     if compose_up:
-        starts.append(
-            ComposeUp(
-                id=f"compose-up:{profile.compose.project}:{','.join(sorted(compose_up))}",
-                service=",".join(sorted(compose_up)),
-                runtime=Runtime.COMPOSE,
-                why=f"{mode}: no container exists yet for {', '.join(sorted(compose_up))}",
-                target=f"compose project {profile.compose.project} services {', '.join(sorted(compose_up))}",
-                reversible=True,
-                inverse="docker compose stop " + " ".join(sorted(compose_up)),
-                project=profile.compose.project,
-                files=profile.compose.files,
-                working_dir=profile.compose.working_dir,
-                services=tuple(sorted(compose_up)),
-            )
-        )
+        starts.append(_compose_up(profile, mode, compose_up))
     steps = downs + stops + starts + ups
     refusals += _kube_refusals(snapshot, profile, steps)
     refusals += [
