@@ -23,7 +23,7 @@ from stackwarden.model.plan import (
 )
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
-from stackwarden.placement import StackView, stack_view
+from stackwarden.placement import StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
@@ -95,7 +95,8 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         id=f"stop-process:{p.pid}:{p.create_time}",
         service=service,
         runtime=Runtime.HOST,
-        why=f"{mode}: {service} must not run on the host; frees port(s) {', '.join(map(str, spec.ports))}",
+        why=f"{mode}: {service} must not run on the host"
+        + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
         inverse=(f"systemctl start {unit}" if unit else " ".join(matcher.start_command or ())) if restartable else "",
@@ -183,12 +184,8 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     for name, spec in profile.services.items():
         if spec.runtime is not Runtime.COMPOSE:
             continue
-        compose_name = profile.compose_service_name(name)
         published = {
-            p.host_port
-            for c in snapshot.containers
-            if c.compose_project == profile.compose.project and c.compose_service == compose_name
-            for p in c.declared
+            p.host_port for c in snapshot.containers if is_service_container(profile, name, c) for p in c.declared
         } | set(spec.ports)
         for port in sorted(published & set(k8s_exposed)):
             refusals.append(
@@ -207,7 +204,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     stops: list[Step] = []
     starts: list[Step] = []
     ups: list[Step] = []
-    compose_up: list[str] = []
+    compose_up: dict[str, list[str]] = {}
     if mode is Mode.HYBRID_GUARDED:
         missing = [n for n, s in profile.services.items() if s.runtime is None]
         if missing:
@@ -232,14 +229,9 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         if want is not Runtime.COMPOSE:
             stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
         if want is Runtime.COMPOSE:
-            existing = [
-                c
-                for c in snapshot.containers
-                if c.compose_project == profile.compose.project
-                and c.compose_service == profile.compose_service_name(name)
-            ]
+            existing = [c for c in snapshot.containers if is_service_container(profile, name, c)]
             if not existing:
-                compose_up.append(profile.compose_service_name(name))
+                compose_up.setdefault(profile.compose_for(name).project, []).append(profile.compose_service_name(name))
             starts += [
                 StartContainer(
                     id=f"start-container:{c.id}",
@@ -290,20 +282,23 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
                 for w in placement.workloads
                 if w.replicas == 0
             ]
-    if compose_up:
+    for project in profile.compose_projects:  # one compose up per project, in profile order
+        wanted = sorted(compose_up.get(project.project, ()))
+        if not wanted:
+            continue
         starts.append(
             ComposeUp(
-                id=f"compose-up:{profile.compose.project}:{','.join(sorted(compose_up))}",
-                service=",".join(sorted(compose_up)),
+                id=f"compose-up:{project.project}:{','.join(wanted)}",
+                service=",".join(wanted),
                 runtime=Runtime.COMPOSE,
-                why=f"{mode}: no container exists yet for {', '.join(sorted(compose_up))}",
-                target=f"compose project {profile.compose.project} services {', '.join(sorted(compose_up))}",
+                why=f"{mode}: no container exists yet for {', '.join(wanted)}",
+                target=f"compose project {project.project} services {', '.join(wanted)}",
                 reversible=True,
-                inverse="docker compose stop " + " ".join(sorted(compose_up)),
-                project=profile.compose.project,
-                files=profile.compose.files,
-                working_dir=profile.compose.working_dir,
-                services=tuple(sorted(compose_up)),
+                inverse=f"docker compose -p {project.project} stop " + " ".join(wanted),
+                project=project.project,
+                files=project.files,
+                working_dir=project.working_dir,
+                services=tuple(wanted),
             )
         )
     steps = downs + stops + starts + ups
