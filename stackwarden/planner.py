@@ -22,9 +22,9 @@ from stackwarden.model.plan import (
     StopContainer,
     StopProcess,
 )
-from stackwarden.model.profile import NoHomePolicy, Profile
+from stackwarden.model.profile import ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
-from stackwarden.placement import ServicePlacement, StackView, stack_view
+from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
@@ -105,7 +105,8 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         id=f"stop-process:{p.pid}:{p.create_time}",
         service=service,
         runtime=Runtime.HOST,
-        why=f"{mode}: {service} must not run on the host; frees port(s) {', '.join(map(str, spec.ports))}",
+        why=f"{mode}: {service} must not run on the host"
+        + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
         inverse=(f"systemctl start {unit}" if unit else " ".join(matcher.start_command or ())) if restartable else "",
@@ -146,16 +147,6 @@ def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) ->
     )
 
 
-def _compose_containers(snapshot: Snapshot, profile: Profile, service: str) -> list[Container]:
-    """Every container of the service in the profile's project, whatever its state."""
-    compose_name = profile.compose_service_name(service)
-    return [
-        c
-        for c in snapshot.containers
-        if c.compose_project == profile.compose.project and c.compose_service == compose_name
-    ]
-
-
 def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -> StartContainer:
     return StartContainer(
         id=f"start-container:{c.id}",
@@ -173,20 +164,20 @@ def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -
     )
 
 
-def _compose_up(profile: Profile, mode: Mode, services: list[str]) -> ComposeUp:
-    """``compose up --no-deps`` for exactly the services that have no container yet."""
+def _compose_up(project: ComposeSpec, mode: Mode, services: list[str]) -> ComposeUp:
+    """``compose up --no-deps`` for exactly the services of ``project`` that have no container."""
     names = sorted(services)
     return ComposeUp(
-        id=f"compose-up:{profile.compose.project}:{','.join(names)}",
+        id=f"compose-up:{project.project}:{','.join(names)}",
         service=",".join(names),
         runtime=Runtime.COMPOSE,
         why=f"{mode}: no container exists yet for {', '.join(names)}",
-        target=f"compose project {profile.compose.project} services {', '.join(names)}",
+        target=f"compose project {project.project} services {', '.join(names)}",
         reversible=True,
-        inverse="docker compose stop " + " ".join(names),
-        project=profile.compose.project,
-        files=profile.compose.files,
-        working_dir=profile.compose.working_dir,
+        inverse=f"docker compose -p {project.project} stop " + " ".join(names),
+        project=project.project,
+        files=project.files,
+        working_dir=project.working_dir,
         services=tuple(names),
     )
 
@@ -239,12 +230,8 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     for name, spec in profile.services.items():
         if spec.runtime is not Runtime.COMPOSE:
             continue
-        compose_name = profile.compose_service_name(name)
         published = {
-            p.host_port
-            for c in snapshot.containers
-            if c.compose_project == profile.compose.project and c.compose_service == compose_name
-            for p in c.declared
+            p.host_port for c in snapshot.containers if is_service_container(profile, name, c) for p in c.declared
         } | set(spec.ports)
         for port in sorted(published & set(k8s_exposed)):
             refusals.append(
@@ -286,6 +273,44 @@ def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: Servic
     return part
 
 
+def _target_refusals(
+    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+) -> list[str]:
+    """What stops a service from living in ``want``: a host service stackwarden cannot start, or
+    a Kubernetes Service that exposes the port the new owner needs (never edited)."""
+    name, spec, out = placement.service, profile.services[placement.service], []
+    if want is Runtime.HOST and not placement.processes:
+        out.append(
+            f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
+            "host services; start it first"
+        )
+    if want is not Runtime.KUBERNETES:
+        out += [
+            f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
+            "stackwarden does not edit Services: make it ClusterIP first"
+            for port in spec.ports
+            for o in view.port_owners.get(port, ())
+            if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
+        ]
+    return out
+
+
+def _visibility_refusals(snapshot: Snapshot) -> list[str]:
+    """A runtime that could not be observed: the switch can neither see what runs there nor
+    verify the result, so not seen is never read as absent."""
+    return [
+        f"{status.runtime} could not be observed ({status.error}): the switch could neither see what runs "
+        "there nor verify the result"
+        + (
+            " (a stack without a cluster side needs no kubernetes section)"
+            if status.runtime is Runtime.KUBERNETES
+            else ""
+        )
+        for status in snapshot.runtimes
+        if not status.reachable
+    ]
+
+
 def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     """The ordered steps that take this host to ``mode``, or the reasons it must not."""
     view = stack_view(snapshot, profile)
@@ -295,7 +320,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     stops: list[Step] = []
     starts: list[Step] = []
     ups: list[Step] = []
-    compose_up: list[str] = []
+    compose_up: dict[str, list[str]] = {}
     if mode is Mode.HYBRID_GUARDED:
         refusals += _hybrid_guard(snapshot, profile)
     for name, placement in view.placements.items():
@@ -323,23 +348,11 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         if want is not Runtime.COMPOSE:
             stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
         if want is Runtime.COMPOSE:
-            existing = _compose_containers(snapshot, profile, name)
+            existing = [c for c in snapshot.containers if is_service_container(profile, name, c)]
             if not existing:
-                compose_up.append(profile.compose_service_name(name))
+                compose_up.setdefault(profile.compose_for(name).project, []).append(profile.compose_service_name(name))
             starts += [_start_container(profile, name, c, mode) for c in existing if c.state not in _RUNNING]
-        if want is Runtime.HOST and not placement.processes:
-            refusals.append(
-                f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
-                "host services; start it first"
-            )
-        if want is not Runtime.KUBERNETES:
-            refusals += [
-                f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
-                "stackwarden does not edit Services: make it ClusterIP first"
-                for port in spec.ports
-                for o in view.port_owners.get(port, ())
-                if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
-            ]
+        refusals += _target_refusals(view, profile, mode, placement, want)
         if want is Runtime.KUBERNETES:
             if spec.kubernetes is None:
                 refusals.append(f"{name}: {mode} needs services.{name}.kubernetes in the profile")
@@ -359,21 +372,13 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
                 for w in placement.workloads
                 if w.replicas == 0
             ]
-    if compose_up:
-        starts.append(_compose_up(profile, mode, compose_up))
+    for project in profile.compose_projects:  # one compose up per project, in profile order
+        wanted = compose_up.get(project.project, [])
+        if wanted:
+            starts.append(_compose_up(project, mode, wanted))
     steps = downs + stops + starts + ups
     refusals += _kube_refusals(snapshot, profile, steps)
-    refusals += [
-        f"{status.runtime} could not be observed ({status.error}): the switch could neither see what runs "
-        "there nor verify the result"
-        + (
-            " (a stack without a cluster side needs no kubernetes section)"
-            if status.runtime is Runtime.KUBERNETES
-            else ""
-        )
-        for status in snapshot.runtimes
-        if not status.reachable
-    ]
+    refusals += _visibility_refusals(snapshot)
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:
             notes.append(f"{finding.title}: a code issue; it will keep crashing in {mode} too")

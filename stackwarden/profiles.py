@@ -52,12 +52,14 @@ def _resolve_paths(profile: Profile, base: Path) -> Profile:
     A profile is usually kept beside its compose files; resolving here means commands printed
     in reports work from any working directory.
     """
-    working_dir = Path(profile.compose.working_dir) if profile.compose.working_dir else Path()
-    if not working_dir.is_absolute():
-        working_dir = (base / working_dir).resolve()
-    files = tuple(str(f if Path(f).is_absolute() else (working_dir / f)) for f in profile.compose.files)
-    compose = profile.compose.model_copy(update={"files": files, "working_dir": str(working_dir)})
-    return profile.model_copy(update={"compose": compose})
+    resolved = []
+    for spec in profile.compose_projects:
+        working_dir = Path(spec.working_dir) if spec.working_dir else Path()
+        if not working_dir.is_absolute():
+            working_dir = (base / working_dir).resolve()
+        files = tuple(str(f if Path(f).is_absolute() else (working_dir / f)) for f in spec.files)
+        resolved.append(spec.model_copy(update={"files": files, "working_dir": str(working_dir)}))
+    return profile.model_copy(update={"compose": resolved[0], "more_compose": tuple(resolved[1:])})
 
 
 def load_profile(path: str | Path) -> Profile:

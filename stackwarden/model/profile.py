@@ -100,13 +100,20 @@ class KubeWorkload(Frozen):
 
 
 class ServiceSpec(Frozen):
-    """One service of the stack and how to recognise it in each runtime."""
+    """One service of the stack and how to recognise it in each runtime.
 
-    ports: tuple[Port, ...] = Field(min_length=1)
+    ``ports`` may be empty: a worker or scheduler listens on nothing, and is then recognised by
+    its compose service, its workload or its executable alone.
+    """
+
+    ports: tuple[Port, ...] = ()
     stateful: bool = False
     group: str = "core"
     description: str = ""
     compose_service: Name | None = None
+    compose_project: Name | None = Field(
+        default=None, description="The compose project that runs this service, when the profile lists several."
+    )
     kubernetes: KubeWorkload | None = None
     host: HostMatcher | None = None
     health: HealthCheck | None = None
@@ -139,6 +146,10 @@ class ComposeSpec(Frozen):
     files: tuple[str, ...] = ("docker-compose.yml",)
     working_dir: str | None = None
     network: str | None = None
+    services: tuple[Name, ...] = Field(
+        default=(),
+        description="Profile services this project runs (another way to say services.<name>.compose_project).",
+    )
 
 
 class KubernetesSpec(Frozen):
@@ -155,15 +166,68 @@ class KubernetesSpec(Frozen):
 
 
 class Profile(Frozen):
-    """A whole stack: services, the compose project, the cluster side and the default mode."""
+    """A whole stack: services, its compose project(s), the cluster side and the default mode.
+
+    ``compose`` is one project or a list of them (a stack split across projects). The first is
+    the default project of services that name none; the others are kept in ``more_compose``.
+    """
 
     name: Name
     description: str = ""
     default_mode: Mode = Mode.COMPOSE_ONLY
     compose: ComposeSpec
+    more_compose: tuple[ComposeSpec, ...] = Field(
+        default=(), description="Further compose projects; written as a list under 'compose'."
+    )
     kubernetes: KubernetesSpec | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
     services: dict[Name, ServiceSpec] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compose_list(cls, data: object) -> object:
+        """``compose: [a, b]`` -> ``compose: a`` plus ``more_compose: [b]``: one field for the
+        default project keeps every single-project profile and caller unchanged."""
+        if isinstance(data, dict) and isinstance(data.get("compose"), list):
+            projects = list(data["compose"])
+            if not projects:
+                raise ValueError("compose: the list of compose projects is empty")
+            if "more_compose" in data:
+                raise ValueError("compose: give the projects as one list under 'compose', not also 'more_compose'")
+            data = {**data, "compose": projects[0], "more_compose": projects[1:]}
+        return data
+
+    @model_validator(mode="after")
+    def _projects_consistent(self) -> Profile:
+        names = [c.project for c in self.compose_projects]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"compose project {dupes[0]!r} is listed twice")
+        listed: dict[str, str] = {}
+        for spec in self.compose_projects:
+            for service in spec.services:
+                if service not in self.services:
+                    raise ValueError(
+                        f"compose project {spec.project!r} lists {service!r}, which is not a profile service"
+                    )
+                if service in listed:
+                    raise ValueError(
+                        f"service {service!r} is listed by compose projects {listed[service]!r} and {spec.project!r}"
+                    )
+                listed[service] = spec.project
+        for name, svc in self.services.items():
+            if svc.compose_project is None:
+                continue
+            if svc.compose_project not in names:
+                raise ValueError(
+                    f"services.{name}.compose_project: {svc.compose_project!r} is not one of the profile's "
+                    f"compose projects ({', '.join(names)})"
+                )
+            if listed.get(name, svc.compose_project) != svc.compose_project:
+                raise ValueError(
+                    f"services.{name}.compose_project is {svc.compose_project!r} but project {listed[name]!r} lists it"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ports_unique(self) -> Profile:
@@ -196,6 +260,20 @@ class Profile(Frozen):
             return spec.host is not None
         return True
 
+    @property
+    def compose_projects(self) -> tuple[ComposeSpec, ...]:
+        """Every compose project of the stack, the default one first."""
+        return (self.compose, *self.more_compose)
+
+    def compose_for(self, service: str) -> ComposeSpec:
+        """The compose project that runs ``service``: the one it names, the one listing it, else
+        the default project."""
+        named = self.services[service].compose_project
+        for spec in self.compose_projects:
+            if spec.project == named or (named is None and service in spec.services):
+                return spec
+        return self.compose
+
     def compose_service_name(self, service: str) -> str:
         """The compose service label of a profile service (defaults to its own name)."""
         return self.services[service].compose_service or service
@@ -210,3 +288,12 @@ class Profile(Frozen):
     def all_ports(self) -> tuple[int, ...]:
         """Every port the profile declares, sorted."""
         return tuple(sorted(p for spec in self.services.values() for p in spec.ports))
+
+    def portless_executables(self) -> tuple[str, ...]:
+        """Executables of host services that declare no port: the host is searched for them by
+        name, since no listening socket leads to them."""
+        return tuple(
+            sorted(
+                {e for spec in self.services.values() if not spec.ports and spec.host for e in spec.host.executables}
+            )
+        )
