@@ -95,17 +95,76 @@ class ComposeSpec(Frozen):
     network: str | None = None
 
 
+# Context names a catch-all pattern would match; a pattern matching all of them is a catch-all.
+_CONTEXT_PROBES = (
+    "a",
+    "Z",
+    "_",
+    "prod",
+    "production-cluster",
+    "arn:aws:eks:eu-west-1:123456789012:cluster/prod",
+    "gke_project_europe-west1_prod",
+    "admin@prod.example.com",
+)
+
+
+def is_catch_all(pattern: str) -> bool:
+    """True when a glob pattern matches any context name (``*``, ``**``, ``?*``, ``[!.]*`` ...)."""
+    return all(fnmatch.fnmatchcase(probe, pattern) for probe in _CONTEXT_PROBES)
+
+
+def _normalise_server(url: str) -> str:
+    """``HTTPS://Host:6443/`` and ``https://host:6443`` name the same API server."""
+    scheme, sep, rest = url.strip().partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}".rstrip("/")
+
+
 class KubernetesSpec(Frozen):
-    """The cluster side: a namespace and the contexts where remediation is allowed."""
+    """The cluster side: a namespace and the contexts (and API servers) where remediation is
+    allowed. A context name is only a local label, and anyone can name a production context
+    ``minikube``; ``allowed_servers`` pins the API server URL the context must point at."""
 
     namespace: Name
     allowed_contexts: tuple[str, ...] = ("minikube", "kind-*", "docker-desktop")
+    allow_any_context: bool = Field(
+        default=False,
+        description="Required to use a catch-all pattern such as '*' in allowed_contexts; every report warns.",
+    )
+    allowed_servers: tuple[str, ...] | None = Field(
+        default=None,
+        description="Glob patterns for the cluster API URL (e.g. 'https://127.0.0.1:*'); when set, a context "
+        "is allowed only if its name AND its server match.",
+    )
     context: str | None = None
     kubeconfig: str | None = None
 
-    def allows(self, context: str) -> bool:
-        """True when ``context`` matches one of the allowlist's glob patterns."""
-        return any(fnmatch.fnmatchcase(context, pattern) for pattern in self.allowed_contexts)
+    @model_validator(mode="after")
+    def _catch_all_is_explicit(self) -> KubernetesSpec:
+        wild = [p for p in self.allowed_contexts if is_catch_all(p)]
+        if wild and not self.allow_any_context:
+            raise ValueError(
+                f"allowed_contexts pattern {wild[0]!r} matches every context; set allow_any_context: true "
+                "to mean it (and prefer allowed_servers to pin the cluster)"
+            )
+        return self
+
+    @property
+    def any_context(self) -> bool:
+        """True when remediation is allowed in every context (warned about in every report)."""
+        return self.allow_any_context and any(is_catch_all(p) for p in self.allowed_contexts)
+
+    def allows(self, context: str, server: str | None = None) -> bool:
+        """True when ``context`` matches the allowlist's glob patterns and, if ``allowed_servers``
+        is set, its API ``server`` URL matches one of those patterns too (unknown server: no)."""
+        if not any(fnmatch.fnmatchcase(context, pattern) for pattern in self.allowed_contexts):
+            return False
+        if self.allowed_servers is None:
+            return True
+        if not server:
+            return False
+        url = _normalise_server(server)
+        return any(fnmatch.fnmatchcase(url, _normalise_server(p)) for p in self.allowed_servers)
 
 
 class Profile(Frozen):
