@@ -61,6 +61,15 @@ def _plain(data: object, where: str = "", depth: int = 0, budget: list[int] | No
         raise _Problem(where, f"unsupported value of type {_yaml_type(data)}; quote it if it is text")
 
 
+def _tuples(data: Any) -> Any:
+    """Lists -> tuples, all the way down (profile models hold tuples; strict mode wants them)."""
+    if isinstance(data, dict):
+        return {key: _tuples(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return tuple(_tuples(value) for value in data)
+    return data
+
+
 class _Problem(Exception):
     """One problem found before validation: (field path, reason)."""
 
@@ -79,8 +88,8 @@ def _yaml_type(value: object) -> str:
 def parse_profile(data: object, source: str) -> Profile:
     """Validate already-parsed YAML strictly. ``source`` names the file in every error message.
 
-    Strict: ``true`` is not a port, ``5`` is not a string; validation goes through JSON so that
-    strict mode still accepts lists for tuples and strings for enums, as YAML writes them.
+    Strict (``ProfileModel``): ``true`` is not a port, ``5`` is not a string. YAML lists become
+    tuples first, the only container type the strict models take.
     """
     if not isinstance(data, dict):
         kind = "empty" if data is None else type(data).__name__
@@ -90,7 +99,7 @@ def parse_profile(data: object, source: str) -> Profile:
     except _Problem as problem:
         raise ProfileError(source, [(problem.field, problem.reason)]) from None
     try:
-        return Profile.model_validate_json(json.dumps(data), strict=True)
+        return Profile.model_validate(_tuples(data))
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         locs = [err["loc"] for err in errors]
@@ -118,10 +127,12 @@ def _resolve_paths(profile: Profile, base: Path) -> Profile:
     in reports work from anywhere.
     """
     base = base.resolve()
-    working_dir = Path(_absolute(profile.compose.working_dir or ".", base))
-    files = tuple(_absolute(f, working_dir) for f in profile.compose.files)
-    compose = profile.compose.model_copy(update={"files": files, "working_dir": str(working_dir)})
-    update: dict[str, Any] = {"compose": compose}
+    resolved = []
+    for spec in profile.compose_projects:
+        working_dir = Path(_absolute(spec.working_dir or ".", base))
+        files = tuple(_absolute(f, working_dir) for f in spec.files)
+        resolved.append(spec.model_copy(update={"files": files, "working_dir": str(working_dir)}))
+    update: dict[str, Any] = {"compose": resolved[0], "more_compose": tuple(resolved[1:])}
     kube = profile.kubernetes
     if kube is not None and kube.kubeconfig:
         joined = os.pathsep.join(_absolute(p, base) for p in kube.kubeconfig.split(os.pathsep) if p)

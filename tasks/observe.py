@@ -30,9 +30,9 @@ def observe_docker_task(log_tail: int = 40) -> DockerObservation:
     retry_delay_seconds=1,
     retry_condition_fn=retry_on_transient,
 )
-def observe_host_task(ports: list[int]) -> HostObservation:
+def observe_host_task(ports: list[int], executables: list[str] | None = None) -> HostObservation:
     """Listening sockets on the profile's ports and the processes behind them."""
-    return observe_host(frozenset(ports))
+    return observe_host(frozenset(ports), frozenset(executables or ()))
 
 
 @task(

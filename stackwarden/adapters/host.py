@@ -70,8 +70,25 @@ def _safe(getter: Callable[[], T]) -> T | None:
         return None
 
 
-def observe_host(ports: frozenset[int] | None = None) -> HostObservation:
-    """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None)."""
+def _named_pids(executables: frozenset[str]) -> set[int]:
+    """PIDs of processes answering to one of ``executables`` (comm, argv[0] or exe): a service
+    without ports has no socket that leads to it, so it is found by name."""
+    if not executables:
+        return set()
+    found = set()
+    for proc in psutil.process_iter(["name", "cmdline", "exe"]):
+        info = proc.info
+        argv = info.get("cmdline") or []
+        argv0 = argv[0].split(" ", 1)[0].rsplit("/", 1)[-1] if argv else ""
+        exe = (info.get("exe") or "").rsplit("/", 1)[-1]
+        if {info.get("name") or "", argv0, exe} & executables:
+            found.add(proc.pid)
+    return found
+
+
+def observe_host(ports: frozenset[int] | None = None, executables: frozenset[str] = frozenset()) -> HostObservation:
+    """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None), and the
+    processes behind them plus those named ``executables`` (port-less services)."""
     listeners = []
     for conn in psutil.net_connections(kind="tcp"):
         if conn.status != psutil.CONN_LISTEN or not conn.laddr:
@@ -80,7 +97,8 @@ def observe_host(ports: frozenset[int] | None = None) -> HostObservation:
             continue
         listeners.append(Listener(address=conn.laddr.ip, port=conn.laddr.port, pid=conn.pid))
     unique = sorted(set(listeners), key=lambda item: (item.port, item.address, item.pid or 0))
-    processes = [p for pid in sorted({item.pid for item in unique if item.pid}) if (p := process_info(pid))]
+    pids = {item.pid for item in unique if item.pid} | _named_pids(executables)
+    processes = [p for pid in sorted(pids) if (p := process_info(pid))]
     return HostObservation(
         status=RuntimeStatus(runtime=Runtime.HOST, reachable=True, endpoint=socket.gethostname()),
         listeners=tuple(unique),

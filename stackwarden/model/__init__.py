@@ -8,8 +8,10 @@ from stackwarden.model.profile import (
     HostMatcher,
     KubernetesSpec,
     KubeWorkload,
+    NoHomePolicy,
     Profile,
     ServiceSpec,
+    Timeouts,
 )
 from stackwarden.model.snapshot import (
     Container,
@@ -49,6 +51,7 @@ __all__ = [
     "Location",
     "Mode",
     "ModeRecommendation",
+    "NoHomePolicy",
     "PodState",
     "ProcessInfo",
     "Profile",
@@ -58,4 +61,5 @@ __all__ = [
     "ServiceSpec",
     "Severity",
     "Snapshot",
+    "Timeouts",
 ]
