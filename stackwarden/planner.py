@@ -8,6 +8,7 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
@@ -21,9 +22,9 @@ from stackwarden.model.plan import (
     StopContainer,
     StopProcess,
 )
-from stackwarden.model.profile import Profile
+from stackwarden.model.profile import ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
-from stackwarden.placement import StackView, is_service_container, stack_view
+from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
@@ -43,6 +44,15 @@ def recorded_replicas(workload: KubeWorkloadState, profile_replicas: int) -> int
     """The count to restore: the annotation written when we scaled down, else the profile's."""
     raw = workload.annotations.get(PREVIOUS_REPLICAS, "")
     return int(raw) if raw.isdigit() and int(raw) > 0 else profile_replicas
+
+
+def _home_hint(runtime: Runtime, name: str) -> str:
+    """Which profile section would give the service a home in ``runtime``."""
+    if runtime is Runtime.KUBERNETES:
+        return f"no services.{name}.kubernetes, or no kubernetes section in the profile"
+    if runtime is Runtime.HOST:
+        return f"no services.{name}.host"
+    return "no compose service"
 
 
 def _context(snapshot: Snapshot) -> str | None:
@@ -137,6 +147,41 @@ def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) ->
     )
 
 
+def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -> StartContainer:
+    return StartContainer(
+        id=f"start-container:{c.id}",
+        service=service,
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: {service} runs under Compose; its container exists but is {c.state}",
+        target=f"container {c.name} ({c.short_id})",
+        reversible=True,
+        inverse=f"docker stop {c.name}",
+        container_id=c.id,
+        name=c.name,
+        compose_project=c.compose_project or "",
+        stop_timeout_seconds=_grace(profile, service),
+        stateful=profile.services[service].stateful,
+    )
+
+
+def _compose_up(project: ComposeSpec, mode: Mode, services: list[str]) -> ComposeUp:
+    """``compose up --no-deps`` for exactly the services of ``project`` that have no container."""
+    names = sorted(services)
+    return ComposeUp(
+        id=f"compose-up:{project.project}:{','.join(names)}",
+        service=",".join(names),
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: no container exists yet for {', '.join(names)}",
+        target=f"compose project {project.project} services {', '.join(names)}",
+        reversible=True,
+        inverse=f"docker compose -p {project.project} stop " + " ".join(names),
+        project=project.project,
+        files=project.files,
+        working_dir=project.working_dir,
+        services=tuple(names),
+    )
+
+
 def _foreign_owners(view: StackView, profile: Profile, service: str) -> list[str]:
     """Owners of the service's ports that the profile does not name: never touched."""
     out = []
@@ -169,7 +214,8 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
 def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     """No host port may be reachable through two runtimes: compose-published ports of compose
     services against NodePort/LoadBalancer/hostPort of Kubernetes services."""
-    refusals = []
+    missing = [n for n, s in profile.services.items() if s.runtime is None]
+    refusals = ["hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing)] if missing else []
     kube = snapshot.kubernetes
     k8s_exposed: dict[int, str] = {}
     for name, spec in profile.services.items():
@@ -195,6 +241,76 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     return refusals
 
 
+@dataclass
+class _Part:
+    """What one concern adds to a plan."""
+
+    steps: list[Step] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime) -> _Part:
+    """The profile's ``no_home`` policy for a service the mode's runtime cannot run: refuse,
+    leave it running where it is, or stop it everywhere. Always stated in the plan."""
+    name = placement.service
+    policy = profile.services[name].no_home
+    part = _Part()
+    if policy is NoHomePolicy.REFUSE:
+        part.refusals.append(
+            f"{name}: has no home in {want} ({_home_hint(want, name)}) and services.{name}.no_home is "
+            "'refuse'; set it to 'stop' or 'leave', or give it a home there"
+        )
+    elif policy is NoHomePolicy.LEAVE:
+        where = ", ".join(placement.runtimes) or "nowhere"
+        part.notes.append(f"{name}: no home in {want}; left as it runs ({where}) by no_home: leave")
+    else:
+        part.notes.append(f"{name}: no home in {want}; stopped wherever it runs by no_home: stop")
+        why = f"{mode}: {name} has no home in {want} and its profile says no_home: stop"
+        part.steps += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+        part.steps += [_stop_process(profile, name, p, mode) for p in placement.processes]
+        part.steps += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
+    return part
+
+
+def _target_refusals(
+    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+) -> list[str]:
+    """What stops a service from living in ``want``: a host service stackwarden cannot start, or
+    a Kubernetes Service that exposes the port the new owner needs (never edited)."""
+    name, spec, out = placement.service, profile.services[placement.service], []
+    if want is Runtime.HOST and not placement.processes:
+        out.append(
+            f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
+            "host services; start it first"
+        )
+    if want is not Runtime.KUBERNETES:
+        out += [
+            f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
+            "stackwarden does not edit Services: make it ClusterIP first"
+            for port in spec.ports
+            for o in view.port_owners.get(port, ())
+            if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
+        ]
+    return out
+
+
+def _visibility_refusals(snapshot: Snapshot) -> list[str]:
+    """A runtime that could not be observed: the switch can neither see what runs there nor
+    verify the result, so not seen is never read as absent."""
+    return [
+        f"{status.runtime} could not be observed ({status.error}): the switch could neither see what runs "
+        "there nor verify the result"
+        + (
+            " (a stack without a cluster side needs no kubernetes section)"
+            if status.runtime is Runtime.KUBERNETES
+            else ""
+        )
+        for status in snapshot.runtimes
+        if not status.reachable
+    ]
+
+
 def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     """The ordered steps that take this host to ``mode``, or the reasons it must not."""
     view = stack_view(snapshot, profile)
@@ -206,9 +322,6 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     ups: list[Step] = []
     compose_up: dict[str, list[str]] = {}
     if mode is Mode.HYBRID_GUARDED:
-        missing = [n for n, s in profile.services.items() if s.runtime is None]
-        if missing:
-            refusals.append("hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing))
         refusals += _hybrid_guard(snapshot, profile)
     for name, placement in view.placements.items():
         want = target_runtime(profile, mode, name)
@@ -216,6 +329,12 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
             continue
         spec = profile.services[name]
         refusals += _foreign_owners(view, profile, name)
+        if not profile.has_home(name, want):
+            homeless = _no_home(snapshot, profile, mode, placement, want)
+            refusals += homeless.refusals
+            notes += homeless.notes
+            stops += homeless.steps
+            continue
         if want is not Runtime.KUBERNETES:
             downs += [
                 _scale(
@@ -232,37 +351,8 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
             existing = [c for c in snapshot.containers if is_service_container(profile, name, c)]
             if not existing:
                 compose_up.setdefault(profile.compose_for(name).project, []).append(profile.compose_service_name(name))
-            starts += [
-                StartContainer(
-                    id=f"start-container:{c.id}",
-                    service=name,
-                    runtime=Runtime.COMPOSE,
-                    why=f"{mode}: {name} runs under Compose; its container exists but is {c.state}",
-                    target=f"container {c.name} ({c.short_id})",
-                    reversible=True,
-                    inverse=f"docker stop {c.name}",
-                    container_id=c.id,
-                    name=c.name,
-                    compose_project=c.compose_project or "",
-                    stop_timeout_seconds=_grace(profile, name),
-                    stateful=spec.stateful,
-                )
-                for c in existing
-                if c.state not in _RUNNING
-            ]
-        if want is Runtime.HOST and not placement.processes:
-            refusals.append(
-                f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
-                "host services; start it first"
-            )
-        if want is not Runtime.KUBERNETES:
-            refusals += [
-                f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
-                "stackwarden does not edit Services: make it ClusterIP first"
-                for port in spec.ports
-                for o in view.port_owners.get(port, ())
-                if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
-            ]
+            starts += [_start_container(profile, name, c, mode) for c in existing if c.state not in _RUNNING]
+        refusals += _target_refusals(view, profile, mode, placement, want)
         if want is Runtime.KUBERNETES:
             if spec.kubernetes is None:
                 refusals.append(f"{name}: {mode} needs services.{name}.kubernetes in the profile")
@@ -283,37 +373,12 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
                 if w.replicas == 0
             ]
     for project in profile.compose_projects:  # one compose up per project, in profile order
-        wanted = sorted(compose_up.get(project.project, ()))
-        if not wanted:
-            continue
-        starts.append(
-            ComposeUp(
-                id=f"compose-up:{project.project}:{','.join(wanted)}",
-                service=",".join(wanted),
-                runtime=Runtime.COMPOSE,
-                why=f"{mode}: no container exists yet for {', '.join(wanted)}",
-                target=f"compose project {project.project} services {', '.join(wanted)}",
-                reversible=True,
-                inverse=f"docker compose -p {project.project} stop " + " ".join(wanted),
-                project=project.project,
-                files=project.files,
-                working_dir=project.working_dir,
-                services=tuple(wanted),
-            )
-        )
+        wanted = compose_up.get(project.project, [])
+        if wanted:
+            starts.append(_compose_up(project, mode, wanted))
     steps = downs + stops + starts + ups
     refusals += _kube_refusals(snapshot, profile, steps)
-    refusals += [
-        f"{status.runtime} could not be observed ({status.error}): the switch could neither see what runs "
-        "there nor verify the result"
-        + (
-            " (a stack without a cluster side needs no kubernetes section)"
-            if status.runtime is Runtime.KUBERNETES
-            else ""
-        )
-        for status in snapshot.runtimes
-        if not status.reachable
-    ]
+    refusals += _visibility_refusals(snapshot)
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:
             notes.append(f"{finding.title}: a code issue; it will keep crashing in {mode} too")

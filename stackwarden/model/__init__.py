@@ -8,8 +8,10 @@ from stackwarden.model.profile import (
     HostMatcher,
     KubernetesSpec,
     KubeWorkload,
+    NoHomePolicy,
     Profile,
     ServiceSpec,
+    Timeouts,
 )
 from stackwarden.model.snapshot import (
     Container,
@@ -56,6 +58,7 @@ __all__ = [
     "Location",
     "Mode",
     "ModeRecommendation",
+    "NoHomePolicy",
     "PodCondition",
     "PodState",
     "ProcessInfo",
@@ -66,4 +69,5 @@ __all__ = [
     "ServiceSpec",
     "Severity",
     "Snapshot",
+    "Timeouts",
 ]

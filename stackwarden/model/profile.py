@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import signal
+from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -16,6 +17,32 @@ from stackwarden.model.base import Frozen, Mode, Runtime
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")]
+
+
+CLEAN_STOP_SIGNALS = frozenset({"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGPWR"})
+"""Signals that ask a process to exit (it may flush and close first). A stateful service may only
+be stopped with one of these: SIGKILL loses unflushed data, SIGSTOP does not end it at all."""
+
+NEVER_STOPS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGWINCH", "SIGURG"})
+"""Signals that do not end a process: as a stop signal they would leave it running (or frozen)."""
+
+
+class NoHomePolicy(StrEnum):
+    """What a mode does with a service that has no home in the mode's runtime (e.g. a monitoring
+    service without a ``kubernetes`` section, in k8s-only). Stated per service in the profile and
+    shown in every plan, so nobody learns it from a surprise."""
+
+    STOP = "stop"
+    LEAVE = "leave"
+    REFUSE = "refuse"
+
+
+class Timeouts(Frozen):
+    """Connect and read timeouts of every Docker and Kubernetes API call. A hung engine or
+    apiserver (accepts, never answers) must cost an audit seconds, not minutes."""
+
+    connect_seconds: float = Field(default=3.0, gt=0, le=60)
+    read_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
 class HealthCheck(Frozen):
@@ -50,6 +77,8 @@ class HostMatcher(Frozen):
     def _known_signal(cls, value: str) -> str:
         if value not in signal.Signals.__members__:
             raise ValueError(f"unknown signal {value!r}; use a name such as SIGTERM or SIGINT")
+        if value in NEVER_STOPS:
+            raise ValueError(f"{value} does not end a process; use SIGTERM, SIGINT or SIGQUIT")
         return value
 
     @field_validator("executables")
@@ -91,6 +120,23 @@ class ServiceSpec(Frozen):
     runtime: Runtime | None = Field(
         default=None, description="The single runtime this service uses in hybrid-guarded mode."
     )
+    no_home: NoHomePolicy = Field(
+        default=NoHomePolicy.REFUSE,
+        description=(
+            "What a mode does with this service when it has no home in the mode's runtime (no "
+            "'kubernetes' section in k8s-only): 'stop' it wherever it runs, 'leave' it as it runs "
+            "(not verified), or 'refuse' the switch."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _stateful_stops_cleanly(self) -> ServiceSpec:
+        if self.stateful and self.host is not None and self.host.stop_signal not in CLEAN_STOP_SIGNALS:
+            raise ValueError(
+                f"host.stop_signal {self.host.stop_signal} does not ask a stateful service for a clean exit; "
+                "use one of " + ", ".join(sorted(CLEAN_STOP_SIGNALS))
+            )
+        return self
 
 
 class ComposeSpec(Frozen):
@@ -134,6 +180,7 @@ class Profile(Frozen):
         default=(), description="Further compose projects; written as a list under 'compose'."
     )
     kubernetes: KubernetesSpec | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
     services: dict[Name, ServiceSpec] = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -201,6 +248,17 @@ class Profile(Frozen):
             if missing:
                 raise ValueError("default_mode hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing))
         return self
+
+    def has_home(self, service: str, runtime: Runtime) -> bool:
+        """Whether the profile says how ``service`` runs in ``runtime``: a compose service always
+        (its compose name defaults to its own), Kubernetes only with a ``kubernetes`` section in
+        both the service and the profile, the host only with a ``host`` matcher."""
+        spec = self.services[service]
+        if runtime is Runtime.KUBERNETES:
+            return spec.kubernetes is not None and self.kubernetes is not None
+        if runtime is Runtime.HOST:
+            return spec.host is not None
+        return True
 
     @property
     def compose_projects(self) -> tuple[ComposeSpec, ...]:
