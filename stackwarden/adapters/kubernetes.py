@@ -1,5 +1,6 @@
 """Observe Kubernetes through the official client: one list call per kind in the profile's
-namespace, plus previous logs of crash-looping pods only.
+namespace (workloads, pods, services, events, endpoints), plus previous logs of crash-looping
+pods only.
 
 Missing kubeconfig, an unreachable cluster or a Forbidden verb never raise past this module as
 a crash: they come back as a ``RuntimeStatus`` (unreachable) or in ``forbidden``.
@@ -26,10 +27,13 @@ from stackwarden.model.base import Runtime
 from stackwarden.model.profile import KubernetesSpec
 from stackwarden.model.snapshot import (
     KubeContext,
+    KubeEndpoints,
+    KubeEvent,
     KubeObservation,
     KubeServicePort,
     KubeServiceState,
     KubeWorkloadState,
+    PodCondition,
     PodState,
     RuntimeStatus,
 )
@@ -159,15 +163,40 @@ def _workload(kind: Literal["Deployment", "StatefulSet"], obj: Any) -> KubeWorkl
     )
 
 
+def _waiting(statuses: list[Any]) -> Any:
+    """The first container status that is waiting (its reason and message say why)."""
+    return next((s for s in statuses if s.state and s.state.waiting), None)
+
+
 def _pod(obj: Any) -> PodState:
+    """The pod as the kubelet and scheduler describe it: waiting reason and message, the last
+    termination, conditions (PodScheduled, Ready) and the images, all from the list call."""
     meta, spec, status = obj.metadata, obj.spec, obj.status
     statuses = list((status.container_statuses if status else None) or [])
-    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    init_statuses = list((status.init_container_statuses if status else None) or [])
+    waiting_status = _waiting(statuses) or _waiting(init_statuses)
+    waiting = waiting_status.state.waiting if waiting_status is not None else None
     worst = max(statuses, key=lambda s: s.restart_count or 0, default=None)
     terminated = worst.last_state.terminated if worst and worst.last_state else None
     owners = meta.owner_references or []
     host_ports = tuple(sorted({p.host_port for c in spec.containers or [] for p in c.ports or [] if p.host_port}))
+    conditions = tuple(
+        PodCondition(
+            type=c.type,
+            status=c.status,
+            reason=c.reason,
+            message=redact_text(c.message) if c.message else None,
+        )
+        for c in (status.conditions if status else None) or []
+    )
     return PodState(
+        images=tuple(c.image or "" for c in spec.containers or []),
+        waiting_message=redact_text(waiting.message) if waiting is not None and waiting.message else None,
+        waiting_container=waiting_status.name if waiting_status is not None else None,
+        last_message=redact_text(terminated.message) if terminated is not None and terminated.message else None,
+        conditions=conditions,
+        ready_containers=sum(1 for s in statuses if s.ready),
+        total_containers=len(spec.containers or []),
         name=meta.name,
         namespace=meta.namespace,
         uid=meta.uid,
@@ -175,7 +204,7 @@ def _pod(obj: Any) -> PodState:
         labels=dict(meta.labels or {}),
         node=spec.node_name,
         ready=bool(statuses) and all(s.ready for s in statuses),
-        waiting_reason=waiting,
+        waiting_reason=waiting.reason if waiting is not None else None,
         restart_count=max((s.restart_count or 0 for s in statuses), default=0),
         last_exit_code=terminated.exit_code if terminated else None,
         last_reason=terminated.reason if terminated else None,
@@ -201,6 +230,33 @@ def _service(obj: Any) -> KubeServiceState:
             for p in spec.ports or []
         ),
         selector=dict(spec.selector or {}),
+    )
+
+
+def _event(obj: Any) -> KubeEvent:
+    """A core/v1 Event: what it is about, the reason and message its reporter wrote."""
+    involved = obj.involved_object
+    source = obj.source.component if obj.source and obj.source.component else (obj.reporting_component or "")
+    last = obj.last_timestamp or obj.event_time or obj.first_timestamp or obj.metadata.creation_timestamp
+    return KubeEvent(
+        kind=involved.kind or "",
+        name=involved.name or "",
+        reason=obj.reason or "",
+        message=redact_text(obj.message or ""),
+        type=obj.type or "Normal",
+        count=obj.count or 1,
+        source=source,
+        last_seen=last,
+    )
+
+
+def _endpoints(obj: Any) -> KubeEndpoints:
+    """How many addresses are ready and not ready behind a Service."""
+    subsets = obj.subsets or []
+    return KubeEndpoints(
+        name=obj.metadata.name,
+        ready=sum(len(s.addresses or []) for s in subsets),
+        not_ready=sum(len(s.not_ready_addresses or []) for s in subsets),
     )
 
 
@@ -284,6 +340,10 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
         statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, forbidden, timeout)
         pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, forbidden, timeout)]
         services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, forbidden, timeout)]
+        events = [_event(e) for e in _list(core.list_namespaced_event, "list events", ns, forbidden, timeout)]
+        endpoints = [
+            _endpoints(e) for e in _list(core.list_namespaced_endpoints, "list endpoints", ns, forbidden, timeout)
+        ]
         pods = [
             p.model_copy(update={"log_tail": _previous_logs(core, p, log_tail, forbidden, timeout)})
             if p.is_crash_looping
@@ -306,6 +366,8 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
         ),
         pods=tuple(sorted(pods, key=lambda p: p.name)),
         services=tuple(sorted(services, key=lambda s: s.name)),
+        events=tuple(sorted(events, key=lambda e: (e.last_seen.timestamp() if e.last_seen else 0.0, e.kind, e.name))),
+        endpoints=tuple(sorted(endpoints, key=lambda e: e.name)),
         forbidden=tuple(forbidden),
     )
     return KubeObservationResult(

@@ -146,7 +146,8 @@ def test_requests_per_audit_do_not_grow_with_pods(control_plane: Any, kubelet: A
         delete_namespace(api, ns)
     assert len(seen.observation.pods) == 12
     assert len(few) == len(many), ([e["requestURI"] for e in few], [e["requestURI"] for e in many])
-    assert len(many) == 5  # version + deployments, statefulsets, pods, services
+    # version + deployments, statefulsets, pods, services, events, endpoints: one list call each
+    assert len(many) == 7, [e["requestURI"] for e in many]
 
 
 def test_unreachable_cluster_is_a_permanent_error(control_plane: Any, tmp_path: Path) -> None:
