@@ -2,8 +2,9 @@
 
 Healthy containers are described by the list call alone; only containers that are not running
 cleanly are inspected (restart count, exit code, state error, declared ports) and, when they
-crash-loop, their last log lines are read. So the API calls per audit do not grow with the
-number of healthy containers.
+crash-loop, their last log lines are read. One bounded events call gives every container's last
+``die`` (exit code), which a restart erases from the inspect data. So the API calls per audit do
+not grow with the number of healthy containers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
     Container,
+    ContainerDeath,
     DockerNetwork,
     PublishedPort,
     RuntimeStatus,
@@ -235,6 +237,47 @@ def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[s
     return tuple(redact_text(line) for line in text.splitlines() if line.strip())
 
 
+DEATH_WINDOW_SECONDS = 600.0
+"""How far back ``die`` events are read: longer than Docker's largest restart back-off (1 min)
+and than a loop's run between crashes, short enough to stay one small reply."""
+
+
+def deaths_from_events(events: list[dict[str, Any]]) -> dict[str, ContainerDeath]:
+    """The last ``die`` (exit code and time) per container id, from decoded engine events."""
+    out: dict[str, ContainerDeath] = {}
+    for event in events:
+        if event.get("Action", event.get("status")) != "die":
+            continue
+        actor = event.get("Actor") or {}
+        cid = actor.get("ID") or event.get("id")
+        raw = (actor.get("Attributes") or {}).get("exitCode")
+        if not cid or raw is None or not str(raw).lstrip("-").isdigit():
+            continue
+        nanos = event.get("timeNano")
+        seconds = int(nanos) / 1e9 if nanos else float(event.get("time") or 0)
+        death = ContainerDeath(exit_code=int(raw), at=datetime.fromtimestamp(seconds, UTC))
+        if cid not in out or out[cid].at <= death.at:
+            out[cid] = death
+    return out
+
+
+def _deaths(client: docker.APIClient, window: float) -> dict[str, ContainerDeath]:
+    """One bounded events call (``die`` since ``window`` seconds ago, until now): Docker resets
+    State.ExitCode when a container restarts, the event keeps it."""
+    now = time.time()
+
+    def read() -> list[dict[str, Any]]:
+        stream = client.events(
+            since=f"{now - window:.9f}",
+            until=f"{now:.9f}",
+            filters={"type": "container", "event": "die"},
+            decode=True,
+        )
+        return list(stream)
+
+    return deaths_from_events(_call(read, "container die events"))
+
+
 def read_timeout(timeouts: Timeouts | None) -> float:
     """Seconds docker-py waits for an answer. Over a unix socket connecting is immediate, and
     docker-py takes one number for both, so the profile's read timeout bounds each call."""
@@ -254,6 +297,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
         version = _call(client.version, "Docker version")
         summaries = _call(client.containers, "list containers", all=True)
         networks = _call(client.networks, "list networks")
+        deaths = _deaths(client, DEATH_WINDOW_SECONDS)
         containers = []
         for summary in summaries:
             container = _from_summary(summary)
@@ -263,6 +307,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
                 except docker.errors.NotFound:
                     continue  # removed between list and inspect
                 container = _with_inspect(container, inspect, datetime.now(UTC))
+                container = container.model_copy(update={"last_death": deaths.get(container.id)})
                 if container.is_crash_looping:
                     logs = _log_tail(client, summary["Id"], log_tail)
                     container = container.model_copy(update={"log_tail": logs})
