@@ -26,6 +26,7 @@ from stackwarden.model.profile import ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
 from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
+from stackwarden.rules.kubernetes import any_context_warning
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 _RUNNING = {"running", "restarting", "paused"}
@@ -202,10 +203,17 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
     kube = snapshot.kubernetes
     if kube is None or kube.context is None:
         return ["the plan scales Kubernetes workloads but the cluster was not observed"]
-    if not kube.context.allowed:
-        allowed = ", ".join(profile.kubernetes.allowed_contexts) if profile.kubernetes else ""
+    spec = profile.kubernetes
+    if not kube.context.allowed or spec is None or not spec.allows(kube.context.name, kube.context.server):
+        allowed = ", ".join(spec.allowed_contexts) if spec else ""
+        servers = (
+            f", or its API server {kube.context.server or '(unknown)'} is not in allowed_servers "
+            f"({', '.join(spec.allowed_servers)})"
+            if spec and spec.allowed_servers
+            else ""
+        )
         return [
-            f"context {kube.context.name!r} is not in the profile's allowed_contexts ({allowed}): "
+            f"context {kube.context.name!r} is not in the profile's allowed_contexts ({allowed}){servers}: "
             "it is observed read-only and never changed"
         ]
     return []
@@ -382,6 +390,8 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:
             notes.append(f"{finding.title}: a code issue; it will keep crashing in {mode} too")
+    if (warning := any_context_warning(profile)) is not None:
+        notes.append(f"WARNING: {warning}")
     return Plan(
         profile=profile.name,
         mode=mode,

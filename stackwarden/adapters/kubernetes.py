@@ -107,7 +107,7 @@ def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, 
                 namespace=ctx.get("namespace"),
                 flavour=flavour_of(name, cluster, server),
                 current=name == chosen,
-                allowed=spec.allows(name),
+                allowed=spec.allows(name, server),
             )
         )
     if chosen is None or chosen not in contexts:
@@ -292,12 +292,22 @@ def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], ti
     return tuple(redact_text(line) for line in str(text).splitlines() if line.strip())
 
 
-def _client_for(spec: KubernetesSpec, expected: str | None = None) -> tuple[Any, KubeContext, list[KubeContext]]:
+def _client_for(
+    spec: KubernetesSpec, expected: str | None = None, *, acting: bool = False
+) -> tuple[Any, KubeContext, list[KubeContext]]:
     """An ApiClient for the profile's context (or the kubeconfig's current one), with our retry
-    layer only. ``expected`` is the context a plan was made in: acting elsewhere is refused."""
+    layer only. ``expected`` is the context a plan was made in: acting elsewhere is refused, and
+    so is ``acting`` in a context the allowlist (name and API server) does not allow."""
     contexts, chosen, path = read_contexts(spec)
     if expected is not None and expected != chosen:
         raise RefusedError(f"the kubeconfig's context is now {chosen!r}, the plan was made for {expected!r}")
+    context = next(c for c in contexts if c.name == chosen)
+    if acting and not spec.allows(context.name, context.server):
+        # acting: the allowlist (context name AND, when set, API server URL) is checked again here
+        raise RefusedError(
+            f"context {context.name!r} (server {context.server or 'unknown'}) is not allowed by the profile's "
+            "allowed_contexts/allowed_servers; nothing was changed"
+        )
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -306,7 +316,6 @@ def _client_for(spec: KubernetesSpec, expected: str | None = None) -> tuple[Any,
     except ConfigException as exc:
         raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
     configuration.retries = False  # one retry layer: ours (DESIGN.md §6)
-    context = next(c for c in contexts if c.name == chosen)
     return k8s.ApiClient(configuration), context, contexts
 
 
@@ -384,7 +393,7 @@ def scale_workload(
     """Scale one workload after re-reading it: same uid (not recreated) and, for planned steps,
     the same generation (spec unchanged since the plan). Scaling to 0 records the previous count
     in the ``stackwarden.io/previous-replicas`` annotation. Idempotent."""
-    api, _, _ = _client_for(spec, context)
+    api, _, _ = _client_for(spec, context, acting=True)
     apps = k8s.AppsV1Api(api)
     ns = spec.namespace
     read, patch = (

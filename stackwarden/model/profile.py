@@ -11,7 +11,7 @@ import signal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stackwarden.model.base import Frozen, Mode, Runtime
 
@@ -27,6 +27,15 @@ NEVER_STOPS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", 
 """Signals that do not end a process: as a stop signal they would leave it running (or frozen)."""
 
 
+class ProfileModel(Frozen):
+    """Base of every profile model: strict types (DESIGN.md §5.1: the profile is the scope of
+    every action, so it must mean exactly what it says). ``true`` is not a port, ``1`` is not a
+    boolean, ``5`` is not a string. The loader hands lists over as tuples; enum fields opt out
+    with ``Field(strict=False)`` so YAML can name them by value (a new enum field must too)."""
+
+    model_config = ConfigDict(strict=True)
+
+
 class NoHomePolicy(StrEnum):
     """What a mode does with a service that has no home in the mode's runtime (e.g. a monitoring
     service without a ``kubernetes`` section, in k8s-only). Stated per service in the profile and
@@ -37,7 +46,7 @@ class NoHomePolicy(StrEnum):
     REFUSE = "refuse"
 
 
-class Timeouts(Frozen):
+class Timeouts(ProfileModel):
     """Connect and read timeouts of every Docker and Kubernetes API call. A hung engine or
     apiserver (accepts, never answers) must cost an audit seconds, not minutes."""
 
@@ -45,7 +54,7 @@ class Timeouts(Frozen):
     read_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
-class HealthCheck(Frozen):
+class HealthCheck(ProfileModel):
     """How verify decides a service is up: a TCP connect or an HTTP GET that answers < 400."""
 
     tcp: Port | None = None
@@ -59,7 +68,7 @@ class HealthCheck(Frozen):
         return self
 
 
-class HostMatcher(Frozen):
+class HostMatcher(ProfileModel):
     """Which host processes are this service: matched by port AND executable name.
 
     A process on the service's port whose executable is not listed is an unknown owner and is
@@ -90,7 +99,7 @@ class HostMatcher(Frozen):
         return value
 
 
-class KubeWorkload(Frozen):
+class KubeWorkload(ProfileModel):
     """The service's Kubernetes side: the workload, and the Service object in front of it."""
 
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"
@@ -99,7 +108,7 @@ class KubeWorkload(Frozen):
     replicas: int = Field(default=1, ge=0, le=1000)
 
 
-class ServiceSpec(Frozen):
+class ServiceSpec(ProfileModel):
     """One service of the stack and how to recognise it in each runtime.
 
     ``ports`` may be empty: a worker or scheduler listens on nothing, and is then recognised by
@@ -118,10 +127,11 @@ class ServiceSpec(Frozen):
     host: HostMatcher | None = None
     health: HealthCheck | None = None
     runtime: Runtime | None = Field(
-        default=None, description="The single runtime this service uses in hybrid-guarded mode."
+        default=None, strict=False, description="The single runtime this service uses in hybrid-guarded mode."
     )
     no_home: NoHomePolicy = Field(
         default=NoHomePolicy.REFUSE,
+        strict=False,
         description=(
             "What a mode does with this service when it has no home in the mode's runtime (no "
             "'kubernetes' section in k8s-only): 'stop' it wherever it runs, 'leave' it as it runs "
@@ -139,7 +149,7 @@ class ServiceSpec(Frozen):
         return self
 
 
-class ComposeSpec(Frozen):
+class ComposeSpec(ProfileModel):
     """The Compose project that runs the stack; containers are matched by its project label."""
 
     project: Name
@@ -152,20 +162,79 @@ class ComposeSpec(Frozen):
     )
 
 
-class KubernetesSpec(Frozen):
-    """The cluster side: a namespace and the contexts where remediation is allowed."""
+# Context names a catch-all pattern would match; a pattern matching all of them is a catch-all.
+_CONTEXT_PROBES = (
+    "a",
+    "Z",
+    "_",
+    "prod",
+    "production-cluster",
+    "arn:aws:eks:eu-west-1:123456789012:cluster/prod",
+    "gke_project_europe-west1_prod",
+    "admin@prod.example.com",
+)
+
+
+def is_catch_all(pattern: str) -> bool:
+    """True when a glob pattern matches any context name (``*``, ``**``, ``?*``, ``[!.]*`` ...)."""
+    return all(fnmatch.fnmatchcase(probe, pattern) for probe in _CONTEXT_PROBES)
+
+
+def _normalise_server(url: str) -> str:
+    """``HTTPS://Host:6443/`` and ``https://host:6443`` name the same API server."""
+    scheme, sep, rest = url.strip().partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}".rstrip("/")
+
+
+class KubernetesSpec(ProfileModel):
+    """The cluster side: a namespace and the contexts (and API servers) where remediation is
+    allowed. A context name is only a local label, and anyone can name a production context
+    ``minikube``; ``allowed_servers`` pins the API server URL the context must point at."""
 
     namespace: Name
     allowed_contexts: tuple[str, ...] = ("minikube", "kind-*", "docker-desktop")
+    allow_any_context: bool = Field(
+        default=False,
+        description="Required to use a catch-all pattern such as '*' in allowed_contexts; every report warns.",
+    )
+    allowed_servers: tuple[str, ...] | None = Field(
+        default=None,
+        description="Glob patterns for the cluster API URL (e.g. 'https://127.0.0.1:*'); when set, a context "
+        "is allowed only if its name AND its server match.",
+    )
     context: str | None = None
     kubeconfig: str | None = None
 
-    def allows(self, context: str) -> bool:
-        """True when ``context`` matches one of the allowlist's glob patterns."""
-        return any(fnmatch.fnmatchcase(context, pattern) for pattern in self.allowed_contexts)
+    @model_validator(mode="after")
+    def _catch_all_is_explicit(self) -> KubernetesSpec:
+        wild = [p for p in self.allowed_contexts if is_catch_all(p)]
+        if wild and not self.allow_any_context:
+            raise ValueError(
+                f"allowed_contexts pattern {wild[0]!r} matches every context; set allow_any_context: true "
+                "to mean it (and prefer allowed_servers to pin the cluster)"
+            )
+        return self
+
+    @property
+    def any_context(self) -> bool:
+        """True when remediation is allowed in every context (warned about in every report)."""
+        return self.allow_any_context and any(is_catch_all(p) for p in self.allowed_contexts)
+
+    def allows(self, context: str, server: str | None = None) -> bool:
+        """True when ``context`` matches the allowlist's glob patterns and, if ``allowed_servers``
+        is set, its API ``server`` URL matches one of those patterns too (unknown server: no)."""
+        if not any(fnmatch.fnmatchcase(context, pattern) for pattern in self.allowed_contexts):
+            return False
+        if self.allowed_servers is None:
+            return True
+        if not server:
+            return False
+        url = _normalise_server(server)
+        return any(fnmatch.fnmatchcase(url, _normalise_server(p)) for p in self.allowed_servers)
 
 
-class Profile(Frozen):
+class Profile(ProfileModel):
     """A whole stack: services, its compose project(s), the cluster side and the default mode.
 
     ``compose`` is one project or a list of them (a stack split across projects). The first is
@@ -174,7 +243,7 @@ class Profile(Frozen):
 
     name: Name
     description: str = ""
-    default_mode: Mode = Mode.COMPOSE_ONLY
+    default_mode: Mode = Field(default=Mode.COMPOSE_ONLY, strict=False)
     compose: ComposeSpec
     more_compose: tuple[ComposeSpec, ...] = Field(
         default=(), description="Further compose projects; written as a list under 'compose'."
@@ -188,13 +257,13 @@ class Profile(Frozen):
     def _compose_list(cls, data: object) -> object:
         """``compose: [a, b]`` -> ``compose: a`` plus ``more_compose: [b]``: one field for the
         default project keeps every single-project profile and caller unchanged."""
-        if isinstance(data, dict) and isinstance(data.get("compose"), list):
+        if isinstance(data, dict) and isinstance(data.get("compose"), list | tuple):
             projects = list(data["compose"])
             if not projects:
                 raise ValueError("compose: the list of compose projects is empty")
             if "more_compose" in data:
                 raise ValueError("compose: give the projects as one list under 'compose', not also 'more_compose'")
-            data = {**data, "compose": projects[0], "more_compose": projects[1:]}
+            data = {**data, "compose": projects[0], "more_compose": tuple(projects[1:])}
         return data
 
     @model_validator(mode="after")

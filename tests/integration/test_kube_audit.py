@@ -87,7 +87,12 @@ def tenant(control_plane: Any, kubelet: Any) -> Iterator[str]:
 
 
 def test_read_only_identity_can_run_the_whole_audit(control_plane: Any, tenant: str) -> None:
-    spec = KubernetesSpec(namespace=tenant, kubeconfig=str(control_plane.viewer_kubeconfig), allowed_contexts=("*",))
+    spec = KubernetesSpec(
+        namespace=tenant,
+        kubeconfig=str(control_plane.viewer_kubeconfig),
+        allowed_contexts=("*",),
+        allow_any_context=True,
+    )
     before = observe_kubernetes(spec)
     assert before.status.reachable
     assert {"list pods in " + tenant, "list deployments in " + tenant} <= set(before.observation.forbidden)
@@ -119,7 +124,12 @@ def test_requests_per_audit_do_not_grow_with_pods(control_plane: Any, kubelet: A
     ns = new_namespace(api, "swtest-count")
     try:
         bind_read_only(api, ns)
-        spec = KubernetesSpec(namespace=ns, kubeconfig=str(control_plane.viewer_kubeconfig), allowed_contexts=("*",))
+        spec = KubernetesSpec(
+            namespace=ns,
+            kubeconfig=str(control_plane.viewer_kubeconfig),
+            allowed_contexts=("*",),
+            allow_any_context=True,
+        )
         apps = k8s.AppsV1Api(api)
         apps.create_namespaced_deployment(ns, deployment("frontend", 1))
         pods_settled(api, ns, {"frontend": (1, "Running")})
