@@ -127,7 +127,7 @@ def _switch(args: argparse.Namespace) -> int:
 
     profile_path = args.profile or _default_profile()
     load_profile(profile_path)
-    reviewed: list[str] | None = None
+    reviewed: str | None = None
     if args.apply and not args.yes:
         if not sys.stdin.isatty():
             print("stackwarden: --apply without --yes needs a terminal to ask on", file=sys.stderr)
@@ -138,17 +138,22 @@ def _switch(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         if not preview.plan.steps:
             return EXIT_OK
-        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty)
-        print(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ", end="", flush=True)
+        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty);
+        # what is approved is the content: the run applies only a plan with this digest
+        print(
+            f"Plan digest {preview.plan.digest}\nApply these {len(preview.plan.steps)} step(s)? [y/N] ",
+            end="",
+            flush=True,
+        )
         if sys.stdin.readline().strip().lower() not in {"y", "yes"}:
             print("nothing changed")
             return EXIT_OK
-        reviewed = [step.id for step in preview.plan.steps]
+        reviewed = preview.plan.digest
     outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
         apply=args.apply,
-        expected_steps=reviewed,
+        expected_digest=reviewed,
         force=args.force,
         deadline_seconds=args.deadline,
         lock_wait_seconds=args.wait_lock,
