@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -167,11 +168,14 @@ def redact_text(line: str) -> str:
 
 # --- 3. escaping for each way out -------------------------------------------------------------
 
-# Characters with a meaning in CommonMark/GFM inline text (emphasis, code, links, images, HTML,
-# entities, tables, strikethrough, autolinks) are backslash-escaped; a backslash escape always
-# yields the literal character.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#{}()])")
-_MD_LINE_START = re.compile(r"^(\s*)([-+=>]|\d+(?=[.)]))")
+# Characters with an inline meaning in CommonMark/GFM are backslash-escaped (a backslash escape
+# always yields the literal character): code spans, emphasis, links and images (``[`` ``]``; with
+# those gone ``!`` and ``(`` are inert), raw HTML and autolinks (``<``), strikethrough (``~``).
+# ``_`` only where it could open or close emphasis (not inside ``spawn_local``), ``&`` only where it
+# would start an entity. ``|`` matters only in a table row: ``md_cell`` escapes it.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<~])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?\w+;)")
+# Block syntax only counts at the start of a line: headings, quotes, lists, setext underlines.
+_MD_LINE_START = re.compile(r"^(\s*)(?:([-+=>#])|(\d+)([.)]))")
 _RICH_TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
@@ -195,13 +199,16 @@ def clean(text: object, limit: int = FIELD_MAX) -> str:
 
 def md_inline(text: object, limit: int = FIELD_MAX) -> str:
     """A value inside markdown prose, a heading or a list item: inert, one line."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", clean(text, limit))
-    return _MD_LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
+    escaped = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), clean(text, limit))
+    return _MD_LINE_START.sub(
+        lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(2) else f"{m.group(1)}{m.group(3)}\\{m.group(4)}", escaped
+    )
 
 
 def md_cell(text: object, limit: int = FIELD_MAX) -> str:
-    """A value inside a table cell: ``md_inline`` already escapes ``|``; empty becomes ``-``."""
-    return md_inline(text, limit) or "-"
+    """A value inside a table cell: ``|`` escaped too (GFM splits cells on it even inside code
+    spans); empty becomes ``-``."""
+    return md_inline(text, limit).replace("|", "\\|") or "-"
 
 
 def md_code(text: object, limit: int = FIELD_MAX) -> str:
@@ -295,6 +302,9 @@ def install_log_sanitizer() -> None:
             message = str(record.msg)
         record.msg = document(message)
         record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            # formatters use exc_text when it is set: the traceback's messages are observed text too
+            record.exc_text = document("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
         return record
 
     logging.setLogRecordFactory(factory)
