@@ -99,7 +99,9 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
     matcher = spec.host
     if matcher is None:  # placement only matches processes through a matcher
         raise ValueError(f"{service}: a host process was matched without services.{service}.host")
-    unit = matcher.systemd_unit or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
+    # the profile's unit only when this process really is in it (a stray started by hand is not)
+    named = matcher.systemd_unit if matcher.systemd_unit and matcher.systemd_unit == p.systemd_unit else None
+    unit = named or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
     restartable = bool(unit or matcher.start_command)
     how = f"systemctl stop {unit}" if unit else f"{matcher.stop_signal}, up to {matcher.grace_period_seconds:g}s"
     return StopProcess(
@@ -303,6 +305,27 @@ def _target_refusals(
     return out
 
 
+_WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+
+
+def blind_spots(snapshot: Snapshot, profile: Profile, service: str) -> list[str]:
+    """What of the service's runtimes could not be fully seen (a forbidden list, a timeout).
+    Not seen is never absent: a plan built on it could leave the service running twice, and a
+    verdict built on it could say "passed" over pods it never saw. A whole runtime that could
+    not be observed is said once for the plan, not per service."""
+    spec = profile.services[service]
+    out = []
+    if spec.kubernetes is not None and profile.kubernetes is not None:
+        kinds = frozenset({_WORKLOAD_KINDS[spec.kubernetes.kind], "pods", "services"})
+        out += [
+            f"{service}: kubernetes {gap.kind} {gap.state} ({gap.reason}: {gap.detail}); the switch cannot tell "
+            "what of it runs there"
+            for gap in snapshot.gaps(Runtime.KUBERNETES, kinds)
+            if gap.kind != "*"
+        ]
+    return out
+
+
 def _visibility_refusals(snapshot: Snapshot) -> list[str]:
     """A runtime that could not be observed: the switch can neither see what runs there nor
     verify the result, so not seen is never read as absent."""
@@ -319,72 +342,96 @@ def _visibility_refusals(snapshot: Snapshot) -> list[str]:
     ]
 
 
-def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
-    """The ordered steps that take this host to ``mode``, or the reasons it must not."""
-    view = stack_view(snapshot, profile)
-    refusals: list[str] = []
-    notes: list[str] = []
-    downs: list[Step] = []
+def needs_freed_port(view: StackView, profile: Profile, service: str, want: Runtime) -> bool:
+    """Whether the new owner of ``service`` in ``want`` needs a host port that someone else holds
+    now. A compose container or host process binds the service's ports on the host; a Kubernetes
+    workload behind a ClusterIP Service binds none (unless the profile's own Service or pods
+    expose one). Only then must the old owner stop before the new one starts."""
+    ports = profile.services[service].ports
+    owners = [o for port in ports for o in view.port_owners.get(port, ())]
+    if want is Runtime.KUBERNETES:
+        exposes = any(o.runtime is Runtime.KUBERNETES and o.in_profile for o in owners)
+        return exposes and any(o.runtime is not Runtime.KUBERNETES for o in owners)
+    return any(not (o.runtime is want and o.in_profile) for o in owners)
+
+
+def _service_steps(
+    snapshot: Snapshot, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+) -> tuple[list[Step], list[Step], list[str]]:
+    """(stops of the old owners, starts of the new one, compose services to bring up)."""
+    name, spec = placement.service, profile.services[placement.service]
     stops: list[Step] = []
     starts: list[Step] = []
-    ups: list[Step] = []
-    compose_up: dict[str, list[str]] = {}
-    if mode is Mode.HYBRID_GUARDED:
-        refusals += _hybrid_guard(snapshot, profile)
+    compose_up: list[str] = []
+    if want is not Runtime.KUBERNETES:
+        why = f"{mode}: {name} must not run in Kubernetes; replicas recorded on the object"
+        stops += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+    if want is not Runtime.HOST:
+        stops += [_stop_process(profile, name, p, mode) for p in placement.processes]
+    if want is not Runtime.COMPOSE:
+        stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
+    if want is Runtime.COMPOSE:
+        existing = [c for c in snapshot.containers if is_service_container(profile, name, c)]
+        if not existing:
+            compose_up.append(profile.compose_service_name(name))
+        starts += [_start_container(profile, name, c, mode) for c in existing if c.state not in _RUNNING]
+    if want is Runtime.KUBERNETES and spec.kubernetes is not None:
+        why = f"{mode}: {name} runs in Kubernetes; restoring its recorded replica count"
+        starts += [
+            _scale(snapshot, name, w, recorded_replicas(w, spec.kubernetes.replicas), why)
+            for w in placement.workloads
+            if w.replicas == 0
+        ]
+    return stops, starts, compose_up
+
+
+def _missing_workload(profile: Profile, placement: ServicePlacement, want: Runtime) -> list[str]:
+    """Kubernetes as the target needs the workload to exist: stackwarden never creates one."""
+    spec = profile.services[placement.service].kubernetes
+    if want is not Runtime.KUBERNETES or spec is None or placement.workloads:
+        return []
+    return [
+        f"{placement.service}: {spec.kind} {spec.name} does not exist in the namespace; "
+        "apply its manifests first (stackwarden never creates workloads)"
+    ]
+
+
+def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
+    """The ordered steps that take this host to ``mode``, or the reasons it must not.
+
+    Order (make before break): new owners that need no port an old owner holds start first
+    (phase ``make``; the switch waits for their health), then every old owner stops (``break``;
+    independent, so run concurrently), then the new owners that needed a freed port start
+    (``start``), back to back with the stops."""
+    view = stack_view(snapshot, profile)
+    refusals: list[str] = _hybrid_guard(snapshot, profile) if mode is Mode.HYBRID_GUARDED else []
+    notes: list[str] = []
+    phased: dict[str, list[Step]] = {"make": [], "break": [], "start": []}
+    compose_up: dict[tuple[str, str], list[str]] = {}
     for name, placement in view.placements.items():
         want = target_runtime(profile, mode, name)
         if want is None:
             continue
-        spec = profile.services[name]
-        refusals += _foreign_owners(view, profile, name)
+        refusals += _foreign_owners(view, profile, name) + blind_spots(snapshot, profile, name)
         if not profile.has_home(name, want):
             homeless = _no_home(snapshot, profile, mode, placement, want)
             refusals += homeless.refusals
             notes += homeless.notes
-            stops += homeless.steps
+            phased["break"] += homeless.steps
             continue
-        if want is not Runtime.KUBERNETES:
-            downs += [
-                _scale(
-                    snapshot, name, w, 0, f"{mode}: {name} must not run in Kubernetes; replicas recorded on the object"
-                )
-                for w in placement.workloads
-                if w.replicas > 0
-            ]
-        if want is not Runtime.HOST:
-            stops += [_stop_process(profile, name, p, mode) for p in placement.processes]
-        if want is not Runtime.COMPOSE:
-            stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
-        if want is Runtime.COMPOSE:
-            existing = [c for c in snapshot.containers if is_service_container(profile, name, c)]
-            if not existing:
-                compose_up.setdefault(profile.compose_for(name).project, []).append(profile.compose_service_name(name))
-            starts += [_start_container(profile, name, c, mode) for c in existing if c.state not in _RUNNING]
-        refusals += _target_refusals(view, profile, mode, placement, want)
-        if want is Runtime.KUBERNETES:
-            if spec.kubernetes is None:
-                refusals.append(f"{name}: {mode} needs services.{name}.kubernetes in the profile")
-            elif not placement.workloads:
-                refusals.append(
-                    f"{name}: {spec.kubernetes.kind} {spec.kubernetes.name} does not exist in the namespace; "
-                    "apply its manifests first (stackwarden never creates workloads)"
-                )
-            ups += [
-                _scale(
-                    snapshot,
-                    name,
-                    w,
-                    recorded_replicas(w, spec.kubernetes.replicas if spec.kubernetes else 1),
-                    f"{mode}: {name} runs in Kubernetes; restoring its recorded replica count",
-                )
-                for w in placement.workloads
-                if w.replicas == 0
-            ]
-    for project in profile.compose_projects:  # one compose up per project, in profile order
-        wanted = compose_up.get(project.project, [])
-        if wanted:
-            starts.append(_compose_up(project, mode, wanted))
-    steps = downs + stops + starts + ups
+        stops, starts, ups = _service_steps(snapshot, profile, mode, placement, want)
+        phase = "start" if needs_freed_port(view, profile, name, want) else "make"
+        phased["break"] += stops
+        phased[phase] += [step.model_copy(update={"phase": phase}) for step in starts]
+        for compose_name in ups:
+            compose_up.setdefault((profile.compose_for(name).project, phase), []).append(compose_name)
+        refusals += _target_refusals(view, profile, mode, placement, want) + _missing_workload(profile, placement, want)
+    for project in profile.compose_projects:  # one compose up per project and phase, in profile order
+        for phase in ("make", "start"):
+            wanted = compose_up.get((project.project, phase), [])
+            if wanted:
+                phased[phase].append(_compose_up(project, mode, wanted).model_copy(update={"phase": phase}))
+    steps = phased["make"] + phased["break"] + phased["start"]
     refusals += _kube_refusals(snapshot, profile, steps)
     refusals += _visibility_refusals(snapshot)
     for finding in diagnose(snapshot, profile):

@@ -14,7 +14,7 @@ from stackwarden.model.plan import Outcome, Verdict
 from stackwarden.model.profile import NoHomePolicy, Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import ServicePlacement, stack_view
-from stackwarden.planner import target_runtime
+from stackwarden.planner import blind_spots, target_runtime
 from stackwarden.rules import diagnose
 
 _UP = {"running", "restarting", "paused"}
@@ -77,6 +77,7 @@ def verdict(
         if want is None:
             failures.append(f"{name}: no runtime assigned for {mode}")
             continue
+        failures += [f"could not observe: {spot}" for spot in blind_spots(snapshot, profile, name)]
         if not profile.has_home(name, want):
             policy = profile.services[name].no_home
             if policy is NoHomePolicy.LEAVE:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ import requests
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError, RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
+from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
     Container,
@@ -90,7 +92,10 @@ def _classify(exc: Exception) -> Exception:
             return exc
     if _is_engine_absent(exc):
         return PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}")
-    if any(isinstance(i, requests.exceptions.ConnectionError | requests.exceptions.Timeout) for i in _chain(exc)):
+    if any(isinstance(i, requests.exceptions.Timeout | TimeoutError) for i in _chain(exc)):
+        # a hung engine stays hung: asking again would only multiply the wait
+        return PermanentError(f"Docker engine at {docker_endpoint()} did not answer in time (timed out): {exc}")
+    if any(isinstance(i, requests.exceptions.ConnectionError) for i in _chain(exc)):
         return RetryableCall(str(exc))
     return exc
 
@@ -273,13 +278,21 @@ def _deaths(client: docker.APIClient, window: float) -> dict[str, ContainerDeath
     return deaths_from_events(_call(read, "container die events"))
 
 
-def observe_docker(log_tail: int = 40, timeout: float = 10.0) -> DockerObservation:
-    """Observe every container and network on the engine.
+def read_timeout(timeouts: Timeouts | None) -> float:
+    """Seconds docker-py waits for an answer. Over a unix socket connecting is immediate, and
+    docker-py takes one number for both, so the profile's read timeout bounds each call."""
+    t = timeouts or Timeouts()
+    return max(t.connect_seconds, t.read_seconds)
 
-    Raises ``PermanentError`` when the engine is absent and ``TransientError`` when transport
-    retries are exhausted; the caller records either as an unreachable runtime.
+
+def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
+    """Observe every container and network on the engine, each call bounded by the profile's
+    timeouts.
+
+    Raises ``PermanentError`` when the engine is absent or hung and ``TransientError`` when
+    transport retries are exhausted; the caller records either as an unreachable runtime.
     """
-    client = _client(timeout)
+    client = _client(read_timeout(timeouts))
     try:
         version = _call(client.version, "Docker version")
         summaries = _call(client.containers, "list containers", all=True)
@@ -367,11 +380,24 @@ def stop_container(
         client.close()
 
 
+def clean_stop_signal(image_signal: str | None) -> str:
+    """The image's stop signal when it asks for a clean exit, else SIGTERM: an image that says
+    SIGKILL (or 9, or KILL) must not decide how a stateful service ends."""
+    raw = (image_signal or "").strip().upper()
+    if raw.isdigit():
+        try:
+            raw = signal.Signals(int(raw)).name
+        except ValueError:
+            return "SIGTERM"
+    name = raw if raw.startswith("SIG") else f"SIG{raw}"
+    return name if name in CLEAN_STOP_SIGNALS else "SIGTERM"
+
+
 def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int) -> str:
     """Signal, wait, never SIGKILL; the restart policy is restored whatever happens."""
     cid, name = inspect["Id"], inspect.get("Name", "").lstrip("/")
     policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
-    signal_name = (inspect.get("Config") or {}).get("StopSignal") or "SIGTERM"
+    signal_name = clean_stop_signal((inspect.get("Config") or {}).get("StopSignal"))
     _call(client.update_container, f"pause restart policy of {name}", cid, restart_policy={"Name": "no"})
     try:
         _call(client.kill, f"signal {name}", cid, signal=signal_name)

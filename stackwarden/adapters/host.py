@@ -122,6 +122,16 @@ def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process |
     return proc
 
 
+def _systemctl(verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``systemctl VERB -- UNIT``: the unit name after ``--`` can never be read as an option."""
+    try:
+        return subprocess.run(
+            ["systemctl", verb, "--", unit], capture_output=True, text=True, check=False, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackwardenError(f"systemctl {verb} {unit}: {exc}") from exc
+
+
 def stop_process(
     *,
     pid: int,
@@ -142,7 +152,13 @@ def stop_process(
     if proc is None:
         return "already stopped"
     if systemd_unit:
-        result = subprocess.run(["systemctl", "stop", systemd_unit], capture_output=True, text=True, check=False)
+        holder = _systemd_unit(pid)
+        if holder != systemd_unit:  # re-read right before acting: the unit must still hold the PID
+            raise RefusedError(
+                f"PID {pid} is no longer in system unit {systemd_unit} (now: {holder or 'no system unit'}); "
+                "nothing was stopped; replan"
+            )
+        result = _systemctl("stop", systemd_unit, grace_seconds + 30)
         if result.returncode != 0:
             raise StackwardenError(f"systemctl stop {systemd_unit} failed: {result.stderr.strip()[-500:]}")
     else:
@@ -179,7 +195,7 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
 def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None) -> str:
     """Start a host service again (rollback): its unit, else the profile's start_command, detached."""
     if systemd_unit:
-        result = subprocess.run(["systemctl", "start", systemd_unit], capture_output=True, text=True, check=False)
+        result = _systemctl("start", systemd_unit, 120)
         if result.returncode != 0:
             raise StackwardenError(f"systemctl start {systemd_unit} failed: {result.stderr.strip()[-500:]}")
         return f"started {systemd_unit}"

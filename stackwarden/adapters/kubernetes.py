@@ -24,8 +24,9 @@ from kubernetes.config.config_exception import ConfigException
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError, RefusedError
 from stackwarden.model.base import Runtime
-from stackwarden.model.profile import KubernetesSpec
+from stackwarden.model.profile import KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import (
+    Coverage,
     KubeContext,
     KubeEndpoints,
     KubeEvent,
@@ -144,6 +145,17 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """A connect or read timeout anywhere in the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError | urllib3.exceptions.TimeoutError):
+            return True
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
+
+
 def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     """Call the client under the shared retry policy; 4xx other than 429 are handed back."""
 
@@ -160,6 +172,8 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
             if _refused(exc):
                 raise PermanentError(f"cluster not reachable: {exc}") from exc
+            if _timed_out(exc):  # a hung apiserver stays hung: asking again only multiplies the wait
+                raise PermanentError(f"{what}: the apiserver did not answer in time (timed out): {exc}") from exc
             raise RetryableCall(str(exc)) from exc
 
     return with_retries(attempt, what, LOG)
@@ -278,18 +292,34 @@ def _endpoints(obj: Any) -> KubeEndpoints:
     )
 
 
-def _list(func: Any, verb: str, namespace: str, forbidden: list[str], timeout: float) -> list[Any]:
-    """A namespaced list call; a Forbidden answer is recorded, not raised."""
+def _list(func: Any, verb: str, namespace: str, **seen: Any) -> list[Any]:
+    """A namespaced list call; a Forbidden answer is recorded (forbidden and coverage), never read
+    as an empty list."""
+    forbidden: list[str] = seen["forbidden"]
+    coverage: list[Coverage] = seen["coverage"]
+    timeout = seen["timeout"]
+    kind = verb.removeprefix("list ")
     try:
-        return list(_call(func, verb, namespace, _request_timeout=timeout).items)
+        items = list(_call(func, verb, namespace, _request_timeout=timeout).items)
     except ApiException as exc:
         if exc.status == 403:
             forbidden.append(f"{verb} in {namespace}")
+            coverage.append(
+                Coverage(
+                    runtime=Runtime.KUBERNETES,
+                    kind=kind,
+                    state="unobserved",
+                    reason="forbidden",
+                    detail=f"{verb} in {namespace} is forbidden for this identity",
+                )
+            )
             return []
         raise
+    coverage.append(Coverage(runtime=Runtime.KUBERNETES, kind=kind, state="complete"))
+    return items
 
 
-def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], timeout: float) -> tuple[str, ...]:
+def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], timeout: Any) -> tuple[str, ...]:
     """The previous container's last lines: what it printed before it crashed."""
     try:
         text = _call(
@@ -337,14 +367,25 @@ def _client_for(
     return k8s.ApiClient(configuration), context, contexts
 
 
-def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float = 10.0) -> KubeObservationResult:
-    """Observe the profile's namespace in the chosen context.
+def request_timeout(timeouts: Timeouts | None) -> tuple[float, float]:
+    """(connect, read) seconds for the client's ``_request_timeout``: the profile's, else defaults."""
+    t = timeouts or Timeouts()
+    return (t.connect_seconds, t.read_seconds)
 
-    Raises ``PermanentError`` (no kubeconfig, refused connection, 401) or ``TransientError``
-    (retries exhausted); the flow records either as an unreachable runtime.
+
+def observe_kubernetes(
+    spec: KubernetesSpec, log_tail: int = 40, timeouts: Timeouts | None = None
+) -> KubeObservationResult:
+    """Observe the profile's namespace in the chosen context; every call is bounded by the
+    profile's connect/read timeouts and a timeout is not retried (a hung apiserver stays hung).
+
+    Raises ``PermanentError`` (no kubeconfig, refused connection, 401, timeout) or
+    ``TransientError`` (retries exhausted); the flow records either as an unreachable runtime.
     """
+    timeout = request_timeout(timeouts)
     api, context, contexts = _client_for(spec)
     forbidden: list[str] = []
+    coverage: list[Coverage] = []
     ns = spec.namespace
     try:
         try:
@@ -354,14 +395,13 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
                 raise PermanentError(f"cluster {context.server} rejected the credentials (401)") from exc
             version = None
         apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
-        deployments = _list(apps.list_namespaced_deployment, "list deployments", ns, forbidden, timeout)
-        statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, forbidden, timeout)
-        pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, forbidden, timeout)]
-        services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, forbidden, timeout)]
-        events = [_event(e) for e in _list(core.list_namespaced_event, "list events", ns, forbidden, timeout)]
-        endpoints = [
-            _endpoints(e) for e in _list(core.list_namespaced_endpoints, "list endpoints", ns, forbidden, timeout)
-        ]
+        seen = {"forbidden": forbidden, "timeout": timeout, "coverage": coverage}
+        deployments = _list(apps.list_namespaced_deployment, "list deployments", ns, **seen)
+        statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, **seen)
+        pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, **seen)]
+        services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, **seen)]
+        events = [_event(e) for e in _list(core.list_namespaced_event, "list events", ns, **seen)]
+        endpoints = [_endpoints(e) for e in _list(core.list_namespaced_endpoints, "list endpoints", ns, **seen)]
         pods = [
             p.model_copy(update={"log_tail": _previous_logs(core, p, log_tail, forbidden, timeout)})
             if p.is_crash_looping
@@ -387,6 +427,12 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
         events=tuple(sorted(events, key=lambda e: (e.last_seen.timestamp() if e.last_seen else 0.0, e.kind, e.name))),
         endpoints=tuple(sorted(endpoints, key=lambda e: e.name)),
         forbidden=tuple(forbidden),
+        coverage=tuple(coverage)
+        + tuple(
+            Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason="forbidden", detail=f)
+            for f in forbidden
+            if f.startswith("get pods/log")
+        ),
     )
     return KubeObservationResult(
         status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),
@@ -406,11 +452,12 @@ def scale_workload(
     uid: str,
     replicas: int,
     expected_generation: int | None,
-    timeout: float = 10.0,
+    timeouts: Timeouts | None = None,
 ) -> str:
     """Scale one workload after re-reading it: same uid (not recreated) and, for planned steps,
     the same generation (spec unchanged since the plan). Scaling to 0 records the previous count
     in the ``stackwarden.io/previous-replicas`` annotation. Idempotent."""
+    timeout = request_timeout(timeouts)
     api, _, _ = _client_for(spec, context, acting=True)
     apps = k8s.AppsV1Api(api)
     ns = spec.namespace
@@ -454,3 +501,44 @@ def scale_workload(
         return f"scaled {now} -> {replicas}" + (f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else "")
     finally:
         api.close()
+
+
+def access_denials(
+    spec: KubernetesSpec,
+    context: str | None,
+    checks: list[tuple[str, str, str, str]],
+    timeouts: Timeouts | None = None,
+) -> list[str]:
+    """SelfSubjectAccessReviews for ``(verb, group, resource, name)``: what the identity may not
+    do, asked before the first change so a 403 cannot strike halfway through a switch.
+
+    Writes nothing but the review itself (a create of a virtual object the apiserver keeps
+    nowhere). Raises like ``observe_kubernetes`` when the cluster cannot be asked.
+    """
+    timeout = request_timeout(timeouts)
+    api, _, _ = _client_for(spec, context)
+    auth = k8s.AuthorizationV1Api(api)
+    denied = []
+    try:
+        for verb, group, resource, name in checks:
+            review = k8s.V1SelfSubjectAccessReview(
+                spec=k8s.V1SelfSubjectAccessReviewSpec(
+                    resource_attributes=k8s.V1ResourceAttributes(
+                        namespace=spec.namespace, verb=verb, group=group, resource=resource, name=name
+                    )
+                )
+            )
+            answer = _call(
+                auth.create_self_subject_access_review,
+                f"access review {verb} {resource}",
+                review,
+                _request_timeout=timeout,
+            )
+            if not answer.status.allowed:
+                why = f" ({answer.status.reason})" if answer.status.reason else ""
+                denied.append(f"may not {verb} {resource}/{name} in {spec.namespace}{why}")
+    except ApiException as exc:
+        raise PermanentError(f"access review in {spec.namespace} failed: {exc.status} {exc.reason}") from exc
+    finally:
+        api.close()
+    return denied

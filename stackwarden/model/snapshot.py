@@ -19,6 +19,21 @@ RECENT_START_SECONDS = 30.0
 """A container up for less than this is not yet known to be healthy."""
 
 
+CoverageState = Literal["complete", "partial", "unobserved"]
+CoverageReason = Literal["forbidden", "timeout", "error"]
+
+
+def failure_reason(error: str) -> CoverageReason:
+    """Sort an observation failure by what it means for the reader: the identity may not look
+    (forbidden), the endpoint did not answer in time (timeout), or anything else (error)."""
+    text = error.lower()
+    if "forbidden" in text or "403" in text or "permission denied" in text or "accessdenied" in text:
+        return "forbidden"
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    return "error"
+
+
 class RuntimeStatus(Frozen):
     """Whether a runtime could be observed, and if not, why."""
 
@@ -27,6 +42,17 @@ class RuntimeStatus(Frozen):
     endpoint: str | None = None
     version: str | None = None
     error: str | None = None
+
+
+class Coverage(Frozen):
+    """How much of one kind of object in one runtime was seen. Anything but ``complete`` means
+    "not seen", which is never "absent": the planner refuses and verify fails on it."""
+
+    runtime: Runtime
+    kind: str = Field(description="What was listed: deployments, pods, services, pods/log, containers, '*' (all).")
+    state: CoverageState
+    reason: CoverageReason | None = None
+    detail: str = ""
 
 
 class PublishedPort(Frozen):
@@ -317,6 +343,7 @@ class KubeObservation(Frozen):
     events: tuple[KubeEvent, ...] = ()
     endpoints: tuple[KubeEndpoints, ...] = ()
     forbidden: tuple[str, ...] = Field(default=(), description="Resources the identity may not read, e.g. 'list pods'.")
+    coverage: tuple[Coverage, ...] = Field(default=(), description="Per kind: complete, partial or unobserved.")
 
 
 class Snapshot(Frozen):
@@ -331,6 +358,17 @@ class Snapshot(Frozen):
     listeners: tuple[Listener, ...] = ()
     processes: tuple[ProcessInfo, ...] = ()
     kubernetes: KubeObservation | None = None
+    coverage: tuple[Coverage, ...] = Field(
+        default=(), description="Per runtime and kind, what could not be fully observed and why."
+    )
+
+    def gaps(self, runtime: Runtime, kinds: frozenset[str] | None = None) -> tuple[Coverage, ...]:
+        """What of ``runtime`` was not fully seen (``kinds`` None: any kind; '*' always counts)."""
+        return tuple(
+            c
+            for c in self.coverage
+            if c.runtime is runtime and c.state != "complete" and (kinds is None or c.kind == "*" or c.kind in kinds)
+        )
 
     def runtime_status(self, runtime: Runtime) -> RuntimeStatus | None:
         """The reachability record of ``runtime``, if it was observed at all."""

@@ -92,7 +92,9 @@ def test_k8s_only_stops_running_containers_and_restores_recorded_replicas() -> N
     assert stopped == {"seedstack-backend-1", "seedstack-frontend-1"}  # not the created one
     up = [s for s in result.steps if isinstance(s, ScaleWorkload)]
     assert [(s.name, s.replicas) for s in up] == [("backend", 3)]  # the annotation, not the profile's 4
-    assert result.steps.index(up[0]) == len(result.steps) - 1
+    # make before break: the cluster needs no host port the containers hold, so it starts first
+    assert result.steps.index(up[0]) == 0 and up[0].phase == "make"
+    assert {s.phase for s in result.steps[1:]} == {"break"}
 
 
 def test_context_outside_allowlist_refuses_the_whole_plan() -> None:
@@ -289,3 +291,33 @@ def test_no_home_stop_stops_the_service_everywhere_and_verify_holds_it_to_that()
     assert any("redis: no home in kubernetes; stopped wherever it runs" in n for n in result.notes)
     failures = verdict(snap, data, Mode.K8S_ONLY).failures  # type: ignore[arg-type]
     assert any(f.startswith("redis: still runs under compose") and "no_home is 'stop'" in f for f in failures)
+
+
+def test_a_forbidden_list_is_never_read_as_empty() -> None:
+    from stackwarden.model.snapshot import Coverage
+
+    gap = Coverage(
+        runtime=Runtime.KUBERNETES, kind="pods", state="unobserved", reason="forbidden", detail="list pods in seedstack"
+    )
+    kube = _kube(_workload("backend", 0), _workload("frontend", 0)).model_copy(
+        update={"pods": (), "forbidden": ("list pods in seedstack",), "coverage": (gap,)}
+    )
+    snap = seed_snapshot()
+    snap = snapshot(containers=snap.containers, listeners=snap.listeners, processes=snap.processes, kubernetes=kube)
+    assert snap.gaps(Runtime.KUBERNETES) == (gap,)
+    result = plan(snap, profile(), Mode.COMPOSE_ONLY)
+    assert not result.applicable
+    assert any(r.startswith("backend: kubernetes pods unobserved (forbidden") for r in result.refusals)
+    assert any(r.startswith("frontend: kubernetes pods unobserved (forbidden") for r in result.refusals)
+    failures = verdict(snap, profile(), Mode.COMPOSE_ONLY).failures
+    assert any(f.startswith("could not observe: backend: kubernetes pods unobserved") for f in failures)
+
+
+def test_an_unreachable_runtime_is_unobserved_with_its_reason() -> None:
+    snap = snapshot(docker_reachable=False)
+    (gap,) = snap.gaps(Runtime.COMPOSE)
+    assert (gap.kind, gap.state, gap.reason) == ("*", "unobserved", "error")
+    from stackwarden.model.snapshot import failure_reason
+
+    assert failure_reason("HTTPSConnectionPool: Read timed out. (read timeout=5)") == "timeout"
+    assert failure_reason("(403) Forbidden") == "forbidden"
