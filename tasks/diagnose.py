@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 from prefect.variables import Variable
 
 from stackwarden.events import open_finding_ids, transitions
@@ -15,6 +13,7 @@ from stackwarden.model.snapshot import Snapshot
 from stackwarden.recommend import recommend_mode
 from stackwarden.report import render_markdown
 from stackwarden.rules import diagnose
+from tasks.publish import event, markdown_artifact, table_artifact
 
 
 @task(name="diagnose", task_run_name="diagnose-{profile.name}")
@@ -43,13 +42,13 @@ def _artifact_key(profile: Profile, what: str) -> str:
 def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profile) -> str:
     """The markdown report and the findings table as artifacts; returns the markdown."""
     markdown = render_markdown(result, snapshot, profile)
-    create_markdown_artifact(
+    markdown_artifact(
         markdown=markdown,
         key=_artifact_key(profile, "audit-report"),
         description=f"stackwarden audit of {profile.name}",
     )
-    create_table_artifact(
-        table=[
+    table_artifact(
+        rows=[
             {
                 "id": f.id,
                 "severity": str(f.severity),
@@ -75,8 +74,8 @@ def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str,
     previous_ids = [str(i) for i in previous] if isinstance(previous, list) else []
     opened, resolved = transitions(previous_ids, result.findings)
     for finding in opened:
-        emit_event(
-            event="stackwarden.finding.opened",
+        event(
+            "stackwarden.finding.opened",
             resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding.id}"},
             payload={
                 "severity": str(finding.severity),
@@ -85,8 +84,8 @@ def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str,
             },
         )
     for finding_id in resolved:
-        emit_event(
-            event="stackwarden.finding.resolved",
+        event(
+            "stackwarden.finding.resolved",
             resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding_id}"},
         )
     Variable.set(name, open_finding_ids(result.findings), overwrite=True)
