@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import socket
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
@@ -66,18 +69,28 @@ def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profil
     return markdown
 
 
+def _variable_name(profile: Profile, host: str) -> str:
+    """One open set per profile AND host: two hosts auditing the same profile on one server must
+    not close each other's findings. Variable names take lowercase letters, digits, - and _."""
+    raw = f"stackwarden-open-findings-{profile.name}-{host}".lower()
+    return re.sub(r"[^a-z0-9_-]", "-", raw)
+
+
 @task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}")
-def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str, list[str]]:
+def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, list[str]]:
     """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
-    kept in a Prefect Variable so automations can notify or trigger a switch."""
-    name = f"stackwarden-open-findings-{profile.name}".replace(".", "-")
+    kept in a Prefect Variable so automations can notify or trigger a switch. Each event's
+    resource carries the host and profile as labels, so one server tells a fleet's hosts apart."""
+    host = host or socket.gethostname()
+    name = _variable_name(profile, host)
+    labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
     previous: object = Variable.get(name, default=[])
     previous_ids = [str(i) for i in previous] if isinstance(previous, list) else []
     opened, resolved = transitions(previous_ids, result.findings)
     for finding in opened:
         emit_event(
             event="stackwarden.finding.opened",
-            resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding.id}"},
+            resource={"prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding.id}", **labels},
             payload={
                 "severity": str(finding.severity),
                 "title": finding.title,
@@ -87,7 +100,7 @@ def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str,
     for finding_id in resolved:
         emit_event(
             event="stackwarden.finding.resolved",
-            resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding_id}"},
+            resource={"prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding_id}", **labels},
         )
     Variable.set(name, open_finding_ids(result.findings), overwrite=True)
     return {"opened": [f.id for f in opened], "resolved": resolved}
