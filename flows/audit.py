@@ -71,9 +71,11 @@ def _outcome(future: Any, runtime: Runtime, endpoint: str | None) -> Any:
 
 def observe_all(profile: Profile) -> Snapshot:
     """Run the observation tasks concurrently and assemble one Snapshot."""
-    docker_future = observe_docker_task.submit()
-    host_future = observe_host_task.submit(list(profile.all_ports()))
-    kube_future = observe_kubernetes_task.submit(profile.kubernetes) if profile.kubernetes else None
+    docker_future = observe_docker_task.submit(timeouts=profile.timeouts)
+    host_future = observe_host_task.submit(list(profile.all_ports()), list(profile.portless_executables()))
+    kube_future = (
+        observe_kubernetes_task.submit(profile.kubernetes, timeouts=profile.timeouts) if profile.kubernetes else None
+    )
     docker_obs = _outcome(docker_future, Runtime.COMPOSE, docker_endpoint())
     host_obs = _outcome(host_future, Runtime.HOST, socket.gethostname())
     runtimes = []

@@ -8,12 +8,21 @@ from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
 
 
-def compose(profile: Profile, *args: str) -> str:
-    """``docker compose -p PROJECT -f FILE ... ARGS`` for the profile's project."""
-    argv = ["docker", "compose", "-p", profile.compose.project]
-    for file in profile.compose.files:
+def compose(profile: Profile, *args: str, project: str | None = None) -> str:
+    """``docker compose -p PROJECT -f FILE ... ARGS`` for one of the profile's projects (the
+    default one unless ``project`` names another): a command must act on the project that
+    actually runs the service, or it silently does nothing."""
+    spec = next((c for c in profile.compose_projects if c.project == project), profile.compose)
+    argv = ["docker", "compose", "-p", spec.project]
+    for file in spec.files:
         argv += ["-f", file]
     return shlex.join([*argv, *args])
+
+
+def compose_service(profile: Profile, service: str, *args: str) -> str:
+    """A compose command on a profile service, in the project that runs it, with its compose
+    service name last: ``compose_service(p, "worker", "start")``."""
+    return compose(profile, *args, profile.compose_service_name(service), project=profile.compose_for(service).project)
 
 
 def stop_process(process: ProcessInfo, signal_name: str = "SIGTERM") -> str:

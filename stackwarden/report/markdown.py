@@ -79,9 +79,9 @@ def _mode_steps(mode: Mode, snapshot: Snapshot, profile: Profile, view: StackVie
             signal = spec.host.stop_signal if spec.host else "SIGTERM"
             steps += [commands.stop_process(p, signal) for p in placement.processes]
         if want is not Runtime.COMPOSE and placement.containers:
-            steps.append(commands.compose(profile, "stop", profile.compose_service_name(name)))
+            steps.append(commands.compose_service(profile, name, "stop"))
     if mode is Mode.COMPOSE_ONLY:
-        steps.append(commands.compose(profile, "up", "-d"))
+        steps += [commands.compose(profile, "up", "-d", project=c.project) for c in profile.compose_projects]
     elif has_kube:
         for name, spec in profile.services.items():
             if spec.kubernetes and target(name) is Runtime.KUBERNETES:
@@ -173,16 +173,17 @@ def _configuration(snapshot: Snapshot, profile: Profile) -> list[str]:
         out.append(f"- **Namespace:** `{profile.kubernetes.namespace}` (cluster not observed yet)")
     else:
         out.append("- the profile has no Kubernetes side")
-    ours = [c for c in snapshot.containers if c.compose_project == profile.compose.project]
-    networks = sorted({n for c in ours for n in c.networks})
-    out += [
-        "",
-        "### Docker Compose",
-        f"- **Project:** `{profile.compose.project}` ({len(ours)} container(s))",
-        f"- **Files:** {', '.join(f'`{f}`' for f in profile.compose.files)}",
-        f"- **Network:** {', '.join(f'`{n}`' for n in networks) or (profile.compose.network or 'none observed')}",
-        f"- **Services:** {', '.join(sorted(profile.services))}",
-    ]
+    out += ["", "### Docker Compose"]
+    for spec in profile.compose_projects:
+        ours = [c for c in snapshot.containers if c.compose_project == spec.project]
+        networks = sorted({n for c in ours for n in c.networks})
+        services = sorted(s for s in profile.services if profile.compose_for(s).project == spec.project)
+        out += [
+            f"- **Project:** `{spec.project}` ({len(ours)} container(s))",
+            f"- **Files:** {', '.join(f'`{f}`' for f in spec.files)}",
+            f"- **Network:** {', '.join(f'`{n}`' for n in networks) or (spec.network or 'none observed')}",
+            f"- **Services:** {', '.join(services) or 'none'}",
+        ]
     docker = snapshot.runtime_status(Runtime.COMPOSE)
     if docker is not None:
         state = f"version {docker.version}" if docker.reachable else f"unreachable: {docker.error}"
@@ -192,14 +193,15 @@ def _configuration(snapshot: Snapshot, profile: Profile) -> list[str]:
 
 def _diagnostic_commands(snapshot: Snapshot, profile: Profile) -> list[str]:
     ports = profile.all_ports()
-    cmds = [commands.compose(profile, "ps", "--all")]
+    cmds = [commands.compose(profile, "ps", "--all", project=c.project) for c in profile.compose_projects]
     if profile.kubernetes:
         cmds += [
             commands.kubectl_for(snapshot, profile, "get", "pods", "-o", "wide"),
             commands.kubectl_for(snapshot, profile, "get", "deployments,statefulsets"),
             commands.kubectl_for(snapshot, profile, "get", "services"),
         ]
-    cmds.append("ss -ltnp '" + " or ".join(f"sport = :{p}" for p in ports) + "'")
+    if ports:
+        cmds.append("ss -ltnp '" + " or ".join(f"sport = :{p}" for p in ports) + "'")
     executables = sorted({e for s in profile.services.values() if s.host for e in s.host.executables})
     if executables:
         cmds.append("pgrep -a -x '" + "|".join(executables) + "'")

@@ -23,6 +23,11 @@ class _Crash:
     command: str
 
 
+def _exit_text(code: int | None) -> str:
+    """``exit code 101``; a crash with no recorded death says so instead of printing None."""
+    return f"exit code {code}" if code is not None else "no recorded exit code"
+
+
 def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[_Crash]:
     """Classify every crash-looping container and pod of one service."""
     ports = profile.all_ports()
@@ -30,14 +35,14 @@ def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) 
     for c in placement.containers:
         if not c.is_crash_looping:
             continue
-        cause = classify_crash(c.exit_code, c.log_tail, ports, c.oom_killed)
+        cause = classify_crash(c.recorded_exit_code, c.log_tail, ports, c.oom_killed)
         out.append(
             _Crash(
                 Location(
                     runtime=Runtime.COMPOSE,
                     kind="container",
                     name=c.name,
-                    detail=f"{c.state}, exit code {c.exit_code}, {c.restart_count or 0} restarts",
+                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {c.restart_count or 0} restarts",
                 ),
                 cause,
                 commands.docker_logs(c),
@@ -53,7 +58,7 @@ def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) 
                     runtime=Runtime.KUBERNETES,
                     kind="pod",
                     name=f"{p.namespace}/{p.name}",
-                    detail=f"{p.waiting_reason or p.phase}, exit code {p.last_exit_code}, {p.restart_count} restarts",
+                    detail=f"{p.waiting_reason or p.phase}, {_exit_text(p.last_exit_code)}, {p.restart_count} restarts",
                 ),
                 cause,
                 commands.kubectl_for(snapshot, profile, "logs", p.name, "--previous", "--tail=50"),

@@ -49,7 +49,11 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
     out = []
     for owner in owners:
         if owner.container is not None and owner.in_profile:
-            out.append(commands.compose(profile, "stop", owner.container.compose_service or ""))
+            out.append(
+                commands.compose(
+                    profile, "stop", owner.container.compose_service or "", project=owner.container.compose_project
+                )
+            )
         elif owner.container is not None:
             out.append(commands.docker_stop(owner.container))
         elif owner.process is not None:
