@@ -90,7 +90,12 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
     for finding in opened:
         emit_event(
             event="stackwarden.finding.opened",
-            resource={"prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding.id}", **labels},
+            resource={
+                "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding.id}",
+                "stackwarden.rule": finding.rule,
+                "stackwarden.severity": str(finding.severity),
+                **labels,
+            },
             payload={
                 "severity": str(finding.severity),
                 "title": finding.title,

@@ -64,8 +64,16 @@ def test_serve_schedules_audits_writes_metrics_and_stops_on_sigterm(
         }
         assert samples[("stackwarden_findings", "port-foreign-owner")] == 1
         assert abs(samples[("stackwarden_last_successful_audit_timestamp_seconds", "")] - time.time()) < 120
-        mine = api.events("stackwarden.finding.opened", labels={"stackwarden.host": [host]})
-        assert any(e["resource"]["prefect.resource.id"].endswith(f"port-foreign-owner:{port}") for e in mine), mine
+        opened = poll(  # the server persists events in batches: poll
+            lambda: [
+                e
+                for e in api.events("stackwarden.finding.opened", labels={"stackwarden.host": [host]})
+                if e["resource"]["prefect.resource.id"].endswith(f"port-foreign-owner:{port}")
+            ],
+            timeout=60,
+            what="the finding.opened event of the foreign owner",
+        )
+        assert opened[0]["resource"]["stackwarden.profile"] == name
         serve.terminate()  # SIGTERM
         assert serve.wait(timeout=60) == 0
     log = (tmp_path / "serve.log").read_text()
