@@ -31,11 +31,11 @@ WEBHOOK_PAYLOAD = (
     '"event": {{ event.event | tojson }}, '
     '"occurred": {{ event.occurred | string | tojson }}, '
     '"finding": {{ event.resource.id | tojson }}, '
-    "\"host\": {{ event.resource['stackwarden.host'] | tojson }}, "
-    "\"profile\": {{ event.resource['stackwarden.profile'] | tojson }}, "
-    "\"rule\": {{ event.resource['stackwarden.rule'] | tojson }}, "
-    "\"severity\": {{ event.resource['stackwarden.severity'] | tojson }}, "
-    '"summary": {{ event.payload.summary | tojson }}'
+    "\"host\": {{ event.resource.get('stackwarden.host', '') | tojson }}, "
+    "\"profile\": {{ event.resource.get('stackwarden.profile', '') | tojson }}, "
+    "\"rule\": {{ event.resource.get('stackwarden.rule', '') | tojson }}, "
+    "\"severity\": {{ event.resource.get('stackwarden.severity', '') | tojson }}, "
+    "\"summary\": {{ event.payload.get('summary', '') | tojson }}"
     "}"
 )
 

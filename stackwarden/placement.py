@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stackwarden.model.base import Runtime
+from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import (
     Container,
@@ -88,6 +88,19 @@ class StackView:
 
     placements: dict[str, ServicePlacement] = field(default_factory=dict)
     port_owners: dict[int, tuple[PortOwner, ...]] = field(default_factory=dict)
+
+
+def home_runtime(profile: Profile, service: str) -> Runtime | None:
+    """The runtime the default mode runs ``service`` in, if the profile gives it a home there."""
+    mode = profile.default_mode
+    want = (
+        Runtime.COMPOSE
+        if mode is Mode.COMPOSE_ONLY
+        else Runtime.KUBERNETES
+        if mode is Mode.K8S_ONLY
+        else profile.services[service].runtime
+    )
+    return want if want is not None and profile.has_home(service, want) else None
 
 
 def _matches_host(profile: Profile, service: str, process: ProcessInfo) -> bool:

@@ -6,11 +6,9 @@ import re
 import socket
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 from prefect.variables import Variable
 
-from stackwarden.events import open_finding_ids, transitions
+from stackwarden.events import finding_record, open_set, previous_open_set, transitions
 from stackwarden.model.base import Mode
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
@@ -18,6 +16,7 @@ from stackwarden.model.snapshot import Snapshot
 from stackwarden.recommend import recommend_mode
 from stackwarden.report import render_markdown
 from stackwarden.rules import diagnose
+from tasks.publish import event, markdown_artifact, table_artifact
 
 
 @task(name="diagnose", task_run_name="diagnose-{profile.name}")
@@ -46,13 +45,13 @@ def _artifact_key(profile: Profile, what: str) -> str:
 def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profile) -> str:
     """The markdown report and the findings table as artifacts; returns the markdown."""
     markdown = render_markdown(result, snapshot, profile)
-    create_markdown_artifact(
+    markdown_artifact(
         markdown=markdown,
         key=_artifact_key(profile, "audit-report"),
         description=f"stackwarden audit of {profile.name}",
     )
-    create_table_artifact(
-        table=[
+    table_artifact(
+        rows=[
             {
                 "id": f.id,
                 "severity": str(f.severity),
@@ -80,32 +79,38 @@ def _variable_name(profile: Profile, host: str) -> str:
 def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, list[str]]:
     """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
     kept in a Prefect Variable so automations can notify or trigger a switch. Each event's
-    resource carries the host and profile as labels, so one server tells a fleet's hosts apart."""
+    resource carries host, profile, rule and severity as labels (triggers match labels), so one
+    server tells a fleet's hosts apart; a ``resolved`` event says which finding it closes. The
+    Variable is written only when the open set changed."""
     host = host or socket.gethostname()
     name = _variable_name(profile, host)
     labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
-    previous: object = Variable.get(name, default=[])
-    previous_ids = [str(i) for i in previous] if isinstance(previous, list) else []
-    opened, resolved = transitions(previous_ids, result.findings)
+    previous = previous_open_set(Variable.get(name, default={}))
+    opened, resolved = transitions(list(previous), result.findings)
     for finding in opened:
-        emit_event(
-            event="stackwarden.finding.opened",
+        event(
+            "stackwarden.finding.opened",
             resource={
                 "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding.id}",
                 "stackwarden.rule": finding.rule,
                 "stackwarden.severity": str(finding.severity),
                 **labels,
             },
-            payload={
-                "severity": str(finding.severity),
-                "title": finding.title,
-                "summary": finding.summary,
-            },
+            payload={"id": finding.id, "host": host, **finding_record(finding, summary_max=2000)},
         )
     for finding_id in resolved:
-        emit_event(
-            event="stackwarden.finding.resolved",
-            resource={"prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding_id}", **labels},
+        closed = previous[finding_id]
+        event(
+            "stackwarden.finding.resolved",
+            resource={
+                "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding_id}",
+                "stackwarden.rule": str(closed.get("rule", "unknown")),
+                "stackwarden.severity": str(closed.get("severity", "unknown")),
+                **labels,
+            },
+            payload={"id": finding_id, "host": host, **closed},
         )
-    Variable.set(name, open_finding_ids(result.findings), overwrite=True)
+    current = open_set(result.findings)
+    if current != previous:
+        Variable.set(name, current, overwrite=True)
     return {"opened": [f.id for f in opened], "resolved": resolved}

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stackwarden import commands
-from stackwarden.model.base import CrashCategory, Mode, Runtime, Severity
+from stackwarden.model.base import CrashCategory, Runtime, Severity
 from stackwarden.model.finding import CrashCause, Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, KubeServiceState, PodState, Snapshot
-from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
+from stackwarden.placement import ServicePlacement, StackView, home_runtime, is_service_container, stack_view
 from stackwarden.rules.registry import rule
 
 _MISSING_REF = re.compile(
@@ -42,19 +42,6 @@ class _Unready:
     summary: str
     recommendation: str
     commands: tuple[str, ...]
-
-
-def home_runtime(profile: Profile, service: str) -> Runtime | None:
-    """The runtime the default mode runs ``service`` in, if the profile gives it a home there."""
-    mode = profile.default_mode
-    want = (
-        Runtime.COMPOSE
-        if mode is Mode.COMPOSE_ONLY
-        else Runtime.KUBERNETES
-        if mode is Mode.K8S_ONLY
-        else profile.services[service].runtime
-    )
-    return want if want is not None and profile.has_home(service, want) else None
 
 
 def _container_ready(c: Container) -> bool:

@@ -56,6 +56,8 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             )
         elif owner.container is not None:
             out.append(commands.docker_stop(owner.container))
+        elif owner.process is not None and not owner.in_profile:
+            out.append(commands.process_lookup(owner.process))  # not named by the profile: never a stop command
         elif owner.process is not None:
             service = profile.service_for_port(owner.port)
             matcher = profile.services[service].host if service else None

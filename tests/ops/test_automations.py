@@ -126,4 +126,10 @@ def test_automations_fire_on_finding_events(
         poll(lambda: len(received) >= 4, timeout=90, what="two more webhook calls")
         resolved = [p for p in received if p["event"] == "stackwarden.finding.resolved"]
         assert {p["finding"].rsplit(".", 1)[-1] for p in resolved} == {"port-conflict:1", "runtime-unreachable:compose"}
+        # a resolved event says which finding it closes: rule, severity and summary
+        assert {(p["rule"], p["severity"]) for p in resolved} == {
+            ("port-conflicts", "critical"),
+            ("runtime-unreachable", "medium"),
+        }
+        assert all("summary of" in p["summary"] for p in resolved)
         assert len(api.flow_runs(deployment_id={"any_": [str(deployment_id)]})) == 1
