@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.audit import observe_all, profile_name_of
-from stackwarden.adapters.lock import switch_lock
+from stackwarden.adapters.lock import lock_resources, switch_lock
 from stackwarden.errors import RefusedError
 from stackwarden.model.base import Mode
 from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
@@ -169,7 +169,9 @@ def switch_flow(
     target = Mode(mode) if mode else profile.default_mode
     holder = f"flow run {flow_run.name or flow_run.id}"
     with (
-        switch_lock(profile.name, holder, lock_wait_seconds) if apply else contextlib.nullcontext()
+        switch_lock(lock_resources(profile), holder, lock_wait_seconds, profile=profile.name)
+        if apply
+        else contextlib.nullcontext()
     ):  # a dry run changes nothing: no lock
         snapshot = observe_all(profile)
         the_plan: Plan = plan(snapshot, profile, target)

@@ -68,7 +68,7 @@ def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profil
     return markdown
 
 
-def _variable_name(profile: Profile, host: str) -> str:
+def open_findings_variable(profile: Profile, host: str) -> str:
     """One open set per profile AND host: two hosts auditing the same profile on one server must
     not close each other's findings. Variable names take lowercase letters, digits, - and _."""
     raw = f"stackwarden-open-findings-{profile.name}-{host}".lower()
@@ -83,7 +83,7 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
     server tells a fleet's hosts apart; a ``resolved`` event says which finding it closes. The
     Variable is written only when the open set changed."""
     host = host or socket.gethostname()
-    name = _variable_name(profile, host)
+    name = open_findings_variable(profile, host)
     labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
     previous = previous_open_set(Variable.get(name, default={}))
     opened, resolved = transitions(list(previous), result.findings)
