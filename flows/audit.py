@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +16,15 @@ from prefect.runtime import flow_run
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint
 from stackwarden.adapters.host import HostObservation
 from stackwarden.adapters.kubernetes import KubeObservationResult
+from stackwarden.errors import ProfileError
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
-from stackwarden.profiles import load_profile
+from stackwarden.profiles import default_profile_path, load_profile
 from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
+from tasks.metrics import write_metrics_task
 from tasks.observe import observe_docker_task, observe_host_task, observe_kubernetes_task
 
 
@@ -34,9 +38,25 @@ class AuditOutcome:
     markdown: str
 
 
+def profile_name_of(profile_path: object) -> str:
+    """The profile's own name for run names, or the file's stem when it cannot be read (the run
+    then fails on the same error with its full message)."""
+    path = Path(str(profile_path)) if profile_path else default_profile_path()
+    try:
+        return load_profile(path).name
+    except ProfileError:
+        return path.stem
+
+
+def host_name(host: str | None = None) -> str:
+    """The host a run speaks for: the ``host`` parameter, ``$STACKWARDEN_HOST``, or this machine's
+    name. Fleet runs carry it as a tag and a parameter, and events carry it as a label."""
+    return host or os.environ.get("STACKWARDEN_HOST") or socket.gethostname()
+
+
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
-    return f"audit-{Path(str(params.get('profile_path', 'profile'))).stem}"
+    return f"audit-{profile_name_of(params.get('profile_path'))}"
 
 
 def _outcome(future: Any, runtime: Runtime, endpoint: str | None) -> Any:
@@ -87,12 +107,24 @@ def observe_all(profile: Profile) -> Snapshot:
 
 
 @flow(name="audit", flow_run_name=_run_name, log_prints=False)
-def audit_flow(profile_path: str, mode: str | None = None) -> AuditOutcome:
-    """Observe Compose, Kubernetes and the host, diagnose conflicts, publish the report."""
-    profile = load_profile(profile_path)
+def audit_flow(
+    profile_path: str | None = None,
+    mode: str | None = None,
+    host: str | None = None,
+    prometheus_path: str | None = None,
+) -> AuditOutcome:
+    """Observe Compose, Kubernetes and the host, diagnose conflicts, publish the report.
+
+    Every parameter has a default (``$STACKWARDEN_PROFILE`` or the bundled profile; this host's
+    name), so a schedule or a bare ``prefect deployment run`` works from any directory.
+    ``prometheus_path`` also writes the audit's metrics for node_exporter's textfile collector."""
+    started = time.monotonic()
+    profile = load_profile(profile_path or default_profile_path())
     requested = Mode(mode) if mode else None
     snapshot = observe_all(profile)
     result = diagnose_task(snapshot, profile, requested)
     markdown = publish_report_task(result, snapshot, profile)
-    emit_finding_events_task(result, profile)
+    emit_finding_events_task(result, profile, host=host_name(host))
+    if prometheus_path:
+        write_metrics_task(result, snapshot, profile, prometheus_path, time.monotonic() - started)
     return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)

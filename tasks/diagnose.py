@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import socket
+
 from prefect import get_run_logger, task
 from prefect.variables import Variable
 
-from stackwarden.events import open_finding_ids, transitions
+from stackwarden.events import finding_record, open_set, previous_open_set, transitions
 from stackwarden.model.base import Mode
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
@@ -65,28 +68,49 @@ def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profil
     return markdown
 
 
+def open_findings_variable(profile: Profile, host: str) -> str:
+    """One open set per profile AND host: two hosts auditing the same profile on one server must
+    not close each other's findings. Variable names take lowercase letters, digits, - and _."""
+    raw = f"stackwarden-open-findings-{profile.name}-{host}".lower()
+    return re.sub(r"[^a-z0-9_-]", "-", raw)
+
+
 @task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}")
-def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str, list[str]]:
+def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, list[str]]:
     """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
-    kept in a Prefect Variable so automations can notify or trigger a switch."""
-    name = f"stackwarden-open-findings-{profile.name}".replace(".", "-")
-    previous: object = Variable.get(name, default=[])
-    previous_ids = [str(i) for i in previous] if isinstance(previous, list) else []
-    opened, resolved = transitions(previous_ids, result.findings)
+    kept in a Prefect Variable so automations can notify or trigger a switch. Each event's
+    resource carries host, profile, rule and severity as labels (triggers match labels), so one
+    server tells a fleet's hosts apart; a ``resolved`` event says which finding it closes. The
+    Variable is written only when the open set changed."""
+    host = host or socket.gethostname()
+    name = open_findings_variable(profile, host)
+    labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
+    previous = previous_open_set(Variable.get(name, default={}))
+    opened, resolved = transitions(list(previous), result.findings)
     for finding in opened:
         event(
             "stackwarden.finding.opened",
-            resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding.id}"},
-            payload={
-                "severity": str(finding.severity),
-                "title": finding.title,
-                "summary": finding.summary,
+            resource={
+                "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding.id}",
+                "stackwarden.rule": finding.rule,
+                "stackwarden.severity": str(finding.severity),
+                **labels,
             },
+            payload={"id": finding.id, "host": host, **finding_record(finding, summary_max=2000)},
         )
     for finding_id in resolved:
+        closed = previous[finding_id]
         event(
             "stackwarden.finding.resolved",
-            resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding_id}"},
+            resource={
+                "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding_id}",
+                "stackwarden.rule": str(closed.get("rule", "unknown")),
+                "stackwarden.severity": str(closed.get("severity", "unknown")),
+                **labels,
+            },
+            payload={"id": finding_id, "host": host, **closed},
         )
-    Variable.set(name, open_finding_ids(result.findings), overwrite=True)
+    current = open_set(result.findings)
+    if current != previous:
+        Variable.set(name, current, overwrite=True)
     return {"opened": [f.id for f in opened], "resolved": resolved}
