@@ -14,11 +14,15 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
 from stackwarden.errors import LockedError, ProfileError, StackwardenError
 from stackwarden.model.base import Mode, Severity
 from stackwarden.profiles import bundled_profile_path, load_profile, profile_json_schema
+
+if TYPE_CHECKING:
+    from stackwarden.pipeline import AuditOutcome
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
 
@@ -27,8 +31,10 @@ exit codes:
   0  nothing at or above --fail-on      1  findings at or above --fail-on
   2  bad input (option, profile, mode)  3  stackwarden itself failed
 
-Without PREFECT_API_URL the flows run on Prefect's ephemeral local server; set it to record
-runs on your Prefect server and inspect them in its UI.
+An audit runs in this process unless a Prefect API is configured (PREFECT_API_URL, or in the
+active Prefect profile): then it runs as the recorded flow "audit" on that server. --record and
+--no-record override the choice; --record without a server starts Prefect's ephemeral one.
+A switch always runs as the recorded flow "switch-mode".
 """
 
 
@@ -85,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SEVERITY",
         help="exit 1 if any finding is at or above SEVERITY: critical, high (default), medium, low",
     )
+    audit.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run as a recorded Prefect flow (default: only when a Prefect API is configured)",
+    )
+    audit.add_argument("-v", "--verbose", action="store_true", help="show log lines (Prefect's too) on stderr")
 
     switch = sub.add_parser(
         "switch",
@@ -111,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     switch.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS", help="wait for another switch")
     switch.add_argument("--deadline", type=float, default=120.0, metavar="SECONDS", help="verification deadline")
+    switch.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines on stderr")
 
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -121,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _switch(args: argparse.Namespace) -> int:
+    prepare_prefect(verbose=args.verbose)  # a switch is always a recorded flow
     from flows.switch import run_switch
     from stackwarden.model.plan import Outcome, SwitchStatus
     from stackwarden.report.plan import render_outcome, render_plan
@@ -186,13 +201,28 @@ def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
         print(f"{severity:8} {finding_id:32} {title}", file=out)
 
 
+def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
+    """In process by default; the recorded flow when a Prefect API is configured or asked for."""
+    profile = load_profile(profile_path)  # fail fast with a clear message before any flow starts
+    progress = LiveProgress(sys.stderr)
+    record = args.record if args.record is not None else prefect_api_configured()
+    if not record:
+        from stackwarden.pipeline import run_audit
+
+        return run_audit(profile, progress=progress)
+    prepare_prefect(verbose=args.verbose)
+    with progress.step("running the recorded audit flow"):
+        from flows.audit import audit_flow
+
+        return audit_flow(profile_path=str(profile_path))
+
+
 def _audit(args: argparse.Namespace) -> int:
-    from flows.audit import audit_flow
     from stackwarden.report import render_json
 
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
     profile_path = args.profile or _default_profile()
-    load_profile(profile_path)  # fail fast with a clear message before any flow starts
-    outcome = audit_flow(profile_path=str(profile_path))
+    outcome = _run_audit(args, profile_path)
     text = render_json(outcome.result, outcome.snapshot) if args.json else outcome.markdown
     if args.output:
         args.output.write_text(text + "\n", encoding="utf-8")

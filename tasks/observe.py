@@ -1,48 +1,71 @@
-"""Observation tasks, one per runtime; run concurrently by the audit flow."""
+"""Observation tasks, one per runtime; run concurrently by the audit flow.
+
+Thin wrappers over ``stackwarden.pipeline``: the same steps the CLI runs in process. Each has
+``cache_policy=NO_CACHE`` and no result persistence, so a Prefect setting such as
+``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` never serves a live observation from a cache.
+"""
 
 from __future__ import annotations
 
-from prefect import task
+from typing import TYPE_CHECKING
 
-from stackwarden.adapters.docker import DockerObservation, observe_docker
-from stackwarden.adapters.host import HostObservation, observe_host
-from stackwarden.adapters.kubernetes import KubeObservationResult, observe_kubernetes
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from stackwarden.adapters.docker import DockerObservation
+from stackwarden.adapters.host import HostObservation
+from stackwarden.model.base import Runtime
 from stackwarden.model.profile import KubernetesSpec
+from stackwarden.pipeline import (
+    OBSERVE_RETRIES,
+    observe_docker_step,
+    observe_host_step,
+    observe_kubernetes_step,
+)
 from tasks.retry import retry_on_transient
+
+if TYPE_CHECKING:  # typing only: the kubernetes adapter (and its client) loads when a cluster is observed
+    from stackwarden.adapters.kubernetes import KubeObservationResult
 
 
 @task(
     name="observe-docker",
     task_run_name="observe-docker",
-    retries=2,
-    retry_delay_seconds=2,
+    retries=OBSERVE_RETRIES[Runtime.COMPOSE].retries,
+    retry_delay_seconds=OBSERVE_RETRIES[Runtime.COMPOSE].delay_seconds,
     retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
 )
 def observe_docker_task(log_tail: int = 40) -> DockerObservation:
     """Containers (one list call; inspect and logs only for unhealthy ones) and networks."""
-    return observe_docker(log_tail=log_tail)
+    return observe_docker_step(log_tail=log_tail)
 
 
 @task(
     name="observe-host",
     task_run_name="observe-host-{ports}",
-    retries=2,
-    retry_delay_seconds=1,
+    retries=OBSERVE_RETRIES[Runtime.HOST].retries,
+    retry_delay_seconds=OBSERVE_RETRIES[Runtime.HOST].delay_seconds,
     retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
 )
 def observe_host_task(ports: list[int]) -> HostObservation:
     """Listening sockets on the profile's ports and the processes behind them."""
-    return observe_host(frozenset(ports))
+    return observe_host_step(ports)
 
 
 @task(
     name="observe-kubernetes",
     task_run_name="observe-kubernetes-{spec.namespace}",
-    retries=2,
-    retry_delay_seconds=2,
+    retries=OBSERVE_RETRIES[Runtime.KUBERNETES].retries,
+    retry_delay_seconds=OBSERVE_RETRIES[Runtime.KUBERNETES].delay_seconds,
     retry_condition_fn=retry_on_transient,
+    cache_policy=NO_CACHE,
+    persist_result=False,
 )
 def observe_kubernetes_task(spec: KubernetesSpec, log_tail: int = 40) -> KubeObservationResult:
     """Contexts, workloads, pods, services of the profile's namespace; previous logs of
     crash-looping pods only."""
-    return observe_kubernetes(spec, log_tail=log_tail)
+    return observe_kubernetes_step(spec, log_tail=log_tail)
