@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from stackwarden.adapters.docker import DockerObservation
 from stackwarden.adapters.host import HostObservation
 from stackwarden.model.base import Mode
-from stackwarden.model.profile import KubernetesSpec, Profile
+from stackwarden.model.profile import KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.pipeline import AuditOutcome, Result
 from stackwarden.pipeline import observe_all as observe_with
@@ -38,17 +38,17 @@ def _run_name() -> str:
 class TaskSubmitter:
     """The pipeline's observe steps submitted as Prefect tasks (recorded, retried by Prefect)."""
 
-    def docker(self) -> Result[DockerObservation]:
+    def docker(self, timeouts: Timeouts) -> Result[DockerObservation]:
         """Submit observe-docker."""
-        return observe_docker_task.submit()
+        return observe_docker_task.submit(timeouts=timeouts)
 
-    def host(self, ports: list[int]) -> Result[HostObservation]:
+    def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]:
         """Submit observe-host."""
-        return observe_host_task.submit(ports)
+        return observe_host_task.submit(ports, executables)
 
-    def kubernetes(self, spec: KubernetesSpec) -> Result[KubeObservationResult]:
+    def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]:
         """Submit observe-kubernetes."""
-        return observe_kubernetes_task.submit(spec)
+        return observe_kubernetes_task.submit(spec, timeouts=timeouts)
 
 
 def observe_all(profile: Profile) -> Snapshot:

@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.schemas.objects import State
-from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -18,7 +16,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.audit import observe_all
-from stackwarden.adapters.lock import switch_lock
+from stackwarden.adapters.lock import lock_resources, switch_lock
 from stackwarden.errors import RefusedError
 from stackwarden.model.base import Mode
 from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
@@ -26,7 +24,9 @@ from stackwarden.model.profile import Profile
 from stackwarden.planner import inverse_of, plan
 from stackwarden.profiles import load_profile
 from stackwarden.report.plan import render_plan
+from stackwarden.sanitize import one_line
 from stackwarden.verdict import verdict
+from tasks.publish import event, markdown_artifact, table_artifact
 from tasks.switch import apply_step_task, health_task
 
 
@@ -92,7 +92,7 @@ def _refuse(the_plan: Plan, reason: str) -> State[Any]:
     """End the run Failed without changing anything, the outcome attached."""
     get_run_logger().error("switch refused: %s", reason)
     refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
-    return Failed(message=f"refused: {reason}", data=refused)
+    return Failed(message=one_line(f"refused: {reason}"), data=refused)
 
 
 def _roll_back(
@@ -111,7 +111,7 @@ def _roll_back(
     outcome = SwitchOutcome(
         status=SwitchStatus.ROLLED_BACK, plan=the_plan, journal=tuple(journal), verdict=result, message=reason
     )
-    return Failed(message=f"rolled back: {reason}", data=outcome)
+    return Failed(message=one_line(f"rolled back: {reason}"), data=outcome)
 
 
 def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: float = 2.0) -> Verdict:
@@ -129,8 +129,8 @@ def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: floa
 
 
 def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
-    create_table_artifact(
-        table=[
+    table_artifact(
+        rows=[
             {
                 "step": r.step_id,
                 "status": str(r.status),
@@ -167,11 +167,13 @@ def switch_flow(
     target = Mode(mode)
     holder = f"flow run {flow_run.name or flow_run.id}"
     with (
-        switch_lock(profile.name, holder, lock_wait_seconds) if apply else contextlib.nullcontext()
+        switch_lock(lock_resources(profile), holder, lock_wait_seconds, profile=profile.name)
+        if apply
+        else contextlib.nullcontext()
     ):  # a dry run changes nothing: no lock
         snapshot = observe_all(profile)
         the_plan: Plan = plan(snapshot, profile, target)
-        create_markdown_artifact(
+        markdown_artifact(
             markdown=render_plan(the_plan), key=_key(profile, "switch-plan"), description=f"Plan: {target}"
         )
         if not the_plan.applicable:
@@ -206,8 +208,8 @@ def switch_flow(
             reason = "verification failed: " + "; ".join(result_verdict.failures)
             return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
         _journal_artifact(profile, journal)
-        emit_event(
-            event="stackwarden.mode.switched",
+        event(
+            "stackwarden.mode.switched",
             resource={"prefect.resource.id": f"stackwarden.profile.{profile.name}"},
             payload={"mode": str(target), "outcome": str(result_verdict.outcome), "steps": len(journal)},
         )

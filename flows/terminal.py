@@ -16,9 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-# Prefect's ephemeral server needs ~7-15 s to start on an idle 2-core machine and more under
-# load; Prefect's default allowance (20 s) made loaded runs fail with exit 3 and no report.
-EPHEMERAL_STARTUP_SECONDS = 120
 SLOW_STEP_SECONDS = 1.0
 
 
@@ -41,16 +38,12 @@ def prefect_api_configured(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def prepare_prefect(*, verbose: bool, environ: dict[str, str] | None = None) -> None:
-    """Environment for a recorded run, set before Prefect is imported.
-
-    Without ``-v`` Prefect's console handlers show errors only; its records still go to the
-    server with the run (the API handler is untouched). Without a configured server the
-    ephemeral one gets a start-up allowance that holds on a loaded machine."""
+    """Environment for a recorded run, set before Prefect is imported: without ``-v`` Prefect's
+    console handler shows errors only; its records still go to the server with the run (the API
+    handler is untouched). (The ephemeral server's start-up allowance is set in ``main``.)"""
     env = os.environ if environ is None else environ
     if not verbose:
         env.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
-    if not prefect_api_configured(env):
-        env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
 
 
 def configure_logging(*, verbose: bool, stream: TextIO) -> None:

@@ -1,41 +1,57 @@
-"""Exact commands for this host, rendered from observed identities (never "adjust PIDs")."""
+"""Exact commands for this host, rendered from observed identities (never "adjust PIDs").
+
+Every command is an argv quoted by ``sanitize.command`` (``shlex.join`` after stripping control
+characters and masking secrets), never a string pasted together: an observed name such as
+``x'; rm -rf ~ #`` stays one inert argument.
+"""
 
 from __future__ import annotations
 
-import shlex
+import re
+from collections.abc import Iterable
 
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
+from stackwarden.sanitize import command as _join
 
 
-def compose(profile: Profile, *args: str) -> str:
-    """``docker compose -p PROJECT -f FILE ... ARGS`` for the profile's project."""
-    argv = ["docker", "compose", "-p", profile.compose.project]
-    for file in profile.compose.files:
+def compose(profile: Profile, *args: str, project: str | None = None) -> str:
+    """``docker compose -p PROJECT -f FILE ... ARGS`` for one of the profile's projects (the
+    default one unless ``project`` names another): a command must act on the project that
+    actually runs the service, or it silently does nothing."""
+    spec = next((c for c in profile.compose_projects if c.project == project), profile.compose)
+    argv = ["docker", "compose", "-p", spec.project]
+    for file in spec.files:
         argv += ["-f", file]
-    return shlex.join([*argv, *args])
+    return _join([*argv, *args])
+
+
+def compose_service(profile: Profile, service: str, *args: str) -> str:
+    """A compose command on a profile service, in the project that runs it, with its compose
+    service name last: ``compose_service(p, "worker", "start")``."""
+    return compose(profile, *args, profile.compose_service_name(service), project=profile.compose_for(service).project)
 
 
 def stop_process(process: ProcessInfo, signal_name: str = "SIGTERM") -> str:
     """Stop a host process the way the profile says: its unit, else its signal."""
     if process.systemd_unit:
-        return shlex.join(["systemctl", "stop", process.systemd_unit])
-    return shlex.join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
+        return _join(["systemctl", "stop", process.systemd_unit])
+    return _join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
 
 
 def docker_stop(container: Container) -> str:
     """Stop one container by name (volumes and the container itself are kept)."""
-    return shlex.join(["docker", "stop", container.name])
+    return _join(["docker", "stop", container.name])
 
 
 def docker_logs(container: Container, tail: int = 50) -> str:
     """Read the last lines of a container's logs."""
-    return shlex.join(["docker", "logs", "--tail", str(tail), container.name])
+    return _join(["docker", "logs", "--tail", str(tail), container.name])
 
 
 def port_listeners(port: int) -> str:
     """Who listens on ``port``, with PIDs (both address families)."""
-    return shlex.join(["ss", "-ltnp", f"sport = :{port}"])
+    return _join(["ss", "-ltnp", f"sport = :{port}"])
 
 
 def kubectl(namespace: str, *args: str, context: str | None = None) -> str:
@@ -43,7 +59,7 @@ def kubectl(namespace: str, *args: str, context: str | None = None) -> str:
     argv = ["kubectl"]
     if context:
         argv += ["--context", context]
-    return shlex.join([*argv, "-n", namespace, *args])
+    return _join([*argv, "-n", namespace, *args])
 
 
 def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
@@ -53,3 +69,24 @@ def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
     kube = snapshot.kubernetes
     context = kube.context.name if kube is not None and kube.context is not None else (spec.context if spec else None)
     return kubectl(spec.namespace if spec else "default", *args, context=context)
+
+
+def process_lookup(process: ProcessInfo) -> str:
+    """Who a process is (user, start time, command line): what to print for a process the
+    profile does not name, which stackwarden never offers to stop."""
+    return _join(["ps", "-o", "pid,user,lstart,args", "-p", str(process.pid)])
+
+
+def listeners(ports: Iterable[int]) -> str:
+    """``ss`` filtered to several ports, one argument for the whole filter expression."""
+    return _join(["ss", "-ltnp", " or ".join(f"sport = :{int(p)}" for p in ports)])
+
+
+_ERE_SPECIAL = re.compile(r"([.\[\](){}*+?|^$\\])")
+
+
+def pgrep(executables: Iterable[str]) -> str:
+    """``pgrep -a -x`` for exact process names: each name is a literal inside the extended
+    regular expression (its metacharacters escaped) and the pattern is one quoted argument."""
+    pattern = "|".join(_ERE_SPECIAL.sub(r"\\\1", name) for name in executables)
+    return _join(["pgrep", "-a", "-x", pattern])

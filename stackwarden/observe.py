@@ -8,12 +8,14 @@ from datetime import datetime
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import (
     Container,
+    Coverage,
     DockerNetwork,
     KubeObservation,
     Listener,
     ProcessInfo,
     RuntimeStatus,
     Snapshot,
+    failure_reason,
 )
 
 _WILDCARDS = {"0.0.0.0", "::", ""}
@@ -22,13 +24,19 @@ _WILDCARDS = {"0.0.0.0", "::", ""}
 def systemd_unit_from_cgroup(text: str) -> str | None:
     """The systemd unit in /proc/PID/cgroup (v1 ``name=systemd`` or v2 ``0::``), if any.
 
-    A service under a unit must be stopped with systemctl, or systemd restarts it at once.
+    A service under a unit must be stopped with systemctl, or systemd restarts it at once. Only
+    a *system* unit is returned: anything under a user manager (``user@1000.service/...``) is
+    the user's own systemd, which ``systemctl stop`` (the system manager) does not run, and a
+    directory there can be named like any system service by whoever owns it.
     """
     for line in text.splitlines():
         parts = line.split(":", 2)
         if len(parts) != 3 or parts[1] not in {"", "name=systemd"}:
             continue
-        for segment in reversed(parts[2].split("/")):
+        segments = parts[2].split("/")
+        if any(seg.startswith("user@") and seg.endswith(".service") for seg in segments):
+            return None
+        for segment in reversed(segments):
             if segment.endswith(".service"):
                 return segment
     return None
@@ -91,6 +99,25 @@ def unreachable(runtime: Runtime, error: str, endpoint: str | None = None) -> Ru
     return RuntimeStatus(runtime=runtime, reachable=False, endpoint=endpoint, error=error)
 
 
+def coverage_of(runtimes: Sequence[RuntimeStatus], kubernetes: KubeObservation | None) -> tuple[Coverage, ...]:
+    """The snapshot's coverage: every unreachable runtime is unobserved as a whole ('*'), with
+    the reason its error shows; the cluster adds what it recorded per kind (forbidden lists)."""
+    out = [
+        Coverage(
+            runtime=status.runtime,
+            kind="*",
+            state="unobserved",
+            reason=failure_reason(status.error or ""),
+            detail=status.error or "",
+        )
+        for status in runtimes
+        if not status.reachable
+    ]
+    if kubernetes is not None and all(s.reachable for s in runtimes if s.runtime is Runtime.KUBERNETES):
+        out += [c for c in kubernetes.coverage if c.state != "complete"]
+    return tuple(out)
+
+
 def assemble_snapshot(
     *,
     taken_at: datetime,
@@ -114,4 +141,5 @@ def assemble_snapshot(
         listeners=attribute_docker_proxies(listeners, processes, containers),
         processes=tuple(processes),
         kubernetes=kubernetes,
+        coverage=coverage_of(runtimes, kubernetes),
     )

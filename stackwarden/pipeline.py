@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint, observe_docker
@@ -27,7 +28,7 @@ from stackwarden.errors import TransientError
 from stackwarden.events import open_finding_ids, transitions
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult, Finding
-from stackwarden.model.profile import KubernetesSpec, Profile
+from stackwarden.model.profile import KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
 from stackwarden.recommend import recommend_mode
@@ -63,23 +64,26 @@ OBSERVE_RETRIES: dict[Runtime, Retry] = {
 # ---------------------------------------------------------------- observe, one step per runtime
 
 
-def observe_docker_step(log_tail: int = 40) -> DockerObservation:
+def observe_docker_step(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
     """Containers (one list call; inspect and logs only for unhealthy ones) and networks.
     Raises on failure: the caller decides between a retry and an unreachable record."""
-    return observe_docker(log_tail=log_tail)
+    return observe_docker(log_tail=log_tail, timeouts=timeouts)
 
 
-def observe_host_step(ports: list[int]) -> HostObservation:
-    """Listening sockets on the profile's ports and the processes behind them."""
-    return observe_host(frozenset(ports))
+def observe_host_step(ports: list[int], executables: list[str] | None = None) -> HostObservation:
+    """Listening sockets on the profile's ports and the processes behind them, plus the
+    processes of port-less host services found by executable name."""
+    return observe_host(frozenset(ports), frozenset(executables or ()))
 
 
-def observe_kubernetes_step(spec: KubernetesSpec, log_tail: int = 40) -> KubeObservationResult:
+def observe_kubernetes_step(
+    spec: KubernetesSpec, log_tail: int = 40, timeouts: Timeouts | None = None
+) -> KubeObservationResult:
     """Workloads, pods, services of the profile's namespace; previous logs of crash-looping pods
     only. The kubernetes client is imported here, on first use, not when the module loads."""
     from stackwarden.adapters.kubernetes import observe_kubernetes
 
-    return observe_kubernetes(spec, log_tail=log_tail)
+    return observe_kubernetes(spec, log_tail=log_tail, timeouts=timeouts)
 
 
 class Result(Protocol[T_co]):
@@ -91,11 +95,11 @@ class Result(Protocol[T_co]):
 class Submitter(Protocol):
     """Starts the three observe steps; each call returns at once with something to wait on."""
 
-    def docker(self) -> Result[DockerObservation]: ...
+    def docker(self, timeouts: Timeouts) -> Result[DockerObservation]: ...
 
-    def host(self, ports: list[int]) -> Result[HostObservation]: ...
+    def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]: ...
 
-    def kubernetes(self, spec: KubernetesSpec) -> Result[KubeObservationResult]: ...
+    def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]: ...
 
 
 def with_retries(step: Callable[[], T], policy: Retry, what: str, sleep: Callable[[float], None] = time.sleep) -> T:
@@ -118,20 +122,23 @@ class ThreadSubmitter:
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self._executor = executor
 
-    def docker(self) -> Result[DockerObservation]:
+    def docker(self, timeouts: Timeouts) -> Result[DockerObservation]:
         """Start the Docker observation."""
         policy = OBSERVE_RETRIES[Runtime.COMPOSE]
-        return self._executor.submit(with_retries, observe_docker_step, policy, "observe-docker")
+        step = partial(observe_docker_step, timeouts=timeouts)
+        return self._executor.submit(with_retries, step, policy, "observe-docker")
 
-    def host(self, ports: list[int]) -> Result[HostObservation]:
+    def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]:
         """Start the host observation."""
         policy = OBSERVE_RETRIES[Runtime.HOST]
-        return self._executor.submit(with_retries, lambda: observe_host_step(ports), policy, "observe-host")
+        step = partial(observe_host_step, ports, executables)
+        return self._executor.submit(with_retries, step, policy, "observe-host")
 
-    def kubernetes(self, spec: KubernetesSpec) -> Result[KubeObservationResult]:
+    def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]:
         """Start the Kubernetes observation."""
         policy = OBSERVE_RETRIES[Runtime.KUBERNETES]
-        return self._executor.submit(with_retries, lambda: observe_kubernetes_step(spec), policy, "observe-kubernetes")
+        step = partial(observe_kubernetes_step, spec, timeouts=timeouts)
+        return self._executor.submit(with_retries, step, policy, "observe-kubernetes")
 
 
 def settle(
@@ -192,9 +199,9 @@ def observe_all(
     if submitter is None:
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="observe") as executor:
             return observe_all(profile, ThreadSubmitter(executor), log)
-    docker_pending = submitter.docker()
-    host_pending = submitter.host(list(profile.all_ports()))
-    kube_pending = submitter.kubernetes(profile.kubernetes) if profile.kubernetes else None
+    docker_pending = submitter.docker(profile.timeouts)
+    host_pending = submitter.host(list(profile.all_ports()), list(profile.portless_executables()))
+    kube_pending = submitter.kubernetes(profile.kubernetes, profile.timeouts) if profile.kubernetes else None
     return assemble(
         profile,
         settle(docker_pending, Runtime.COMPOSE, docker_endpoint(), log),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stackwarden.model.base import Runtime
+from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import (
     Container,
@@ -90,6 +90,19 @@ class StackView:
     port_owners: dict[int, tuple[PortOwner, ...]] = field(default_factory=dict)
 
 
+def home_runtime(profile: Profile, service: str) -> Runtime | None:
+    """The runtime the default mode runs ``service`` in, if the profile gives it a home there."""
+    mode = profile.default_mode
+    want = (
+        Runtime.COMPOSE
+        if mode is Mode.COMPOSE_ONLY
+        else Runtime.KUBERNETES
+        if mode is Mode.K8S_ONLY
+        else profile.services[service].runtime
+    )
+    return want if want is not None and profile.has_home(service, want) else None
+
+
 def _matches_host(profile: Profile, service: str, process: ProcessInfo) -> bool:
     """Port AND executable: a process counts as the service only if the profile names it."""
     matcher = profile.services[service].host
@@ -99,13 +112,16 @@ def _matches_host(profile: Profile, service: str, process: ProcessInfo) -> bool:
 
 
 def profile_containers(snapshot: Snapshot, profile: Profile, service: str) -> tuple[Container, ...]:
-    """Active containers of the profile's compose project for ``service``."""
-    compose_name = profile.compose_service_name(service)
-    return tuple(
-        c
-        for c in snapshot.containers
-        if c.compose_project == profile.compose.project and c.compose_service == compose_name and c.is_active
-    )
+    """Active containers of ``service`` in the compose project that runs it."""
+    return tuple(c for c in snapshot.containers if is_service_container(profile, service, c) and c.is_active)
+
+
+def is_service_container(profile: Profile, service: str, container: Container) -> bool:
+    """The container belongs to ``service``: its project and compose service labels match (in
+    any state; callers decide whether a stopped one counts)."""
+    return container.compose_project == profile.compose_for(
+        service
+    ).project and container.compose_service == profile.compose_service_name(service)
 
 
 def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[PortOwner, ...]:
@@ -126,11 +142,7 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
         runtime: Runtime | None = None
         if container is not None:
             runtime = Runtime.COMPOSE
-            in_profile = (
-                service is not None
-                and container.compose_project == profile.compose.project
-                and container.compose_service == profile.compose_service_name(service)
-            )
+            in_profile = service is not None and is_service_container(profile, service, container)
         elif process is not None:
             runtime = Runtime.HOST
             in_profile = service is not None and _matches_host(profile, service, process)
@@ -191,13 +203,11 @@ def _kube_exposures(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
 
 
 def _host_processes(snapshot: Snapshot, profile: Profile, service: str) -> tuple[ProcessInfo, ...]:
-    """Host processes listening on one of the service's ports with a profile-named executable."""
-    pids = {
-        listener.pid
-        for listener in snapshot.listeners
-        if listener.port in profile.services[service].ports and listener.container_id is None
-    }
-    found = [p for p in snapshot.processes if p.pid in pids and _matches_host(profile, service, p)]
+    """Host processes listening on one of the service's ports with a profile-named executable;
+    for a service without ports (a worker), every process with a profile-named executable."""
+    ports = profile.services[service].ports
+    pids = {listener.pid for listener in snapshot.listeners if listener.port in ports and listener.container_id is None}
+    found = [p for p in snapshot.processes if (p.pid in pids or not ports) and _matches_host(profile, service, p)]
     return tuple(sorted(found, key=lambda p: p.pid))
 
 

@@ -8,6 +8,7 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
@@ -21,10 +22,11 @@ from stackwarden.model.plan import (
     StopContainer,
     StopProcess,
 )
-from stackwarden.model.profile import Profile
+from stackwarden.model.profile import ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
-from stackwarden.placement import StackView, stack_view
+from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
+from stackwarden.rules.kubernetes import any_context_warning
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 _RUNNING = {"running", "restarting", "paused"}
@@ -43,6 +45,15 @@ def recorded_replicas(workload: KubeWorkloadState, profile_replicas: int) -> int
     """The count to restore: the annotation written when we scaled down, else the profile's."""
     raw = workload.annotations.get(PREVIOUS_REPLICAS, "")
     return int(raw) if raw.isdigit() and int(raw) > 0 else profile_replicas
+
+
+def _home_hint(runtime: Runtime, name: str) -> str:
+    """Which profile section would give the service a home in ``runtime``."""
+    if runtime is Runtime.KUBERNETES:
+        return f"no services.{name}.kubernetes, or no kubernetes section in the profile"
+    if runtime is Runtime.HOST:
+        return f"no services.{name}.host"
+    return "no compose service"
 
 
 def _context(snapshot: Snapshot) -> str | None:
@@ -88,14 +99,17 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
     matcher = spec.host
     if matcher is None:  # placement only matches processes through a matcher
         raise ValueError(f"{service}: a host process was matched without services.{service}.host")
-    unit = matcher.systemd_unit or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
+    # the profile's unit only when this process really is in it (a stray started by hand is not)
+    named = matcher.systemd_unit if matcher.systemd_unit and matcher.systemd_unit == p.systemd_unit else None
+    unit = named or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
     restartable = bool(unit or matcher.start_command)
     how = f"systemctl stop {unit}" if unit else f"{matcher.stop_signal}, up to {matcher.grace_period_seconds:g}s"
     return StopProcess(
         id=f"stop-process:{p.pid}:{p.create_time}",
         service=service,
         runtime=Runtime.HOST,
-        why=f"{mode}: {service} must not run on the host; frees port(s) {', '.join(map(str, spec.ports))}",
+        why=f"{mode}: {service} must not run on the host"
+        + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
         inverse=(f"systemctl start {unit}" if unit else " ".join(matcher.start_command or ())) if restartable else "",
@@ -136,6 +150,41 @@ def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) ->
     )
 
 
+def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -> StartContainer:
+    return StartContainer(
+        id=f"start-container:{c.id}",
+        service=service,
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: {service} runs under Compose; its container exists but is {c.state}",
+        target=f"container {c.name} ({c.short_id})",
+        reversible=True,
+        inverse=f"docker stop {c.name}",
+        container_id=c.id,
+        name=c.name,
+        compose_project=c.compose_project or "",
+        stop_timeout_seconds=_grace(profile, service),
+        stateful=profile.services[service].stateful,
+    )
+
+
+def _compose_up(project: ComposeSpec, mode: Mode, services: list[str]) -> ComposeUp:
+    """``compose up --no-deps`` for exactly the services of ``project`` that have no container."""
+    names = sorted(services)
+    return ComposeUp(
+        id=f"compose-up:{project.project}:{','.join(names)}",
+        service=",".join(names),
+        runtime=Runtime.COMPOSE,
+        why=f"{mode}: no container exists yet for {', '.join(names)}",
+        target=f"compose project {project.project} services {', '.join(names)}",
+        reversible=True,
+        inverse=f"docker compose -p {project.project} stop " + " ".join(names),
+        project=project.project,
+        files=project.files,
+        working_dir=project.working_dir,
+        services=tuple(names),
+    )
+
+
 def _foreign_owners(view: StackView, profile: Profile, service: str) -> list[str]:
     """Owners of the service's ports that the profile does not name: never touched."""
     out = []
@@ -156,10 +205,17 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
     kube = snapshot.kubernetes
     if kube is None or kube.context is None:
         return ["the plan scales Kubernetes workloads but the cluster was not observed"]
-    if not kube.context.allowed:
-        allowed = ", ".join(profile.kubernetes.allowed_contexts) if profile.kubernetes else ""
+    spec = profile.kubernetes
+    if not kube.context.allowed or spec is None or not spec.allows(kube.context.name, kube.context.server):
+        allowed = ", ".join(spec.allowed_contexts) if spec else ""
+        servers = (
+            f", or its API server {kube.context.server or '(unknown)'} is not in allowed_servers "
+            f"({', '.join(spec.allowed_servers)})"
+            if spec and spec.allowed_servers
+            else ""
+        )
         return [
-            f"context {kube.context.name!r} is not in the profile's allowed_contexts ({allowed}): "
+            f"context {kube.context.name!r} is not in the profile's allowed_contexts ({allowed}){servers}: "
             "it is observed read-only and never changed"
         ]
     return []
@@ -168,7 +224,8 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
 def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     """No host port may be reachable through two runtimes: compose-published ports of compose
     services against NodePort/LoadBalancer/hostPort of Kubernetes services."""
-    refusals = []
+    missing = [n for n, s in profile.services.items() if s.runtime is None]
+    refusals = ["hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing)] if missing else []
     kube = snapshot.kubernetes
     k8s_exposed: dict[int, str] = {}
     for name, spec in profile.services.items():
@@ -183,12 +240,8 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     for name, spec in profile.services.items():
         if spec.runtime is not Runtime.COMPOSE:
             continue
-        compose_name = profile.compose_service_name(name)
         published = {
-            p.host_port
-            for c in snapshot.containers
-            if c.compose_project == profile.compose.project and c.compose_service == compose_name
-            for p in c.declared
+            p.host_port for c in snapshot.containers if is_service_container(profile, name, c) for p in c.declared
         } | set(spec.ports)
         for port in sorted(published & set(k8s_exposed)):
             refusals.append(
@@ -198,117 +251,85 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
     return refusals
 
 
-def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
-    """The ordered steps that take this host to ``mode``, or the reasons it must not."""
-    view = stack_view(snapshot, profile)
-    refusals: list[str] = []
-    notes: list[str] = []
-    downs: list[Step] = []
-    stops: list[Step] = []
-    starts: list[Step] = []
-    ups: list[Step] = []
-    compose_up: list[str] = []
-    if mode is Mode.HYBRID_GUARDED:
-        missing = [n for n, s in profile.services.items() if s.runtime is None]
-        if missing:
-            refusals.append("hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing))
-        refusals += _hybrid_guard(snapshot, profile)
-    for name, placement in view.placements.items():
-        want = target_runtime(profile, mode, name)
-        if want is None:
-            continue
-        spec = profile.services[name]
-        refusals += _foreign_owners(view, profile, name)
-        if want is not Runtime.KUBERNETES:
-            downs += [
-                _scale(
-                    snapshot, name, w, 0, f"{mode}: {name} must not run in Kubernetes; replicas recorded on the object"
-                )
-                for w in placement.workloads
-                if w.replicas > 0
-            ]
-        if want is not Runtime.HOST:
-            stops += [_stop_process(profile, name, p, mode) for p in placement.processes]
-        if want is not Runtime.COMPOSE:
-            stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
-        if want is Runtime.COMPOSE:
-            existing = [
-                c
-                for c in snapshot.containers
-                if c.compose_project == profile.compose.project
-                and c.compose_service == profile.compose_service_name(name)
-            ]
-            if not existing:
-                compose_up.append(profile.compose_service_name(name))
-            starts += [
-                StartContainer(
-                    id=f"start-container:{c.id}",
-                    service=name,
-                    runtime=Runtime.COMPOSE,
-                    why=f"{mode}: {name} runs under Compose; its container exists but is {c.state}",
-                    target=f"container {c.name} ({c.short_id})",
-                    reversible=True,
-                    inverse=f"docker stop {c.name}",
-                    container_id=c.id,
-                    name=c.name,
-                    compose_project=c.compose_project or "",
-                    stop_timeout_seconds=_grace(profile, name),
-                    stateful=spec.stateful,
-                )
-                for c in existing
-                if c.state not in _RUNNING
-            ]
-        if want is Runtime.HOST and not placement.processes:
-            refusals.append(
-                f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
-                "host services; start it first"
-            )
-        if want is not Runtime.KUBERNETES:
-            refusals += [
-                f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
-                "stackwarden does not edit Services: make it ClusterIP first"
-                for port in spec.ports
-                for o in view.port_owners.get(port, ())
-                if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
-            ]
-        if want is Runtime.KUBERNETES:
-            if spec.kubernetes is None:
-                refusals.append(f"{name}: {mode} needs services.{name}.kubernetes in the profile")
-            elif not placement.workloads:
-                refusals.append(
-                    f"{name}: {spec.kubernetes.kind} {spec.kubernetes.name} does not exist in the namespace; "
-                    "apply its manifests first (stackwarden never creates workloads)"
-                )
-            ups += [
-                _scale(
-                    snapshot,
-                    name,
-                    w,
-                    recorded_replicas(w, spec.kubernetes.replicas if spec.kubernetes else 1),
-                    f"{mode}: {name} runs in Kubernetes; restoring its recorded replica count",
-                )
-                for w in placement.workloads
-                if w.replicas == 0
-            ]
-    if compose_up:
-        starts.append(
-            ComposeUp(
-                id=f"compose-up:{profile.compose.project}:{','.join(sorted(compose_up))}",
-                service=",".join(sorted(compose_up)),
-                runtime=Runtime.COMPOSE,
-                why=f"{mode}: no container exists yet for {', '.join(sorted(compose_up))}",
-                target=f"compose project {profile.compose.project} services {', '.join(sorted(compose_up))}",
-                reversible=True,
-                inverse="docker compose stop " + " ".join(sorted(compose_up)),
-                project=profile.compose.project,
-                files=profile.compose.files,
-                working_dir=profile.compose.working_dir,
-                services=tuple(sorted(compose_up)),
-            )
+@dataclass
+class _Part:
+    """What one concern adds to a plan."""
+
+    steps: list[Step] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime) -> _Part:
+    """The profile's ``no_home`` policy for a service the mode's runtime cannot run: refuse,
+    leave it running where it is, or stop it everywhere. Always stated in the plan."""
+    name = placement.service
+    policy = profile.services[name].no_home
+    part = _Part()
+    if policy is NoHomePolicy.REFUSE:
+        part.refusals.append(
+            f"{name}: has no home in {want} ({_home_hint(want, name)}) and services.{name}.no_home is "
+            "'refuse'; set it to 'stop' or 'leave', or give it a home there"
         )
-    steps = downs + stops + starts + ups
-    refusals += _kube_refusals(snapshot, profile, steps)
-    refusals += [
+    elif policy is NoHomePolicy.LEAVE:
+        where = ", ".join(placement.runtimes) or "nowhere"
+        part.notes.append(f"{name}: no home in {want}; left as it runs ({where}) by no_home: leave")
+    else:
+        part.notes.append(f"{name}: no home in {want}; stopped wherever it runs by no_home: stop")
+        why = f"{mode}: {name} has no home in {want} and its profile says no_home: stop"
+        part.steps += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+        part.steps += [_stop_process(profile, name, p, mode) for p in placement.processes]
+        part.steps += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
+    return part
+
+
+def _target_refusals(
+    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+) -> list[str]:
+    """What stops a service from living in ``want``: a host service stackwarden cannot start, or
+    a Kubernetes Service that exposes the port the new owner needs (never edited)."""
+    name, spec, out = placement.service, profile.services[placement.service], []
+    if want is Runtime.HOST and not placement.processes:
+        out.append(
+            f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
+            "host services; start it first"
+        )
+    if want is not Runtime.KUBERNETES:
+        out += [
+            f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "
+            "stackwarden does not edit Services: make it ClusterIP first"
+            for port in spec.ports
+            for o in view.port_owners.get(port, ())
+            if o.in_profile and o.kube_object is not None and o.kube_object.startswith("Service ")
+        ]
+    return out
+
+
+_WORKLOAD_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+
+
+def blind_spots(snapshot: Snapshot, profile: Profile, service: str) -> list[str]:
+    """What of the service's runtimes could not be fully seen (a forbidden list, a timeout).
+    Not seen is never absent: a plan built on it could leave the service running twice, and a
+    verdict built on it could say "passed" over pods it never saw. A whole runtime that could
+    not be observed is said once for the plan, not per service."""
+    spec = profile.services[service]
+    out = []
+    if spec.kubernetes is not None and profile.kubernetes is not None:
+        kinds = frozenset({_WORKLOAD_KINDS[spec.kubernetes.kind], "pods", "services"})
+        out += [
+            f"{service}: kubernetes {gap.kind} {gap.state} ({gap.reason}: {gap.detail}); the switch cannot tell "
+            "what of it runs there"
+            for gap in snapshot.gaps(Runtime.KUBERNETES, kinds)
+            if gap.kind != "*"
+        ]
+    return out
+
+
+def _visibility_refusals(snapshot: Snapshot) -> list[str]:
+    """A runtime that could not be observed: the switch can neither see what runs there nor
+    verify the result, so not seen is never read as absent."""
+    return [
         f"{status.runtime} could not be observed ({status.error}): the switch could neither see what runs "
         "there nor verify the result"
         + (
@@ -319,9 +340,105 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         for status in snapshot.runtimes
         if not status.reachable
     ]
+
+
+def needs_freed_port(view: StackView, profile: Profile, service: str, want: Runtime) -> bool:
+    """Whether the new owner of ``service`` in ``want`` needs a host port that someone else holds
+    now. A compose container or host process binds the service's ports on the host; a Kubernetes
+    workload behind a ClusterIP Service binds none (unless the profile's own Service or pods
+    expose one). Only then must the old owner stop before the new one starts."""
+    ports = profile.services[service].ports
+    owners = [o for port in ports for o in view.port_owners.get(port, ())]
+    if want is Runtime.KUBERNETES:
+        exposes = any(o.runtime is Runtime.KUBERNETES and o.in_profile for o in owners)
+        return exposes and any(o.runtime is not Runtime.KUBERNETES for o in owners)
+    return any(not (o.runtime is want and o.in_profile) for o in owners)
+
+
+def _service_steps(
+    snapshot: Snapshot, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+) -> tuple[list[Step], list[Step], list[str]]:
+    """(stops of the old owners, starts of the new one, compose services to bring up)."""
+    name, spec = placement.service, profile.services[placement.service]
+    stops: list[Step] = []
+    starts: list[Step] = []
+    compose_up: list[str] = []
+    if want is not Runtime.KUBERNETES:
+        why = f"{mode}: {name} must not run in Kubernetes; replicas recorded on the object"
+        stops += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+    if want is not Runtime.HOST:
+        stops += [_stop_process(profile, name, p, mode) for p in placement.processes]
+    if want is not Runtime.COMPOSE:
+        stops += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
+    if want is Runtime.COMPOSE:
+        existing = [c for c in snapshot.containers if is_service_container(profile, name, c)]
+        if not existing:
+            compose_up.append(profile.compose_service_name(name))
+        starts += [_start_container(profile, name, c, mode) for c in existing if c.state not in _RUNNING]
+    if want is Runtime.KUBERNETES and spec.kubernetes is not None:
+        why = f"{mode}: {name} runs in Kubernetes; restoring its recorded replica count"
+        starts += [
+            _scale(snapshot, name, w, recorded_replicas(w, spec.kubernetes.replicas), why)
+            for w in placement.workloads
+            if w.replicas == 0
+        ]
+    return stops, starts, compose_up
+
+
+def _missing_workload(profile: Profile, placement: ServicePlacement, want: Runtime) -> list[str]:
+    """Kubernetes as the target needs the workload to exist: stackwarden never creates one."""
+    spec = profile.services[placement.service].kubernetes
+    if want is not Runtime.KUBERNETES or spec is None or placement.workloads:
+        return []
+    return [
+        f"{placement.service}: {spec.kind} {spec.name} does not exist in the namespace; "
+        "apply its manifests first (stackwarden never creates workloads)"
+    ]
+
+
+def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
+    """The ordered steps that take this host to ``mode``, or the reasons it must not.
+
+    Order (make before break): new owners that need no port an old owner holds start first
+    (phase ``make``; the switch waits for their health), then every old owner stops (``break``;
+    independent, so run concurrently), then the new owners that needed a freed port start
+    (``start``), back to back with the stops."""
+    view = stack_view(snapshot, profile)
+    refusals: list[str] = _hybrid_guard(snapshot, profile) if mode is Mode.HYBRID_GUARDED else []
+    notes: list[str] = []
+    phased: dict[str, list[Step]] = {"make": [], "break": [], "start": []}
+    compose_up: dict[tuple[str, str], list[str]] = {}
+    for name, placement in view.placements.items():
+        want = target_runtime(profile, mode, name)
+        if want is None:
+            continue
+        refusals += _foreign_owners(view, profile, name) + blind_spots(snapshot, profile, name)
+        if not profile.has_home(name, want):
+            homeless = _no_home(snapshot, profile, mode, placement, want)
+            refusals += homeless.refusals
+            notes += homeless.notes
+            phased["break"] += homeless.steps
+            continue
+        stops, starts, ups = _service_steps(snapshot, profile, mode, placement, want)
+        phase = "start" if needs_freed_port(view, profile, name, want) else "make"
+        phased["break"] += stops
+        phased[phase] += [step.model_copy(update={"phase": phase}) for step in starts]
+        for compose_name in ups:
+            compose_up.setdefault((profile.compose_for(name).project, phase), []).append(compose_name)
+        refusals += _target_refusals(view, profile, mode, placement, want) + _missing_workload(profile, placement, want)
+    for project in profile.compose_projects:  # one compose up per project and phase, in profile order
+        for phase in ("make", "start"):
+            wanted = compose_up.get((project.project, phase), [])
+            if wanted:
+                phased[phase].append(_compose_up(project, mode, wanted).model_copy(update={"phase": phase}))
+    steps = phased["make"] + phased["break"] + phased["start"]
+    refusals += _kube_refusals(snapshot, profile, steps)
+    refusals += _visibility_refusals(snapshot)
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:
             notes.append(f"{finding.title}: a code issue; it will keep crashing in {mode} too")
+    if (warning := any_context_warning(profile)) is not None:
+        notes.append(f"WARNING: {warning}")
     return Plan(
         profile=profile.name,
         mode=mode,

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import Outcome, Verdict
-from stackwarden.model.profile import Profile
+from stackwarden.model.profile import NoHomePolicy, Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import ServicePlacement, stack_view
-from stackwarden.planner import target_runtime
+from stackwarden.planner import blind_spots, target_runtime
 from stackwarden.rules import diagnose
 
 _UP = {"running", "restarting", "paused"}
@@ -76,6 +76,19 @@ def verdict(
         want = target_runtime(profile, mode, name)
         if want is None:
             failures.append(f"{name}: no runtime assigned for {mode}")
+            continue
+        failures += [f"could not observe: {spot}" for spot in blind_spots(snapshot, profile, name)]
+        if not profile.has_home(name, want):
+            policy = profile.services[name].no_home
+            if policy is NoHomePolicy.LEAVE:
+                checks.append(f"{name}: no home in {want}; left as it runs (no_home: leave), not verified")
+            elif policy is NoHomePolicy.STOP:
+                present = _present(placement)
+                failures += [f"{name}: still runs under {r} ({w}) though no_home is 'stop'" for r, w in present.items()]
+                if not present:
+                    checks.append(f"{name}: no home in {want}; runs nowhere (no_home: stop)")
+            else:
+                failures.append(f"{name}: has no home in {want} and no_home is 'refuse'")
             continue
         present = _present(placement)
         for runtime, what in present.items():

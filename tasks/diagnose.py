@@ -7,8 +7,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 from prefect.variables import Variable
 
 from stackwarden.model.base import Mode
@@ -23,6 +21,7 @@ from stackwarden.pipeline import (
     findings_table,
     render_step,
 )
+from tasks.publish import event, markdown_artifact, table_artifact
 
 T = TypeVar("T")
 
@@ -44,13 +43,13 @@ def diagnose_task(snapshot: Snapshot, profile: Profile, requested: Mode | None =
 def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profile) -> str:
     """The markdown report and the findings table as artifacts; returns the markdown."""
     markdown = render_step(result, snapshot, profile)
-    create_markdown_artifact(
+    markdown_artifact(
         markdown=markdown,
         key=artifact_key(profile, "audit-report"),
         description=f"stackwarden audit of {profile.name}",
     )
-    create_table_artifact(
-        table=findings_table(result),
+    table_artifact(
+        rows=findings_table(result),
         key=artifact_key(profile, "findings"),
         description=f"Findings of the audit of {profile.name}",
     )
@@ -75,11 +74,7 @@ def open_findings_variable(profile: Profile) -> str:
     return f"stackwarden-open-findings-{profile.name}".replace(".", "-")
 
 
-@task(
-    name="emit-finding-events",
-    task_run_name="emit-finding-events-{profile.name}",
-    persist_result=False,
-)
+@task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}", persist_result=False)
 def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str, Any]:
     """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
     kept in a Prefect Variable so automations can notify or trigger a switch.
@@ -95,8 +90,8 @@ def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str,
         return {"opened": [], "resolved": [], "written": False, "error": str(exc)}
     changes = finding_changes(previous, result.findings)
     for finding in changes.opened:
-        emit_event(
-            event="stackwarden.finding.opened",
+        event(
+            "stackwarden.finding.opened",
             resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding.id}"},
             payload={
                 "severity": str(finding.severity),
@@ -105,8 +100,8 @@ def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str,
             },
         )
     for finding_id in changes.resolved:
-        emit_event(
-            event="stackwarden.finding.resolved",
+        event(
+            "stackwarden.finding.resolved",
             resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding_id}"},
         )
     written = False

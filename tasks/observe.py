@@ -1,8 +1,10 @@
 """Observation tasks, one per runtime; run concurrently by the audit flow.
 
-Thin wrappers over ``stackwarden.pipeline``: the same steps the CLI runs in process. Each has
-``cache_policy=NO_CACHE`` and no result persistence, so a Prefect setting such as
-``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` never serves a live observation from a cache.
+Thin wrappers over ``stackwarden.pipeline``: the same steps the CLI runs in process, with the
+same retry table. An observation is only worth anything live: every task here has
+``cache_policy=NO_CACHE`` and ``persist_result=False``, so no Prefect setting
+(``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` turns on input-keyed caching) can hand verify an
+earlier run's view of the host.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from stackwarden.adapters.docker import DockerObservation
 from stackwarden.adapters.host import HostObservation
 from stackwarden.model.base import Runtime
-from stackwarden.model.profile import KubernetesSpec
+from stackwarden.model.profile import KubernetesSpec, Timeouts
 from stackwarden.pipeline import (
     OBSERVE_RETRIES,
     observe_docker_step,
@@ -37,9 +39,9 @@ if TYPE_CHECKING:  # typing only: the kubernetes adapter (and its client) loads 
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def observe_docker_task(log_tail: int = 40) -> DockerObservation:
+def observe_docker_task(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
     """Containers (one list call; inspect and logs only for unhealthy ones) and networks."""
-    return observe_docker_step(log_tail=log_tail)
+    return observe_docker_step(log_tail=log_tail, timeouts=timeouts)
 
 
 @task(
@@ -51,9 +53,9 @@ def observe_docker_task(log_tail: int = 40) -> DockerObservation:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def observe_host_task(ports: list[int]) -> HostObservation:
+def observe_host_task(ports: list[int], executables: list[str] | None = None) -> HostObservation:
     """Listening sockets on the profile's ports and the processes behind them."""
-    return observe_host_step(ports)
+    return observe_host_step(ports, executables)
 
 
 @task(
@@ -65,7 +67,9 @@ def observe_host_task(ports: list[int]) -> HostObservation:
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def observe_kubernetes_task(spec: KubernetesSpec, log_tail: int = 40) -> KubeObservationResult:
+def observe_kubernetes_task(
+    spec: KubernetesSpec, log_tail: int = 40, timeouts: Timeouts | None = None
+) -> KubeObservationResult:
     """Contexts, workloads, pods, services of the profile's namespace; previous logs of
     crash-looping pods only."""
-    return observe_kubernetes_step(spec, log_tail=log_tail)
+    return observe_kubernetes_step(spec, log_tail=log_tail, timeouts=timeouts)

@@ -65,6 +65,10 @@ class Running:
     restart_count: int = 0
     previous_logs: str | None = None
     ready: bool = True
+    readiness_failure: str | None = None
+    """With ``ready=False``: what the failing readiness probe said, e.g. ``HTTP probe failed
+    with statuscode: 503``; written as the kubelet's ``Unhealthy`` event "Readiness probe
+    failed: ..."."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,42 @@ class Terminated:
     logs: str = ""
 
 
-Behaviour: TypeAlias = Running | CrashLoopBackOff | Waiting | Terminated
+@dataclass(frozen=True)
+class ImagePullFailure:
+    """The image cannot be pulled: waiting ``ErrImagePull`` (with the runtime's error) or,
+    after the first retries, ``ImagePullBackOff`` ("Back-off pulling image ..."), and the
+    kubelet's Pulling/Failed/BackOff events. ``{image}`` in ``error`` is the pod's image."""
+
+    error: str = (
+        'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
+        'failed to resolve reference "{image}": {image}: not found'
+    )
+    backoff: bool = True
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """``CreateContainerConfigError``: a referenced ConfigMap/Secret (or key) is missing.
+    ``message`` is the kubelet's, e.g. ``couldn't find key DB_PASSWORD in Secret ns/app``
+    (``{namespace}`` is replaced by the pod's namespace)."""
+
+    message: str = "couldn't find key password in Secret {namespace}/app-secrets"
+
+
+@dataclass(frozen=True)
+class Unschedulable:
+    """No node fits: the pod is never bound; the scheduler writes ``PodScheduled=False``
+    (reason ``Unschedulable``) and a ``FailedScheduling`` event with its message."""
+
+    message: str = (
+        "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: "
+        "1 No preemption victims found for incoming pod."
+    )
+
+
+Behaviour: TypeAlias = (
+    Running | CrashLoopBackOff | Waiting | Terminated | ImagePullFailure | ConfigError | Unschedulable
+)
 
 
 @dataclass
@@ -142,6 +181,7 @@ class _PodRecord:
 
     started: str
     written_key: str = ""
+    events: set[tuple[str, str]] | None = None
 
 
 def _raw(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -162,6 +202,11 @@ def _now() -> str:
 
 def _now_micro() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _event_suffix() -> str:
+    """Event names are ``<object>.<16 hex>``, as client-go's recorder makes them."""
+    return f"{time.time_ns():x}"[-16:].rjust(16, "0")
 
 
 def parse_selector(selector: str | Mapping[str, str]) -> dict[str, str]:
@@ -635,7 +680,16 @@ class FakeKubelet:
         if self.bind_unscheduled:
             pending = _raw(self.core.list_pod_for_all_namespaces, field_selector="spec.nodeName=")
             for pod in pending.get("items", []):
-                if not pod["metadata"].get("deletionTimestamp"):
+                if pod["metadata"].get("deletionTimestamp"):
+                    continue
+                behaviour = self.behaviour_for(pod)
+                if isinstance(behaviour, Unschedulable):
+                    try:
+                        self._unschedulable(pod, behaviour)
+                    except ApiException as exc:
+                        if exc.status not in (404, 409):
+                            self._record_error(f"schedule {pod['metadata']['name']}", exc)
+                else:
                     self._bind(pod)
         mine = _raw(self.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={self.node_name}")
         seen: set[str] = set()
@@ -657,6 +711,132 @@ class FakeKubelet:
             for uid in list(self._pods):
                 if uid not in seen:
                     del self._pods[uid]
+
+    def _record(self, uid: str) -> _PodRecord:
+        with self._lock:
+            record = self._pods.get(uid)
+            if record is None:
+                record = _PodRecord(started=_now())
+                self._pods[uid] = record
+            return record
+
+    def _unschedulable(self, pod: dict[str, Any], b: Unschedulable) -> None:
+        """What kube-scheduler writes for a pod no node fits: condition and event."""
+        meta = pod["metadata"]
+        record = self._record(meta["uid"])
+        key = repr(b)
+        if record.written_key != key:
+            pod["status"] = {
+                "phase": "Pending",
+                "qosClass": "BestEffort",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "lastProbeTime": None,
+                        "lastTransitionTime": record.started,
+                        "reason": "Unschedulable",
+                        "message": b.message,
+                    }
+                ],
+            }
+            _raw(self.core.replace_namespaced_pod_status, meta["name"], meta["namespace"], pod)
+            record.written_key = key
+        self._scheduler_event(pod, record, b.message)
+
+    def _scheduler_event(self, pod: Mapping[str, Any], record: _PodRecord, message: str) -> None:
+        """FailedScheduling through events.k8s.io/v1, as kube-scheduler reports it."""
+        meta = pod["metadata"]
+        if record.events is None:
+            record.events = set()
+        if ("FailedScheduling", message) in record.events:
+            return
+        body = {
+            "apiVersion": "events.k8s.io/v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{_event_suffix()}", "namespace": meta["namespace"]},
+            "eventTime": _now_micro(),
+            "reportingController": "default-scheduler",
+            "reportingInstance": "default-scheduler-stackwarden-fake",
+            "action": "Scheduling",
+            "reason": "FailedScheduling",
+            "regarding": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "note": message,
+            "type": "Warning",
+        }
+        _raw(k8s.EventsV1Api(self.api_client).create_namespaced_event, meta["namespace"], body)
+        record.events.add(("FailedScheduling", message))
+
+    def _kubelet_event(
+        self, pod: Mapping[str, Any], record: _PodRecord, container: str, *, type_: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event from this kubelet about one container of the pod (written once)."""
+        meta = pod["metadata"]
+        if record.events is None:
+            record.events = set()
+        if (reason, message) in record.events:
+            return
+        now = _now()
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{_event_suffix()}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion", ""),
+                "fieldPath": f"spec.containers{{{container}}}",
+            },
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": "kubelet", "host": self.node_name},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": "kubelet",
+            "reportingInstance": self.node_name,
+        }
+        _raw(self.core.create_namespaced_event, meta["namespace"], body)
+        record.events.add((reason, message))
+
+    def _events_for(self, pod: Mapping[str, Any], b: Behaviour, record: _PodRecord) -> None:
+        """The kubelet's events for the behaviour, worded as a real kubelet words them."""
+        meta = pod["metadata"]
+        for c in pod.get("spec", {}).get("containers", []):
+            name, image = c["name"], c.get("image", "")
+            events: list[tuple[str, str, str]] = []  # (type, reason, message)
+            if isinstance(b, ImagePullFailure):
+                error = b.error.format(image=image)
+                events += [
+                    ("Normal", "Pulling", f'Pulling image "{image}"'),
+                    ("Warning", "Failed", f'Failed to pull image "{image}": {error}'),
+                    ("Warning", "Failed", "Error: ErrImagePull"),
+                ]
+                if b.backoff:
+                    events += [
+                        ("Normal", "BackOff", f'Back-off pulling image "{image}"'),
+                        ("Warning", "Failed", "Error: ImagePullBackOff"),
+                    ]
+            elif isinstance(b, ConfigError):
+                events.append(("Warning", "Failed", "Error: " + b.message.format(namespace=meta["namespace"])))
+            elif isinstance(b, Running) and not b.ready and b.readiness_failure:
+                events.append(("Warning", "Unhealthy", f"Readiness probe failed: {b.readiness_failure}"))
+            elif isinstance(b, CrashLoopBackOff):
+                pod_ref = f"{meta['name']}_{meta['namespace']}({meta['uid']})"
+                events.append(("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}"))
+            for type_, reason, message in events:
+                self._kubelet_event(pod, record, name, type_=type_, reason=reason, message=message)
 
     def _bind(self, pod: Mapping[str, Any]) -> None:
         meta = pod["metadata"]
@@ -693,11 +873,7 @@ class FakeKubelet:
     def _update_status(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         behaviour = self.behaviour_for(pod)
-        with self._lock:
-            record = self._pods.get(meta["uid"])
-            if record is None:
-                record = _PodRecord(started=_now())
-                self._pods[meta["uid"]] = record
+        record = self._record(meta["uid"])
         key = repr(behaviour)
         if record.written_key == key and pod.get("status", {}).get("containerStatuses"):
             return
@@ -705,6 +881,7 @@ class FakeKubelet:
         pod["status"] = {**pod.get("status", {}), **status}
         _raw(self.core.replace_namespaced_pod_status, meta["name"], meta["namespace"], pod)
         record.written_key = key
+        self._events_for(pod, behaviour, record)
 
     @staticmethod
     def _container_id(uid: str, name: str, restart: int) -> str:
@@ -770,7 +947,14 @@ class FakeKubelet:
                 )
             elif isinstance(b, Waiting):
                 st["state"] = {"waiting": {"reason": b.reason, **({"message": b.message} if b.message else {})}}
-            else:
+            elif isinstance(b, ImagePullFailure):
+                reason = "ImagePullBackOff" if b.backoff else "ErrImagePull"
+                message = f'Back-off pulling image "{image}"' if b.backoff else b.error.format(image=image)
+                st["state"] = {"waiting": {"reason": reason, "message": message}}
+            elif isinstance(b, ConfigError):
+                message = b.message.format(namespace=meta["namespace"])
+                st["state"] = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
+            elif isinstance(b, Terminated):
                 st["state"] = {
                     "terminated": {
                         "exitCode": b.exit_code,
@@ -807,7 +991,7 @@ class FakeKubelet:
 
         all_ready = bool(statuses) and all(s["ready"] for s in statuses)
         not_ready = [s["name"] for s in statuses if not s["ready"]]
-        if isinstance(b, Waiting):
+        if isinstance(b, Waiting | ImagePullFailure | ConfigError):
             phase = "Pending"
         elif isinstance(b, Terminated):
             phase = "Succeeded" if b.exit_code == 0 else "Failed"
@@ -848,10 +1032,13 @@ class FakeKubelet:
 
 __all__ = [
     "Behaviour",
+    "ConfigError",
     "CrashLoopBackOff",
     "FakeKubelet",
+    "ImagePullFailure",
     "Running",
     "Terminated",
+    "Unschedulable",
     "Waiting",
     "parse_selector",
 ]

@@ -2,8 +2,9 @@
 
 Healthy containers are described by the list call alone; only containers that are not running
 cleanly are inspected (restart count, exit code, state error, declared ports) and, when they
-crash-loop, their last log lines are read. So the API calls per audit do not grow with the
-number of healthy containers.
+crash-loop, their last log lines are read. One bounded events call gives every container's last
+``die`` (exit code), which a restart erases from the inspect data. So the API calls per audit do
+not grow with the number of healthy containers.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,14 +25,16 @@ import requests
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError, RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
+from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
     Container,
+    ContainerDeath,
     DockerNetwork,
     PublishedPort,
     RuntimeStatus,
 )
-from stackwarden.redact import redact_text
+from stackwarden.sanitize import redact_text
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -88,7 +92,10 @@ def _classify(exc: Exception) -> Exception:
             return exc
     if _is_engine_absent(exc):
         return PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}")
-    if any(isinstance(i, requests.exceptions.ConnectionError | requests.exceptions.Timeout) for i in _chain(exc)):
+    if any(isinstance(i, requests.exceptions.Timeout | TimeoutError) for i in _chain(exc)):
+        # a hung engine stays hung: asking again would only multiply the wait
+        return PermanentError(f"Docker engine at {docker_endpoint()} did not answer in time (timed out): {exc}")
+    if any(isinstance(i, requests.exceptions.ConnectionError) for i in _chain(exc)):
         return RetryableCall(str(exc))
     return exc
 
@@ -230,17 +237,67 @@ def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[s
     return tuple(redact_text(line) for line in text.splitlines() if line.strip())
 
 
-def observe_docker(log_tail: int = 40, timeout: float = 10.0) -> DockerObservation:
-    """Observe every container and network on the engine.
+DEATH_WINDOW_SECONDS = 600.0
+"""How far back ``die`` events are read: longer than Docker's largest restart back-off (1 min)
+and than a loop's run between crashes, short enough to stay one small reply."""
 
-    Raises ``PermanentError`` when the engine is absent and ``TransientError`` when transport
-    retries are exhausted; the caller records either as an unreachable runtime.
+
+def deaths_from_events(events: list[dict[str, Any]]) -> dict[str, ContainerDeath]:
+    """The last ``die`` (exit code and time) per container id, from decoded engine events."""
+    out: dict[str, ContainerDeath] = {}
+    for event in events:
+        if event.get("Action", event.get("status")) != "die":
+            continue
+        actor = event.get("Actor") or {}
+        cid = actor.get("ID") or event.get("id")
+        raw = (actor.get("Attributes") or {}).get("exitCode")
+        if not cid or raw is None or not str(raw).lstrip("-").isdigit():
+            continue
+        nanos = event.get("timeNano")
+        seconds = int(nanos) / 1e9 if nanos else float(event.get("time") or 0)
+        death = ContainerDeath(exit_code=int(raw), at=datetime.fromtimestamp(seconds, UTC))
+        if cid not in out or out[cid].at <= death.at:
+            out[cid] = death
+    return out
+
+
+def _deaths(client: docker.APIClient, window: float) -> dict[str, ContainerDeath]:
+    """One bounded events call (``die`` since ``window`` seconds ago, until now): Docker resets
+    State.ExitCode when a container restarts, the event keeps it."""
+    now = time.time()
+
+    def read() -> list[dict[str, Any]]:
+        stream = client.events(
+            since=f"{now - window:.9f}",
+            until=f"{now:.9f}",
+            filters={"type": "container", "event": "die"},
+            decode=True,
+        )
+        return list(stream)
+
+    return deaths_from_events(_call(read, "container die events"))
+
+
+def read_timeout(timeouts: Timeouts | None) -> float:
+    """Seconds docker-py waits for an answer. Over a unix socket connecting is immediate, and
+    docker-py takes one number for both, so the profile's read timeout bounds each call."""
+    t = timeouts or Timeouts()
+    return max(t.connect_seconds, t.read_seconds)
+
+
+def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
+    """Observe every container and network on the engine, each call bounded by the profile's
+    timeouts.
+
+    Raises ``PermanentError`` when the engine is absent or hung and ``TransientError`` when
+    transport retries are exhausted; the caller records either as an unreachable runtime.
     """
-    client = _client(timeout)
+    client = _client(read_timeout(timeouts))
     try:
         version = _call(client.version, "Docker version")
         summaries = _call(client.containers, "list containers", all=True)
         networks = _call(client.networks, "list networks")
+        deaths = _deaths(client, DEATH_WINDOW_SECONDS)
         containers = []
         for summary in summaries:
             container = _from_summary(summary)
@@ -250,6 +307,7 @@ def observe_docker(log_tail: int = 40, timeout: float = 10.0) -> DockerObservati
                 except docker.errors.NotFound:
                     continue  # removed between list and inspect
                 container = _with_inspect(container, inspect, datetime.now(UTC))
+                container = container.model_copy(update={"last_death": deaths.get(container.id)})
                 if container.is_crash_looping:
                     logs = _log_tail(client, summary["Id"], log_tail)
                     container = container.model_copy(update={"log_tail": logs})
@@ -322,11 +380,24 @@ def stop_container(
         client.close()
 
 
+def clean_stop_signal(image_signal: str | None) -> str:
+    """The image's stop signal when it asks for a clean exit, else SIGTERM: an image that says
+    SIGKILL (or 9, or KILL) must not decide how a stateful service ends."""
+    raw = (image_signal or "").strip().upper()
+    if raw.isdigit():
+        try:
+            raw = signal.Signals(int(raw)).name
+        except ValueError:
+            return "SIGTERM"
+    name = raw if raw.startswith("SIG") else f"SIG{raw}"
+    return name if name in CLEAN_STOP_SIGNALS else "SIGTERM"
+
+
 def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int) -> str:
     """Signal, wait, never SIGKILL; the restart policy is restored whatever happens."""
     cid, name = inspect["Id"], inspect.get("Name", "").lstrip("/")
     policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
-    signal_name = (inspect.get("Config") or {}).get("StopSignal") or "SIGTERM"
+    signal_name = clean_stop_signal((inspect.get("Config") or {}).get("StopSignal"))
     _call(client.update_container, f"pause restart policy of {name}", cid, restart_policy={"Name": "no"})
     try:
         _call(client.kill, f"signal {name}", cid, signal=signal_name)

@@ -19,7 +19,7 @@ from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
-from stackwarden.redact import redact_argv
+from stackwarden.sanitize import redact_argv
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,8 +70,25 @@ def _safe(getter: Callable[[], T]) -> T | None:
         return None
 
 
-def observe_host(ports: frozenset[int] | None = None) -> HostObservation:
-    """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None)."""
+def _named_pids(executables: frozenset[str]) -> set[int]:
+    """PIDs of processes answering to one of ``executables`` (comm, argv[0] or exe): a service
+    without ports has no socket that leads to it, so it is found by name."""
+    if not executables:
+        return set()
+    found = set()
+    for proc in psutil.process_iter(["name", "cmdline", "exe"]):
+        info = proc.info
+        argv = info.get("cmdline") or []
+        argv0 = argv[0].split(" ", 1)[0].rsplit("/", 1)[-1] if argv else ""
+        exe = (info.get("exe") or "").rsplit("/", 1)[-1]
+        if {info.get("name") or "", argv0, exe} & executables:
+            found.add(proc.pid)
+    return found
+
+
+def observe_host(ports: frozenset[int] | None = None, executables: frozenset[str] = frozenset()) -> HostObservation:
+    """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None), and the
+    processes behind them plus those named ``executables`` (port-less services)."""
     listeners = []
     for conn in psutil.net_connections(kind="tcp"):
         if conn.status != psutil.CONN_LISTEN or not conn.laddr:
@@ -80,7 +97,8 @@ def observe_host(ports: frozenset[int] | None = None) -> HostObservation:
             continue
         listeners.append(Listener(address=conn.laddr.ip, port=conn.laddr.port, pid=conn.pid))
     unique = sorted(set(listeners), key=lambda item: (item.port, item.address, item.pid or 0))
-    processes = [p for pid in sorted({item.pid for item in unique if item.pid}) if (p := process_info(pid))]
+    pids = {item.pid for item in unique if item.pid} | _named_pids(executables)
+    processes = [p for pid in sorted(pids) if (p := process_info(pid))]
     return HostObservation(
         status=RuntimeStatus(runtime=Runtime.HOST, reachable=True, endpoint=socket.gethostname()),
         listeners=tuple(unique),
@@ -104,6 +122,16 @@ def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process |
     return proc
 
 
+def _systemctl(verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``systemctl VERB -- UNIT``: the unit name after ``--`` can never be read as an option."""
+    try:
+        return subprocess.run(
+            ["systemctl", verb, "--", unit], capture_output=True, text=True, check=False, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackwardenError(f"systemctl {verb} {unit}: {exc}") from exc
+
+
 def stop_process(
     *,
     pid: int,
@@ -124,7 +152,13 @@ def stop_process(
     if proc is None:
         return "already stopped"
     if systemd_unit:
-        result = subprocess.run(["systemctl", "stop", systemd_unit], capture_output=True, text=True, check=False)
+        holder = _systemd_unit(pid)
+        if holder != systemd_unit:  # re-read right before acting: the unit must still hold the PID
+            raise RefusedError(
+                f"PID {pid} is no longer in system unit {systemd_unit} (now: {holder or 'no system unit'}); "
+                "nothing was stopped; replan"
+            )
+        result = _systemctl("stop", systemd_unit, grace_seconds + 30)
         if result.returncode != 0:
             raise StackwardenError(f"systemctl stop {systemd_unit} failed: {result.stderr.strip()[-500:]}")
     else:
@@ -161,7 +195,7 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
 def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None) -> str:
     """Start a host service again (rollback): its unit, else the profile's start_command, detached."""
     if systemd_unit:
-        result = subprocess.run(["systemctl", "start", systemd_unit], capture_output=True, text=True, check=False)
+        result = _systemctl("start", systemd_unit, 120)
         if result.returncode != 0:
             raise StackwardenError(f"systemctl start {systemd_unit} failed: {result.stderr.strip()[-500:]}")
         return f"started {systemd_unit}"

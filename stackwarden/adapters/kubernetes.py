@@ -1,5 +1,6 @@
 """Observe Kubernetes through the official client: one list call per kind in the profile's
-namespace, plus previous logs of crash-looping pods only.
+namespace (workloads, pods, services, events, endpoints), plus previous logs of crash-looping
+pods only.
 
 Missing kubeconfig, an unreachable cluster or a Forbidden verb never raise past this module as
 a crash: they come back as a ``RuntimeStatus`` (unreachable) or in ``forbidden``.
@@ -23,17 +24,21 @@ from kubernetes.config.config_exception import ConfigException
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError, RefusedError
 from stackwarden.model.base import Runtime
-from stackwarden.model.profile import KubernetesSpec
+from stackwarden.model.profile import KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import (
+    Coverage,
     KubeContext,
+    KubeEndpoints,
+    KubeEvent,
     KubeObservation,
     KubeServicePort,
     KubeServiceState,
     KubeWorkloadState,
+    PodCondition,
     PodState,
     RuntimeStatus,
 )
-from stackwarden.redact import redact_text
+from stackwarden.sanitize import redact_text
 
 LOG = logging.getLogger(__name__)
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -67,6 +72,23 @@ def flavour_of(
     return "other"
 
 
+def _named_entries(doc: object, key: str, body_key: str, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, body)`` of each entry of a kubeconfig list (``contexts``, ``clusters``); any other
+    shape is a ``PermanentError`` naming the file and the entry, never a KeyError or a crash."""
+    if not isinstance(doc, dict):
+        raise PermanentError(f"malformed kubeconfig {path}: the top level is not a mapping")
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        raise PermanentError(f"malformed kubeconfig {path}: {key} is not a list")
+    out = []
+    for index, item in enumerate(items):
+        body = item.get(body_key) if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(body, dict | None):
+            raise PermanentError(f"malformed kubeconfig {path}: {key}[{index}] needs a name and a {body_key} mapping")
+        out.append((item["name"], body or {}))
+    return out
+
+
 def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, Path]:
     """Every context of the kubeconfig, with server URLs and the allowlist applied.
 
@@ -85,16 +107,17 @@ def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, 
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise PermanentError(f"cannot read kubeconfig {path}: {exc}") from exc
-        for item in doc.get("contexts") or []:
-            contexts.setdefault(item["name"], item.get("context") or {})
-        for item in doc.get("clusters") or []:
-            clusters.setdefault(item["name"], item.get("cluster") or {})
-        current = current or doc.get("current-context")
+        for name, body in _named_entries(doc, "contexts", "context", path):
+            contexts.setdefault(name, body)
+        for name, body in _named_entries(doc, "clusters", "cluster", path):
+            clusters.setdefault(name, body)
+        found = doc.get("current-context") if isinstance(doc, dict) else None
+        current = current or (found if isinstance(found, str) else None)
     chosen = spec.context or current
     out = []
     for name, ctx in sorted(contexts.items()):
         cluster = ctx.get("cluster")
-        server = (clusters.get(cluster or "") or {}).get("server")
+        server = (clusters.get(cluster if isinstance(cluster, str) else "") or {}).get("server")
         out.append(
             KubeContext(
                 name=name,
@@ -103,7 +126,7 @@ def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, 
                 namespace=ctx.get("namespace"),
                 flavour=flavour_of(name, cluster, server),
                 current=name == chosen,
-                allowed=spec.allows(name),
+                allowed=spec.allows(name, server),
             )
         )
     if chosen is None or chosen not in contexts:
@@ -116,6 +139,17 @@ def _refused(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ConnectionRefusedError):
+            return True
+        reason = getattr(seen, "reason", None)
+        seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
+    return False
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A connect or read timeout anywhere in the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError | urllib3.exceptions.TimeoutError):
             return True
         reason = getattr(seen, "reason", None)
         seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
@@ -138,6 +172,8 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
         except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
             if _refused(exc):
                 raise PermanentError(f"cluster not reachable: {exc}") from exc
+            if _timed_out(exc):  # a hung apiserver stays hung: asking again only multiplies the wait
+                raise PermanentError(f"{what}: the apiserver did not answer in time (timed out): {exc}") from exc
             raise RetryableCall(str(exc)) from exc
 
     return with_retries(attempt, what, LOG)
@@ -159,15 +195,40 @@ def _workload(kind: Literal["Deployment", "StatefulSet"], obj: Any) -> KubeWorkl
     )
 
 
+def _waiting(statuses: list[Any]) -> Any:
+    """The first container status that is waiting (its reason and message say why)."""
+    return next((s for s in statuses if s.state and s.state.waiting), None)
+
+
 def _pod(obj: Any) -> PodState:
+    """The pod as the kubelet and scheduler describe it: waiting reason and message, the last
+    termination, conditions (PodScheduled, Ready) and the images, all from the list call."""
     meta, spec, status = obj.metadata, obj.spec, obj.status
     statuses = list((status.container_statuses if status else None) or [])
-    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    init_statuses = list((status.init_container_statuses if status else None) or [])
+    waiting_status = _waiting(statuses) or _waiting(init_statuses)
+    waiting = waiting_status.state.waiting if waiting_status is not None else None
     worst = max(statuses, key=lambda s: s.restart_count or 0, default=None)
     terminated = worst.last_state.terminated if worst and worst.last_state else None
     owners = meta.owner_references or []
     host_ports = tuple(sorted({p.host_port for c in spec.containers or [] for p in c.ports or [] if p.host_port}))
+    conditions = tuple(
+        PodCondition(
+            type=c.type,
+            status=c.status,
+            reason=c.reason,
+            message=redact_text(c.message) if c.message else None,
+        )
+        for c in (status.conditions if status else None) or []
+    )
     return PodState(
+        images=tuple(c.image or "" for c in spec.containers or []),
+        waiting_message=redact_text(waiting.message) if waiting is not None and waiting.message else None,
+        waiting_container=waiting_status.name if waiting_status is not None else None,
+        last_message=redact_text(terminated.message) if terminated is not None and terminated.message else None,
+        conditions=conditions,
+        ready_containers=sum(1 for s in statuses if s.ready),
+        total_containers=len(spec.containers or []),
         name=meta.name,
         namespace=meta.namespace,
         uid=meta.uid,
@@ -175,7 +236,7 @@ def _pod(obj: Any) -> PodState:
         labels=dict(meta.labels or {}),
         node=spec.node_name,
         ready=bool(statuses) and all(s.ready for s in statuses),
-        waiting_reason=waiting,
+        waiting_reason=waiting.reason if waiting is not None else None,
         restart_count=max((s.restart_count or 0 for s in statuses), default=0),
         last_exit_code=terminated.exit_code if terminated else None,
         last_reason=terminated.reason if terminated else None,
@@ -204,18 +265,61 @@ def _service(obj: Any) -> KubeServiceState:
     )
 
 
-def _list(func: Any, verb: str, namespace: str, forbidden: list[str], timeout: float) -> list[Any]:
-    """A namespaced list call; a Forbidden answer is recorded, not raised."""
+def _event(obj: Any) -> KubeEvent:
+    """A core/v1 Event: what it is about, the reason and message its reporter wrote."""
+    involved = obj.involved_object
+    source = obj.source.component if obj.source and obj.source.component else (obj.reporting_component or "")
+    last = obj.last_timestamp or obj.event_time or obj.first_timestamp or obj.metadata.creation_timestamp
+    return KubeEvent(
+        kind=involved.kind or "",
+        name=involved.name or "",
+        reason=obj.reason or "",
+        message=redact_text(obj.message or ""),
+        type=obj.type or "Normal",
+        count=obj.count or 1,
+        source=source,
+        last_seen=last,
+    )
+
+
+def _endpoints(obj: Any) -> KubeEndpoints:
+    """How many addresses are ready and not ready behind a Service."""
+    subsets = obj.subsets or []
+    return KubeEndpoints(
+        name=obj.metadata.name,
+        ready=sum(len(s.addresses or []) for s in subsets),
+        not_ready=sum(len(s.not_ready_addresses or []) for s in subsets),
+    )
+
+
+def _list(func: Any, verb: str, namespace: str, **seen: Any) -> list[Any]:
+    """A namespaced list call; a Forbidden answer is recorded (forbidden and coverage), never read
+    as an empty list."""
+    forbidden: list[str] = seen["forbidden"]
+    coverage: list[Coverage] = seen["coverage"]
+    timeout = seen["timeout"]
+    kind = verb.removeprefix("list ")
     try:
-        return list(_call(func, verb, namespace, _request_timeout=timeout).items)
+        items = list(_call(func, verb, namespace, _request_timeout=timeout).items)
     except ApiException as exc:
         if exc.status == 403:
             forbidden.append(f"{verb} in {namespace}")
+            coverage.append(
+                Coverage(
+                    runtime=Runtime.KUBERNETES,
+                    kind=kind,
+                    state="unobserved",
+                    reason="forbidden",
+                    detail=f"{verb} in {namespace} is forbidden for this identity",
+                )
+            )
             return []
         raise
+    coverage.append(Coverage(runtime=Runtime.KUBERNETES, kind=kind, state="complete"))
+    return items
 
 
-def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], timeout: float) -> tuple[str, ...]:
+def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], timeout: Any) -> tuple[str, ...]:
     """The previous container's last lines: what it printed before it crashed."""
     try:
         text = _call(
@@ -236,12 +340,22 @@ def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], ti
     return tuple(redact_text(line) for line in str(text).splitlines() if line.strip())
 
 
-def _client_for(spec: KubernetesSpec, expected: str | None = None) -> tuple[Any, KubeContext, list[KubeContext]]:
+def _client_for(
+    spec: KubernetesSpec, expected: str | None = None, *, acting: bool = False
+) -> tuple[Any, KubeContext, list[KubeContext]]:
     """An ApiClient for the profile's context (or the kubeconfig's current one), with our retry
-    layer only. ``expected`` is the context a plan was made in: acting elsewhere is refused."""
+    layer only. ``expected`` is the context a plan was made in: acting elsewhere is refused, and
+    so is ``acting`` in a context the allowlist (name and API server) does not allow."""
     contexts, chosen, path = read_contexts(spec)
     if expected is not None and expected != chosen:
         raise RefusedError(f"the kubeconfig's context is now {chosen!r}, the plan was made for {expected!r}")
+    context = next(c for c in contexts if c.name == chosen)
+    if acting and not spec.allows(context.name, context.server):
+        # acting: the allowlist (context name AND, when set, API server URL) is checked again here
+        raise RefusedError(
+            f"context {context.name!r} (server {context.server or 'unknown'}) is not allowed by the profile's "
+            "allowed_contexts/allowed_servers; nothing was changed"
+        )
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
@@ -250,18 +364,28 @@ def _client_for(spec: KubernetesSpec, expected: str | None = None) -> tuple[Any,
     except ConfigException as exc:
         raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
     configuration.retries = False  # one retry layer: ours (DESIGN.md §6)
-    context = next(c for c in contexts if c.name == chosen)
     return k8s.ApiClient(configuration), context, contexts
 
 
-def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float = 10.0) -> KubeObservationResult:
-    """Observe the profile's namespace in the chosen context.
+def request_timeout(timeouts: Timeouts | None) -> tuple[float, float]:
+    """(connect, read) seconds for the client's ``_request_timeout``: the profile's, else defaults."""
+    t = timeouts or Timeouts()
+    return (t.connect_seconds, t.read_seconds)
 
-    Raises ``PermanentError`` (no kubeconfig, refused connection, 401) or ``TransientError``
-    (retries exhausted); the flow records either as an unreachable runtime.
+
+def observe_kubernetes(
+    spec: KubernetesSpec, log_tail: int = 40, timeouts: Timeouts | None = None
+) -> KubeObservationResult:
+    """Observe the profile's namespace in the chosen context; every call is bounded by the
+    profile's connect/read timeouts and a timeout is not retried (a hung apiserver stays hung).
+
+    Raises ``PermanentError`` (no kubeconfig, refused connection, 401, timeout) or
+    ``TransientError`` (retries exhausted); the flow records either as an unreachable runtime.
     """
+    timeout = request_timeout(timeouts)
     api, context, contexts = _client_for(spec)
     forbidden: list[str] = []
+    coverage: list[Coverage] = []
     ns = spec.namespace
     try:
         try:
@@ -271,10 +395,13 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
                 raise PermanentError(f"cluster {context.server} rejected the credentials (401)") from exc
             version = None
         apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
-        deployments = _list(apps.list_namespaced_deployment, "list deployments", ns, forbidden, timeout)
-        statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, forbidden, timeout)
-        pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, forbidden, timeout)]
-        services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, forbidden, timeout)]
+        seen = {"forbidden": forbidden, "timeout": timeout, "coverage": coverage}
+        deployments = _list(apps.list_namespaced_deployment, "list deployments", ns, **seen)
+        statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, **seen)
+        pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, **seen)]
+        services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, **seen)]
+        events = [_event(e) for e in _list(core.list_namespaced_event, "list events", ns, **seen)]
+        endpoints = [_endpoints(e) for e in _list(core.list_namespaced_endpoints, "list endpoints", ns, **seen)]
         pods = [
             p.model_copy(update={"log_tail": _previous_logs(core, p, log_tail, forbidden, timeout)})
             if p.is_crash_looping
@@ -297,7 +424,15 @@ def observe_kubernetes(spec: KubernetesSpec, log_tail: int = 40, timeout: float 
         ),
         pods=tuple(sorted(pods, key=lambda p: p.name)),
         services=tuple(sorted(services, key=lambda s: s.name)),
+        events=tuple(sorted(events, key=lambda e: (e.last_seen.timestamp() if e.last_seen else 0.0, e.kind, e.name))),
+        endpoints=tuple(sorted(endpoints, key=lambda e: e.name)),
         forbidden=tuple(forbidden),
+        coverage=tuple(coverage)
+        + tuple(
+            Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason="forbidden", detail=f)
+            for f in forbidden
+            if f.startswith("get pods/log")
+        ),
     )
     return KubeObservationResult(
         status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),
@@ -317,12 +452,13 @@ def scale_workload(
     uid: str,
     replicas: int,
     expected_generation: int | None,
-    timeout: float = 10.0,
+    timeouts: Timeouts | None = None,
 ) -> str:
     """Scale one workload after re-reading it: same uid (not recreated) and, for planned steps,
     the same generation (spec unchanged since the plan). Scaling to 0 records the previous count
     in the ``stackwarden.io/previous-replicas`` annotation. Idempotent."""
-    api, _, _ = _client_for(spec, context)
+    timeout = request_timeout(timeouts)
+    api, _, _ = _client_for(spec, context, acting=True)
     apps = k8s.AppsV1Api(api)
     ns = spec.namespace
     read, patch = (
@@ -365,3 +501,44 @@ def scale_workload(
         return f"scaled {now} -> {replicas}" + (f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else "")
     finally:
         api.close()
+
+
+def access_denials(
+    spec: KubernetesSpec,
+    context: str | None,
+    checks: list[tuple[str, str, str, str]],
+    timeouts: Timeouts | None = None,
+) -> list[str]:
+    """SelfSubjectAccessReviews for ``(verb, group, resource, name)``: what the identity may not
+    do, asked before the first change so a 403 cannot strike halfway through a switch.
+
+    Writes nothing but the review itself (a create of a virtual object the apiserver keeps
+    nowhere). Raises like ``observe_kubernetes`` when the cluster cannot be asked.
+    """
+    timeout = request_timeout(timeouts)
+    api, _, _ = _client_for(spec, context)
+    auth = k8s.AuthorizationV1Api(api)
+    denied = []
+    try:
+        for verb, group, resource, name in checks:
+            review = k8s.V1SelfSubjectAccessReview(
+                spec=k8s.V1SelfSubjectAccessReviewSpec(
+                    resource_attributes=k8s.V1ResourceAttributes(
+                        namespace=spec.namespace, verb=verb, group=group, resource=resource, name=name
+                    )
+                )
+            )
+            answer = _call(
+                auth.create_self_subject_access_review,
+                f"access review {verb} {resource}",
+                review,
+                _request_timeout=timeout,
+            )
+            if not answer.status.allowed:
+                why = f" ({answer.status.reason})" if answer.status.reason else ""
+                denied.append(f"may not {verb} {resource}/{name} in {spec.namespace}{why}")
+    except ApiException as exc:
+        raise PermanentError(f"access review in {spec.namespace} failed: {exc.status} {exc.reason}") from exc
+    finally:
+        api.close()
+    return denied

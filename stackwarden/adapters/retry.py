@@ -47,7 +47,14 @@ def with_retries(
 
     def log_retry(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        logger.warning("%s failed (attempt %d of %d): %s; retrying", what, state.attempt_number, attempts, exc)
+        logger.warning(
+            "%s failed (attempt %d of at most %d, within %gs): %s; retrying",
+            what,
+            state.attempt_number,
+            attempts,
+            max_seconds,
+            exc,
+        )
 
     retrying = Retrying(
         retry=retry_if_exception_type(RetryableCall),
@@ -59,4 +66,5 @@ def with_retries(
     try:
         return retrying(call)
     except RetryableCall as exc:
-        raise TransientError(f"{what}: {exc} (gave up after {attempts} attempts)") from exc
+        made = int(retrying.statistics.get("attempt_number", attempts))
+        raise TransientError(f"{what}: {exc} (gave up after {made} attempt{'s' if made != 1 else ''})") from exc

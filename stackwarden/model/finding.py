@@ -17,6 +17,13 @@ class CrashCause(Frozen):
     evidence: tuple[str, ...] = ()
     exit_code: int | None = None
     port: int | None = None
+    decisive_line: str | None = Field(
+        default=None, description="The log line that says what happened (exception, panic message, Caused by)."
+    )
+    alternative: CrashCategory | None = Field(
+        default=None, description="The next likeliest category, e.g. code-issue behind a missing setting."
+    )
+    setting: str | None = Field(default=None, description="The missing environment variable or config key, if named.")
 
 
 class Location(Frozen):
@@ -67,8 +74,13 @@ class AuditResult(Frozen):
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.OK)
 
     def at_least_conflict(self) -> bool:
-        """True when any finding is worse than ``low``: the seed's "CONFLICTS DETECTED"."""
-        return any(f.severity.at_least(Severity.MEDIUM) for f in self.findings)
+        """True when any finding is worse than ``low``, or says a service is broken (it carries a
+        cause: a crash loop, a service with no ready instance), whatever its severity: the
+        seed's "CONFLICTS DETECTED". "No conflicts" over a broken service is a false all-clear."""
+        return any(
+            f.severity.at_least(Severity.MEDIUM) or (f.cause is not None and f.severity is not Severity.OK)
+            for f in self.findings
+        )
 
     def at_least(self, severity: Severity) -> tuple[Finding, ...]:
         """Findings at ``severity`` or worse; the CLI's ``--fail-on`` gate."""

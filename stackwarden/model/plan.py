@@ -6,6 +6,8 @@ planner is pure, so the dry-run output is the plan that ``--apply`` would carry 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -13,6 +15,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from stackwarden.model.base import Frozen, Mode, Runtime
+
+Phase = Literal["make", "break", "start"]
+PHASES: tuple[Phase, ...] = ("make", "break", "start")
 
 
 class _StepBase(Frozen):
@@ -25,6 +30,14 @@ class _StepBase(Frozen):
     target: str = Field(description="The exact identity acted on, as a person reads it.")
     reversible: bool
     inverse: str = Field(description="What undoing this step does ('' when it cannot be undone).")
+    phase: Phase = Field(
+        default="break",
+        description=(
+            "make: start a new owner that needs no port an old one holds (before anything stops); "
+            "break: stop an old owner (independent stops run concurrently); start: a new owner that "
+            "needed a freed port, started right after the stops."
+        ),
+    )
 
 
 class ScaleWorkload(_StepBase):
@@ -127,6 +140,30 @@ class Plan(Frozen):
     def applicable(self) -> bool:
         """True when nothing refuses the plan."""
         return not self.refusals
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of the profile, the mode and every step's full model.
+
+        What a person reviews is the content, not the ids: a step id can stay the same while its
+        target, signal, replica count or grace period changes. The CLI's question and the UI's
+        approval form show this digest, and a run applies a plan only if its digest is the one
+        that was reviewed."""
+        canonical = json.dumps(
+            {
+                "profile": self.profile,
+                "mode": str(self.mode),
+                "steps": [step.model_dump(mode="json") for step in self.steps],
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
+        return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+    def in_phase(self, phase: Phase) -> tuple[Step, ...]:
+        """The steps of one phase, in plan order."""
+        return tuple(step for step in self.steps if step.phase == phase)
 
 
 class StepStatus(StrEnum):

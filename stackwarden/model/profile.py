@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import fnmatch
 import signal
+from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from stackwarden.model.base import Frozen, Mode, Runtime
 
@@ -18,7 +19,42 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 Name = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")]
 
 
-class HealthCheck(Frozen):
+CLEAN_STOP_SIGNALS = frozenset({"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGPWR"})
+"""Signals that ask a process to exit (it may flush and close first). A stateful service may only
+be stopped with one of these: SIGKILL loses unflushed data, SIGSTOP does not end it at all."""
+
+NEVER_STOPS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGWINCH", "SIGURG"})
+"""Signals that do not end a process: as a stop signal they would leave it running (or frozen)."""
+
+
+class ProfileModel(Frozen):
+    """Base of every profile model: strict types (DESIGN.md §5.1: the profile is the scope of
+    every action, so it must mean exactly what it says). ``true`` is not a port, ``1`` is not a
+    boolean, ``5`` is not a string. The loader hands lists over as tuples; enum fields opt out
+    with ``Field(strict=False)`` so YAML can name them by value (a new enum field must too)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class NoHomePolicy(StrEnum):
+    """What a mode does with a service that has no home in the mode's runtime (e.g. a monitoring
+    service without a ``kubernetes`` section, in k8s-only). Stated per service in the profile and
+    shown in every plan, so nobody learns it from a surprise."""
+
+    STOP = "stop"
+    LEAVE = "leave"
+    REFUSE = "refuse"
+
+
+class Timeouts(ProfileModel):
+    """Connect and read timeouts of every Docker and Kubernetes API call. A hung engine or
+    apiserver (accepts, never answers) must cost an audit seconds, not minutes."""
+
+    connect_seconds: float = Field(default=3.0, gt=0, le=60)
+    read_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
+class HealthCheck(ProfileModel):
     """How verify decides a service is up: a TCP connect or an HTTP GET that answers < 400."""
 
     tcp: Port | None = None
@@ -32,7 +68,7 @@ class HealthCheck(Frozen):
         return self
 
 
-class HostMatcher(Frozen):
+class HostMatcher(ProfileModel):
     """Which host processes are this service: matched by port AND executable name.
 
     A process on the service's port whose executable is not listed is an unknown owner and is
@@ -50,6 +86,8 @@ class HostMatcher(Frozen):
     def _known_signal(cls, value: str) -> str:
         if value not in signal.Signals.__members__:
             raise ValueError(f"unknown signal {value!r}; use a name such as SIGTERM or SIGINT")
+        if value in NEVER_STOPS:
+            raise ValueError(f"{value} does not end a process; use SIGTERM, SIGINT or SIGQUIT")
         return value
 
     @field_validator("executables")
@@ -61,7 +99,7 @@ class HostMatcher(Frozen):
         return value
 
 
-class KubeWorkload(Frozen):
+class KubeWorkload(ProfileModel):
     """The service's Kubernetes side: the workload, and the Service object in front of it."""
 
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"
@@ -70,53 +108,195 @@ class KubeWorkload(Frozen):
     replicas: int = Field(default=1, ge=0, le=1000)
 
 
-class ServiceSpec(Frozen):
-    """One service of the stack and how to recognise it in each runtime."""
+class ServiceSpec(ProfileModel):
+    """One service of the stack and how to recognise it in each runtime.
 
-    ports: tuple[Port, ...] = Field(min_length=1)
+    ``ports`` may be empty: a worker or scheduler listens on nothing, and is then recognised by
+    its compose service, its workload or its executable alone.
+    """
+
+    ports: tuple[Port, ...] = ()
     stateful: bool = False
     group: str = "core"
     description: str = ""
     compose_service: Name | None = None
+    compose_project: Name | None = Field(
+        default=None, description="The compose project that runs this service, when the profile lists several."
+    )
     kubernetes: KubeWorkload | None = None
     host: HostMatcher | None = None
     health: HealthCheck | None = None
     runtime: Runtime | None = Field(
-        default=None, description="The single runtime this service uses in hybrid-guarded mode."
+        default=None, strict=False, description="The single runtime this service uses in hybrid-guarded mode."
+    )
+    no_home: NoHomePolicy = Field(
+        default=NoHomePolicy.REFUSE,
+        strict=False,
+        description=(
+            "What a mode does with this service when it has no home in the mode's runtime (no "
+            "'kubernetes' section in k8s-only): 'stop' it wherever it runs, 'leave' it as it runs "
+            "(not verified), or 'refuse' the switch."
+        ),
     )
 
+    @model_validator(mode="after")
+    def _stateful_stops_cleanly(self) -> ServiceSpec:
+        if self.stateful and self.host is not None and self.host.stop_signal not in CLEAN_STOP_SIGNALS:
+            raise ValueError(
+                f"host.stop_signal {self.host.stop_signal} does not ask a stateful service for a clean exit; "
+                "use one of " + ", ".join(sorted(CLEAN_STOP_SIGNALS))
+            )
+        return self
 
-class ComposeSpec(Frozen):
+
+class ComposeSpec(ProfileModel):
     """The Compose project that runs the stack; containers are matched by its project label."""
 
     project: Name
     files: tuple[str, ...] = ("docker-compose.yml",)
     working_dir: str | None = None
     network: str | None = None
+    services: tuple[Name, ...] = Field(
+        default=(),
+        description="Profile services this project runs (another way to say services.<name>.compose_project).",
+    )
 
 
-class KubernetesSpec(Frozen):
-    """The cluster side: a namespace and the contexts where remediation is allowed."""
+# Context names a catch-all pattern would match; a pattern matching all of them is a catch-all.
+_CONTEXT_PROBES = (
+    "a",
+    "Z",
+    "_",
+    "prod",
+    "production-cluster",
+    "arn:aws:eks:eu-west-1:123456789012:cluster/prod",
+    "gke_project_europe-west1_prod",
+    "admin@prod.example.com",
+)
+
+
+def is_catch_all(pattern: str) -> bool:
+    """True when a glob pattern matches any context name (``*``, ``**``, ``?*``, ``[!.]*`` ...)."""
+    return all(fnmatch.fnmatchcase(probe, pattern) for probe in _CONTEXT_PROBES)
+
+
+def _normalise_server(url: str) -> str:
+    """``HTTPS://Host:6443/`` and ``https://host:6443`` name the same API server."""
+    scheme, sep, rest = url.strip().partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}".rstrip("/")
+
+
+class KubernetesSpec(ProfileModel):
+    """The cluster side: a namespace and the contexts (and API servers) where remediation is
+    allowed. A context name is only a local label, and anyone can name a production context
+    ``minikube``; ``allowed_servers`` pins the API server URL the context must point at."""
 
     namespace: Name
     allowed_contexts: tuple[str, ...] = ("minikube", "kind-*", "docker-desktop")
+    allow_any_context: bool = Field(
+        default=False,
+        description="Required to use a catch-all pattern such as '*' in allowed_contexts; every report warns.",
+    )
+    allowed_servers: tuple[str, ...] | None = Field(
+        default=None,
+        description="Glob patterns for the cluster API URL (e.g. 'https://127.0.0.1:*'); when set, a context "
+        "is allowed only if its name AND its server match.",
+    )
     context: str | None = None
     kubeconfig: str | None = None
 
-    def allows(self, context: str) -> bool:
-        """True when ``context`` matches one of the allowlist's glob patterns."""
-        return any(fnmatch.fnmatchcase(context, pattern) for pattern in self.allowed_contexts)
+    @model_validator(mode="after")
+    def _catch_all_is_explicit(self) -> KubernetesSpec:
+        wild = [p for p in self.allowed_contexts if is_catch_all(p)]
+        if wild and not self.allow_any_context:
+            raise ValueError(
+                f"allowed_contexts pattern {wild[0]!r} matches every context; set allow_any_context: true "
+                "to mean it (and prefer allowed_servers to pin the cluster)"
+            )
+        return self
+
+    @property
+    def any_context(self) -> bool:
+        """True when remediation is allowed in every context (warned about in every report)."""
+        return self.allow_any_context and any(is_catch_all(p) for p in self.allowed_contexts)
+
+    def allows(self, context: str, server: str | None = None) -> bool:
+        """True when ``context`` matches the allowlist's glob patterns and, if ``allowed_servers``
+        is set, its API ``server`` URL matches one of those patterns too (unknown server: no)."""
+        if not any(fnmatch.fnmatchcase(context, pattern) for pattern in self.allowed_contexts):
+            return False
+        if self.allowed_servers is None:
+            return True
+        if not server:
+            return False
+        url = _normalise_server(server)
+        return any(fnmatch.fnmatchcase(url, _normalise_server(p)) for p in self.allowed_servers)
 
 
-class Profile(Frozen):
-    """A whole stack: services, the compose project, the cluster side and the default mode."""
+class Profile(ProfileModel):
+    """A whole stack: services, its compose project(s), the cluster side and the default mode.
+
+    ``compose`` is one project or a list of them (a stack split across projects). The first is
+    the default project of services that name none; the others are kept in ``more_compose``.
+    """
 
     name: Name
     description: str = ""
-    default_mode: Mode = Mode.COMPOSE_ONLY
+    default_mode: Mode = Field(default=Mode.COMPOSE_ONLY, strict=False)
     compose: ComposeSpec
+    more_compose: tuple[ComposeSpec, ...] = Field(
+        default=(), description="Further compose projects; written as a list under 'compose'."
+    )
     kubernetes: KubernetesSpec | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
     services: dict[Name, ServiceSpec] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compose_list(cls, data: object) -> object:
+        """``compose: [a, b]`` -> ``compose: a`` plus ``more_compose: [b]``: one field for the
+        default project keeps every single-project profile and caller unchanged."""
+        if isinstance(data, dict) and isinstance(data.get("compose"), list | tuple):
+            projects = list(data["compose"])
+            if not projects:
+                raise ValueError("compose: the list of compose projects is empty")
+            if "more_compose" in data:
+                raise ValueError("compose: give the projects as one list under 'compose', not also 'more_compose'")
+            data = {**data, "compose": projects[0], "more_compose": tuple(projects[1:])}
+        return data
+
+    @model_validator(mode="after")
+    def _projects_consistent(self) -> Profile:
+        names = [c.project for c in self.compose_projects]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"compose project {dupes[0]!r} is listed twice")
+        listed: dict[str, str] = {}
+        for spec in self.compose_projects:
+            for service in spec.services:
+                if service not in self.services:
+                    raise ValueError(
+                        f"compose project {spec.project!r} lists {service!r}, which is not a profile service"
+                    )
+                if service in listed:
+                    raise ValueError(
+                        f"service {service!r} is listed by compose projects {listed[service]!r} and {spec.project!r}"
+                    )
+                listed[service] = spec.project
+        for name, svc in self.services.items():
+            if svc.compose_project is None:
+                continue
+            if svc.compose_project not in names:
+                raise ValueError(
+                    f"services.{name}.compose_project: {svc.compose_project!r} is not one of the profile's "
+                    f"compose projects ({', '.join(names)})"
+                )
+            if listed.get(name, svc.compose_project) != svc.compose_project:
+                raise ValueError(
+                    f"services.{name}.compose_project is {svc.compose_project!r} but project {listed[name]!r} lists it"
+                )
+        return self
 
     @model_validator(mode="after")
     def _ports_unique(self) -> Profile:
@@ -138,6 +318,31 @@ class Profile(Frozen):
                 raise ValueError("default_mode hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing))
         return self
 
+    def has_home(self, service: str, runtime: Runtime) -> bool:
+        """Whether the profile says how ``service`` runs in ``runtime``: a compose service always
+        (its compose name defaults to its own), Kubernetes only with a ``kubernetes`` section in
+        both the service and the profile, the host only with a ``host`` matcher."""
+        spec = self.services[service]
+        if runtime is Runtime.KUBERNETES:
+            return spec.kubernetes is not None and self.kubernetes is not None
+        if runtime is Runtime.HOST:
+            return spec.host is not None
+        return True
+
+    @property
+    def compose_projects(self) -> tuple[ComposeSpec, ...]:
+        """Every compose project of the stack, the default one first."""
+        return (self.compose, *self.more_compose)
+
+    def compose_for(self, service: str) -> ComposeSpec:
+        """The compose project that runs ``service``: the one it names, the one listing it, else
+        the default project."""
+        named = self.services[service].compose_project
+        for spec in self.compose_projects:
+            if spec.project == named or (named is None and service in spec.services):
+                return spec
+        return self.compose
+
     def compose_service_name(self, service: str) -> str:
         """The compose service label of a profile service (defaults to its own name)."""
         return self.services[service].compose_service or service
@@ -152,3 +357,12 @@ class Profile(Frozen):
     def all_ports(self) -> tuple[int, ...]:
         """Every port the profile declares, sorted."""
         return tuple(sorted(p for spec in self.services.values() for p in spec.ports))
+
+    def portless_executables(self) -> tuple[str, ...]:
+        """Executables of host services that declare no port: the host is searched for them by
+        name, since no listening socket leads to them."""
+        return tuple(
+            sorted(
+                {e for spec in self.services.values() if not spec.ports and spec.host for e in spec.host.executables}
+            )
+        )

@@ -19,6 +19,21 @@ RECENT_START_SECONDS = 30.0
 """A container up for less than this is not yet known to be healthy."""
 
 
+CoverageState = Literal["complete", "partial", "unobserved"]
+CoverageReason = Literal["forbidden", "timeout", "error"]
+
+
+def failure_reason(error: str) -> CoverageReason:
+    """Sort an observation failure by what it means for the reader: the identity may not look
+    (forbidden), the endpoint did not answer in time (timeout), or anything else (error)."""
+    text = error.lower()
+    if "forbidden" in text or "403" in text or "permission denied" in text or "accessdenied" in text:
+        return "forbidden"
+    if "timed out" in text or "timeout" in text:
+        return "timeout"
+    return "error"
+
+
 class RuntimeStatus(Frozen):
     """Whether a runtime could be observed, and if not, why."""
 
@@ -29,6 +44,17 @@ class RuntimeStatus(Frozen):
     error: str | None = None
 
 
+class Coverage(Frozen):
+    """How much of one kind of object in one runtime was seen. Anything but ``complete`` means
+    "not seen", which is never "absent": the planner refuses and verify fails on it."""
+
+    runtime: Runtime
+    kind: str = Field(description="What was listed: deployments, pods, services, pods/log, containers, '*' (all).")
+    state: CoverageState
+    reason: CoverageReason | None = None
+    detail: str = ""
+
+
 class PublishedPort(Frozen):
     """A container port published on the host (``host_ip`` 0.0.0.0 and :: are wildcards)."""
 
@@ -36,6 +62,14 @@ class PublishedPort(Frozen):
     host_port: int
     container_port: int
     protocol: str = "tcp"
+
+
+class ContainerDeath(Frozen):
+    """A container's last recorded exit, from Docker's ``die`` events: it survives the restart
+    that resets State.ExitCode, so a crash loop caught between two crashes keeps its cause."""
+
+    exit_code: int
+    at: datetime
 
 
 class Container(Frozen):
@@ -65,6 +99,15 @@ class Container(Frozen):
     uptime_seconds: float | None = Field(
         default=None, description="Seconds since the container last started (inspected containers)."
     )
+    last_death: ContainerDeath | None = None
+
+    @property
+    def recorded_exit_code(self) -> int | None:
+        """The exit code of the last crash: the engine's own when it has one (stopped or
+        restarting), else the last ``die`` event's (running again between two crashes)."""
+        if self.exit_code is not None:
+            return self.exit_code
+        return self.last_death.exit_code if self.last_death is not None else None
 
     @property
     def short_id(self) -> str:
@@ -192,8 +235,19 @@ class KubeWorkloadState(Frozen):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class PodCondition(Frozen):
+    """A pod condition as the kubelet or scheduler wrote it (``PodScheduled=False`` with
+    reason ``Unschedulable`` and the scheduler's message, ``Ready=False`` ...)."""
+
+    type: str
+    status: str
+    reason: str | None = None
+    message: str | None = None
+
+
 class PodState(Frozen):
-    """One pod: phase, the waiting reason of its worst container, restarts, last exit code."""
+    """One pod: phase, the waiting reason of its worst container, restarts, last exit code,
+    and the runtime's own words for why it is not ready (waiting message, conditions)."""
 
     name: str
     namespace: str
@@ -209,6 +263,23 @@ class PodState(Frozen):
     owner: str | None = None
     host_ports: tuple[int, ...] = ()
     log_tail: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    waiting_message: str | None = None
+    waiting_container: str | None = None
+    last_message: str | None = Field(default=None, description="lastState.terminated.message, if any.")
+    conditions: tuple[PodCondition, ...] = ()
+    ready_containers: int = 0
+    total_containers: int = 0
+
+    def condition(self, type_: str) -> PodCondition | None:
+        """The condition of that type, if the pod has it."""
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    @property
+    def unschedulable(self) -> PodCondition | None:
+        """``PodScheduled=False``: the scheduler found no node (its message says why)."""
+        scheduled = self.condition("PodScheduled")
+        return scheduled if scheduled is not None and scheduled.status == "False" else None
 
     @property
     def is_crash_looping(self) -> bool:
@@ -238,6 +309,28 @@ class KubeServiceState(Frozen):
     selector: dict[str, str] = Field(default_factory=dict)
 
 
+class KubeEvent(Frozen):
+    """A namespace Event (core/v1), e.g. the kubelet's ``Unhealthy`` "Readiness probe failed:
+    ..." or the scheduler's ``FailedScheduling`` "0/1 nodes are available: ..."."""
+
+    kind: str
+    name: str
+    reason: str = ""
+    message: str = ""
+    type: str = "Normal"
+    count: int = 1
+    source: str = ""
+    last_seen: datetime | None = None
+
+
+class KubeEndpoints(Frozen):
+    """The Endpoints of a Service: how many pod addresses are ready behind it."""
+
+    name: str
+    ready: int = 0
+    not_ready: int = 0
+
+
 class KubeObservation(Frozen):
     """The cluster side of a snapshot, for the profile's namespace."""
 
@@ -247,7 +340,10 @@ class KubeObservation(Frozen):
     workloads: tuple[KubeWorkloadState, ...] = ()
     pods: tuple[PodState, ...] = ()
     services: tuple[KubeServiceState, ...] = ()
+    events: tuple[KubeEvent, ...] = ()
+    endpoints: tuple[KubeEndpoints, ...] = ()
     forbidden: tuple[str, ...] = Field(default=(), description="Resources the identity may not read, e.g. 'list pods'.")
+    coverage: tuple[Coverage, ...] = Field(default=(), description="Per kind: complete, partial or unobserved.")
 
 
 class Snapshot(Frozen):
@@ -262,6 +358,17 @@ class Snapshot(Frozen):
     listeners: tuple[Listener, ...] = ()
     processes: tuple[ProcessInfo, ...] = ()
     kubernetes: KubeObservation | None = None
+    coverage: tuple[Coverage, ...] = Field(
+        default=(), description="Per runtime and kind, what could not be fully observed and why."
+    )
+
+    def gaps(self, runtime: Runtime, kinds: frozenset[str] | None = None) -> tuple[Coverage, ...]:
+        """What of ``runtime`` was not fully seen (``kinds`` None: any kind; '*' always counts)."""
+        return tuple(
+            c
+            for c in self.coverage
+            if c.runtime is runtime and c.state != "complete" and (kinds is None or c.kind == "*" or c.kind in kinds)
+        )
 
     def runtime_status(self, runtime: Runtime) -> RuntimeStatus | None:
         """The reachability record of ``runtime``, if it was observed at all."""
@@ -275,6 +382,13 @@ class Snapshot(Frozen):
     def process(self, pid: int | None) -> ProcessInfo | None:
         """The process with ``pid``, if it was observed."""
         return next((p for p in self.processes if p.pid == pid), None) if pid else None
+
+    def events_for(self, kind: str, name: str) -> tuple[KubeEvent, ...]:
+        """Cluster events about one object, newest last."""
+        kube = self.kubernetes
+        if kube is None:
+            return ()
+        return tuple(e for e in kube.events if e.kind == kind and e.name == name)
 
     def container(self, container_id: str | None) -> Container | None:
         """The container with that id (full or short), if observed."""

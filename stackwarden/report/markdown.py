@@ -3,6 +3,11 @@
 Sections: executive summary, detected conflicts, current configuration, recommendations (the
 three modes with pros and cons), immediate actions, conflict resolution status, next steps,
 diagnostic commands. Every command is rendered from observed identities.
+
+Observed and profile text is inserted only through ``stackwarden.sanitize`` (``_t`` for prose,
+``md_cell`` for table cells, ``md_code`` for code spans, ``md_fence`` for command blocks), and the
+whole report passes ``sanitize.document`` on the way out, so a hostile process name, label or log
+line can neither change the report's structure nor carry a control character or a secret out.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import StackView, stack_view
+from stackwarden.sanitize import document, md_cell, md_code, md_fence
+from stackwarden.sanitize import md_inline as _t
 
 _SEVERITY_LABEL = {
     Severity.CRITICAL: "Critical",
@@ -50,8 +57,7 @@ _MODE_TEXT: dict[Mode, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 
 def _code(lines: Iterable[str]) -> list[str]:
-    body = list(lines)
-    return ["```bash", *body, "```"] if body else []
+    return md_fence(lines)
 
 
 def _mode_steps(mode: Mode, snapshot: Snapshot, profile: Profile, view: StackView) -> list[str]:
@@ -79,9 +85,9 @@ def _mode_steps(mode: Mode, snapshot: Snapshot, profile: Profile, view: StackVie
             signal = spec.host.stop_signal if spec.host else "SIGTERM"
             steps += [commands.stop_process(p, signal) for p in placement.processes]
         if want is not Runtime.COMPOSE and placement.containers:
-            steps.append(commands.compose(profile, "stop", profile.compose_service_name(name)))
+            steps.append(commands.compose_service(profile, name, "stop"))
     if mode is Mode.COMPOSE_ONLY:
-        steps.append(commands.compose(profile, "up", "-d"))
+        steps += [commands.compose(profile, "up", "-d", project=c.project) for c in profile.compose_projects]
     elif has_kube:
         for name, spec in profile.services.items():
             if spec.kubernetes and target(name) is Runtime.KUBERNETES:
@@ -107,7 +113,7 @@ def _executive_summary(result: AuditResult, snapshot: Snapshot, view: StackView)
     if duplicated:
         lines.append(
             f"**{_SEVERITY_LABEL[result.worst()].upper()}:** {len(duplicated)} service(s) "
-            f"({', '.join(duplicated)}) are deployed by more than one runtime at the same time, "
+            f"({_t(', '.join(duplicated))}) are deployed by more than one runtime at the same time, "
             "causing conflicts and resource contention."
         )
     elif result.at_least_conflict():
@@ -118,20 +124,20 @@ def _executive_summary(result: AuditResult, snapshot: Snapshot, view: StackView)
     for runtime, names in running.items():
         reach = snapshot.runtime_status(runtime)
         if reach is not None and not reach.reachable:
-            lines.append(f"- {runtime}: **unreachable** ({reach.error})")
+            lines.append(f"- {runtime}: **unreachable** ({_t(reach.error)})")
         elif reach is not None:
-            lines.append(f"- {runtime}: {', '.join(names) or 'no profile service'}")
+            lines.append(f"- {runtime}: {_t(', '.join(names)) or 'no profile service'}")
     return lines
 
 
 def _finding_section(index: int, finding: Finding) -> list[str]:
     mark = "✅" if finding.severity is Severity.OK else ("❌" if finding.severity is Severity.CRITICAL else "⚠️")
     out = [
-        f"### {index}. **{finding.title}** {mark}",
+        f"### {index}. **{_t(finding.title)}** {mark}",
         "",
-        f"**Severity:** {_SEVERITY_LABEL[finding.severity]} · **id:** `{finding.id}`",
+        f"**Severity:** {_SEVERITY_LABEL[finding.severity]} · **id:** {md_code(finding.id)}",
         "",
-        finding.summary,
+        _t(finding.summary, 4000),
         "",
     ]
     if finding.cause is not None:
@@ -142,14 +148,14 @@ def _finding_section(index: int, finding: Finding) -> list[str]:
             else cause.category.value.replace("-", " ").capitalize()
         )
         out += [
-            f"**Root Cause:** {verdict} - {cause.explanation} "
-            f"(signature `{cause.signature}`, confidence {cause.confidence:.0%})",
+            f"**Root Cause:** {verdict} - {_t(cause.explanation)} "
+            f"(signature {md_code(cause.signature)}, confidence {cause.confidence:.0%})",
             "",
         ]
     if finding.evidence:
-        out += ["**Evidence:**", *[f"- {line}" for line in finding.evidence], ""]
+        out += ["**Evidence:**", *[f"- {_t(line)}" for line in finding.evidence], ""]
     if finding.recommendation:
-        out += [f"**Recommendation:** {finding.recommendation}", ""]
+        out += [f"**Recommendation:** {_t(finding.recommendation, 2000)}", ""]
     out += _code(finding.commands)
     out.append("")
     return out
@@ -163,46 +169,49 @@ def _configuration(snapshot: Snapshot, profile: Profile) -> list[str]:
         ctx = kube.context
         allowed = "allowed for remediation" if ctx.allowed else "**not** in the profile's allowlist (read-only)"
         out += [
-            f"- **Active Context:** `{ctx.name}` ({ctx.flavour}; {allowed})",
-            f"- **Cluster:** {ctx.cluster or '?'} (running at {ctx.server or '?'})",
-            f"- **Namespace:** `{kube.namespace or (profile.kubernetes.namespace if profile.kubernetes else '?')}`",
+            f"- **Active Context:** {md_code(ctx.name)} ({ctx.flavour}; {allowed})",
+            f"- **Cluster:** {_t(ctx.cluster or '?')} (running at {_t(ctx.server or '?')})",
+            f"- **Namespace:** "
+            f"{md_code(kube.namespace or (profile.kubernetes.namespace if profile.kubernetes else '?'))}",
         ]
     elif reach is not None and not reach.reachable:
-        out.append(f"- not observed: {reach.error}")
+        out.append(f"- not observed: {_t(reach.error)}")
     elif profile.kubernetes is not None:
         out.append(f"- **Namespace:** `{profile.kubernetes.namespace}` (cluster not observed yet)")
     else:
         out.append("- the profile has no Kubernetes side")
-    ours = [c for c in snapshot.containers if c.compose_project == profile.compose.project]
-    networks = sorted({n for c in ours for n in c.networks})
-    out += [
-        "",
-        "### Docker Compose",
-        f"- **Project:** `{profile.compose.project}` ({len(ours)} container(s))",
-        f"- **Files:** {', '.join(f'`{f}`' for f in profile.compose.files)}",
-        f"- **Network:** {', '.join(f'`{n}`' for n in networks) or (profile.compose.network or 'none observed')}",
-        f"- **Services:** {', '.join(sorted(profile.services))}",
-    ]
+    out += ["", "### Docker Compose"]
+    for spec in profile.compose_projects:
+        ours = [c for c in snapshot.containers if c.compose_project == spec.project]
+        networks = sorted({n for c in ours for n in c.networks})
+        services = sorted(s for s in profile.services if profile.compose_for(s).project == spec.project)
+        out += [
+            f"- **Project:** {md_code(spec.project)} ({len(ours)} container(s))",
+            f"- **Files:** {', '.join(md_code(f) for f in spec.files)}",
+            f"- **Network:** {', '.join(md_code(n) for n in networks) or _t(spec.network or 'none observed')}",
+            f"- **Services:** {_t(', '.join(services)) or 'none'}",
+        ]
     docker = snapshot.runtime_status(Runtime.COMPOSE)
     if docker is not None:
         state = f"version {docker.version}" if docker.reachable else f"unreachable: {docker.error}"
-        out.append(f"- **Engine:** {docker.endpoint or 'default'} ({state})")
+        out.append(f"- **Engine:** {_t(docker.endpoint or 'default')} ({_t(state)})")
     return out
 
 
 def _diagnostic_commands(snapshot: Snapshot, profile: Profile) -> list[str]:
     ports = profile.all_ports()
-    cmds = [commands.compose(profile, "ps", "--all")]
+    cmds = [commands.compose(profile, "ps", "--all", project=c.project) for c in profile.compose_projects]
     if profile.kubernetes:
         cmds += [
             commands.kubectl_for(snapshot, profile, "get", "pods", "-o", "wide"),
             commands.kubectl_for(snapshot, profile, "get", "deployments,statefulsets"),
             commands.kubectl_for(snapshot, profile, "get", "services"),
         ]
-    cmds.append("ss -ltnp '" + " or ".join(f"sport = :{p}" for p in ports) + "'")
+    if ports:
+        cmds.append(commands.listeners(ports))
     executables = sorted({e for s in profile.services.values() if s.host for e in s.host.executables})
     if executables:
-        cmds.append("pgrep -a -x '" + "|".join(executables) + "'")
+        cmds.append(commands.pgrep(executables))
     cmds.append("docker network ls")
     return cmds
 
@@ -220,7 +229,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         f"# Docker and Kubernetes Conflict Diagnostic Report: {profile.name}",
         "",
         f"**Date:** {date}  ",
-        f"**Host:** {snapshot.hostname}  ",
+        f"**Host:** {_t(snapshot.hostname)}  ",
         f"**Status:** {status}",
         "",
         "---",
@@ -276,7 +285,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         ]
     out += [
         "**Why this suggestion:**",
-        *[f"- {r}" for r in result.recommendation.reasons],
+        *[f"- {_t(r)}" for r in result.recommendation.reasons],
         "",
         "---",
         "",
@@ -288,9 +297,9 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
     for index, finding in enumerate(urgent, start=1):
         icon = "🔴" if finding.severity is Severity.CRITICAL else "🟠"
         out += [
-            f"### {index}. **{finding.action or finding.title}** {icon}",
+            f"### {index}. **{_t(finding.action or finding.title)}** {icon}",
             "",
-            finding.recommendation,
+            _t(finding.recommendation, 2000),
             "",
         ]
         out += [*_code(finding.commands), ""]
@@ -303,7 +312,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         "|--------------|--------|----------|----------------|",
     ]
     out += [
-        f"| {f.title} | {_STATUS[f.severity]} | {_SEVERITY_LABEL[f.severity]} | {f.action or '-'} |"
+        f"| {md_cell(f.title)} | {_STATUS[f.severity]} | {_SEVERITY_LABEL[f.severity]} | {md_cell(f.action)} |"
         for f in result.findings
     ]
     out += ["", "---", "", "## Next Steps", ""]
@@ -318,7 +327,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         "",
     ]
     out += ["---", "", f"**Generated by:** stackwarden audit, profile `{profile.name}`", ""]
-    return "\n".join(out)
+    return document("\n".join(out))
 
 
 def _next_steps(result: AuditResult) -> list[str]:
@@ -333,7 +342,7 @@ def _next_steps(result: AuditResult) -> list[str]:
         )
     code = [f for f in result.findings if f.cause and f.cause.category is CrashCategory.CODE_ISSUE]
     if code:
-        steps.append("**Medium-term:** fix the code issue(s): " + ", ".join(f.title for f in code) + ".")
+        steps.append("**Medium-term:** fix the code issue(s): " + _t(", ".join(f.title for f in code)) + ".")
     if any(f.rule == "runtime-unreachable" for f in result.findings):
         steps.append("Make every runtime reachable and rerun `stackwarden audit` for a complete picture.")
     steps.append("**Long-term:** schedule `stackwarden audit` (deployments/prefect.yaml) to catch drift.")

@@ -43,7 +43,7 @@ def _commands(snapshot: Snapshot, profile: Profile, placement: ServicePlacement)
     """Commands that would stop the service in each runtime, for the user to choose from."""
     out = []
     for c in placement.containers:
-        out.append(commands.compose(profile, "stop", c.compose_service or placement.service))
+        out.append(commands.compose(profile, "stop", c.compose_service or placement.service, project=c.compose_project))
     for w in placement.workloads:
         out.append(commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0"))
     matcher = profile.services[placement.service].host

@@ -41,6 +41,45 @@ def context_not_allowed(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
     )
 
 
+def any_context_warning(profile: Profile) -> str | None:
+    """The warning every report carries while the profile allows remediation in any context."""
+    spec = profile.kubernetes
+    if spec is None or not spec.any_context:
+        return None
+    pinned = (
+        f"; only API servers matching {', '.join(spec.allowed_servers)} are allowed"
+        if spec.allowed_servers
+        else "; no allowed_servers pin the cluster either"
+    )
+    return (
+        "allow_any_context is on: remediation is allowed in every kubeconfig context "
+        f"(allowed_contexts: {', '.join(spec.allowed_contexts)}){pinned}"
+    )
+
+
+@rule("kube-any-context")
+def any_context(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """Medium: a catch-all context pattern means a switch may act on whatever cluster the
+    kubeconfig points at, production included. Allowed only explicitly, and said every time."""
+    warning = any_context_warning(profile)
+    if warning is None:
+        return
+    yield Finding(
+        id="kube-any-context",
+        rule="kube-any-context",
+        title="Any Kubernetes context may be changed",
+        severity=Severity.MEDIUM,
+        runtimes=(Runtime.KUBERNETES,),
+        summary=warning + ".",
+        evidence=(f"kubernetes.allowed_contexts: {', '.join(profile.kubernetes.allowed_contexts)}",)
+        if profile.kubernetes
+        else (),
+        recommendation="List the contexts by name, or pin the cluster with kubernetes.allowed_servers.",
+        action="Narrow kubernetes.allowed_contexts",
+        commands=("kubectl config get-contexts",),
+    )
+
+
 @rule("kube-forbidden")
 def forbidden(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
     """Medium: the identity may not read something the audit needs, so that part is blind."""

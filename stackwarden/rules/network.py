@@ -17,14 +17,15 @@ _SHARED_BY_DESIGN = {"bridge", "host", "none"}
 
 def _docker_facts(snapshot: Snapshot, profile: Profile) -> tuple[list[str], list[tuple[str, str]]]:
     """Evidence lines about the project's networks, and (network, foreign container) pairs."""
-    project = profile.compose.project
-    ours = [c for c in snapshot.containers if c.compose_project == project]
+    projects = {spec.project for spec in profile.compose_projects}
+    project = ", ".join(sorted(projects))
+    ours = [c for c in snapshot.containers if c.compose_project in projects]
     our_networks = sorted({n for c in ours for n in c.networks})
     shared = sorted(
         {
             (n, c.name)
             for c in snapshot.containers
-            if c.compose_project != project
+            if c.compose_project not in projects
             for n in c.networks
             if n in our_networks and n not in _SHARED_BY_DESIGN
         }

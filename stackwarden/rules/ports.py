@@ -49,9 +49,15 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
     out = []
     for owner in owners:
         if owner.container is not None and owner.in_profile:
-            out.append(commands.compose(profile, "stop", owner.container.compose_service or ""))
+            out.append(
+                commands.compose(
+                    profile, "stop", owner.container.compose_service or "", project=owner.container.compose_project
+                )
+            )
         elif owner.container is not None:
             out.append(commands.docker_stop(owner.container))
+        elif owner.process is not None and not owner.in_profile:
+            out.append(commands.process_lookup(owner.process))  # not named by the profile: never a stop command
         elif owner.process is not None:
             service = profile.service_for_port(owner.port)
             matcher = profile.services[service].host if service else None

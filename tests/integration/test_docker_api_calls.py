@@ -70,6 +70,7 @@ def test_api_calls_do_not_grow_with_healthy_containers(
     backend = next(c for c in with_big.containers if c.compose_project == crashy.name)
     assert [call for call in calls_with_big if backend.id in call and "/logs" in call], "crash loop logs not read"
     assert sum("/containers/json" in call for call in calls_with_big) == 1
+    assert sum("/events" in call for call in calls_with_big) == 1  # one bounded die-events read
 
 
 def test_transient_5xx_is_retried_then_succeeds(docker_engine: None, proxy: CountingProxy) -> None:

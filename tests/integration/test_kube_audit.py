@@ -87,7 +87,12 @@ def tenant(control_plane: Any, kubelet: Any) -> Iterator[str]:
 
 
 def test_read_only_identity_can_run_the_whole_audit(control_plane: Any, tenant: str) -> None:
-    spec = KubernetesSpec(namespace=tenant, kubeconfig=str(control_plane.viewer_kubeconfig), allowed_contexts=("*",))
+    spec = KubernetesSpec(
+        namespace=tenant,
+        kubeconfig=str(control_plane.viewer_kubeconfig),
+        allowed_contexts=("*",),
+        allow_any_context=True,
+    )
     before = observe_kubernetes(spec)
     assert before.status.reachable
     assert {"list pods in " + tenant, "list deployments in " + tenant} <= set(before.observation.forbidden)
@@ -119,7 +124,12 @@ def test_requests_per_audit_do_not_grow_with_pods(control_plane: Any, kubelet: A
     ns = new_namespace(api, "swtest-count")
     try:
         bind_read_only(api, ns)
-        spec = KubernetesSpec(namespace=ns, kubeconfig=str(control_plane.viewer_kubeconfig), allowed_contexts=("*",))
+        spec = KubernetesSpec(
+            namespace=ns,
+            kubeconfig=str(control_plane.viewer_kubeconfig),
+            allowed_contexts=("*",),
+            allow_any_context=True,
+        )
         apps = k8s.AppsV1Api(api)
         apps.create_namespaced_deployment(ns, deployment("frontend", 1))
         pods_settled(api, ns, {"frontend": (1, "Running")})
@@ -136,7 +146,8 @@ def test_requests_per_audit_do_not_grow_with_pods(control_plane: Any, kubelet: A
         delete_namespace(api, ns)
     assert len(seen.observation.pods) == 12
     assert len(few) == len(many), ([e["requestURI"] for e in few], [e["requestURI"] for e in many])
-    assert len(many) == 5  # version + deployments, statefulsets, pods, services
+    # version + deployments, statefulsets, pods, services, events, endpoints: one list call each
+    assert len(many) == 7, [e["requestURI"] for e in many]
 
 
 def test_unreachable_cluster_is_a_permanent_error(control_plane: Any, tmp_path: Path) -> None:

@@ -20,9 +20,25 @@ if str(K8S_SCRIPTS) not in sys.path:
     sys.path.insert(0, str(K8S_SCRIPTS))
 
 from controlplane import ControlPlane, binaries_present, find_free_port  # noqa: E402
-from fake_kubelet import CrashLoopBackOff, FakeKubelet, Running  # noqa: E402
+from fake_kubelet import (  # noqa: E402
+    ConfigError,
+    CrashLoopBackOff,
+    FakeKubelet,
+    ImagePullFailure,
+    Running,
+    Unschedulable,
+)
 
-__all__ = ["ControlPlane", "CrashLoopBackOff", "FakeKubelet", "Running", "start_control_plane"]
+__all__ = [
+    "ConfigError",
+    "ControlPlane",
+    "CrashLoopBackOff",
+    "FakeKubelet",
+    "ImagePullFailure",
+    "Running",
+    "Unschedulable",
+    "start_control_plane",
+]
 
 AUDIT_POLICY = {
     "apiVersion": "audit.k8s.io/v1",
@@ -141,7 +157,11 @@ def bind_read_only(api: k8s.ApiClient, ns: str, user: str = "viewer") -> None:
             metadata=k8s.V1ObjectMeta(name="stackwarden-audit"),
             rules=[
                 k8s.V1PolicyRule(api_groups=["apps"], resources=["deployments", "statefulsets"], verbs=["get", "list"]),
-                k8s.V1PolicyRule(api_groups=[""], resources=["pods", "pods/log", "services"], verbs=["get", "list"]),
+                k8s.V1PolicyRule(
+                    api_groups=[""],
+                    resources=["pods", "pods/log", "services", "events", "endpoints"],
+                    verbs=["get", "list"],
+                ),
             ],
         ),
     )

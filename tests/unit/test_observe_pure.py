@@ -5,8 +5,8 @@ from __future__ import annotations
 from stackwarden.events import transitions
 from stackwarden.model import Listener
 from stackwarden.observe import attribute_docker_proxies, systemd_unit_from_cgroup
-from stackwarden.redact import redact_argv, redact_text
 from stackwarden.rules import diagnose
+from stackwarden.sanitize import redact_argv, redact_text
 from tests.support.builders import container, process, profile, proxy_for, seed_snapshot
 
 

@@ -92,15 +92,15 @@ class _Submitter:
         self.outcomes = {"docker": docker, "host": host, "kube": kube}
         self.asked: list[object] = []
 
-    def docker(self) -> Future[object]:
+    def docker(self, timeouts: object) -> Future[object]:
         self.asked.append("docker")
         return self.outcomes["docker"]
 
-    def host(self, ports: list[int]) -> Future[object]:
+    def host(self, ports: list[int], executables: list[str]) -> Future[object]:
         self.asked.append(sorted(ports))
         return self.outcomes["host"]
 
-    def kubernetes(self, spec: KubernetesSpec) -> Future[object]:
+    def kubernetes(self, spec: KubernetesSpec, timeouts: object) -> Future[object]:
         self.asked.append(spec.namespace)
         return self.outcomes["kube"]
 
@@ -192,11 +192,10 @@ def test_prefect_api_is_configured_by_env_or_active_profile(tmp_path: Path) -> N
     assert not prefect_api_configured({"PREFECT_HOME": str(home)})
 
 
-def test_prepare_prefect_quiets_the_console_and_allows_a_slow_ephemeral_start(tmp_path: Path) -> None:
+def test_prepare_prefect_quiets_the_console_unless_verbose(tmp_path: Path) -> None:
     env = {"PREFECT_HOME": str(tmp_path)}
     prepare_prefect(verbose=False, environ=env)
     assert env["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "ERROR"
-    assert int(env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]) >= 60
     loud = {"PREFECT_API_URL": "http://x/api"}
     prepare_prefect(verbose=True, environ=loud)
     assert loud == {"PREFECT_API_URL": "http://x/api"}

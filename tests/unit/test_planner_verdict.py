@@ -10,6 +10,7 @@ from stackwarden.model import (
     KubeWorkloadState,
     Listener,
     Mode,
+    NoHomePolicy,
     PodState,
     Runtime,
 )
@@ -85,12 +86,15 @@ def test_k8s_only_stops_running_containers_and_restores_recorded_replicas() -> N
     data = profile()
     result = plan(snap, data, Mode.K8S_ONLY)
     refusals = " ".join(result.refusals)
-    assert "postgres: k8s-only needs services.postgres.kubernetes in the profile" in refusals
+    assert "postgres: has no home in kubernetes" in refusals and "services.postgres.no_home is 'refuse'" in refusals
+    assert "redis: has no home in kubernetes" in refusals
     stopped = {s.name for s in result.steps if isinstance(s, StopContainer)}
-    assert stopped == {"seedstack-backend-1", "seedstack-frontend-1", "seedstack-redis-1"}  # not the created one
+    assert stopped == {"seedstack-backend-1", "seedstack-frontend-1"}  # not the created one
     up = [s for s in result.steps if isinstance(s, ScaleWorkload)]
     assert [(s.name, s.replicas) for s in up] == [("backend", 3)]  # the annotation, not the profile's 4
-    assert result.steps.index(up[0]) == len(result.steps) - 1
+    # make before break: the cluster needs no host port the containers hold, so it starts first
+    assert result.steps.index(up[0]) == 0 and up[0].phase == "make"
+    assert {s.phase for s in result.steps[1:]} == {"break"}
 
 
 def test_context_outside_allowlist_refuses_the_whole_plan() -> None:
@@ -254,3 +258,66 @@ def test_a_host_assigned_service_without_a_process_is_refused() -> None:
     )
     result = plan(snapshot(), data, Mode.HYBRID_GUARDED)
     assert any(r.startswith("redis: assigned to the host but no host process runs") for r in result.refusals)
+
+
+def _with_no_home(policy: str) -> object:
+    data = profile()
+    services = {
+        **data.services,
+        "redis": data.services["redis"].model_copy(update={"no_home": NoHomePolicy(policy)}),
+        "postgres": data.services["postgres"].model_copy(update={"no_home": NoHomePolicy(policy)}),
+    }
+    return data.model_copy(update={"services": services})
+
+
+def test_no_home_leave_keeps_the_service_where_it_runs_and_says_so() -> None:
+    data = _with_no_home("leave")
+    snap = _seed_with_cluster()
+    result = plan(snap, data, Mode.K8S_ONLY)  # type: ignore[arg-type]
+    assert not [r for r in result.refusals if "redis" in r or "postgres" in r], result.refusals
+    assert not [s for s in result.steps if s.service in {"redis", "postgres"}]
+    assert any(n.startswith("redis: no home in kubernetes; left as it runs (compose, host)") for n in result.notes)
+    result_verdict = verdict(snap, data, Mode.K8S_ONLY)  # type: ignore[arg-type]
+    assert not [f for f in result_verdict.failures if f.startswith(("redis", "postgres"))]
+    assert any("redis: no home in kubernetes; left as it runs" in c for c in result_verdict.checks)
+
+
+def test_no_home_stop_stops_the_service_everywhere_and_verify_holds_it_to_that() -> None:
+    data = _with_no_home("stop")
+    snap = _seed_with_cluster()
+    result = plan(snap, data, Mode.K8S_ONLY)  # type: ignore[arg-type]
+    redis_steps = {(s.kind, getattr(s, "name", "")) for s in result.steps if s.service == "redis"}
+    assert redis_steps == {("stop-process", "redis-server"), ("stop-container", "seedstack-redis-1")}
+    assert any("redis: no home in kubernetes; stopped wherever it runs" in n for n in result.notes)
+    failures = verdict(snap, data, Mode.K8S_ONLY).failures  # type: ignore[arg-type]
+    assert any(f.startswith("redis: still runs under compose") and "no_home is 'stop'" in f for f in failures)
+
+
+def test_a_forbidden_list_is_never_read_as_empty() -> None:
+    from stackwarden.model.snapshot import Coverage
+
+    gap = Coverage(
+        runtime=Runtime.KUBERNETES, kind="pods", state="unobserved", reason="forbidden", detail="list pods in seedstack"
+    )
+    kube = _kube(_workload("backend", 0), _workload("frontend", 0)).model_copy(
+        update={"pods": (), "forbidden": ("list pods in seedstack",), "coverage": (gap,)}
+    )
+    snap = seed_snapshot()
+    snap = snapshot(containers=snap.containers, listeners=snap.listeners, processes=snap.processes, kubernetes=kube)
+    assert snap.gaps(Runtime.KUBERNETES) == (gap,)
+    result = plan(snap, profile(), Mode.COMPOSE_ONLY)
+    assert not result.applicable
+    assert any(r.startswith("backend: kubernetes pods unobserved (forbidden") for r in result.refusals)
+    assert any(r.startswith("frontend: kubernetes pods unobserved (forbidden") for r in result.refusals)
+    failures = verdict(snap, profile(), Mode.COMPOSE_ONLY).failures
+    assert any(f.startswith("could not observe: backend: kubernetes pods unobserved") for f in failures)
+
+
+def test_an_unreachable_runtime_is_unobserved_with_its_reason() -> None:
+    snap = snapshot(docker_reachable=False)
+    (gap,) = snap.gaps(Runtime.COMPOSE)
+    assert (gap.kind, gap.state, gap.reason) == ("*", "unobserved", "error")
+    from stackwarden.model.snapshot import failure_reason
+
+    assert failure_reason("HTTPSConnectionPool: Read timed out. (read timeout=5)") == "timeout"
+    assert failure_reason("(403) Forbidden") == "forbidden"

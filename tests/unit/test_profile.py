@@ -101,3 +101,45 @@ def test_schema_is_json_schema_of_the_profile() -> None:
     assert schema["title"] == "stackwarden profile"
     assert {"name", "compose", "services"} <= set(schema["required"])
     assert "ServiceSpec" in schema["$defs"]
+
+
+@pytest.mark.parametrize("bad", ["SIGKILL", "SIGSEGV", "SIGABRT"])
+def test_a_stateful_service_must_be_asked_to_exit_cleanly(tmp_path: Path, bad: str) -> None:
+    data = profile_data()
+    data["services"]["postgres"]["host"]["stop_signal"] = bad
+    with pytest.raises(ProfileError) as info:
+        load_profile(_write(tmp_path, data))
+    assert "services.postgres" in str(info.value)
+    assert f"{bad} does not ask a stateful service for a clean exit" in str(info.value)
+
+
+def test_a_signal_that_never_ends_a_process_is_refused_for_any_service(tmp_path: Path) -> None:
+    data = profile_data()
+    data["services"]["backend"]["host"]["stop_signal"] = "SIGSTOP"
+    with pytest.raises(ProfileError, match=r"services\.backend\.host\.stop_signal: .*SIGSTOP does not end a process"):
+        load_profile(_write(tmp_path, data))
+
+
+def test_a_stateless_service_may_be_killed_outright(tmp_path: Path) -> None:
+    data = profile_data()
+    data["services"]["backend"]["host"]["stop_signal"] = "SIGKILL"
+    assert load_profile(_write(tmp_path, data)).services["backend"].host is not None
+
+
+def test_no_home_policy_and_timeouts(tmp_path: Path) -> None:
+    data = profile_data(timeouts={"connect_seconds": 1, "read_seconds": 2})
+    data["services"]["redis"]["no_home"] = "leave"
+    profile = load_profile(_write(tmp_path, data))
+    assert profile.timeouts.connect_seconds == 1 and profile.timeouts.read_seconds == 2
+    assert str(profile.services["redis"].no_home) == "leave"
+    assert str(profile.services["postgres"].no_home) == "refuse"  # the default changes nothing silently
+    data["services"]["redis"]["no_home"] = "ignore"
+    with pytest.raises(ProfileError, match=r"services\.redis\.no_home: Input should be 'stop', 'leave' or 'refuse'"):
+        load_profile(_write(tmp_path, data))
+
+
+def test_default_timeouts_are_at_most_five_seconds() -> None:
+    profile = load_profile(bundled_profile_path())
+    assert profile.timeouts.connect_seconds <= 5 and profile.timeouts.read_seconds <= 5
+    monitoring = [n for n, s in profile.services.items() if s.group == "monitoring"]
+    assert monitoring and all(str(profile.services[n].no_home) == "leave" for n in monitoring)

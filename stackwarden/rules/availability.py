@@ -1,0 +1,478 @@
+"""No false all-clear: a profile service with no ready instance where it should run is always a
+finding, with the runtime's own reason and message as its cause.
+
+"Where it should run" is the runtime of the profile's default mode (when the service has a home
+there) plus every runtime where it is deployed: a workload with replicas, a compose container
+that is up or trying to be. Crash loops are left to the crash-loop rule (critical, with logs);
+everything else that keeps a service from being ready is reported here, in the manner of
+k8sgpt's pod analyzer: ImagePullBackOff/ErrImagePull, CreateContainerConfigError, OOMKilled,
+unschedulable pods with the scheduler's message, failing readiness probes, a Service whose
+selector matches no pod, a stopped or never created container.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from stackwarden import commands
+from stackwarden.model.base import CrashCategory, Runtime, Severity
+from stackwarden.model.finding import CrashCause, Finding, Location
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Container, KubeServiceState, PodState, Snapshot
+from stackwarden.placement import ServicePlacement, StackView, home_runtime, is_service_container, stack_view
+from stackwarden.rules.registry import rule
+
+_MISSING_REF = re.compile(
+    r"couldn't find key (?P<key>\S+) in (?P<kind>Secret|ConfigMap) (?P<ref>\S+)"
+    r"|(?P<kind2>secret|configmap) \"(?P<ref2>[^\"]+)\" not found",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class _Unready:
+    """Why one runtime has no ready instance of a service, and what resolves it."""
+
+    runtime: Runtime
+    cause: CrashCause
+    location: Location
+    summary: str
+    recommendation: str
+    commands: tuple[str, ...]
+
+
+def _container_ready(c: Container) -> bool:
+    """Running, not between two crashes, and not reported unhealthy by its health check."""
+    return c.state == "running" and not c.is_crash_looping and "unhealthy" not in c.status
+
+
+def _expected(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[Runtime]:
+    """The runtimes that should have a ready instance of the service (observed ones only)."""
+    wanted = []
+    home = home_runtime(profile, placement.service)
+    if home is not None:
+        wanted.append(home)
+    if any(w.replicas > 0 for w in placement.workloads):
+        wanted.append(Runtime.KUBERNETES)
+    if placement.containers:
+        wanted.append(Runtime.COMPOSE)
+    if placement.processes:
+        wanted.append(Runtime.HOST)
+    return [r for r in dict.fromkeys(wanted) if snapshot.reachable(r)]
+
+
+def _ready(placement: ServicePlacement, runtime: Runtime) -> bool:
+    if runtime is Runtime.COMPOSE:
+        return any(_container_ready(c) for c in placement.containers)
+    if runtime is Runtime.KUBERNETES:
+        return any(p.ready for p in placement.pods)
+    return bool(placement.processes)
+
+
+def _reported_elsewhere(view: StackView, placement: ServicePlacement, runtime: Runtime) -> bool:
+    """Another rule reports this runtime already, critical and with its cause: a crash loop
+    (with the logs) or a container that could not bind a port someone else holds."""
+    if runtime is Runtime.COMPOSE:
+        blocked = any(
+            c.failed_to_start and any(view.port_owners.get(p.host_port) for p in c.declared)
+            for c in placement.containers
+        )
+        return blocked or any(c.is_crash_looping for c in placement.containers)
+    if runtime is Runtime.KUBERNETES:
+        return any(p.is_crash_looping for p in placement.pods)
+    return False
+
+
+def _cause(category: CrashCategory, signature: str, explanation: str, evidence: list[str]) -> CrashCause:
+    return CrashCause(
+        category=category,
+        signature=signature,
+        explanation=explanation,
+        confidence=0.95,
+        evidence=tuple(dict.fromkeys(e for e in evidence if e)),
+    )
+
+
+# ------------------------------------------------------------------------------------ compose
+def _compose_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> _Unready:
+    """Why the service has no running container in its compose project, and how to start it."""
+    name = placement.service
+    project = profile.compose_for(name).project
+    every = [c for c in snapshot.containers if is_service_container(profile, name, c)]
+    logs = tuple(commands.docker_logs(c) for c in every[:1])
+    if not every:
+        cause = _cause(
+            CrashCategory.CONFIGURATION,
+            "no-container",
+            f"Compose project {project} has no container for {name}: it was never created or was removed.",
+            [f"no container labelled {project}/{profile.compose_service_name(name)}"],
+        )
+        start = commands.compose_service(profile, name, "up", "-d")
+        return _Unready(
+            Runtime.COMPOSE,
+            cause,
+            Location(runtime=Runtime.COMPOSE, kind="compose service", name=f"{project}/{name}", detail="no container"),
+            f"{name} has no container in compose project {project}",
+            f"Create and start it: `{start}`.",
+            (start,),
+        )
+    c = every[0]
+    if c.failed_to_start:
+        cause = _cause(
+            CrashCategory.DEPLOYMENT_CONFLICT if "address already in use" in (c.error or "") else CrashCategory.UNKNOWN,
+            "engine-error",
+            "The engine could not start the container.",
+            [f"{c.name}: {c.error}"],
+        )
+        what = f"{c.name} is {c.state} and could not start: {c.error}"
+        advice = "Resolve the engine error above (see the port findings for a port held by another owner)."
+        return _Unready(
+            Runtime.COMPOSE,
+            cause,
+            Location(runtime=Runtime.COMPOSE, kind="container", name=c.name, detail=f"{c.state}: {c.error}"),
+            what,
+            advice,
+            logs,
+        )
+    code = c.recorded_exit_code
+    state = f"{c.state}" + (f", exit code {code}" if code is not None else "")
+    if c.state == "running":  # up but failing its health check
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "unhealthy",
+            "The container runs but its health check fails.",
+            [f"{c.name}: {c.status}"],
+        )
+        return _Unready(
+            Runtime.COMPOSE,
+            cause,
+            Location(runtime=Runtime.COMPOSE, kind="container", name=c.name, detail=c.status),
+            f"{c.name} runs but is not healthy ({c.status})",
+            "Read its logs and health check output (docker inspect) to see why it fails.",
+            (*logs, f"docker inspect --format '{{{{json .State.Health}}}}' {c.name}"),
+        )
+    start = commands.compose_service(profile, name, "start")
+    cause = _cause(
+        CrashCategory.UNKNOWN,
+        f"container-{c.state}",
+        f"The container is {state}: nothing runs {name} under Compose.",
+        [f"{c.name}: {state}", *c.log_tail[-2:]],
+    ).model_copy(update={"exit_code": code})
+    return _Unready(
+        Runtime.COMPOSE,
+        cause,
+        Location(runtime=Runtime.COMPOSE, kind="container", name=c.name, detail=state),
+        f"{c.name} is {state}",
+        f"Start it: `{start}` (read its logs first if it exited with an error).",
+        (*logs, start),
+    )
+
+
+# --------------------------------------------------------------------------------- kubernetes
+def _pod_events(snapshot: Snapshot, pod: PodState, reasons: set[str]) -> list[str]:
+    """The messages of the pod's events with those reasons, newest last, each once."""
+    return list(
+        dict.fromkeys(f"{e.reason}: {e.message}" for e in snapshot.events_for("Pod", pod.name) if e.reason in reasons)
+    )
+
+
+def _pod_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str]:
+    """The cause of one unready pod from the kubelet's and scheduler's own words, and advice."""
+    image = ", ".join(pod.images) or "?"
+    unschedulable = pod.unschedulable
+    if unschedulable is not None:
+        message = unschedulable.message or unschedulable.reason or "not scheduled"
+        resources = bool(re.search(r"Insufficient (cpu|memory)|Too many pods", message, re.IGNORECASE))
+        cause = _cause(
+            CrashCategory.RESOURCES if resources else CrashCategory.CONFIGURATION,
+            "Unschedulable",
+            f"The scheduler found no node for the pod: {message}",
+            [
+                f"{pod.name}: PodScheduled=False ({unschedulable.reason}): {message}",
+                *_pod_events(snapshot, pod, {"FailedScheduling"}),
+            ],
+        )
+        advice = (
+            "Lower the pod's resource requests or add node capacity"
+            if resources
+            else "Fix the pod's node selector, affinity, tolerations or volume claims"
+        ) + " so the scheduler can place it."
+        return cause, advice
+    reason = pod.waiting_reason
+    if reason in {"ImagePullBackOff", "ErrImagePull", "InvalidImageName"}:
+        cause = _cause(
+            CrashCategory.CONFIGURATION,
+            reason,
+            f"The image {image} cannot be pulled: a wrong name or tag, a private registry without "
+            "credentials, or a registry out of reach.",
+            [
+                f"{pod.name}: {reason}: {pod.waiting_message or ''}".rstrip(": "),
+                *_pod_events(snapshot, pod, {"Failed", "BackOff"})[:3],
+            ],
+        )
+        return cause, f"Correct the image reference ({image}) or give the pod an imagePullSecret for its registry."
+    if reason in {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}:
+        message = pod.waiting_message or ""
+        ref = _MISSING_REF.search(message)
+        advice = "Fix the pod's configuration named in the message."
+        if ref is not None:
+            kind = (ref.group("kind") or ref.group("kind2") or "").capitalize().replace("map", "Map")
+            target = ref.group("ref") or ref.group("ref2") or ""
+            key = ref.group("key")
+            advice = (
+                f"Add key {key} to {kind} {target}" if key else f"Create {kind} {target}"
+            ) + " (or correct the reference in the workload)."
+        cause = _cause(
+            CrashCategory.CONFIGURATION,
+            reason,
+            "The kubelet cannot create the container from its configuration: a referenced ConfigMap "
+            "or Secret, or a key in it, is missing.",
+            [f"{pod.name}: {reason}: {message}", *_pod_events(snapshot, pod, {"Failed"})[:2]],
+        )
+        return cause, advice
+    if pod.last_reason == "OOMKilled":
+        cause = _cause(
+            CrashCategory.RESOURCES,
+            "OOMKilled",
+            "The container was killed for exceeding its memory limit (lastState.terminated: OOMKilled).",
+            [f"{pod.name}: lastState.terminated OOMKilled, exit code {pod.last_exit_code}"],
+        ).model_copy(update={"exit_code": pod.last_exit_code})
+        return cause, "Raise the container's memory limit or find what makes it use more memory."
+    if reason:
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            reason,
+            f"The container waits: {reason}.",
+            [f"{pod.name}: {reason}: {pod.waiting_message or ''}".rstrip(": ")],
+        )
+        return cause, "Read the pod's events (kubectl describe pod) for what it waits on."
+    probes = _pod_events(snapshot, pod, {"Unhealthy"})
+    readiness = [p for p in probes if "Readiness probe failed" in p]
+    if readiness:
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "readiness-probe-failed",
+            "The container runs but fails its readiness probe, so the Service sends it no traffic.",
+            [f"{pod.name}: {line}" for line in readiness[-2:]],
+        )
+        return cause, "Make the readiness endpoint answer (check the app's dependencies and the probe's path/port)."
+    ready = pod.condition("Ready")
+    detail = (ready.message or ready.reason or "") if ready is not None else ""
+    cause = _cause(
+        CrashCategory.UNKNOWN,
+        f"pod-{pod.phase.lower()}",
+        f"The pod is {pod.phase} and not ready.",
+        [f"{pod.name}: {pod.phase}, {pod.ready_containers}/{pod.total_containers} containers ready {detail}".strip()],
+    )
+    return cause, "Read the pod's events (kubectl describe pod) for why it is not ready."
+
+
+def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> _Unready:
+    """Why the service has no ready pod, from the pods' own reasons (the worst one leads)."""
+    name = placement.service
+    spec = profile.services[name].kubernetes
+    kind, wname = (spec.kind, spec.name) if spec else ("Deployment", name)
+    ref = f"{kind.lower()}/{wname}"
+    describe = commands.kubectl_for(snapshot, profile, "describe", ref)
+    live = [w for w in placement.workloads if w.replicas > 0]
+    if not placement.workloads:
+        cause = _cause(
+            CrashCategory.CONFIGURATION,
+            "workload-missing",
+            f"{kind} {wname} does not exist in the namespace.",
+            [f"no {kind} {wname} in namespace {snapshot.kubernetes.namespace if snapshot.kubernetes else '?'}"],
+        )
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail="missing"),
+            f"{kind} {wname} does not exist",
+            "Apply its manifests (stackwarden never creates workloads).",
+            (commands.kubectl_for(snapshot, profile, "get", "deployments,statefulsets"),),
+        )
+    workload = live[0] if live else placement.workloads[0]
+    where = f"{workload.kind} {workload.name} ({workload.ready_replicas}/{workload.replicas} ready)"
+    if not live:
+        replicas = spec.replicas if spec else 1
+        scale = commands.kubectl_for(snapshot, profile, "scale", ref, f"--replicas={replicas}")
+        cause = _cause(CrashCategory.CONFIGURATION, "scaled-to-zero", f"{kind} {wname} is scaled to 0.", [where])
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail="0 replicas"),
+            f"{kind} {wname} is scaled to 0",
+            f"Scale it up: `{scale}`.",
+            (scale,),
+        )
+    if not placement.pods:
+        events = [
+            f"{e.kind} {e.name}: {e.reason}: {e.message}"
+            for e in (snapshot.kubernetes.events if snapshot.kubernetes else ())
+            if e.kind in {"ReplicaSet", "StatefulSet"} and e.name.startswith(wname) and e.type == "Warning"
+        ]
+        cause = _cause(
+            CrashCategory.CONFIGURATION if events else CrashCategory.UNKNOWN,
+            "no-pods",
+            f"{kind} {wname} wants {workload.replicas} replica(s) but no pod exists.",
+            [where, *events[-3:]],
+        )
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail="no pods"),
+            f"{where}: no pod exists",
+            "Read the workload's events for why no pod is created (quota, admission, a missing service account).",
+            (describe,),
+        )
+    causes = [(_pod_cause(snapshot, p), p) for p in placement.pods if not p.ready]
+    rank = {CrashCategory.CONFIGURATION: 0, CrashCategory.RESOURCES: 1, CrashCategory.UNKNOWN: 2}
+    (cause, advice), pod = min(causes, key=lambda item: rank.get(item[0][0].category, 3))
+    same = sum(1 for (c, _), _ in causes if c.signature == cause.signature)
+    pod_describe = commands.kubectl_for(snapshot, profile, "describe", "pod", pod.name)
+    return _Unready(
+        Runtime.KUBERNETES,
+        cause,
+        Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail=where),
+        f"{where}: {same} of {len(placement.pods)} pod(s) {cause.signature}",
+        advice,
+        (pod_describe, describe),
+    )
+
+
+def _host_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> _Unready:
+    name = placement.service
+    matcher = profile.services[name].host
+    names = ", ".join(matcher.executables) if matcher else "?"
+    ports = profile.services[name].ports
+    cause = _cause(
+        CrashCategory.UNKNOWN,
+        "no-process",
+        f"No host process named {names}" + (f" listens on {', '.join(map(str, ports))}" if ports else " runs") + ".",
+        [f"no process named {names}"],
+    )
+    start = " ".join(matcher.start_command) if matcher and matcher.start_command else ""
+    unit = matcher.systemd_unit if matcher else None
+    cmd = f"systemctl start {unit}" if unit else start
+    return _Unready(
+        Runtime.HOST,
+        cause,
+        Location(runtime=Runtime.HOST, kind="process", name=names, detail="not running"),
+        f"no host process of {name} runs",
+        f"Start it: `{cmd}`." if cmd else "Start it on the host.",
+        (cmd,) if cmd else (),
+    )
+
+
+_EXPLAIN = {Runtime.COMPOSE: _compose_unready, Runtime.KUBERNETES: _kube_unready, Runtime.HOST: _host_unready}
+
+
+def _severity(profile: Profile, service: str, served_elsewhere: bool) -> Severity:
+    """Down everywhere: high (medium for a non-core group such as monitoring); still served by
+    another runtime: medium. Never lower: "no conflicts" must not be printed over it."""
+    if served_elsewhere:
+        return Severity.MEDIUM
+    return Severity.HIGH if profile.services[service].group == "core" else Severity.MEDIUM
+
+
+@rule("service-unavailable")
+def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """One finding per service and runtime that should run it but has no ready instance."""
+    view = stack_view(snapshot, profile)
+    for service, placement in view.placements.items():
+        expected = _expected(snapshot, profile, placement)
+        ready = [r for r in expected if _ready(placement, r)]
+        for runtime in expected:
+            if runtime in ready or _reported_elsewhere(view, placement, runtime):
+                continue
+            unready = _EXPLAIN[runtime](snapshot, profile, placement)
+            served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if _ready(placement, r)]
+            elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
+            yield Finding(
+                id=f"service-unavailable:{service}:{runtime}",
+                rule="service-unavailable",
+                title=f"{service.capitalize()} not ready in {runtime}",
+                severity=_severity(profile, service, bool(served)),
+                services=(service,),
+                runtimes=(runtime,),
+                summary=f"{service} has no ready instance in {runtime}: {unready.summary}. "
+                f"Cause: {unready.cause.explanation}{elsewhere}",
+                evidence=unready.cause.evidence,
+                locations=(unready.location,),
+                recommendation=unready.recommendation,
+                action=f"Make {service} ready in {runtime}",
+                commands=unready.commands,
+                cause=unready.cause,
+            )
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _service_state(snapshot: Snapshot, name: str) -> KubeServiceState | None:
+    kube = snapshot.kubernetes
+    return next((s for s in kube.services if s.name == name), None) if kube else None
+
+
+@rule("service-selector-unmatched")
+def service_selector_unmatched(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """High: the profile's Service selects no pod while the workload has pods, so its
+    Endpoints are empty and every client of the Service is refused."""
+    if not snapshot.reachable(Runtime.KUBERNETES) or snapshot.kubernetes is None:
+        return
+    kube = snapshot.kubernetes
+    view = stack_view(snapshot, profile)
+    for service, spec in profile.services.items():
+        if spec.kubernetes is None or spec.kubernetes.service is None:
+            continue
+        svc = _service_state(snapshot, spec.kubernetes.service)
+        placement = view.placements[service]
+        if svc is None or not svc.selector or not placement.pods:
+            continue
+        live = [p for p in kube.pods if p.phase not in {"Succeeded", "Failed"}]
+        if any(_selects(svc.selector, p.labels) for p in live):
+            continue
+        endpoints = next((e for e in kube.endpoints if e.name == svc.name), None)
+        workload = placement.workloads[0]
+        wanted = workload.selector
+        selector_text = ",".join(f"{k}={v}" for k, v in sorted(svc.selector.items()))
+        pod_labels = ",".join(f"{k}={v}" for k, v in sorted(placement.pods[0].labels.items()))
+        patch = json.dumps({"spec": {"selector": wanted}}, separators=(",", ":"), sort_keys=True)
+        fix = commands.kubectl_for(snapshot, profile, "patch", "service", svc.name, "--type=merge", "-p", patch)
+        yield Finding(
+            id=f"service-selector-unmatched:{svc.name}",
+            rule="service-selector-unmatched",
+            title=f"Service {svc.name} selects no pod",
+            severity=Severity.HIGH,
+            services=(service,),
+            runtimes=(Runtime.KUBERNETES,),
+            summary=(
+                f"Service {svc.namespace}/{svc.name} selects {selector_text}, but no pod has those labels; "
+                f"the pods of {workload.kind} {workload.name} are labelled {pod_labels}. Its Endpoints are "
+                "empty, so every connection to the Service is refused."
+            ),
+            evidence=(
+                f"Service {svc.name} selector: {selector_text}",
+                f"pod {placement.pods[0].name} labels: {pod_labels}",
+                f"Endpoints {svc.name}: "
+                + (f"{endpoints.ready} ready, {endpoints.not_ready} not ready" if endpoints else "none"),
+            ),
+            locations=(
+                Location(runtime=Runtime.KUBERNETES, kind="service", name=f"{svc.namespace}/{svc.name}", detail=""),
+            ),
+            recommendation=(
+                f"Point the Service at the workload's pods (selector {json.dumps(wanted, sort_keys=True)}), "
+                "or fix the pod template's labels."
+            ),
+            action="Fix the Service selector",
+            commands=(commands.kubectl_for(snapshot, profile, "get", "endpoints", svc.name), fix),
+            cause=_cause(
+                CrashCategory.CONFIGURATION,
+                "selector-matches-no-pod",
+                "The Service's selector matches no pod, so it has no endpoints.",
+                [f"Service {svc.name} selector {selector_text}; pods labelled {pod_labels}"],
+            ),
+        )
