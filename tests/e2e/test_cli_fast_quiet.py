@@ -74,15 +74,21 @@ def test_help_validate_and_in_process_audit_load_neither_prefect_nor_kubernetes(
     doc = json.loads(audit.stdout)
     assert {r["runtime"] for r in doc["snapshot"]["runtimes"]} == {"compose", "host"}
 
-    # with a Prefect API configured the same command records the run, so Prefect is loaded
-    # (the API is unreachable: the point here is the choice, not the run)
-    recorded, loaded = _probe(
+    # with a Prefect API configured the same command chooses the recorded run (here the API
+    # does not answer: the point is the choice, which the one-line failure shows)
+    recorded, _ = _probe(
         ["audit", "--profile", str(profile), "--fail-on", "critical"],
         tmp_path,
         PREFECT_API_URL="http://127.0.0.1:9/api",
     )
-    assert "prefect" in loaded
-    assert recorded.returncode != 0
+    assert recorded.returncode == 3
+    assert "the Prefect API at http://127.0.0.1:9/api does not answer" in recorded.stderr
+    forced, _ = _probe(
+        ["audit", "--profile", str(profile), "--no-record", "--fail-on", "critical"],
+        tmp_path,
+        PREFECT_API_URL="http://127.0.0.1:9/api",
+    )
+    assert forced.returncode == 0 and "## " in forced.stdout
 
 
 @pytest.mark.docker
