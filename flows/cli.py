@@ -18,18 +18,23 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
+import signal
+import socket
 import sys
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
 from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
 from stackwarden.model.base import Mode, Severity
-from stackwarden.profiles import bundled_profile_path, load_profile, profile_json_schema
+from stackwarden.model.profile import Profile
+from stackwarden.profiles import default_profile_path, load_profile, profile_json_schema
 from stackwarden.sanitize import one_line, strip_controls, terminal
 
 if TYPE_CHECKING:
@@ -131,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     audit.add_argument("--output", type=Path, help="write the report to FILE; print a summary instead")
     audit.add_argument(
+        "--prometheus",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the audit's metrics to FILE in node_exporter's textfile-collector format",
+    )
+    audit.add_argument(
         "--fail-on",
         type=Severity,
         choices=[s for s in Severity if s is not Severity.OK],
@@ -185,6 +197,49 @@ def _parser() -> argparse.ArgumentParser:
     )
     switch.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines on stderr")
 
+    serve = sub.add_parser(
+        "serve",
+        help="serve the scheduled audit and the three switches (approval in the Prefect UI)",
+        description=(
+            "Serve, in this one process, the audit of each profile (on a schedule) and the three "
+            "switch flows (each pauses for approval in the Prefect UI). Uses Prefect's serve: no "
+            "worker or work pool. Against $PREFECT_API_URL when set; otherwise it starts a local "
+            "Prefect server (SQLite under $STACKWARDEN_PREFECT_HOME, default "
+            "~/.local/share/stackwarden/prefect) and stops it on Ctrl-C or SIGTERM."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--profile",
+        type=Path,
+        action="append",
+        default=None,
+        help="stack profile YAML; repeat for several (default as for audit)",
+    )
+    serve.add_argument(
+        "--audit-every",
+        type=parse_duration,
+        default=timedelta(minutes=15),
+        metavar="DURATION",
+        help="audit interval: 90s, 15m (default), 1h, 1h30m, 1d",
+    )
+    serve.add_argument(
+        "--host-name",
+        default=None,
+        metavar="NAME",
+        help="the host name runs carry as a tag and parameter (default: $STACKWARDEN_HOST or this machine's name)",
+    )
+    serve.add_argument(
+        "--prometheus-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each audit's metrics to DIR/stackwarden-<profile>.prom (node_exporter textfile collector)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help="port of the local Prefect server (default 4200, or a free one)"
+    )
+
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
     validate = profile_sub.add_parser("validate", help="validate FILE; print every problem with its field path")
@@ -212,22 +267,23 @@ class _Usage(Exception):
     """Bad input found before anything is observed: exit 2 with this one line."""
 
 
-def _check_output(path: Path) -> None:
-    """``--output`` must be writable before the audit runs, not fail after it (exit 3 then)."""
+def _check_output(path: Path, option: str = "--output") -> None:
+    """``--output`` (or ``--prometheus``) must be writable before the audit runs, not fail after it
+    (exit 3 then)."""
     if path.is_dir():
-        raise _Usage(f"--output {path}: is a directory")
+        raise _Usage(f"{option} {path}: is a directory")
     parent = path.parent if str(path.parent) else Path()
     if not parent.exists():
-        raise _Usage(f"--output {path}: directory {parent} does not exist")
+        raise _Usage(f"{option} {path}: directory {parent} does not exist")
     if not parent.is_dir():
-        raise _Usage(f"--output {path}: {parent} is not a directory")
+        raise _Usage(f"{option} {path}: {parent} is not a directory")
     if path.exists():
         if not path.is_file():
-            raise _Usage(f"--output {path}: not a regular file")
+            raise _Usage(f"{option} {path}: not a regular file")
         if not os.access(path, os.W_OK):
-            raise _Usage(f"--output {path}: not writable")
+            raise _Usage(f"{option} {path}: not writable")
     elif not os.access(parent, os.W_OK | os.X_OK):
-        raise _Usage(f"--output {path}: directory {parent} is not writable")
+        raise _Usage(f"{option} {path}: directory {parent} is not writable")
 
 
 class _Surroundings(Exception):
@@ -310,7 +366,7 @@ def _switch(args: argparse.Namespace) -> int:
     from stackwarden.model.plan import Outcome, SwitchStatus
     from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
 
-    profile_path = args.profile or _default_profile()
+    profile_path = args.profile or default_profile_path()
     load_profile(profile_path)
     reviewed: list[str] | None = None
     if args.apply and not args.yes and not sys.stdin.isatty():
@@ -348,11 +404,6 @@ def _switch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _default_profile() -> Path:
-    env = os.environ.get("STACKWARDEN_PROFILE")
-    return Path(env) if env else bundled_profile_path()
-
-
 def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
     """A rich table on a terminal, plain lines otherwise. Cells are rich ``Text`` (never parsed
     as markup: ``[bold]`` or ``[/]`` in a title prints as itself) after the sanitizer."""
@@ -377,23 +428,26 @@ def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
     profile = load_profile(profile_path)  # fail fast with a clear message before any flow starts
     progress = LiveProgress(sys.stderr)
     record = args.record if args.record is not None else prefect_api_configured()
+    prometheus = str(args.prometheus) if args.prometheus is not None else None
     if not record:
         from stackwarden.pipeline import run_audit
 
-        return run_audit(profile, progress=progress)
+        return run_audit(profile, progress=progress, prometheus_path=prometheus)
     _check_prefect()
     prepare_prefect(verbose=args.verbose)
     with progress.step("running the recorded audit flow"):
         from flows.audit import audit_flow
 
-        return audit_flow(profile_path=str(profile_path))
+        return audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)
 
 
 def _audit(args: argparse.Namespace) -> int:
     configure_logging(verbose=args.verbose, stream=sys.stderr)
-    profile_path = args.profile or _default_profile()
+    profile_path = args.profile or default_profile_path()
     if args.output:
         _check_output(args.output)
+    if args.prometheus is not None:
+        _check_output(args.prometheus, "--prometheus")
     outcome = _run_audit(args, profile_path)
     from stackwarden.report import render_json
 
@@ -416,6 +470,75 @@ def _audit(args: argparse.Namespace) -> int:
             f"{len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(f.id for f in failing), EXIT_FINDINGS
         )
     return EXIT_OK
+
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h30m``, ``1d`` or bare seconds -> timedelta (argparse type: a bad
+    value is a one-line usage error, exit 2). Below 10 seconds an audit would overlap itself."""
+    value = text.strip().lower()
+    if value.isdigit():
+        seconds = int(value)
+    elif value and _DURATION.sub("", value) == "":
+        seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(value))
+    else:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 1h or 1h30m")
+    if seconds < 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is shorter than the 10 seconds minimum")
+    return timedelta(seconds=seconds)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.local_server import local_server, stackwarden_prefect_home
+
+    paths: list[Path] = args.profile or [default_profile_path()]
+    served = [(path, load_profile(path)) for path in paths]  # every profile valid before anything starts
+    names = [profile.name for _, profile in served]
+    if len(set(names)) != len(names):
+        raise _Usage(f"two --profile files share a profile name: {', '.join(names)}")
+    if args.prometheus_dir is not None and not args.prometheus_dir.is_dir():
+        raise _Usage(f"--prometheus-dir {args.prometheus_dir}: not a directory")
+    host = args.host_name or os.environ.get("STACKWARDEN_HOST") or socket.gethostname()
+    # SIGTERM stops us like Ctrl-C until Prefect's runner installs its own graceful handler.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if os.environ.get("PREFECT_API_URL"):
+            ui_url = os.environ.get("PREFECT_UI_URL") or os.environ["PREFECT_API_URL"].removesuffix("/api")
+            _run_serve(served, host, args, ui_url)
+            return EXIT_OK
+        with local_server(stackwarden_prefect_home(), port=args.port) as server:
+            _out(f"Prefect server started: {server.ui_url} (PREFECT_HOME={server.home}, log {server.log})")
+            os.environ.update(
+                PREFECT_API_URL=server.api_url, PREFECT_UI_URL=server.ui_url, PREFECT_HOME=str(server.home)
+            )
+            _run_serve(served, host, args, server.ui_url)
+        _out("stackwarden serve: stopped; the local Prefect server is stopped too")
+    except KeyboardInterrupt:
+        _out("stackwarden serve: stopped", sys.stderr)
+    return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Namespace, ui_url: str) -> None:
+    """Import Prefect only now, after the environment names the server it must talk to."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    from flows.serve import Served, serve_stack
+
+    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"], PREFECT_UI_URL: ui_url}):
+        serve_stack(
+            [Served(path=path, profile=profile) for path, profile in served],
+            host=host,
+            audit_every=args.audit_every,
+            prometheus_dir=args.prometheus_dir,
+            ui_url=ui_url,
+        )
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -443,6 +566,8 @@ def main(argv: list[str] | None = None) -> int:
             return _audit(args)
         if args.command == "switch":
             return _switch(args)
+        if args.command == "serve":
+            return _serve(args)
         return _profile(args)
     except ProfileError as exc:
         for field, reason in exc.problems or [("", "invalid")]:

@@ -15,14 +15,14 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.audit import observe_all
+from flows.audit import observe_all, profile_name_of
 from stackwarden.adapters.lock import lock_resources, switch_lock
 from stackwarden.errors import RefusedError
 from stackwarden.model.base import Mode
 from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
 from stackwarden.model.profile import Profile
 from stackwarden.planner import inverse_of, plan
-from stackwarden.profiles import load_profile
+from stackwarden.profiles import default_profile_path, load_profile
 from stackwarden.report.plan import render_plan
 from stackwarden.sanitize import one_line
 from stackwarden.verdict import verdict
@@ -39,7 +39,7 @@ class Approval(RunInput):
 
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
-    return f"switch-{params.get('mode', 'mode')}"
+    return f"switch-{profile_name_of(params.get('profile_path'))}-{params.get('mode') or 'default-mode'}"
 
 
 def _key(profile: Profile, what: str) -> str:
@@ -147,8 +147,8 @@ def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
 
 @flow(name="switch-mode", flow_run_name=_run_name)
 def switch_flow(
-    mode: str,
-    profile_path: str,
+    mode: str | None = None,
+    profile_path: str | None = None,
     *,
     apply: bool = False,
     approval: Literal["auto", "ui"] = "auto",
@@ -162,9 +162,11 @@ def switch_flow(
     the plan is published and the run pauses until a person approves or rejects it.
     ``expected_steps`` are the step ids a person reviewed (the CLI's question): the run refuses
     if the plan it would apply differs; after an approval in the UI the plan is made again and
-    must match the approved one, so what runs is what was approved."""
-    profile = load_profile(profile_path)
-    target = Mode(mode)
+    must match the approved one, so what runs is what was approved. Without ``mode`` the
+    profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE`` or the bundled
+    profile."""
+    profile = load_profile(profile_path or default_profile_path())
+    target = Mode(mode) if mode else profile.default_mode
     holder = f"flow run {flow_run.name or flow_run.id}"
     with (
         switch_lock(lock_resources(profile), holder, lock_wait_seconds, profile=profile.name)

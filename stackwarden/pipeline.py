@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint, observe_docker
 from stackwarden.adapters.host import HostObservation, observe_host
+from stackwarden.adapters.textfile import write_textfile
 from stackwarden.errors import TransientError
-from stackwarden.events import open_finding_ids, transitions
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import KubernetesSpec, Profile, Timeouts
@@ -33,6 +33,7 @@ from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
 from stackwarden.recommend import recommend_mode
 from stackwarden.report import render_markdown
+from stackwarden.report.prometheus import render_prometheus
 from stackwarden.rules import diagnose
 
 if TYPE_CHECKING:
@@ -234,6 +235,15 @@ def render_step(result: AuditResult, snapshot: Snapshot, profile: Profile) -> st
     return render_markdown(result, snapshot, profile)
 
 
+def metrics_step(result: AuditResult, snapshot: Snapshot, profile: Profile, path: str, duration_seconds: float) -> str:
+    """Render the audit's metrics and replace ``path`` with them atomically; only a successful
+    audit gets here, so the file's timestamp is the last successful audit's."""
+    text = render_prometheus(
+        result, snapshot, profile, duration_seconds=duration_seconds, finished_at=datetime.now(UTC)
+    )
+    return str(write_textfile(path, text))
+
+
 def findings_table(result: AuditResult) -> list[dict[str, str]]:
     """The findings as table rows (the Prefect table artifact, the CLI summary)."""
     return [
@@ -252,30 +262,6 @@ def findings_table(result: AuditResult) -> list[dict[str, str]]:
 def artifact_key(profile: Profile, what: str) -> str:
     """Prefect artifact and variable keys must be lowercase letters, digits and dashes."""
     return f"stackwarden-{profile.name}-{what}".replace(".", "-").replace("_", "-").lower()
-
-
-@dataclass(frozen=True)
-class FindingChanges:
-    """What an audit changed in the open-findings memory."""
-
-    opened: tuple[Finding, ...]
-    resolved: tuple[str, ...]
-    open_ids: tuple[str, ...]
-    changed: bool
-
-
-def finding_changes(previous: object, findings: tuple[Finding, ...]) -> FindingChanges:
-    """Opened/resolved findings against the previous open set, and whether that set changed
-    (only then is the memory written: an unchanged audit costs the server no write)."""
-    previous_ids = sorted(str(i) for i in previous) if isinstance(previous, list) else []
-    opened, resolved = transitions(previous_ids, findings)
-    current = open_finding_ids(findings)
-    return FindingChanges(
-        opened=tuple(opened),
-        resolved=tuple(resolved),
-        open_ids=tuple(current),
-        changed=current != previous_ids or not isinstance(previous, list),
-    )
 
 
 # ---------------------------------------------------------------- the whole audit, in process
@@ -303,8 +289,15 @@ class _NoProgress:
         yield
 
 
-def run_audit(profile: Profile, requested: Mode | None = None, progress: Progress | None = None) -> AuditOutcome:
-    """The audit in this process: observe concurrently, diagnose, recommend, render."""
+def run_audit(
+    profile: Profile,
+    requested: Mode | None = None,
+    progress: Progress | None = None,
+    prometheus_path: str | None = None,
+) -> AuditOutcome:
+    """The audit in this process: observe concurrently, diagnose, recommend, render (and, when
+    asked, the metrics file for node_exporter)."""
+    started = time.monotonic()
     shown = progress or _NoProgress()
     with shown.step("observing " + ", ".join(observed_runtimes(profile))):
         snapshot = observe_all(profile)
@@ -312,6 +305,9 @@ def run_audit(profile: Profile, requested: Mode | None = None, progress: Progres
         result = diagnose_step(snapshot, profile, requested)
         LOG.info("%d finding(s): %s", len(result.findings), findings_summary(result.findings))
         markdown = render_step(result, snapshot, profile)
+    if prometheus_path:
+        written = metrics_step(result, snapshot, profile, prometheus_path, time.monotonic() - started)
+        LOG.info("metrics written to %s", written)
     return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)
 
 

@@ -235,6 +235,15 @@ def profile_json_schema() -> str:
 def bundled_profile_path() -> Path:
     """The bundled profile modelling the seed's stack.
 
-    Looked up beside the source tree (``profiles/``), which is where a checkout keeps it.
+    Found through the package (``stackwarden/bundled_profiles`` ships in the wheel; in a checkout
+    it is a link to ``profiles/``), so it works from an installed package and from any working
+    directory.
     """
-    return Path(__file__).resolve().parent.parent / "profiles" / BUNDLED_PROFILE
+    return (Path(__file__).parent / "bundled_profiles" / BUNDLED_PROFILE).resolve()
+
+
+def default_profile_path() -> Path:
+    """``$STACKWARDEN_PROFILE`` when set, else the bundled profile: the one default the CLI and
+    every flow parameter share, so a scheduled run never depends on its working directory."""
+    env = os.environ.get("STACKWARDEN_PROFILE")
+    return Path(env) if env else bundled_profile_path()

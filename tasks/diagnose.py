@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -9,18 +11,12 @@ from typing import Any, TypeVar
 from prefect import get_run_logger, task
 from prefect.variables import Variable
 
+from stackwarden.events import finding_record, open_set, previous_open_set, transitions
 from stackwarden.model.base import Mode
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.pipeline import (
-    artifact_key,
-    diagnose_step,
-    finding_changes,
-    findings_summary,
-    findings_table,
-    render_step,
-)
+from stackwarden.pipeline import artifact_key, diagnose_step, findings_summary, findings_table, render_step
 from tasks.publish import event, markdown_artifact, table_artifact
 
 T = TypeVar("T")
@@ -69,50 +65,61 @@ def _backoff(call: Callable[[], T], what: str, sleep: Callable[[float], None] = 
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def open_findings_variable(profile: Profile) -> str:
-    """The Prefect Variable that remembers the profile's open finding ids between audits."""
-    return f"stackwarden-open-findings-{profile.name}".replace(".", "-")
+def open_findings_variable(profile: Profile, host: str) -> str:
+    """One open set per profile AND host: two hosts auditing the same profile on one server must
+    not close each other's findings. Variable names take lowercase letters, digits, - and _."""
+    raw = f"stackwarden-open-findings-{profile.name}-{host}".lower()
+    return re.sub(r"[^a-z0-9_-]", "-", raw)
 
 
 @task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}", persist_result=False)
-def emit_finding_events_task(result: AuditResult, profile: Profile) -> dict[str, Any]:
+def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, Any]:
     """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
-    kept in a Prefect Variable so automations can notify or trigger a switch.
-
-    The Variable is written only when the open set changed, and a server that stays busy
-    costs a warning, never the audit: the flow runs this beside the report, off its path."""
-    name = open_findings_variable(profile)
+    kept in a Prefect Variable so automations can notify or trigger a switch. Each event's
+    resource carries host, profile, rule and severity as labels (triggers match labels), so one
+    server tells a fleet's hosts apart; a ``resolved`` event says which finding it closes. The
+    Variable is written only when the open set changed; a server that stays busy (503) costs a
+    warning, never the audit (the flow runs this beside the report, off its path)."""
+    host = host or socket.gethostname()
+    name = open_findings_variable(profile, host)
+    labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
     log = get_run_logger()
     try:
-        previous: object = _backoff(lambda: Variable.get(name, default=[]), f"reading {name}")
+        stored: object = _backoff(lambda: Variable.get(name, default={}), f"reading {name}")
     except Exception as exc:
         log.warning("open findings not compared: reading %s failed: %s", name, exc)
         return {"opened": [], "resolved": [], "written": False, "error": str(exc)}
-    changes = finding_changes(previous, result.findings)
-    for finding in changes.opened:
+    previous = previous_open_set(stored)
+    opened, resolved = transitions(list(previous), result.findings)
+    for finding in opened:
         event(
             "stackwarden.finding.opened",
-            resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding.id}"},
-            payload={
-                "severity": str(finding.severity),
-                "title": finding.title,
-                "summary": finding.summary,
+            resource={
+                "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding.id}",
+                "stackwarden.rule": finding.rule,
+                "stackwarden.severity": str(finding.severity),
+                **labels,
             },
+            payload={"id": finding.id, "host": host, **finding_record(finding, summary_max=2000)},
         )
-    for finding_id in changes.resolved:
+    for finding_id in resolved:
+        closed = previous[finding_id]
         event(
             "stackwarden.finding.resolved",
-            resource={"prefect.resource.id": f"stackwarden.finding.{profile.name}.{finding_id}"},
+            resource={
+                "prefect.resource.id": f"stackwarden.finding.{host}.{profile.name}.{finding_id}",
+                "stackwarden.rule": str(closed.get("rule", "unknown")),
+                "stackwarden.severity": str(closed.get("severity", "unknown")),
+                **labels,
+            },
+            payload={"id": finding_id, "host": host, **closed},
         )
+    current = open_set(result.findings)
     written = False
-    if changes.changed:
+    if current != previous:
         try:
-            _backoff(lambda: Variable.set(name, list(changes.open_ids), overwrite=True), f"writing {name}")
+            _backoff(lambda: Variable.set(name, current, overwrite=True), f"writing {name}")
             written = True
         except Exception as exc:
             log.warning("open findings not remembered: writing %s failed: %s", name, exc)
-    return {
-        "opened": [f.id for f in changes.opened],
-        "resolved": list(changes.resolved),
-        "written": written,
-    }
+    return {"opened": [f.id for f in opened], "resolved": resolved, "written": written}

@@ -21,14 +21,13 @@ from stackwarden.model.profile import KubernetesSpec
 from stackwarden.pipeline import (
     Retry,
     assemble,
-    finding_changes,
     observe_all,
     run_audit,
     settle,
     with_retries,
 )
 from stackwarden.rules import diagnose
-from tests.support.builders import container, profile, seed_snapshot
+from tests.support.builders import container, profile
 
 
 def _done(value: object) -> Future[object]:
@@ -163,18 +162,6 @@ def test_the_in_process_audit_sees_the_real_host(monkeypatch: pytest.MonkeyPatch
     assert not compose.reachable
     assert "runtime-unreachable:compose" in {f.id for f in outcome.result.findings}
     assert "# " in outcome.markdown
-
-
-def test_the_finding_memory_is_written_only_when_the_open_set_changes() -> None:
-    findings = diagnose(seed_snapshot(), profile())
-    first = finding_changes([], findings)
-    assert first.changed and {f.id for f in first.opened} == set(first.open_ids)
-    same = finding_changes(list(reversed(first.open_ids)), findings)
-    assert not same.changed and same.opened == () and same.resolved == ()
-    gone = finding_changes([*first.open_ids, "port-conflict:1"], findings)
-    assert gone.changed and gone.resolved == ("port-conflict:1",)
-    assert finding_changes([], ()).changed is False  # nothing open, nothing remembered: no write
-    assert finding_changes("garbage", ()).changed is True  # an unreadable memory is repaired
 
 
 def test_prefect_api_is_configured_by_env_or_active_profile(tmp_path: Path) -> None:
