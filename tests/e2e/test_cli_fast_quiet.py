@@ -126,7 +126,7 @@ def test_record_uses_the_ephemeral_server_and_logs_only_with_verbose(
     with sqlite3.connect(database) as db:
         flow_runs = [row[0] for row in db.execute("select name from flow_run")]
         task_runs = {row[0] for row in db.execute("select name from task_run")}
-    assert flow_runs == [f"audit-{seed_scenario.profile_path.stem}"]
+    assert flow_runs == [f"audit-{seed_scenario.project.name}"]
     assert "observe-docker" in task_runs and f"diagnose-{seed_scenario.project.name}" in task_runs
 
     loud = subprocess.run([*args, "-v"], capture_output=True, text=True, env=_env(tmp_path), timeout=400, check=False)
