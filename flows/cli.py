@@ -4,50 +4,109 @@ Exit codes (documented in README and ``--help``):
   0  nothing at or above --fail-on
   1  at least one finding at or above --fail-on
   2  bad input: unknown option, malformed profile, unknown mode
-  3  stackwarden itself failed (a bug or an unexpected environment); the message says where
+  3  stackwarden or its surroundings failed (a bug, an unwritable PREFECT_HOME, a Prefect API
+     that does not answer, an ephemeral server that did not start in time); one line says
+     which, with a hint
 switch adds: 4 refused before any change, 5 switched but broken by a code issue.
+
+Every line this module prints goes through ``stackwarden.sanitize`` (control characters,
+secrets, line length), and rich is never allowed to interpret markup in it.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
+import signal
+import socket
 import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from stackwarden.errors import LockedError, ProfileError, StackwardenError
+from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
+from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
 from stackwarden.model.base import Mode, Severity
-from stackwarden.profiles import bundled_profile_path, load_profile, profile_json_schema
+from stackwarden.model.profile import Profile
+from stackwarden.profiles import default_profile_path, load_profile, profile_json_schema
+from stackwarden.sanitize import one_line, strip_controls, terminal
+
+if TYPE_CHECKING:
+    from stackwarden.pipeline import AuditOutcome
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
 
 _EPILOG = """\
 exit codes:
   0  nothing at or above --fail-on      1  findings at or above --fail-on
-  2  bad input (option, profile, mode)  3  stackwarden itself failed
+  2  bad input (option, profile, mode)  3  stackwarden or its surroundings failed (one line + hint)
 
-Without PREFECT_API_URL the flows run on Prefect's ephemeral local server; set it to record
-runs on your Prefect server and inspect them in its UI.
+An audit runs in this process unless a Prefect API is configured (PREFECT_API_URL, or in the
+active Prefect profile): then it runs as the recorded flow "audit" on that server. --record and
+--no-record override the choice; --record without a server starts Prefect's ephemeral one
+(allowed PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, default here 120 s, to start).
+A switch always runs as the recorded flow "switch-mode".
 """
 
 
 _SWITCH_EPILOG = """\
 exit codes:
   0  dry run done, or switched and verified    1  verification or a step failed: rolled back
-  2  bad input (option, profile, mode)         3  stackwarden itself failed
+  2  bad input (option, profile, mode)         3  stackwarden or its surroundings failed
   4  refused before any change (context not allowed, unknown owner of a port, guard, lock)
   5  switched and verified, but a service is broken by a code issue no mode fixes
 
 Safety: dry run by default; identities (container id, k8s uid/generation, pid+start time+exe)
 are re-checked before each step; workloads are scaled to 0 (never deleted) with their replica
 count recorded; volumes, PVCs and images are never removed; stateful services are stopped with
-their own signal and never SIGKILLed without --force; one switch per profile at a time.
+their own signal and never SIGKILLed without --force; one switch at a time per profile, port,
+compose project and workload (a second one fails with exit 4 naming the holder).
 """
 
 
+EPHEMERAL_STARTUP_SECONDS = 120
+"""Start-up allowance of Prefect's ephemeral server. Prefect's default (20 s) fails a few runs in
+fifty on a loaded 2-core machine, where a start takes 18 s unloaded; only the sleeps count
+against it, so the wall-clock wait is longer still. PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+set by the user wins."""
+MAX_SECONDS = 24 * 3600.0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option in one line (no usage block) and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
+    """An argparse type for a duration: a finite number within (0 or more, MAX_SECONDS].
+    ``nan`` compares false with everything, so an unchecked NaN deadline never ends."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        low_ok = value >= 0 if allow_zero else value > 0
+        if not math.isfinite(value) or not low_ok or value > MAX_SECONDS:
+            low = "0" if allow_zero else "more than 0"
+            raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds, {low} to {MAX_SECONDS:g}")
+        return value
+
+    parse.__name__ = "seconds"
+    return parse
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stackwarden",
         description=(
             "Find one stack deployed by Docker Compose, Kubernetes and host processes at once, "
@@ -78,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     audit.add_argument("--output", type=Path, help="write the report to FILE; print a summary instead")
     audit.add_argument(
+        "--prometheus",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the audit's metrics to FILE in node_exporter's textfile-collector format",
+    )
+    audit.add_argument(
         "--fail-on",
         type=Severity,
         choices=[s for s in Severity if s is not Severity.OK],
@@ -85,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SEVERITY",
         help="exit 1 if any finding is at or above SEVERITY: critical, high (default), medium, low",
     )
+    audit.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run as a recorded Prefect flow (default: only when a Prefect API is configured)",
+    )
+    audit.add_argument("-v", "--verbose", action="store_true", help="show log lines (Prefect's too) on stderr")
 
     switch = sub.add_parser(
         "switch",
@@ -109,8 +182,64 @@ def _parser() -> argparse.ArgumentParser:
     switch.add_argument(
         "--force", action="store_true", help="allow SIGKILL of a stateful service that ignores its stop signal"
     )
-    switch.add_argument("--wait-lock", type=float, default=0.0, metavar="SECONDS", help="wait for another switch")
-    switch.add_argument("--deadline", type=float, default=120.0, metavar="SECONDS", help="verification deadline")
+    switch.add_argument(
+        "--wait-lock",
+        type=_seconds(allow_zero=True),
+        default=0.0,
+        metavar="SECONDS",
+        help="wait for another switch (0 to 86400)",
+    )
+    switch.add_argument(
+        "--deadline",
+        type=_seconds(allow_zero=False),
+        default=120.0,
+        metavar="SECONDS",
+        help="verification deadline (more than 0, up to 86400)",
+    )
+    switch.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines on stderr")
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the scheduled audit and the three switches (approval in the Prefect UI)",
+        description=(
+            "Serve, in this one process, the audit of each profile (on a schedule) and the three "
+            "switch flows (each pauses for approval in the Prefect UI). Uses Prefect's serve: no "
+            "worker or work pool. Against $PREFECT_API_URL when set; otherwise it starts a local "
+            "Prefect server (SQLite under $STACKWARDEN_PREFECT_HOME, default "
+            "~/.local/share/stackwarden/prefect) and stops it on Ctrl-C or SIGTERM."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--profile",
+        type=Path,
+        action="append",
+        default=None,
+        help="stack profile YAML; repeat for several (default as for audit)",
+    )
+    serve.add_argument(
+        "--audit-every",
+        type=parse_duration,
+        default=timedelta(minutes=15),
+        metavar="DURATION",
+        help="audit interval: 90s, 15m (default), 1h, 1h30m, 1d",
+    )
+    serve.add_argument(
+        "--host-name",
+        default=None,
+        metavar="NAME",
+        help="the host name runs carry as a tag and parameter (default: $STACKWARDEN_HOST or this machine's name)",
+    )
+    serve.add_argument(
+        "--prometheus-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write each audit's metrics to DIR/stackwarden-<profile>.prom (node_exporter textfile collector)",
+    )
+    serve.add_argument(
+        "--port", type=int, default=None, help="port of the local Prefect server (default 4200, or a free one)"
+    )
 
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -120,33 +249,143 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out(text: str, stream: TextIO | None = None, end: str = "\n", *, json_text: bool = False) -> None:
+    """Print through the sanitizer: no control character, no secret, no endless line. JSON was
+    sanitized value by value when it was made (``sanitize.deep``); cutting or rewriting its
+    lines would break it, so it only loses control characters here (it has none raw)."""
+    target = stream if stream is not None else sys.stdout
+    target.write((strip_controls(text) if json_text else terminal(text)) + end)
+    target.flush()
+
+
+def _fail(message: str, code: int, hint: str | None = None) -> int:
+    """One line on stderr (``stackwarden: ...; hint: ...``) and the exit code to return."""
+    sys.stderr.write(f"stackwarden: {one_line(message)}" + (f"; hint: {one_line(hint)}" if hint else "") + "\n")
+    return code
+
+
+class _Usage(Exception):
+    """Bad input found before anything is observed: exit 2 with this one line."""
+
+
+def _check_output(path: Path, option: str = "--output") -> None:
+    """``--output`` (or ``--prometheus``) must be writable before the audit runs, not fail after it
+    (exit 3 then)."""
+    if path.is_dir():
+        raise _Usage(f"{option} {path}: is a directory")
+    parent = path.parent if str(path.parent) else Path()
+    if not parent.exists():
+        raise _Usage(f"{option} {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise _Usage(f"{option} {path}: {parent} is not a directory")
+    if path.exists():
+        if not path.is_file():
+            raise _Usage(f"{option} {path}: not a regular file")
+        if not os.access(path, os.W_OK):
+            raise _Usage(f"{option} {path}: not writable")
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        raise _Usage(f"{option} {path}: directory {parent} is not writable")
+
+
+class _Surroundings(Exception):
+    """Prefect (or another part of the surroundings) cannot work: exit 3, one line and a hint."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _prefect_home() -> Path:
+    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+
+
+def _check_prefect() -> None:
+    """Before any flow: PREFECT_HOME must be writable (Prefect keeps its database and results
+    there) and a configured PREFECT_API_URL must answer; each failure is one line and a hint."""
+    home = _prefect_home()
+    try:  # try it: permissions, a read-only file system or a file in the way (root passes os.access)
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=home):
+            pass
+    except OSError as exc:
+        raise _Surroundings(
+            f"PREFECT_HOME {home} is not a writable directory ({exc.strerror or exc})",
+            "set PREFECT_HOME to a directory you can write (e.g. PREFECT_HOME=$(mktemp -d))",
+        ) from None
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        health = url.rstrip("/") + "/health"
+        if not health.startswith(("http://", "https://")):
+            raise _Surroundings(f"PREFECT_API_URL {url} is not an http(s) URL", "e.g. http://127.0.0.1:4200/api")
+        try:
+            with urllib.request.urlopen(health, timeout=5) as response:  # noqa: S310 - scheme checked above
+                response.read(64)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise _Surroundings(
+                f"the Prefect API at {url} does not answer ({reason})",
+                "start that Prefect server, or unset PREFECT_API_URL to run on a temporary local one",
+            ) from None
+
+
+def _explain(exc: BaseException) -> tuple[str, str] | None:
+    """(message, hint) for failures of the surroundings that surface while a flow runs."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and "ephemeral Prefect API server" in text:
+        allowance = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
+        return (
+            f"Prefect's temporary server did not start within its {allowance} s start-up allowance "
+            "(a heavily loaded machine?)",
+            "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or set PREFECT_API_URL to a running server",
+        )
+    if type(exc).__module__.startswith(("httpx", "httpcore")):
+        return (
+            f"cannot talk to the Prefect API at {os.environ.get('PREFECT_API_URL') or 'the temporary server'}: "
+            f"{type(exc).__name__}: {text}",
+            "check that the Prefect server is up, or unset PREFECT_API_URL",
+        )
+    if isinstance(exc, PermissionError) and str(_prefect_home()) in str(exc.filename or text):
+        return (f"PREFECT_HOME {_prefect_home()} is not writable: {text}", "set PREFECT_HOME to a writable directory")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return (f"{type(exc).__name__}: {text}", "a file or device the run needs is not usable; see the path above")
+    return None
+
+
+def _runtime_hints(snapshot: object) -> None:
+    """One stderr line per unreachable runtime whose error has a known fix (socket permission,
+    malformed kubeconfig): the report says what was not seen, this says what to do."""
+    for status in getattr(snapshot, "runtimes", ()):
+        if not status.reachable:
+            hint = environment_hint(str(status.runtime), status.error or "")
+            if hint:
+                _fail(f"{status.runtime} not observed: {status.error}", 0, hint)
+
+
 def _switch(args: argparse.Namespace) -> int:
+    prepare_prefect(verbose=args.verbose)  # a switch is always a recorded flow
     from flows.switch import run_switch
     from stackwarden.model.plan import Outcome, SwitchStatus
-    from stackwarden.report.plan import render_outcome, render_plan
+    from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
 
-    profile_path = args.profile or _default_profile()
+    profile_path = args.profile or default_profile_path()
     load_profile(profile_path)
     reviewed: str | None = None
+    if args.apply and not args.yes and not sys.stdin.isatty():
+        return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
+    _check_prefect()
     if args.apply and not args.yes:
-        if not sys.stdin.isatty():
-            print("stackwarden: --apply without --yes needs a terminal to ask on", file=sys.stderr)
-            return EXIT_USAGE
         preview = run_switch(mode=args.mode, profile_path=str(profile_path))
-        print(render_plan(preview.plan))
+        _out(render_plan(preview.plan))
         if preview.status is SwitchStatus.REFUSED:
             return EXIT_REFUSED
         if not preview.plan.steps:
             return EXIT_OK
         # the question goes to stdout with the plan (input() would put it on stderr on a bare tty);
         # what is approved is the content: the run applies only a plan with this digest
-        print(
-            f"Plan digest {preview.plan.digest}\nApply these {len(preview.plan.steps)} step(s)? [y/N] ",
-            end="",
-            flush=True,
-        )
+        _out(f"Plan digest {preview.plan.digest}")
+        _out(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ", end="")
         if sys.stdin.readline().strip().lower() not in {"y", "yes"}:
-            print("nothing changed")
+            _out("nothing changed")
             return EXIT_OK
         reviewed = preview.plan.digest
     outcome = run_switch(
@@ -158,104 +397,200 @@ def _switch(args: argparse.Namespace) -> int:
         deadline_seconds=args.deadline,
         lock_wait_seconds=args.wait_lock,
     )
-    print(outcome.model_dump_json(indent=2) if args.json else render_outcome(outcome))
+    _out(render_outcome_json(outcome) if args.json else render_outcome(outcome), json_text=args.json)
     if outcome.status is SwitchStatus.REFUSED:
         return EXIT_REFUSED
     if outcome.status is SwitchStatus.ROLLED_BACK:
         return EXIT_FINDINGS
     if outcome.verdict is not None and outcome.verdict.outcome is Outcome.BROKEN_BY_CODE_ISSUE:
-        print("stackwarden: switched, but some service is broken by a code issue", file=sys.stderr)
-        return EXIT_CODE_ISSUE
+        return _fail("switched, but some service is broken by a code issue", EXIT_CODE_ISSUE)
     return EXIT_OK
 
 
-def _default_profile() -> Path:
-    env = os.environ.get("STACKWARDEN_PROFILE")
-    return Path(env) if env else bundled_profile_path()
-
-
 def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
-    """A rich table on a terminal, plain lines otherwise."""
+    """A rich table on a terminal, plain lines otherwise. Cells are rich ``Text`` (never parsed
+    as markup: ``[bold]`` or ``[/]`` in a title prints as itself) after the sanitizer."""
     if out.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title="stackwarden findings")
         for column in ("severity", "id", "title"):
             table.add_column(column)
         for row in outcome_findings:
-            table.add_row(*row)
-        Console(file=out).print(table)
+            table.add_row(*(Text(one_line(cell)) for cell in row))
+        Console(file=out, markup=False, emoji=False, highlight=False).print(table)
         return
     for severity, finding_id, title in outcome_findings:
-        print(f"{severity:8} {finding_id:32} {title}", file=out)
+        _out(f"{severity:8} {finding_id:32} {title}", out)
+
+
+def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
+    """In process by default; the recorded flow when a Prefect API is configured or asked for."""
+    profile = load_profile(profile_path)  # fail fast with a clear message before any flow starts
+    progress = LiveProgress(sys.stderr)
+    record = args.record if args.record is not None else prefect_api_configured()
+    prometheus = str(args.prometheus) if args.prometheus is not None else None
+    if not record:
+        from stackwarden.pipeline import run_audit
+
+        return run_audit(profile, progress=progress, prometheus_path=prometheus)
+    _check_prefect()
+    prepare_prefect(verbose=args.verbose)
+    with progress.step("running the recorded audit flow"):
+        from flows.audit import audit_flow
+
+        return audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from flows.audit import audit_flow
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
+    profile_path = args.profile or default_profile_path()
+    if args.output:
+        _check_output(args.output)
+    if args.prometheus is not None:
+        _check_output(args.prometheus, "--prometheus")
+    outcome = _run_audit(args, profile_path)
     from stackwarden.report import render_json
 
-    profile_path = args.profile or _default_profile()
-    load_profile(profile_path)  # fail fast with a clear message before any flow starts
-    outcome = audit_flow(profile_path=str(profile_path))
     text = render_json(outcome.result, outcome.snapshot) if args.json else outcome.markdown
     if args.output:
-        args.output.write_text(text + "\n", encoding="utf-8")
+        args.output.write_text((strip_controls(text) if args.json else terminal(text)) + "\n", encoding="utf-8")
         _summary([(str(f.severity), f.id, f.title) for f in outcome.result.findings], sys.stdout)
-        print(f"report written to {args.output}")
+        _out(f"report written to {args.output}")
     elif sys.stdout.isatty() and not args.json:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        Console().print(Markdown(text))
+        Console(markup=False, emoji=False, highlight=False).print(Markdown(terminal(text)))
     else:
-        print(text)
+        _out(text, json_text=args.json)
+    _runtime_hints(outcome.snapshot)
     failing = outcome.result.at_least(args.fail_on)
     if failing:
-        print(
-            f"stackwarden: {len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(f.id for f in failing),
-            file=sys.stderr,
+        return _fail(
+            f"{len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(f.id for f in failing), EXIT_FINDINGS
         )
-        return EXIT_FINDINGS
     return EXIT_OK
+
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h30m``, ``1d`` or bare seconds -> timedelta (argparse type: a bad
+    value is a one-line usage error, exit 2). Below 10 seconds an audit would overlap itself."""
+    value = text.strip().lower()
+    if value.isdigit():
+        seconds = int(value)
+    elif value and _DURATION.sub("", value) == "":
+        seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION.findall(value))
+    else:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 1h or 1h30m")
+    if seconds < 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is shorter than the 10 seconds minimum")
+    return timedelta(seconds=seconds)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.local_server import local_server, stackwarden_prefect_home
+
+    paths: list[Path] = args.profile or [default_profile_path()]
+    served = [(path, load_profile(path)) for path in paths]  # every profile valid before anything starts
+    names = [profile.name for _, profile in served]
+    if len(set(names)) != len(names):
+        raise _Usage(f"two --profile files share a profile name: {', '.join(names)}")
+    if args.prometheus_dir is not None and not args.prometheus_dir.is_dir():
+        raise _Usage(f"--prometheus-dir {args.prometheus_dir}: not a directory")
+    host = args.host_name or os.environ.get("STACKWARDEN_HOST") or socket.gethostname()
+    # SIGTERM stops us like Ctrl-C until Prefect's runner installs its own graceful handler.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if os.environ.get("PREFECT_API_URL"):
+            ui_url = os.environ.get("PREFECT_UI_URL") or os.environ["PREFECT_API_URL"].removesuffix("/api")
+            _run_serve(served, host, args, ui_url)
+            return EXIT_OK
+        with local_server(stackwarden_prefect_home(), port=args.port) as server:
+            _out(f"Prefect server started: {server.ui_url} (PREFECT_HOME={server.home}, log {server.log})")
+            os.environ.update(
+                PREFECT_API_URL=server.api_url, PREFECT_UI_URL=server.ui_url, PREFECT_HOME=str(server.home)
+            )
+            _run_serve(served, host, args, server.ui_url)
+        _out("stackwarden serve: stopped; the local Prefect server is stopped too")
+    except KeyboardInterrupt:
+        _out("stackwarden serve: stopped", sys.stderr)
+    return EXIT_OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Namespace, ui_url: str) -> None:
+    """Import Prefect only now, after the environment names the server it must talk to."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    from flows.serve import Served, serve_stack
+
+    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"], PREFECT_UI_URL: ui_url}):
+        serve_stack(
+            [Served(path=path, profile=profile) for path, profile in served],
+            host=host,
+            audit_every=args.audit_every,
+            prometheus_dir=args.prometheus_dir,
+            ui_url=ui_url,
+        )
 
 
 def _profile(args: argparse.Namespace) -> int:
     if args.profile_command == "schema":
-        print(profile_json_schema())
+        _out(profile_json_schema(), json_text=True)
         return EXIT_OK
     profile = load_profile(args.file)
-    print(f"{args.file}: valid profile {profile.name!r} with {len(profile.services)} services")
+    _out(f"{args.file}: valid profile {profile.name!r} with {len(profile.services)} services")
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``stackwarden`` console script."""
-    args = _parser().parse_args(argv)
+    """Entry point of the ``stackwarden`` console script. Every way out is one sanitized line on
+    stderr with a documented exit code; a traceback is never printed."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad option (2, already reported in one line)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     # The ephemeral server's telemetry write races its own start-up ("database is locked");
     # an audit has no use for it.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     try:
         if args.command == "audit":
             return _audit(args)
         if args.command == "switch":
             return _switch(args)
+        if args.command == "serve":
+            return _serve(args)
         return _profile(args)
     except ProfileError as exc:
-        print(f"stackwarden: invalid profile\n{exc}", file=sys.stderr)
+        for field, reason in exc.problems or [("", "invalid")]:
+            _fail(f"invalid profile: {exc.path}: {field + ': ' if field else ''}{reason}", EXIT_USAGE)
         return EXIT_USAGE
+    except _Usage as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except _Surroundings as exc:
+        return _fail(str(exc), EXIT_INTERNAL, exc.hint)
     except LockedError as exc:
-        print(f"stackwarden: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
+        return _fail(str(exc), EXIT_REFUSED, "wait for it, or pass --wait-lock SECONDS")
     except StackwardenError as exc:
-        print(f"stackwarden: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _fail(str(exc), EXIT_INTERNAL)
     except KeyboardInterrupt:
-        print("stackwarden: interrupted", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _fail("interrupted", EXIT_INTERNAL)
     except Exception as exc:  # a one-line message, not a traceback, and a distinct exit code
-        print(f"stackwarden: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_INTERNAL
+        explained = _explain(exc)
+        if explained is not None:
+            return _fail(explained[0], EXIT_INTERNAL, explained[1])
+        return _fail(f"internal error: {type(exc).__name__}: {exc}", EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.schemas.objects import State
-from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -18,8 +16,8 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.audit import observe_all
-from stackwarden.adapters.lock import switch_lock
+from flows.audit import observe_all, profile_name_of
+from stackwarden.adapters.lock import lock_resources, switch_lock
 from stackwarden.errors import RefusedError
 from stackwarden.model.base import Mode
 from stackwarden.model.plan import (
@@ -33,9 +31,11 @@ from stackwarden.model.plan import (
 )
 from stackwarden.model.profile import Profile
 from stackwarden.planner import inverse_of, plan
-from stackwarden.profiles import load_profile
+from stackwarden.profiles import default_profile_path, load_profile
 from stackwarden.report.plan import render_plan
+from stackwarden.sanitize import one_line
 from stackwarden.verdict import not_ready, verdict
+from tasks.publish import event, markdown_artifact, table_artifact
 from tasks.switch import apply_step_task, health_task, preflight_task
 
 MAX_CONCURRENT_STOPS = 4
@@ -52,7 +52,7 @@ class Approval(RunInput):
 
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
-    return f"switch-{params.get('mode', 'mode')}"
+    return f"switch-{profile_name_of(params.get('profile_path'))}-{params.get('mode') or 'default-mode'}"
 
 
 def _key(profile: Profile, what: str) -> str:
@@ -120,7 +120,7 @@ def _refuse(the_plan: Plan, reason: str) -> State[Any]:
     """End the run Failed without changing anything, the outcome attached."""
     get_run_logger().error("switch refused: %s", reason)
     refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
-    return Failed(message=f"refused: {reason}", data=refused)
+    return Failed(message=one_line(f"refused: {reason}"), data=refused)
 
 
 def _roll_back(
@@ -139,7 +139,7 @@ def _roll_back(
     outcome = SwitchOutcome(
         status=SwitchStatus.ROLLED_BACK, plan=the_plan, journal=tuple(journal), verdict=result, message=reason
     )
-    return Failed(message=f"rolled back: {reason}", data=outcome)
+    return Failed(message=one_line(f"rolled back: {reason}"), data=outcome)
 
 
 def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: float = 2.0) -> Verdict:
@@ -170,8 +170,8 @@ def wait_ready(
 
 
 def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
-    create_table_artifact(
-        table=[
+    table_artifact(
+        rows=[
             {
                 "step": r.step_id,
                 "status": str(r.status),
@@ -229,8 +229,8 @@ def _phase_failure(
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
 )
 def switch_flow(
-    mode: str,
-    profile_path: str,
+    mode: str | None = None,
+    profile_path: str | None = None,
     *,
     apply: bool = False,
     approval: Literal["auto", "ui"] = "auto",
@@ -248,21 +248,25 @@ def switch_flow(
     plan a person reviewed at a terminal: a plan with any other content is refused; after an
     approval in the UI the plan is made again and must have the approved digest.
     Steps run make (new owners that need no held port, then wait until they serve), break
-    (independent stops, concurrently), start (new owners that needed a freed port)."""
-    profile = load_profile(profile_path)
-    target = Mode(mode)
+    (independent stops, concurrently), start (new owners that needed a freed port). Without
+    ``mode`` the profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE``
+    or the bundled profile."""
+    profile = load_profile(profile_path or default_profile_path())
+    target = Mode(mode) if mode else profile.default_mode
     approval, force, policy_note = _policy(approval, force)
     if policy_note:
         get_run_logger().warning(policy_note)
     holder = f"flow run {flow_run.name or flow_run.id}"
     with (
-        switch_lock(profile.name, holder, lock_wait_seconds) if apply else contextlib.nullcontext()
+        switch_lock(lock_resources(profile), holder, lock_wait_seconds, profile=profile.name)
+        if apply
+        else contextlib.nullcontext()
     ):  # a dry run changes nothing: no lock
         snapshot = observe_all(profile)
         the_plan: Plan = plan(snapshot, profile, target)
         if the_plan.applicable:
             the_plan = the_plan.model_copy(update={"refusals": tuple(preflight_task(the_plan, profile))})
-        create_markdown_artifact(
+        markdown_artifact(
             markdown=render_plan(the_plan), key=_key(profile, "switch-plan"), description=f"Plan: {target}"
         )
         if not the_plan.applicable:
@@ -327,15 +331,15 @@ def _carry_out(
                 status=SwitchStatus.REFUSED, plan=the_plan, journal=tuple(journal), message=f"{reason}; nothing changed"
             )
             get_run_logger().error("switch refused: %s", reason)
-            return Failed(message=f"refused: {reason}", data=refused)
+            return Failed(message=one_line(f"refused: {reason}"), data=refused)
         return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
     result_verdict = verify(profile, target, deadline_seconds)
     if not result_verdict.passed:
         reason = "verification failed: " + "; ".join(result_verdict.failures)
         return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
     _journal_artifact(profile, journal)
-    emit_event(
-        event="stackwarden.mode.switched",
+    event(
+        "stackwarden.mode.switched",
         resource={"prefect.resource.id": f"stackwarden.profile.{profile.name}"},
         payload={"mode": str(target), "outcome": str(result_verdict.outcome), "steps": len(journal)},
     )

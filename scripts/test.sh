@@ -39,6 +39,18 @@ if [ ${#kube_pkgs[@]} -gt 0 ]; then
 fi
 scripts/k8s/build-control-plane.sh
 
+step "browser for the UI test: Debian chromium, playwright-core (pinned) in tests/ui/node_modules"
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+fi
+# playwright-core drives the system chromium (`npx playwright install` cannot download browsers here)
+(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
+
 step "static checks: ruff, mypy --strict, import-linter"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

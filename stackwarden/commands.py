@@ -1,8 +1,14 @@
-"""Exact commands for this host, rendered from observed identities (never "adjust PIDs")."""
+"""Exact commands for this host, rendered from observed identities (never "adjust PIDs").
+
+Every command is an argv quoted by ``sanitize.command`` (``shlex.join`` after stripping control
+characters and masking secrets), never a string pasted together: an observed name such as
+``x'; rm -rf ~ #`` stays one inert argument.
+"""
 
 from __future__ import annotations
 
-import shlex
+import re
+from collections.abc import Iterable
 
 from stackwarden.model.plan import (
     ComposeStop,
@@ -16,6 +22,7 @@ from stackwarden.model.plan import (
 )
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
+from stackwarden.sanitize import command as _join
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 
@@ -28,7 +35,7 @@ def compose(profile: Profile, *args: str, project: str | None = None) -> str:
     argv = ["docker", "compose", "-p", spec.project]
     for file in spec.files:
         argv += ["-f", file]
-    return shlex.join([*argv, *args])
+    return _join([*argv, *args])
 
 
 def compose_service(profile: Profile, service: str, *args: str) -> str:
@@ -40,23 +47,23 @@ def compose_service(profile: Profile, service: str, *args: str) -> str:
 def stop_process(process: ProcessInfo, signal_name: str = "SIGTERM") -> str:
     """Stop a host process the way the profile says: its unit, else its signal."""
     if process.systemd_unit:
-        return shlex.join(["systemctl", "stop", "--", process.systemd_unit])
-    return shlex.join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
+        return _join(["systemctl", "stop", "--", process.systemd_unit])
+    return _join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
 
 
 def docker_stop(container: Container) -> str:
     """Stop one container by name (volumes and the container itself are kept)."""
-    return shlex.join(["docker", "stop", container.name])
+    return _join(["docker", "stop", container.name])
 
 
 def docker_logs(container: Container, tail: int = 50) -> str:
     """Read the last lines of a container's logs."""
-    return shlex.join(["docker", "logs", "--tail", str(tail), container.name])
+    return _join(["docker", "logs", "--tail", str(tail), container.name])
 
 
 def port_listeners(port: int) -> str:
     """Who listens on ``port``, with PIDs (both address families)."""
-    return shlex.join(["ss", "-ltnp", f"sport = :{port}"])
+    return _join(["ss", "-ltnp", f"sport = :{port}"])
 
 
 def kubectl(namespace: str, *args: str, context: str | None = None, kubeconfig: str | None = None) -> str:
@@ -67,7 +74,7 @@ def kubectl(namespace: str, *args: str, context: str | None = None, kubeconfig: 
         argv += ["--kubeconfig", kubeconfig]
     if context:
         argv += ["--context", context]
-    return shlex.join([*argv, "-n", namespace, *args])
+    return _join([*argv, "-n", namespace, *args])
 
 
 def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
@@ -104,20 +111,41 @@ def step_commands(step: Step, profile: Profile) -> list[str]:
             return [*out, kubectl(step.namespace, "scale", ref, f"--replicas={step.replicas}", **where)]
         case StopProcess():
             if step.systemd_unit:
-                return [shlex.join(["systemctl", "stop", "--", step.systemd_unit])]
-            return [shlex.join(["kill", f"-{step.signal.removeprefix('SIG')}", str(step.pid)])]
+                return [_join(["systemctl", "stop", "--", step.systemd_unit])]
+            return [_join(["kill", f"-{step.signal.removeprefix('SIG')}", str(step.pid)])]
         case StartProcess():
             if step.systemd_unit:
-                return [shlex.join(["systemctl", "start", "--", step.systemd_unit])]
-            return [shlex.join(step.start_command or ())]
+                return [_join(["systemctl", "start", "--", step.systemd_unit])]
+            return [_join(step.start_command or ())]
         case StopContainer():
             if step.stateful:  # its own clean signal and no SIGKILL after a timeout (docker stop would)
-                return [shlex.join(["docker", "kill", "--signal", "SIGTERM", step.name])]
-            return [shlex.join(["docker", "stop", "--time", str(step.timeout_seconds), step.name])]
+                return [_join(["docker", "kill", "--signal", "SIGTERM", step.name])]
+            return [_join(["docker", "stop", "--time", str(step.timeout_seconds), step.name])]
         case StartContainer():
-            return [shlex.join(["docker", "start", step.name])]
+            return [_join(["docker", "start", step.name])]
         case ComposeUp():
-            return [shlex.join([*_compose_argv(step.project, step.files), "up", "-d", "--no-deps", *step.services])]
+            return [_join([*_compose_argv(step.project, step.files), "up", "-d", "--no-deps", *step.services])]
         case ComposeStop():
-            return [shlex.join([*_compose_argv(step.project, step.files), "stop", *step.services])]
+            return [_join([*_compose_argv(step.project, step.files), "stop", *step.services])]
     return []
+
+
+def process_lookup(process: ProcessInfo) -> str:
+    """Who a process is (user, start time, command line): what to print for a process the
+    profile does not name, which stackwarden never offers to stop."""
+    return _join(["ps", "-o", "pid,user,lstart,args", "-p", str(process.pid)])
+
+
+def listeners(ports: Iterable[int]) -> str:
+    """``ss`` filtered to several ports, one argument for the whole filter expression."""
+    return _join(["ss", "-ltnp", " or ".join(f"sport = :{int(p)}" for p in ports)])
+
+
+_ERE_SPECIAL = re.compile(r"([.\[\](){}*+?|^$\\])")
+
+
+def pgrep(executables: Iterable[str]) -> str:
+    """``pgrep -a -x`` for exact process names: each name is a literal inside the extended
+    regular expression (its metacharacters escaped) and the pattern is one quoted argument."""
+    pattern = "|".join(_ERE_SPECIAL.sub(r"\\\1", name) for name in executables)
+    return _join(["pgrep", "-a", "-x", pattern])

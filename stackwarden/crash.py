@@ -1,16 +1,22 @@
-"""Crash classification: exit code + log signatures -> cause, category, confidence.
+"""Crash classification: exit code + the decisive log line -> cause, category, confidence.
 
 The category decides what to do (DESIGN.md §4): a Rust panic in ``spawn_local`` is a code
 issue that no deployment switch fixes, while "address already in use" or "connection refused"
 to a port the profile declares is a deployment conflict that names the port's owner.
-Signatures are checked most specific first; the first one found in the logs wins, and the exit
-code alone is the fallback with lower confidence.
+
+A crash log is read the way a person reads it: first find the line that says what happened
+(a traceback's final exception with the frame before it, a panic's message and location, Java's
+last ``Caused by:``, Node's ``Error:`` line, PostgreSQL's ``could not bind``/``FATAL``, Redis's
+and nginx's fatal lines), then classify from that line and the few lines after it. A missing
+environment variable or config key is ``configuration`` (with ``code-issue`` as the
+alternative), whatever language raised it. Only when no decisive line exists is the whole log
+scanned, and the exit code alone is the fallback with lower confidence.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from stackwarden.model.base import CrashCategory
@@ -20,139 +26,8 @@ _PORT_IN_TEXT = re.compile(
     r"(?:(?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-f:.]*\]|localhost|::1?|\*):(\d{1,5})\b|\bport\s+(\d{1,5})\b",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True)
-class _Signature:
-    """A log pattern, what it means, and how sure a match makes us."""
-
-    name: str
-    pattern: re.Pattern[str]
-    category: CrashCategory
-    explanation: str
-    confidence: float
-    needs_profile_port: bool = False
-
-
-_SIGNATURES: tuple[_Signature, ...] = (
-    _Signature(
-        "rust-panic-spawn-local",
-        re.compile(r"spawn_local.*(LocalSet|outside)|LocalSet.*spawn_local", re.IGNORECASE),
-        CrashCategory.CODE_ISSUE,
-        "Rust panic: `spawn_local` called outside a `tokio::task::LocalSet`; a code bug that "
-        "no deployment switch fixes.",
-        0.95,
-    ),
-    _Signature(
-        "address-in-use",
-        re.compile(
-            r"address already in use|EADDRINUSE|port is already allocated|bind.*in use",
-            re.IGNORECASE,
-        ),
-        CrashCategory.DEPLOYMENT_CONFLICT,
-        "The process could not bind its port because another owner holds it.",
-        0.9,
-    ),
-    _Signature(
-        "connection-refused-profile-port",
-        re.compile(r"connection refused|ECONNREFUSED|could not connect to server", re.IGNORECASE),
-        CrashCategory.DEPLOYMENT_CONFLICT,
-        "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
-        0.8,
-        needs_profile_port=True,
-    ),
-    _Signature(
-        "rust-panic",
-        re.compile(r"thread '.*' panicked at|panicked at '", re.IGNORECASE),
-        CrashCategory.CODE_ISSUE,
-        "Rust panic: the program aborted on a bug or an unhandled error.",
-        0.85,
-    ),
-    _Signature(
-        "go-panic",
-        re.compile(r"^panic: |goroutine \d+ \[running\]", re.IGNORECASE),
-        CrashCategory.CODE_ISSUE,
-        "Go panic: the program aborted on a bug or an unhandled error.",
-        0.85,
-    ),
-    _Signature(
-        "python-traceback",
-        re.compile(r"Traceback \(most recent call last\)"),
-        CrashCategory.CODE_ISSUE,
-        "Python traceback: an unhandled exception ended the process.",
-        0.7,
-    ),
-    _Signature(
-        "out-of-memory",
-        re.compile(r"out of memory|OOMKilled|Cannot allocate memory|MemoryError", re.IGNORECASE),
-        CrashCategory.RESOURCES,
-        "The process ran out of memory.",
-        0.85,
-    ),
-    _Signature(
-        "segfault",
-        re.compile(r"segmentation fault|SIGSEGV", re.IGNORECASE),
-        CrashCategory.CODE_ISSUE,
-        "Segmentation fault: memory-safety bug in the program or a native library.",
-        0.8,
-    ),
-    _Signature(
-        "configuration",
-        re.compile(
-            r"no such file or directory|permission denied|environment variable .* (not set|missing|required)"
-            r"|invalid config|configuration error|missing required|exec format error|executable file not found",
-            re.IGNORECASE,
-        ),
-        CrashCategory.CONFIGURATION,
-        "The process could not start with its configuration (missing file, variable or permission).",
-        0.7,
-    ),
-)
-
-_EXIT_CODES: dict[int, tuple[str, CrashCategory, str, float]] = {
-    101: (
-        "exit-101",
-        CrashCategory.CODE_ISSUE,
-        "Exit code 101 is how a Rust program ends on a panic.",
-        0.6,
-    ),
-    137: (
-        "exit-137",
-        CrashCategory.RESOURCES,
-        "Exit code 137 (SIGKILL): usually the OOM killer or a memory limit.",
-        0.6,
-    ),
-    139: (
-        "exit-139",
-        CrashCategory.CODE_ISSUE,
-        "Exit code 139 (SIGSEGV): a segmentation fault.",
-        0.7,
-    ),
-    134: (
-        "exit-134",
-        CrashCategory.CODE_ISSUE,
-        "Exit code 134 (SIGABRT): the program aborted itself.",
-        0.5,
-    ),
-    126: (
-        "exit-126",
-        CrashCategory.CONFIGURATION,
-        "Exit code 126: the command is not executable.",
-        0.7,
-    ),
-    127: (
-        "exit-127",
-        CrashCategory.CONFIGURATION,
-        "Exit code 127: the command was not found.",
-        0.7,
-    ),
-    78: (
-        "exit-78",
-        CrashCategory.CONFIGURATION,
-        "Exit code 78 (EX_CONFIG): a configuration error.",
-        0.6,
-    ),
-}
+_MAX_LINE = 300
+_CONTEXT_AFTER = 2
 
 
 def ports_in_line(line: str) -> tuple[int, ...]:
@@ -161,14 +36,515 @@ def ports_in_line(line: str) -> tuple[int, ...]:
     return tuple(p for p in found if 0 < p < 65536)
 
 
-def _matching_lines(lines: Sequence[str], pattern: re.Pattern[str]) -> list[int]:
-    return [i for i, line in enumerate(lines) if pattern.search(line)]
+# ------------------------------------------------------------------------ the decisive line
+@dataclass(frozen=True)
+class Decisive:
+    """The line that says what happened, where it sits, and the lines shown with it."""
+
+    family: str
+    index: int
+    text: str
+    shown: tuple[int, ...]
+    related: tuple[int, ...] = ()
+    """Other lines that belong to the same failure (a chained traceback's exceptions)."""
 
 
-def _evidence_around(lines: Sequence[str], index: int, before: int = 1, after: int = 2) -> tuple[str, ...]:
-    """The matching line with a little context, trimmed: enough to recognise, short to read."""
-    lo, hi = max(0, index - before), min(len(lines), index + after + 1)
-    return tuple(dict.fromkeys(line.rstrip()[:300] for line in lines[lo:hi] if line.strip()))
+def _last(lines: Sequence[str], pattern: re.Pattern[str], start: int = 0) -> int | None:
+    return next((i for i in range(len(lines) - 1, start - 1, -1) if pattern.search(lines[i])), None)
+
+
+def _after(lines: Sequence[str], index: int, count: int = _CONTEXT_AFTER, *, skip_blank: bool = True) -> list[int]:
+    """Up to ``count`` non-empty lines after ``index``: the short context that follows."""
+    out: list[int] = []
+    for i in range(index + 1, len(lines)):
+        if len(out) >= count:
+            break
+        if lines[i].strip():
+            out.append(i)
+        elif not skip_blank:
+            break
+    return out
+
+
+_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):")
+_CHAIN = re.compile(r"^(During handling of the above exception|The above exception was the direct cause)")
+_PY_FRAME = re.compile(r'^\s+File "')
+
+
+def _python(lines: Sequence[str]) -> Decisive | None:
+    """The last traceback's final exception line, with the frame (and code line) before it."""
+    start = _last(lines, _TRACEBACK)
+    if start is None:
+        return None
+    exc = next((i for i in range(start + 1, len(lines)) if lines[i].strip() and not lines[i][0].isspace()), None)
+    if exc is None:
+        return None
+    frame = next((i for i in range(exc - 1, start, -1) if _PY_FRAME.match(lines[i])), None)
+    shown = [] if frame is None else [i for i in (frame, frame + 1) if i < exc and lines[i].strip()]
+    # the exceptions of the chain that led here (the root cause is often the first one)
+    related = []
+    cursor = start
+    while True:
+        chain = next((i for i in range(cursor - 1, -1, -1) if lines[i].strip()), None)
+        if chain is None or not _CHAIN.match(lines[chain]):
+            break
+        previous = next((i for i in range(chain - 1, -1, -1) if _TRACEBACK.match(lines[i])), None)
+        if previous is None:
+            break
+        first = next((i for i in range(previous + 1, chain) if lines[i].strip() and not lines[i][0].isspace()), None)
+        if first is not None:
+            related.append(first)
+        cursor = previous
+    return Decisive("python", exc, lines[exc].strip(), (*shown, exc, *_after(lines, exc)), tuple(related))
+
+
+_RUST_PANIC = re.compile(r"panicked at")
+
+
+def _rust(lines: Sequence[str]) -> Decisive | None:
+    """A panic's message and location; Rust >= 1.73 prints the message on the next line."""
+    index = _last(lines, _RUST_PANIC)
+    if index is None:
+        return None
+    line = lines[index].rstrip()
+    if line.endswith(":") and index + 1 < len(lines) and lines[index + 1].strip():
+        text = f"{line} {lines[index + 1].strip()}"
+        return Decisive("rust", index, text, (index, index + 1, *_after(lines, index + 1, 1)))
+    return Decisive("rust", index, line.strip(), (index, *_after(lines, index, 1)))
+
+
+_GO_PANIC = re.compile(r"^(panic: |fatal error: )")
+
+
+def _go(lines: Sequence[str]) -> Decisive | None:
+    """``panic: ...``/``fatal error: ...`` and the first frames of the panicking goroutine."""
+    index = _last(lines, _GO_PANIC)
+    if index is None:
+        return None
+    return Decisive("go", index, lines[index].strip(), (index, *_after(lines, index, 3)))
+
+
+_JAVA_CAUSED = re.compile(r"^\s*Caused by: ")
+_JAVA_THREAD = re.compile(r'^Exception in thread "[^"]*" ')
+_SPRING_REPORT = re.compile(r"^APPLICATION FAILED TO START")
+_JAVA_HEADER = re.compile(
+    r"^(?:Caused by: |Exception in thread \"[^\"]*\" )?(?:[a-z_$][\w$]*\.)+[A-Z][\w$]*(?:Exception|Error)\b"
+)
+
+
+def _java(lines: Sequence[str]) -> Decisive | None:
+    """Spring Boot's failure report (its Description), else the last ``Caused by:`` (the root
+    cause), else ``Exception in thread``."""
+    report = _last(lines, _SPRING_REPORT)
+    if report is not None:
+        description = next((i for i in range(report, len(lines)) if lines[i].strip() == "Description:"), None)
+        if description is not None:
+            body = _after(lines, description, 1)
+            if body:
+                first = body[0]
+                action = next((i for i in range(first, len(lines)) if lines[i].strip() == "Action:"), None)
+                shown = (first, *_after(lines, first, 1, skip_blank=False))
+                if action is not None:
+                    shown += tuple(_after(lines, action, 1))
+                return Decisive("spring", first, lines[first].strip(), shown)
+    caused = _last(lines, _JAVA_CAUSED)
+    index = caused if caused is not None else _last(lines, _JAVA_THREAD)
+    if index is None:
+        return None
+    # the exceptions it wrapped or that wrapped it (one may name the host and port)
+    related = tuple(i for i, line in enumerate(lines) if i != index and _JAVA_HEADER.match(line))
+    return Decisive("java", index, lines[index].strip(), (index, *_after(lines, index, 2)), related)
+
+
+_NODE_ERROR = re.compile(
+    r"^(?:Uncaught )?(?:[A-Za-z_$][\w$]*\.)*(?:[A-Z]\w*)?(?:Error|Exception)(?: \[[A-Z_]+\])?: \S"
+    r"|^FATAL ERROR: "
+)
+
+
+def _node(lines: Sequence[str]) -> Decisive | None:
+    """Node's ``Error: ...`` (or ``TypeError: ...``, ``FATAL ERROR: ...``) line at column 0."""
+    index = _last(lines, _NODE_ERROR)
+    if index is None:
+        return None
+    return Decisive("error-line", index, lines[index].strip(), (index, *_after(lines, index, 2)))
+
+
+_PG_BIND = re.compile(r"could not bind .* address", re.IGNORECASE)
+_PG_LISTEN = re.compile(r"could not create listen socket", re.IGNORECASE)
+_PG_FATAL = re.compile(r"\b(FATAL|PANIC):\s")
+
+
+def _postgres(lines: Sequence[str]) -> Decisive | None:
+    """``could not bind ...`` beats the generic ``FATAL: could not create any TCP/IP sockets``."""
+    index = _last(lines, _PG_BIND)
+    if index is None:
+        index = _last(lines, _PG_LISTEN)
+    if index is None:
+        index = _last(lines, _PG_FATAL)
+    if index is None:
+        return None
+    return Decisive("postgres", index, lines[index].strip(), (index, *_after(lines, index, 2)))
+
+
+_REDIS = re.compile(
+    r"Could not create server TCP listening socket|FATAL CONFIG FILE ERROR|Fatal error loading"
+    r"|Can't handle RDB format|Bad file format reading|# Failed listening on port|Can't open the (log|append)"
+)
+
+
+def _redis(lines: Sequence[str]) -> Decisive | None:
+    """Redis's own fatal lines (bind failure, config file error, unreadable RDB/AOF)."""
+    index = next((i for i, line in enumerate(lines) if _REDIS.search(line)), None)
+    if index is None:
+        return None
+    # the bind failure comes first, "Failed listening ... aborting" repeats it: keep the first
+    last = _last(lines, _REDIS)
+    if last is not None and "Failed listening" not in lines[last]:
+        return Decisive("redis", last, lines[last].strip(), (last, *_after(lines, last, 3)))
+    return Decisive("redis", index, lines[index].strip(), (index, *_after(lines, index, 3)))
+
+
+_NGINX = re.compile(r"\[(emerg|alert|crit)\]")
+
+
+def _nginx(lines: Sequence[str]) -> Decisive | None:
+    """nginx's last ``[emerg]`` line (not its generic "still could not bind()")."""
+    candidates = [i for i, line in enumerate(lines) if _NGINX.search(line) and "still could not bind" not in line]
+    if not candidates:
+        return None
+    index = candidates[-1]
+    # nginx prints an error to its log and again as "nginx: [emerg] ...": take the first of the run
+    while index - 1 in candidates:
+        index -= 1
+    return Decisive("nginx", index, lines[index].strip(), (index, *_after(lines, index, 1)))
+
+
+_GENERIC = re.compile(
+    r"\b(fatal|error|exception|panic|failed|failure|refused|denied|cannot|can't|unable|invalid|missing|"
+    r"not set|required|no such file|out of memory|segmentation fault|killed)\b",
+    re.IGNORECASE,
+)
+_NOISE = re.compile(r"\b(0 errors?|no errors?|error_log|errors?=0)\b", re.IGNORECASE)
+
+
+def _generic(lines: Sequence[str]) -> Decisive | None:
+    """The last line that sounds like a failure, for programs with no known format."""
+    index = next(
+        (i for i in range(len(lines) - 1, -1, -1) if _GENERIC.search(lines[i]) and not _NOISE.search(lines[i])), None
+    )
+    if index is None:
+        return None
+    return Decisive("generic", index, lines[index].strip(), (index, *_after(lines, index, 1)))
+
+
+_FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
+    _java,
+    _python,
+    _rust,
+    _go,
+    _postgres,
+    _redis,
+    _nginx,
+    _node,
+    _generic,
+)
+
+
+def decisive_line(lines: Sequence[str]) -> Decisive | None:
+    """The line that says what happened, by the most specific format that matches."""
+    clean = [line.rstrip("\n") for line in lines]
+    for finder in _FINDERS:
+        found = finder(clean)
+        if found is not None:
+            return found
+    return None
+
+
+# ------------------------------------------------------------------------ classification
+@dataclass(frozen=True)
+class _Rule:
+    """A pattern on the decisive text, what it means, and how sure a match makes us."""
+
+    name: str
+    pattern: re.Pattern[str]
+    category: CrashCategory
+    explanation: str
+    confidence: float
+    alternative: CrashCategory | None = None
+
+
+_SPAWN_LOCAL = _Rule(
+    "rust-panic-spawn-local",
+    re.compile(r"spawn_local.*(LocalSet|outside)|LocalSet.*spawn_local", re.IGNORECASE),
+    CrashCategory.CODE_ISSUE,
+    "Rust panic: `spawn_local` called outside a `tokio::task::LocalSet`; a code bug that no deployment switch fixes.",
+    0.95,
+)
+_ADDRESS_IN_USE = _Rule(
+    "address-in-use",
+    re.compile(
+        r"address already in use|EADDRINUSE|port is already allocated|bind.*in use|could not bind|already in use"
+        r"|Could not create server TCP listening socket|bind\(\) to \S+ failed",
+        re.IGNORECASE,
+    ),
+    CrashCategory.DEPLOYMENT_CONFLICT,
+    "The process could not bind its port because another owner holds it.",
+    0.9,
+)
+_REFUSED = re.compile(
+    r"connection refused|ECONNREFUSED|could not connect to server|Connection reset by peer|connection to \S+ refused",
+    re.IGNORECASE,
+)
+_OOM = _Rule(
+    "out-of-memory",
+    re.compile(
+        r"out of memory|OOMKilled|Cannot allocate memory|MemoryError|OutOfMemoryError|heap limit"
+        r"|memory allocation of \d+ bytes failed",
+        re.IGNORECASE,
+    ),
+    CrashCategory.RESOURCES,
+    "The process ran out of memory.",
+    0.85,
+)
+_NAME = r"([A-Z][A-Z0-9]*_[A-Z0-9_]+|[A-Z]{3,}[A-Z0-9]*)"  # an environment variable: DATABASE_URL, PORT
+_SETTING_PATTERNS = (
+    re.compile(r"KeyError: '" + _NAME + r"'"),
+    re.compile(r"(?i:set the) " + _NAME + r" (?i:environment variable|env var)"),
+    re.compile(r"(?i:must|please) (?i:specify|set|provide) " + _NAME),
+    re.compile(r"(?i:environment variables?|env vars?):? [`'\"]?([A-Za-z_][A-Za-z0-9_]*)"),
+    re.compile(
+        r"[`'\"]?\b" + _NAME + r"\b[`'\"]? (?i:environment variable |env var )?"
+        r"(?i:is |was )?(?i:not set|must be set|is required|required|missing|not defined|undefined|not present|"
+        r"not found in environment)"
+    ),
+    re.compile(r"Could not resolve placeholder '([\w.\-]+)'"),
+    re.compile(r"required key ([A-Za-z_]\w*) missing value"),
+    re.compile(
+        r"(?i:missing (?:required )?(?:config(?:uration)? )?(?:key|setting|field|option|property|variable)s?):? "
+        r"[`'\"]?([\w.\-]+)"
+    ),
+    re.compile(r"^([a-z_][a-z0-9_.]*)\s*$"),  # pydantic-settings: the field's name, "Field required" after it
+)
+_MISSING_SETTING = _Rule(
+    "missing-setting",
+    re.compile(
+        r"KeyError: '" + _NAME + r"'|(?i:environment variables?\b(?! to display))|(?i:\benv var)|\bNotPresent\b|"
+        r"\b" + _NAME + r"\b[`'\"]? (?i:is |was )?(?i:not set|must be set|is required|missing|not defined|undefined)|"
+        r"(?i:\b(?:is not set|must be set|not configured|is not specified|must specify)\b)|"
+        r"Could not resolve placeholder|Failed to bind properties|"
+        r"attribute is not specified|required key \S+ missing value|Field required \[type=missing|"
+        r"(?i:missing (?:required )?(?:config(?:uration)? )?(?:key|setting|field|option|property|variable))|"
+        r"ImproperlyConfigured|(?i:no configuration (?:file|found))|"
+        r"(?i:config(?:uration)? (?:key|value) .*(?:missing|not found))"
+    ),
+    CrashCategory.CONFIGURATION,
+    "A required setting (environment variable or config key) is missing.",
+    0.85,
+    alternative=CrashCategory.CODE_ISSUE,
+)
+_CONFIGURATION = _Rule(
+    "configuration",
+    re.compile(
+        r"no such file or directory|permission denied|wrong ownership|invalid config|configuration error|"
+        r"missing required|exec format error|executable file not found|unknown directive|"
+        r"host not found in upstream|FATAL CONFIG FILE ERROR|Bad directive|password authentication failed|"
+        r"Cannot find module|ModuleNotFoundError|No module named|invalid value for|unknown (flag|option)|"
+        r"could not open (file|configuration)|certificate|x509|Access denied for user|role \"[^\"]+\" does not exist",
+        re.IGNORECASE,
+    ),
+    CrashCategory.CONFIGURATION,
+    "The process could not start with its configuration (file, setting, permission or dependency).",
+    0.75,
+    alternative=CrashCategory.CODE_ISSUE,
+)
+_SEGFAULT = _Rule(
+    "segfault",
+    re.compile(r"segmentation fault|SIGSEGV", re.IGNORECASE),
+    CrashCategory.CODE_ISSUE,
+    "Segmentation fault: memory-safety bug in the program or a native library.",
+    0.8,
+)
+_ON_DECISIVE = (_SPAWN_LOCAL, _ADDRESS_IN_USE, _OOM, _MISSING_SETTING, _CONFIGURATION, _SEGFAULT)
+
+_FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
+    "python": (
+        "python-traceback",
+        CrashCategory.CODE_ISSUE,
+        "Python traceback: an unhandled exception ended the process.",
+        0.7,
+    ),
+    "rust": (
+        "rust-panic",
+        CrashCategory.CODE_ISSUE,
+        "Rust panic: the program aborted on a bug or an unhandled error.",
+        0.85,
+    ),
+    "go": ("go-panic", CrashCategory.CODE_ISSUE, "Go panic: the program aborted on a bug or an unhandled error.", 0.85),
+    "java": (
+        "java-exception",
+        CrashCategory.CODE_ISSUE,
+        "Java exception: an uncaught exception ended the program.",
+        0.7,
+    ),
+    "spring": (
+        "spring-startup-failure",
+        CrashCategory.CONFIGURATION,
+        "Spring Boot could not start the application.",
+        0.7,
+    ),
+    "error-line": ("uncaught-error", CrashCategory.CODE_ISSUE, "An uncaught error ended the process.", 0.65),
+    "postgres": ("postgres-fatal", CrashCategory.CONFIGURATION, "PostgreSQL refused to start.", 0.7),
+    "redis": ("redis-fatal", CrashCategory.CONFIGURATION, "Redis refused to start.", 0.7),
+    "nginx": ("nginx-emerg", CrashCategory.CONFIGURATION, "nginx refused to start (an [emerg] error).", 0.7),
+}
+
+_EXIT_CODES: dict[int, tuple[str, CrashCategory, str, float]] = {
+    101: ("exit-101", CrashCategory.CODE_ISSUE, "Exit code 101 is how a Rust program ends on a panic.", 0.6),
+    137: (
+        "exit-137",
+        CrashCategory.RESOURCES,
+        "Exit code 137 (SIGKILL): usually the OOM killer or a memory limit.",
+        0.6,
+    ),
+    139: ("exit-139", CrashCategory.CODE_ISSUE, "Exit code 139 (SIGSEGV): a segmentation fault.", 0.7),
+    134: ("exit-134", CrashCategory.CODE_ISSUE, "Exit code 134 (SIGABRT): the program aborted itself.", 0.5),
+    126: ("exit-126", CrashCategory.CONFIGURATION, "Exit code 126: the command is not executable.", 0.7),
+    127: ("exit-127", CrashCategory.CONFIGURATION, "Exit code 127: the command was not found.", 0.7),
+    78: ("exit-78", CrashCategory.CONFIGURATION, "Exit code 78 (EX_CONFIG): a configuration error.", 0.6),
+}
+
+
+def _trim(line: str) -> str:
+    return line.rstrip()[:_MAX_LINE]
+
+
+def _evidence(lines: Sequence[str], indices: Iterable[int]) -> tuple[str, ...]:
+    """The chosen lines in log order, trimmed and each once (crash loops repeat themselves)."""
+    return tuple(dict.fromkeys(_trim(lines[i]) for i in sorted(set(indices)) if lines[i].strip()))
+
+
+def _setting_name(texts: Sequence[str]) -> str | None:
+    """The missing variable or key the text names (``DATABASE_URL``, ``app.jwt.secret``)."""
+    for i, text in enumerate(texts):
+        for pattern in _SETTING_PATTERNS[:-1]:
+            match = pattern.search(text)
+            if match and match.group(1).lower() not in {"the", "is", "a", "an", "variable", "required", "not"}:
+                return match.group(1)
+        if "Field required" in text and i > 0:  # pydantic: the field name is on the line before
+            match = _SETTING_PATTERNS[-1].match(texts[i - 1])
+            if match:
+                return match.group(1)
+    return None
+
+
+def _refused_port(texts: Sequence[str], ports: frozenset[int]) -> int | None:
+    """A profile port that the text says refused a connection."""
+    for text in texts:
+        if _REFUSED.search(text):
+            port = next((p for p in ports_in_line(text) if p in ports), None)
+            if port is not None:
+                return port
+    joined = " ".join(texts)
+    if _REFUSED.search(joined):
+        return next((p for p in ports_in_line(joined) if p in ports), None)
+    return None
+
+
+def _agrees(exit_code: int | None, category: CrashCategory) -> bool:
+    return exit_code is not None and exit_code in _EXIT_CODES and _EXIT_CODES[exit_code][1] is category
+
+
+def _cause(
+    rule: _Rule | tuple[str, CrashCategory, str, float],
+    exit_code: int | None,
+    evidence: tuple[str, ...],
+    decisive: str | None,
+    **extra: object,
+) -> CrashCause:
+    if isinstance(rule, _Rule):
+        name, category, explanation, confidence, alternative = (
+            rule.name,
+            rule.category,
+            rule.explanation,
+            rule.confidence,
+            rule.alternative,
+        )
+    else:
+        (name, category, explanation, confidence), alternative = rule, None
+    if _agrees(exit_code, category):
+        confidence = min(1.0, confidence + 0.04)
+    fields: dict[str, object] = {
+        "category": category,
+        "signature": name,
+        "explanation": explanation,
+        "confidence": round(confidence, 2),
+        "evidence": evidence,
+        "exit_code": exit_code,
+        "decisive_line": _trim(decisive) if decisive else None,
+        "alternative": alternative,
+    }
+    fields.update(extra)
+    return CrashCause.model_validate(fields)
+
+
+_NOTE = re.compile(r"RUST_BACKTRACE|^\s*\.\.\. \d+ (common )?frames omitted")
+
+
+def _classify_decisive(
+    found: Decisive, lines: Sequence[str], exit_code: int | None, ports: frozenset[int]
+) -> CrashCause | None:
+    """Classify from the decisive line and its context; None when it says nothing we know."""
+    shown = _evidence(lines, found.shown)
+    texts = [
+        found.text,
+        *(lines[i] for i in found.shown if i != found.index and not _NOTE.search(lines[i])),
+        *(lines[i] for i in found.related),
+    ]
+    joined = "\n".join(texts)
+    if _SPAWN_LOCAL.pattern.search(joined):
+        return _cause(_SPAWN_LOCAL, exit_code, shown, found.text)
+    if _ADDRESS_IN_USE.pattern.search(joined):
+        in_text = [p for t in texts for p in ports_in_line(t)]
+        port = next((p for p in in_text if p in ports), in_text[0] if in_text else None)
+        return _cause(_ADDRESS_IN_USE, exit_code, shown, found.text, port=port)
+    refused = _refused_port(texts, ports)
+    if refused is not None:
+        rule = (
+            "connection-refused-profile-port",
+            CrashCategory.DEPLOYMENT_CONFLICT,
+            "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
+            0.85,
+        )
+        return _cause(rule, exit_code, shown, found.text, port=refused)
+    for named in (_OOM, _MISSING_SETTING, _CONFIGURATION, _SEGFAULT):
+        if named.pattern.search(joined):
+            setting = _setting_name(texts) if named is _MISSING_SETTING else None
+            return _cause(named, exit_code, shown, found.text, setting=setting)
+    default = _FAMILY_DEFAULT.get(found.family)
+    if default is not None:
+        return _cause(default, exit_code, shown, found.text)
+    return None
+
+
+def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) -> CrashCause | None:
+    """No decisive line classified: the strongest deployment signals anywhere in the log."""
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if _ADDRESS_IN_USE.pattern.search(line):
+            in_line = ports_in_line(line)
+            port = next((p for p in in_line if p in ports), in_line[0] if in_line else None)
+            return _cause(_ADDRESS_IN_USE, exit_code, _evidence(lines, [index]), line, port=port)
+        port = _refused_port([line], ports)
+        if port is not None:
+            rule = (
+                "connection-refused-profile-port",
+                CrashCategory.DEPLOYMENT_CONFLICT,
+                "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
+                0.8,
+            )
+            return _cause(rule, exit_code, _evidence(lines, [index]), line, port=port)
+    return None
 
 
 def classify_crash(
@@ -183,50 +559,42 @@ def classify_crash(
     refused port is one the profile declares; a refusal to some other port is not ours to fix.
     """
     ports = frozenset(profile_ports)
+    lines = [line for line in log_lines if line is not None]
+    found = decisive_line(lines)
     if oom_killed:
+        # what it printed last is worth showing even when no line sounds like a failure
+        tail = found.shown if found else range(max(0, len(lines) - 2), len(lines))
+        evidence = ("State.OOMKilled=true", *_evidence(lines, tail))
         return CrashCause(
             category=CrashCategory.RESOURCES,
             signature="oom-killed",
-            explanation="The engine reports the container was OOM-killed.",
+            explanation="The engine reports the process was OOM-killed (it exceeded its memory limit).",
             confidence=0.95,
-            evidence=("State.OOMKilled=true",),
+            evidence=evidence,
             exit_code=exit_code,
+            decisive_line=_trim(found.text) if found else (evidence[-1] if len(evidence) > 1 else None),
         )
-    for sig in _SIGNATURES:
-        for index in _matching_lines(log_lines, sig.pattern):
-            line_ports = ports_in_line(log_lines[index])
-            port = next((p for p in line_ports if p in ports), None)
-            if sig.needs_profile_port and port is None:
-                continue
-            if port is None and line_ports:
-                port = line_ports[0] if sig.category is CrashCategory.DEPLOYMENT_CONFLICT else None
-            confidence = sig.confidence
-            if exit_code is not None and _EXIT_CODES.get(exit_code, ("", sig.category))[1] is sig.category:
-                confidence = min(1.0, confidence + 0.04)
-            return CrashCause(
-                category=sig.category,
-                signature=sig.name,
-                explanation=sig.explanation,
-                confidence=round(confidence, 2),
-                evidence=_evidence_around(log_lines, index),
-                exit_code=exit_code,
-                port=port,
-            )
+    cause = _classify_decisive(found, lines, exit_code, ports) if found is not None else None
+    if cause is not None:
+        return cause
+    scanned = _scan(lines, exit_code, ports)
+    if scanned is not None:
+        return scanned
+    shown = _evidence(lines, found.shown) if found else tuple(_trim(line) for line in lines[-3:] if line.strip())
+    decisive = found.text if found else None
     if exit_code is not None and exit_code in _EXIT_CODES:
         name, category, explanation, confidence = _EXIT_CODES[exit_code]
-        return CrashCause(
-            category=category,
-            signature=name,
-            explanation=explanation + " No log line confirms it.",
-            confidence=confidence,
-            evidence=tuple(line.rstrip()[:300] for line in log_lines[-3:] if line.strip()),
-            exit_code=exit_code,
+        return _cause(
+            (name, category, explanation + " No log line confirms it.", confidence), exit_code, shown, decisive
         )
-    return CrashCause(
-        category=CrashCategory.UNKNOWN,
-        signature="unknown",
-        explanation="Neither the exit code nor the logs match a known cause; read the logs.",
-        confidence=0.2,
-        evidence=tuple(line.rstrip()[:300] for line in log_lines[-3:] if line.strip()),
-        exit_code=exit_code,
+    return _cause(
+        (
+            "unknown",
+            CrashCategory.UNKNOWN,
+            "Neither the exit code nor the logs match a known cause; read the logs.",
+            0.2,
+        ),
+        exit_code,
+        shown,
+        decisive,
     )

@@ -35,4 +35,27 @@ class RefusedError(StackwardenError):
 
 
 class LockedError(StackwardenError):
-    """Another switch of the same profile holds the lock."""
+    """Another switch holds the lock of a resource (port, workload) this one needs."""
+
+
+def environment_hint(runtime: str, error: str) -> str | None:
+    """What to do about a runtime that could not be observed, when its error says so plainly.
+
+    The audit reports an unreachable runtime as a finding and goes on; the CLI prints this hint
+    beside it, so a permission problem is not mistaken for "nothing runs there"."""
+    text = error.lower()
+    if runtime == "compose" and ("permission denied" in text or "errno 13" in text):
+        return (
+            "the Docker socket refused this user: add the user to the 'docker' group (then log in again) "
+            "or run stackwarden as a user that may use Docker"
+        )
+    if runtime == "compose" and ("no such file" in text or "connection refused" in text):
+        return "start the Docker engine (dockerd), or set DOCKER_HOST to where it listens"
+    if runtime == "kubernetes" and "kubeconfig" in text and ("cannot read" in text or "malformed" in text):
+        return (
+            "fix the kubeconfig named above (kubectl config view shows what it parses), "
+            "or point kubernetes.kubeconfig elsewhere"
+        )
+    if runtime == "kubernetes" and "no kubeconfig found" in text:
+        return "set kubernetes.kubeconfig in the profile or $KUBECONFIG, or drop the profile's kubernetes section"
+    return None

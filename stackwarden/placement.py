@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from stackwarden.model.base import Runtime
+from stackwarden import commands
+from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import (
     Container,
@@ -88,6 +89,19 @@ class StackView:
 
     placements: dict[str, ServicePlacement] = field(default_factory=dict)
     port_owners: dict[int, tuple[PortOwner, ...]] = field(default_factory=dict)
+
+
+def home_runtime(profile: Profile, service: str) -> Runtime | None:
+    """The runtime the default mode runs ``service`` in, if the profile gives it a home there."""
+    mode = profile.default_mode
+    want = (
+        Runtime.COMPOSE
+        if mode is Mode.COMPOSE_ONLY
+        else Runtime.KUBERNETES
+        if mode is Mode.K8S_ONLY
+        else profile.services[service].runtime
+    )
+    return want if want is not None and profile.has_home(service, want) else None
 
 
 def _matches_host(profile: Profile, service: str, process: ProcessInfo) -> bool:
@@ -216,6 +230,52 @@ def _kube_objects(
         and all(p.labels.get(k) == v for k, v in w.selector.items())
     )
     return workloads, pods
+
+
+def container_ready(c: Container) -> bool:
+    """Running, not between two crashes, and not reported unhealthy by its health check."""
+    return c.state == "running" and not c.is_crash_looping and "unhealthy" not in c.status
+
+
+def ready_in(placement: ServicePlacement, runtime: Runtime) -> bool:
+    """The service has at least one ready instance in ``runtime``."""
+    if runtime is Runtime.COMPOSE:
+        return any(container_ready(c) for c in placement.containers)
+    if runtime is Runtime.KUBERNETES:
+        return any(p.ready for p in placement.pods)
+    return bool(placement.processes)
+
+
+def start_command(snapshot: Snapshot, profile: Profile, placement: ServicePlacement, runtime: Runtime) -> str | None:
+    """The command that gives the service a running instance in ``runtime`` on this host, or
+    None when stackwarden knows none (a host service without unit or start command)."""
+    service = placement.service
+    if runtime is Runtime.COMPOSE:
+        exists = any(is_service_container(profile, service, c) for c in snapshot.containers)
+        return commands.compose_service(profile, service, "start" if exists else "up", *(() if exists else ("-d",)))
+    if runtime is Runtime.KUBERNETES:
+        spec = profile.services[service].kubernetes
+        if spec is None or not placement.workloads:
+            return None
+        w = placement.workloads[0]
+        replicas = max(spec.replicas, 1)
+        return commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", f"--replicas={replicas}")
+    matcher = profile.services[service].host
+    if matcher is not None and matcher.systemd_unit:
+        return f"systemctl start {matcher.systemd_unit}"
+    if matcher is not None and matcher.start_command:
+        return " ".join(matcher.start_command)
+    return None
+
+
+def keep_runtime(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> Runtime | None:
+    """The runtime a fix keeps the service in, so that advice never leaves it without an owner:
+    its home in the default mode when it is ready there or can be started there, else the
+    runtime where it is ready now."""
+    home = home_runtime(profile, placement.service)
+    if home is not None and (ready_in(placement, home) or start_command(snapshot, profile, placement, home)):
+        return home
+    return next((r for r in placement.runtimes if ready_in(placement, r)), home)
 
 
 def stack_view(snapshot: Snapshot, profile: Profile) -> StackView:

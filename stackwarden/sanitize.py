@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -58,7 +59,7 @@ def strip_controls(text: str) -> str:
 # Names that mark a value as secret, in any case: password/passwd/pwd/pass, secret, token,
 # api key, access/private/secret key, credentials, redis' requirepass/masterauth, auth tokens.
 _WORDS = (
-    r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[-_.]?key|access[-_.]?key|private[-_.]?key|"
+    r"(?:pass(?:word|wd|phrase)?(?![a-z])|pwd|secret|token|api[-_.]?key|access[-_.]?key|private[-_.]?key|"
     r"secret[-_.]?key|client[-_.]?secret|credentials?|requirepass|masterauth|auth[-_.]?token|"
     r"session[-_.]?key|signing[-_.]?key|encryption[-_.]?key|master[-_.]?key|cookie|dsn)"
 )
@@ -105,7 +106,16 @@ _TOKEN_SHAPES = re.compile(
     )""",
     re.VERBOSE,
 )
+# Command-line tools whose password flag is short: redis-cli -a X, mysql -pX.
+_CLI_PASSWORD = re.compile(
+    r"(?P<key>\b(?:redis-cli|keydb-cli|valkey-cli)\b[^\n]*?\s(?:-a|--pass)\s+)(?P<value>[^\s]+)"
+    r"|(?P<key2>\b(?:mysql|mysqladmin|mysqldump|mariadb)\b[^\n]*?\s-p)(?P<value2>[^\s-][^\s]*)"
+)
 _BARE_FLAG = re.compile(rf"^--?{_KEY}$", re.IGNORECASE)
+# One argument that is only a key (``password:``, ``"token":``, ``{'secret':``): the next is its value.
+_KEY_ONLY = re.compile(rf"^[\"'{{(\[]*{_KEY}[\"']?\s*(?:=>|:=|=|:)$", re.IGNORECASE)
+_AUTH_KEY_ONLY = re.compile(r"^(?:proxy-)?authorization:?$|^x-api-key:?$|^x-auth-token:?$", re.IGNORECASE)
+_AUTH_SCHEME_ONLY = re.compile(r"^(?:Bearer|Basic|Token|Digest|Negotiate)$", re.IGNORECASE)
 _SHORT_SECRET_FLAGS = frozenset({"-a", "-p", "--pass"})  # redis-cli -a, mysql -p
 _SHORT_FLAG_TOOLS = ("redis-cli", "mysql", "mysqladmin", "mariadb", "keydb-cli")
 
@@ -124,8 +134,14 @@ def _mask_userinfo(match: re.Match[str]) -> str:
     return f"{match.group('scheme')}{user}:{MASK}@" if sep else f"{match.group('scheme')}{MASK}@"
 
 
+def _mask_cli(match: re.Match[str]) -> str:
+    key = match.group("key") or match.group("key2")
+    return f"{key}{MASK}"
+
+
 def redact(text: str) -> str:
     """Mask every secret shape in free text. Run after ``strip_controls``."""
+    text = _CLI_PASSWORD.sub(_mask_cli, text)
     text = _PEM.sub(lambda m: f"-----BEGIN {m.group('kind')}----- {MASK}", text)
     text = _URL_USERINFO.sub(_mask_userinfo, text)
     text = _AUTH_HEADER.sub(_mask_value, text)
@@ -137,27 +153,47 @@ def redact(text: str) -> str:
 
 
 def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
-    """Mask secret-looking arguments of one command line; a bare secret flag masks the next one.
+    """Mask secret-looking arguments of one command line.
 
-    ``--requirepass X`` is two arguments, so free-text redaction of each alone would miss it.
+    A secret is often split over arguments (``--requirepass X``, ``password = X``,
+    ``Authorization: Bearer X``, a PEM block passed word by word), so each argument is redacted
+    alone, arguments that announce a value mask the next one, and then the line joined by
+    newlines is redacted once more to catch what spans arguments.
     """
     out: list[str] = []
-    mask_next = False
-    tool = argv[0].rsplit("/", 1)[-1] if argv else ""
+    mask_next = pending_auth = in_pem = False
+    tool = False  # seen redis-cli/mysql (also after sudo, docker exec ...): its -a/-p take a password
     for raw in argv:
         arg = strip_controls(raw)
-        if mask_next:
-            out.append(MASK)
-            mask_next = False
+        tool = tool or arg.rsplit("/", 1)[-1] in _SHORT_FLAG_TOOLS
+        if in_pem:
+            in_pem = not arg.startswith("-----END")
+            out.append(arg if not in_pem else MASK)
             continue
-        if _BARE_FLAG.match(arg) or (arg in _SHORT_SECRET_FLAGS and tool in _SHORT_FLAG_TOOLS):
+        if mask_next or pending_auth:
+            pending_auth = pending_auth and bool(_AUTH_SCHEME_ONLY.match(arg))
+            mask_next = pending_auth
+            out.append(arg if pending_auth else MASK)
+            continue
+        header = " ".join([*out[-4:], arg])
+        if arg.endswith("-----") and ("PRIVATE" in header or "SECRET" in header):
+            in_pem = "-----BEGIN" in header
+            out.append(arg)
+        elif _AUTH_KEY_ONLY.match(arg):
+            out.append(arg)
+            pending_auth = True  # the credential follows, maybe after its scheme word
+        elif _AUTH_SCHEME_ONLY.match(arg):
             out.append(arg)
             mask_next = True
-        elif len(arg) > 2 and arg[:2] == "-p" and arg[2] != "-" and tool in _SHORT_FLAG_TOOLS:
+        elif len(arg) > 2 and arg[:2] == "-p" and arg[2] != "-" and tool:
             out.append(f"-p{MASK}")  # mysql -pSECRET
+        elif _BARE_FLAG.match(arg) or _KEY_ONLY.match(arg) or (arg in _SHORT_SECRET_FLAGS and tool):
+            out.append(arg)
+            mask_next = True
         else:
             out.append(redact(arg))
-    return tuple(out)
+    joined = redact("\n".join(out)).split("\n")
+    return tuple(joined) if len(joined) == len(out) else tuple(out)
 
 
 def redact_text(line: str) -> str:
@@ -167,11 +203,14 @@ def redact_text(line: str) -> str:
 
 # --- 3. escaping for each way out -------------------------------------------------------------
 
-# Characters with a meaning in CommonMark/GFM inline text (emphasis, code, links, images, HTML,
-# entities, tables, strikethrough, autolinks) are backslash-escaped; a backslash escape always
-# yields the literal character.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#{}()])")
-_MD_LINE_START = re.compile(r"^(\s*)([-+=>]|\d+(?=[.)]))")
+# Characters with an inline meaning in CommonMark/GFM are backslash-escaped (a backslash escape
+# always yields the literal character): code spans, emphasis, links and images (``[`` ``]``; with
+# those gone ``!`` and ``(`` are inert), raw HTML and autolinks (``<``), strikethrough (``~``).
+# ``_`` only where it could open or close emphasis (not inside ``spawn_local``), ``&`` only where it
+# would start an entity. ``|`` matters only in a table row: ``md_cell`` escapes it.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<~])|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|&(?=#?\w+;)")
+# Block syntax only counts at the start of a line: headings, quotes, lists, setext underlines.
+_MD_LINE_START = re.compile(r"^(\s*)(?:([-+=>#])|(\d+)([.)]))")
 _RICH_TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
@@ -195,13 +234,16 @@ def clean(text: object, limit: int = FIELD_MAX) -> str:
 
 def md_inline(text: object, limit: int = FIELD_MAX) -> str:
     """A value inside markdown prose, a heading or a list item: inert, one line."""
-    escaped = _MD_SPECIAL.sub(r"\\\1", clean(text, limit))
-    return _MD_LINE_START.sub(lambda m: f"{m.group(1)}\\{m.group(2)}", escaped)
+    escaped = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), clean(text, limit))
+    return _MD_LINE_START.sub(
+        lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(2) else f"{m.group(1)}{m.group(3)}\\{m.group(4)}", escaped
+    )
 
 
 def md_cell(text: object, limit: int = FIELD_MAX) -> str:
-    """A value inside a table cell: ``md_inline`` already escapes ``|``; empty becomes ``-``."""
-    return md_inline(text, limit) or "-"
+    """A value inside a table cell: ``|`` escaped too (GFM splits cells on it even inside code
+    spans); empty becomes ``-``."""
+    return md_inline(text, limit).replace("|", "\\|") or "-"
 
 
 def md_code(text: object, limit: int = FIELD_MAX) -> str:
@@ -295,6 +337,9 @@ def install_log_sanitizer() -> None:
             message = str(record.msg)
         record.msg = document(message)
         record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            # formatters use exc_text when it is set: the traceback's messages are observed text too
+            record.exc_text = document("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
         return record
 
     logging.setLogRecordFactory(factory)

@@ -34,7 +34,7 @@ from stackwarden.model.snapshot import (
     PublishedPort,
     RuntimeStatus,
 )
-from stackwarden.redact import redact_text
+from stackwarden.sanitize import redact_text
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"

@@ -21,7 +21,7 @@ from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
-from stackwarden.redact import redact_argv
+from stackwarden.sanitize import redact_argv
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")

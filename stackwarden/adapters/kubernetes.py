@@ -38,7 +38,7 @@ from stackwarden.model.snapshot import (
     PodState,
     RuntimeStatus,
 )
-from stackwarden.redact import redact_text
+from stackwarden.sanitize import redact_text
 
 LOG = logging.getLogger(__name__)
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -72,6 +72,23 @@ def flavour_of(
     return "other"
 
 
+def _named_entries(doc: object, key: str, body_key: str, path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, body)`` of each entry of a kubeconfig list (``contexts``, ``clusters``); any other
+    shape is a ``PermanentError`` naming the file and the entry, never a KeyError or a crash."""
+    if not isinstance(doc, dict):
+        raise PermanentError(f"malformed kubeconfig {path}: the top level is not a mapping")
+    items = doc.get(key) or []
+    if not isinstance(items, list):
+        raise PermanentError(f"malformed kubeconfig {path}: {key} is not a list")
+    out = []
+    for index, item in enumerate(items):
+        body = item.get(body_key) if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(body, dict | None):
+            raise PermanentError(f"malformed kubeconfig {path}: {key}[{index}] needs a name and a {body_key} mapping")
+        out.append((item["name"], body or {}))
+    return out
+
+
 def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, Path]:
     """Every context of the kubeconfig, with server URLs and the allowlist applied.
 
@@ -90,16 +107,17 @@ def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, 
             doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise PermanentError(f"cannot read kubeconfig {path}: {exc}") from exc
-        for item in doc.get("contexts") or []:
-            contexts.setdefault(item["name"], item.get("context") or {})
-        for item in doc.get("clusters") or []:
-            clusters.setdefault(item["name"], item.get("cluster") or {})
-        current = current or doc.get("current-context")
+        for name, body in _named_entries(doc, "contexts", "context", path):
+            contexts.setdefault(name, body)
+        for name, body in _named_entries(doc, "clusters", "cluster", path):
+            clusters.setdefault(name, body)
+        found = doc.get("current-context") if isinstance(doc, dict) else None
+        current = current or (found if isinstance(found, str) else None)
     chosen = spec.context or current
     out = []
     for name, ctx in sorted(contexts.items()):
         cluster = ctx.get("cluster")
-        server = (clusters.get(cluster or "") or {}).get("server")
+        server = (clusters.get(cluster if isinstance(cluster, str) else "") or {}).get("server")
         out.append(
             KubeContext(
                 name=name,

@@ -17,6 +17,13 @@ class CrashCause(Frozen):
     evidence: tuple[str, ...] = ()
     exit_code: int | None = None
     port: int | None = None
+    decisive_line: str | None = Field(
+        default=None, description="The log line that says what happened (exception, panic message, Caused by)."
+    )
+    alternative: CrashCategory | None = Field(
+        default=None, description="The next likeliest category, e.g. code-issue behind a missing setting."
+    )
+    setting: str | None = Field(default=None, description="The missing environment variable or config key, if named.")
 
 
 class Location(Frozen):

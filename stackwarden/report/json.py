@@ -7,18 +7,25 @@ from typing import Any
 
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.snapshot import Snapshot
+from stackwarden.sanitize import deep
 
 
 def audit_document(result: AuditResult, snapshot: Snapshot) -> dict[str, Any]:
-    """A plain dict: stable keys that scripts can rely on (``status``, ``worst``, ``findings``)."""
-    return {
-        "profile": result.profile,
-        "status": "conflicts" if result.at_least_conflict() else "ok",
-        "worst": str(result.worst()),
-        "recommendation": result.recommendation.model_dump(mode="json"),
-        "findings": [f.model_dump(mode="json") for f in result.findings],
-        "snapshot": snapshot.model_dump(mode="json"),
-    }
+    """A plain dict: stable keys that scripts can rely on (``status``, ``worst``, ``findings``).
+
+    Every string in it is sanitized (``sanitize.deep``): no control character, no secret, no
+    unbounded value; command lines are redacted argument by argument."""
+    document: dict[str, Any] = deep(
+        {
+            "profile": result.profile,
+            "status": "conflicts" if result.at_least_conflict() else "ok",
+            "worst": str(result.worst()),
+            "recommendation": result.recommendation.model_dump(mode="json"),
+            "findings": [f.model_dump(mode="json") for f in result.findings],
+            "snapshot": snapshot.model_dump(mode="json"),
+        }
+    )
+    return document
 
 
 def render_json(result: AuditResult, snapshot: Snapshot) -> str:

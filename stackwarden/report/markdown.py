@@ -3,6 +3,11 @@
 Sections: executive summary, detected conflicts, current configuration, recommendations (the
 three modes with pros and cons), immediate actions, conflict resolution status, next steps,
 diagnostic commands. Every command is rendered from observed identities.
+
+Observed and profile text is inserted only through ``stackwarden.sanitize`` (``_t`` for prose,
+``md_cell`` for table cells, ``md_code`` for code spans, ``md_fence`` for command blocks), and the
+whole report passes ``sanitize.document`` on the way out, so a hostile process name, label or log
+line can neither change the report's structure nor carry a control character or a secret out.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import StackView, stack_view
 from stackwarden.planner import plan
+from stackwarden.sanitize import document, md_cell, md_code, md_fence
+from stackwarden.sanitize import md_inline as _t
 
 _SEVERITY_LABEL = {
     Severity.CRITICAL: "Critical",
@@ -51,8 +58,7 @@ _MODE_TEXT: dict[Mode, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 
 def _code(lines: Iterable[str]) -> list[str]:
-    body = list(lines)
-    return ["```bash", *body, "```"] if body else []
+    return md_fence(lines)
 
 
 def _mode_section(mode: Mode, snapshot: Snapshot, profile: Profile) -> list[str]:
@@ -62,7 +68,7 @@ def _mode_section(mode: Mode, snapshot: Snapshot, profile: Profile) -> list[str]
     the_plan = plan(snapshot, profile, mode)
     if not the_plan.applicable:
         out = [f"`stackwarden switch {mode}` would **refuse**, changing nothing:", ""]
-        out += [f"- {reason}" for reason in the_plan.refusals]
+        out += [f"- {_t(reason)}" for reason in the_plan.refusals]
         return [*out, ""]
     if not the_plan.steps:
         out = [f"`stackwarden switch {mode}` has nothing to do: the stack is already in this mode.", ""]
@@ -70,13 +76,13 @@ def _mode_section(mode: Mode, snapshot: Snapshot, profile: Profile) -> list[str]
         out = [f"`stackwarden switch {mode}` plans these steps (plan digest `{the_plan.digest[:16]}`):", ""]
     for number, step in enumerate(the_plan.steps, start=1):
         out += [
-            f"{number}. **{step.phase}** {step.why}: {step.target}",
+            f"{number}. **{step.phase}** {_t(step.why)}: {_t(step.target)}",
             "",
             *_code(commands.step_commands(step, profile)),
         ]
         out.append("")
     if the_plan.notes:
-        out += ["**Notes:**", *[f"- {note}" for note in the_plan.notes], ""]
+        out += ["**Notes:**", *[f"- {_t(note)}" for note in the_plan.notes], ""]
     return out
 
 
@@ -90,7 +96,7 @@ def _executive_summary(result: AuditResult, snapshot: Snapshot, view: StackView)
     if duplicated:
         lines.append(
             f"**{_SEVERITY_LABEL[result.worst()].upper()}:** {len(duplicated)} service(s) "
-            f"({', '.join(duplicated)}) are deployed by more than one runtime at the same time, "
+            f"({_t(', '.join(duplicated))}) are deployed by more than one runtime at the same time, "
             "causing conflicts and resource contention."
         )
     elif result.at_least_conflict():
@@ -101,20 +107,20 @@ def _executive_summary(result: AuditResult, snapshot: Snapshot, view: StackView)
     for runtime, names in running.items():
         reach = snapshot.runtime_status(runtime)
         if reach is not None and not reach.reachable:
-            lines.append(f"- {runtime}: **unreachable** ({reach.error})")
+            lines.append(f"- {runtime}: **unreachable** ({_t(reach.error)})")
         elif reach is not None:
-            lines.append(f"- {runtime}: {', '.join(names) or 'no profile service'}")
+            lines.append(f"- {runtime}: {_t(', '.join(names)) or 'no profile service'}")
     return lines
 
 
 def _finding_section(index: int, finding: Finding) -> list[str]:
     mark = "✅" if finding.severity is Severity.OK else ("❌" if finding.severity is Severity.CRITICAL else "⚠️")
     out = [
-        f"### {index}. **{finding.title}** {mark}",
+        f"### {index}. **{_t(finding.title)}** {mark}",
         "",
-        f"**Severity:** {_SEVERITY_LABEL[finding.severity]} · **id:** `{finding.id}`",
+        f"**Severity:** {_SEVERITY_LABEL[finding.severity]} · **id:** {md_code(finding.id)}",
         "",
-        finding.summary,
+        _t(finding.summary, 4000),
         "",
     ]
     if finding.cause is not None:
@@ -125,14 +131,14 @@ def _finding_section(index: int, finding: Finding) -> list[str]:
             else cause.category.value.replace("-", " ").capitalize()
         )
         out += [
-            f"**Root Cause:** {verdict} - {cause.explanation} "
-            f"(signature `{cause.signature}`, confidence {cause.confidence:.0%})",
+            f"**Root Cause:** {verdict} - {_t(cause.explanation)} "
+            f"(signature {md_code(cause.signature)}, confidence {cause.confidence:.0%})",
             "",
         ]
     if finding.evidence:
-        out += ["**Evidence:**", *[f"- {line}" for line in finding.evidence], ""]
+        out += ["**Evidence:**", *[f"- {_t(line)}" for line in finding.evidence], ""]
     if finding.recommendation:
-        out += [f"**Recommendation:** {finding.recommendation}", ""]
+        out += [f"**Recommendation:** {_t(finding.recommendation, 2000)}", ""]
     out += _code(finding.commands)
     out.append("")
     return out
@@ -146,12 +152,13 @@ def _configuration(snapshot: Snapshot, profile: Profile) -> list[str]:
         ctx = kube.context
         allowed = "allowed for remediation" if ctx.allowed else "**not** in the profile's allowlist (read-only)"
         out += [
-            f"- **Active Context:** `{ctx.name}` ({ctx.flavour}; {allowed})",
-            f"- **Cluster:** {ctx.cluster or '?'} (running at {ctx.server or '?'})",
-            f"- **Namespace:** `{kube.namespace or (profile.kubernetes.namespace if profile.kubernetes else '?')}`",
+            f"- **Active Context:** {md_code(ctx.name)} ({ctx.flavour}; {allowed})",
+            f"- **Cluster:** {_t(ctx.cluster or '?')} (running at {_t(ctx.server or '?')})",
+            f"- **Namespace:** "
+            f"{md_code(kube.namespace or (profile.kubernetes.namespace if profile.kubernetes else '?'))}",
         ]
     elif reach is not None and not reach.reachable:
-        out.append(f"- not observed: {reach.error}")
+        out.append(f"- not observed: {_t(reach.error)}")
     elif profile.kubernetes is not None:
         out.append(f"- **Namespace:** `{profile.kubernetes.namespace}` (cluster not observed yet)")
     else:
@@ -162,15 +169,15 @@ def _configuration(snapshot: Snapshot, profile: Profile) -> list[str]:
         networks = sorted({n for c in ours for n in c.networks})
         services = sorted(s for s in profile.services if profile.compose_for(s).project == spec.project)
         out += [
-            f"- **Project:** `{spec.project}` ({len(ours)} container(s))",
-            f"- **Files:** {', '.join(f'`{f}`' for f in spec.files)}",
-            f"- **Network:** {', '.join(f'`{n}`' for n in networks) or (spec.network or 'none observed')}",
-            f"- **Services:** {', '.join(services) or 'none'}",
+            f"- **Project:** {md_code(spec.project)} ({len(ours)} container(s))",
+            f"- **Files:** {', '.join(md_code(f) for f in spec.files)}",
+            f"- **Network:** {', '.join(md_code(n) for n in networks) or _t(spec.network or 'none observed')}",
+            f"- **Services:** {_t(', '.join(services)) or 'none'}",
         ]
     docker = snapshot.runtime_status(Runtime.COMPOSE)
     if docker is not None:
         state = f"version {docker.version}" if docker.reachable else f"unreachable: {docker.error}"
-        out.append(f"- **Engine:** {docker.endpoint or 'default'} ({state})")
+        out.append(f"- **Engine:** {_t(docker.endpoint or 'default')} ({_t(state)})")
     return out
 
 
@@ -184,10 +191,10 @@ def _diagnostic_commands(snapshot: Snapshot, profile: Profile) -> list[str]:
             commands.kubectl_for(snapshot, profile, "get", "services"),
         ]
     if ports:
-        cmds.append("ss -ltnp '" + " or ".join(f"sport = :{p}" for p in ports) + "'")
+        cmds.append(commands.listeners(ports))
     executables = sorted({e for s in profile.services.values() if s.host for e in s.host.executables})
     if executables:
-        cmds.append("pgrep -a -x '" + "|".join(executables) + "'")
+        cmds.append(commands.pgrep(executables))
     cmds.append("docker network ls")
     return cmds
 
@@ -205,7 +212,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         f"# Docker and Kubernetes Conflict Diagnostic Report: {profile.name}",
         "",
         f"**Date:** {date}  ",
-        f"**Host:** {snapshot.hostname}  ",
+        f"**Host:** {_t(snapshot.hostname)}  ",
         f"**Status:** {status}",
         "",
         "---",
@@ -248,7 +255,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         ]
     out += [
         "**Why this suggestion:**",
-        *[f"- {r}" for r in result.recommendation.reasons],
+        *[f"- {_t(r)}" for r in result.recommendation.reasons],
         "",
         "---",
         "",
@@ -260,9 +267,9 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
     for index, finding in enumerate(urgent, start=1):
         icon = "🔴" if finding.severity is Severity.CRITICAL else "🟠"
         out += [
-            f"### {index}. **{finding.action or finding.title}** {icon}",
+            f"### {index}. **{_t(finding.action or finding.title)}** {icon}",
             "",
-            finding.recommendation,
+            _t(finding.recommendation, 2000),
             "",
         ]
         out += [*_code(finding.commands), ""]
@@ -275,7 +282,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         "|--------------|--------|----------|----------------|",
     ]
     out += [
-        f"| {f.title} | {_STATUS[f.severity]} | {_SEVERITY_LABEL[f.severity]} | {f.action or '-'} |"
+        f"| {md_cell(f.title)} | {_STATUS[f.severity]} | {_SEVERITY_LABEL[f.severity]} | {md_cell(f.action)} |"
         for f in result.findings
     ]
     out += ["", "---", "", "## Next Steps", ""]
@@ -290,7 +297,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         "",
     ]
     out += ["---", "", f"**Generated by:** stackwarden audit, profile `{profile.name}`", ""]
-    return "\n".join(out)
+    return document("\n".join(out))
 
 
 def _next_steps(result: AuditResult) -> list[str]:
@@ -305,7 +312,7 @@ def _next_steps(result: AuditResult) -> list[str]:
         )
     code = [f for f in result.findings if f.cause and f.cause.category is CrashCategory.CODE_ISSUE]
     if code:
-        steps.append("**Medium-term:** fix the code issue(s): " + ", ".join(f.title for f in code) + ".")
+        steps.append("**Medium-term:** fix the code issue(s): " + _t(", ".join(f.title for f in code)) + ".")
     if any(f.rule == "runtime-unreachable" for f in result.findings):
         steps.append("Make every runtime reachable and rerun `stackwarden audit` for a complete picture.")
     steps.append("**Long-term:** schedule `stackwarden audit` (deployments/prefect.yaml) to catch drift.")

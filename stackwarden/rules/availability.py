@@ -18,11 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stackwarden import commands
-from stackwarden.model.base import CrashCategory, Mode, Runtime, Severity
+from stackwarden.model.base import CrashCategory, Runtime, Severity
 from stackwarden.model.finding import CrashCause, Finding, Location
 from stackwarden.model.profile import Profile
-from stackwarden.model.snapshot import Container, KubeServiceState, PodState, Snapshot
-from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
+from stackwarden.model.snapshot import KubeServiceState, PodState, Snapshot
+from stackwarden.placement import (
+    ServicePlacement,
+    StackView,
+    home_runtime,
+    is_service_container,
+    ready_in,
+    stack_view,
+)
 from stackwarden.rules.registry import rule
 
 _MISSING_REF = re.compile(
@@ -44,24 +51,6 @@ class _Unready:
     commands: tuple[str, ...]
 
 
-def home_runtime(profile: Profile, service: str) -> Runtime | None:
-    """The runtime the default mode runs ``service`` in, if the profile gives it a home there."""
-    mode = profile.default_mode
-    want = (
-        Runtime.COMPOSE
-        if mode is Mode.COMPOSE_ONLY
-        else Runtime.KUBERNETES
-        if mode is Mode.K8S_ONLY
-        else profile.services[service].runtime
-    )
-    return want if want is not None and profile.has_home(service, want) else None
-
-
-def _container_ready(c: Container) -> bool:
-    """Running, not between two crashes, and not reported unhealthy by its health check."""
-    return c.state == "running" and not c.is_crash_looping and "unhealthy" not in c.status
-
-
 def _expected(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[Runtime]:
     """The runtimes that should have a ready instance of the service (observed ones only)."""
     wanted = []
@@ -75,14 +64,6 @@ def _expected(snapshot: Snapshot, profile: Profile, placement: ServicePlacement)
     if placement.processes:
         wanted.append(Runtime.HOST)
     return [r for r in dict.fromkeys(wanted) if snapshot.reachable(r)]
-
-
-def _ready(placement: ServicePlacement, runtime: Runtime) -> bool:
-    if runtime is Runtime.COMPOSE:
-        return any(_container_ready(c) for c in placement.containers)
-    if runtime is Runtime.KUBERNETES:
-        return any(p.ready for p in placement.pods)
-    return bool(placement.processes)
 
 
 def _reported_elsewhere(view: StackView, placement: ServicePlacement, runtime: Runtime) -> bool:
@@ -396,12 +377,12 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
     view = stack_view(snapshot, profile)
     for service, placement in view.placements.items():
         expected = _expected(snapshot, profile, placement)
-        ready = [r for r in expected if _ready(placement, r)]
+        ready = [r for r in expected if ready_in(placement, r)]
         for runtime in expected:
             if runtime in ready or _reported_elsewhere(view, placement, runtime):
                 continue
             unready = _EXPLAIN[runtime](snapshot, profile, placement)
-            served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if _ready(placement, r)]
+            served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if ready_in(placement, r)]
             elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
             yield Finding(
                 id=f"service-unavailable:{service}:{runtime}",

@@ -12,7 +12,14 @@ from stackwarden.model.base import CrashCategory, Runtime, Severity
 from stackwarden.model.finding import CrashCause, Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.placement import PortOwner, ServicePlacement, StackView, stack_view
+from stackwarden.placement import (
+    PortOwner,
+    ServicePlacement,
+    StackView,
+    home_runtime,
+    is_service_container,
+    stack_view,
+)
 from stackwarden.rules.registry import rule
 
 
@@ -71,12 +78,77 @@ def _owner_text(owners: tuple[PortOwner, ...]) -> str:
     return " and ".join(f"{o.label} on {o.addresses}" for o in owners) or "nobody (the port is free)"
 
 
-def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ...]) -> str:
+def _setting_advice(
+    snapshot: Snapshot, profile: Profile, service: str, cause: CrashCause, runtimes: set[Runtime]
+) -> tuple[str, list[str]]:
+    """Where to set the missing setting in each runtime it crashes in, and how to apply it."""
+    what = f"Set {cause.setting}" if cause.setting else "Provide the missing setting"
+    places, cmds = [], []
+    if Runtime.COMPOSE in runtimes:
+        spec = profile.compose_for(service)
+        files = ", ".join(spec.files) or "the compose file"
+        places.append(f"under services.{profile.compose_service_name(service)}.environment in {files}")
+        cmds.append(commands.compose_service(profile, service, "up", "-d"))
+    workload = profile.services[service].kubernetes
+    if Runtime.KUBERNETES in runtimes and workload is not None:
+        ref = f"{workload.kind.lower()}/{workload.name}"
+        places.append(f"in the env of {workload.kind} {workload.name} (or the Secret/ConfigMap it reads)")
+        cmds.append(commands.kubectl_for(snapshot, profile, "rollout", "restart", ref))
+    where = " and ".join(places) or "where the service reads its configuration"
+    text = f"{what} for {service} {where}, then recreate it"
+    if cause.alternative is CrashCategory.CODE_ISSUE:
+        text += "; if it is set and the crash stays, the code reads it wrongly (a code issue)"
+    return text + ".", cmds
+
+
+def _dependency(snapshot: Snapshot, profile: Profile, view: StackView, port: int) -> tuple[str, list[str]] | None:
+    """The profile service that declares ``port``, its state in every runtime, and how to start
+    it where it should run: "connection refused" on a free port means it is not running."""
+    dep = profile.service_for_port(port)
+    if dep is None:
+        return None
+    placement = view.placements[dep]
+    states, cmds = [], []
+    every = [c for c in snapshot.containers if is_service_container(profile, dep, c)]
+    for c in every:
+        code = c.recorded_exit_code
+        states.append(
+            f"compose container {c.name} {c.state}"
+            + (f" (exit code {code})" if code is not None and c.state != "running" else "")
+        )
+    home = home_runtime(profile, dep)
+    if snapshot.reachable(Runtime.COMPOSE) and (home is Runtime.COMPOSE or every):
+        if not every:
+            states.append(f"no compose container in project {profile.compose_for(dep).project}")
+            cmds.append(commands.compose_service(profile, dep, "up", "-d"))
+        elif not any(c.state == "running" for c in every):
+            cmds.append(commands.compose_service(profile, dep, "start"))
+    spec = profile.services[dep].kubernetes
+    for w in placement.workloads:
+        states.append(f"{w.kind} {w.name} {w.ready_replicas} of {w.replicas} ready")
+        if w.replicas == 0 and (home is Runtime.KUBERNETES or not cmds):
+            replicas = spec.replicas if spec else 1
+            cmds.append(
+                commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", f"--replicas={replicas}")
+            )
+    if home is Runtime.KUBERNETES and spec is not None and not placement.workloads:
+        states.append(f"{spec.kind} {spec.name} does not exist")
+    if not states:
+        states.append("not deployed in any runtime")
+    return f"{dep} ({'; '.join(states)})", cmds
+
+
+def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ...], dependency: str | None) -> str:
     match cause.category:
         case CrashCategory.CODE_ISSUE:
             return (
                 f"Fix the code of {service}: this is not a deployment conflict, and no mode "
                 "switch will stop the crash loop."
+            )
+        case CrashCategory.DEPLOYMENT_CONFLICT if dependency is not None and not owners:
+            return (
+                f"Nothing listens on port {cause.port}: its service {dependency} is not running. "
+                f"Start it (the port is already free); {service} recovers on its next restart."
             )
         case CrashCategory.DEPLOYMENT_CONFLICT:
             return (
@@ -86,7 +158,8 @@ def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ..
         case CrashCategory.RESOURCES:
             return f"Give {service} more memory or find its leak; switching runtimes will not help."
         case CrashCategory.CONFIGURATION:
-            return f"Fix the configuration of {service} (files, variables, permissions)."
+            alternative = " If the configuration is right, look for a code issue." if cause.alternative else ""
+            return f"Fix the configuration of {service} (files, variables, permissions).{alternative}"
         case _:
             return f"Read the logs of {service}; the cause is not recognised."
 
@@ -117,7 +190,8 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         crashes = _crashes(snapshot, profile, view.placements[service])
         if not crashes:
             continue
-        main = _with_own_port(max(crashes, key=lambda c: c.cause.confidence).cause, profile, service, view)
+        leading = max(crashes, key=lambda c: c.cause.confidence)
+        main = _with_own_port(leading.cause, profile, service, view)
         owners = view.port_owners.get(main.port, ()) if main.port else ()
         same_cause = all(c.cause.signature == main.signature for c in crashes)
         runtimes = tuple(sorted({c.location.runtime for c in crashes}))
@@ -125,14 +199,37 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         category_text = main.category.value.replace("-", " ")
         summary = f"{service} is crash-looping in {len(crashes)} place(s): {where}. Cause: {category_text}"
         summary += f" ({main.signature}, confidence {main.confidence:.0%})"
+        if main.decisive_line:
+            summary += f": {main.decisive_line}"
         if len(runtimes) > 1 and same_cause:
             summary += f"; the same root cause in {' and '.join(runtimes)}"
-        if main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
+        missing = (
+            _dependency(snapshot, profile, view, main.port)
+            if main.signature == "connection-refused-profile-port" and main.port and not owners
+            else None
+        )
+        extra_commands: list[str] = []
+        if missing is not None:
+            summary += f"; nothing listens on port {main.port}: {missing[0]} is not running"
+            extra_commands = missing[1]
+        elif main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
             summary += f"; port {main.port} is owned by {_owner_text(owners)}"
-        evidence = [f"{c.location.name}: {line}" for c in crashes[:1] for line in c.cause.evidence]
-        evidence += [f"{c.location.name}: {c.cause.signature} ({c.cause.category})" for c in crashes[1:]]
-        if main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
+        evidence = [f"{leading.location.name}: {line}" for line in main.evidence]
+        evidence += [
+            f"{c.location.name}: {c.cause.signature} ({c.cause.category})" for c in crashes if c is not leading
+        ]
+        if missing is not None:
+            evidence.append(f"port {main.port}: no listener; declared by {missing[0]}")
+        elif main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
             evidence += [f"port {main.port}: {o.label} listens on {o.addresses}" for o in owners]
+        recommendation = (
+            main.explanation + " " + _recommendation(main, service, owners, missing[0] if missing else None)
+        )
+        if main.signature == "missing-setting":
+            advice, setting_commands = _setting_advice(snapshot, profile, service, main, set(runtimes))
+            recommendation = main.explanation + " " + advice
+            extra_commands = setting_commands
+        dependency_name = profile.service_for_port(main.port) if missing is not None and main.port else None
         yield Finding(
             id=f"crash-loop:{service}",
             rule="crash-loops",
@@ -143,8 +240,8 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             summary=summary + ".",
             evidence=tuple(evidence),
             locations=tuple(c.location for c in crashes),
-            recommendation=main.explanation + " " + _recommendation(main, service, owners),
-            commands=tuple(dict.fromkeys(c.command for c in crashes)),
+            recommendation=recommendation,
+            commands=tuple(dict.fromkeys([*extra_commands, *(c.command for c in crashes)])),
             cause=main,
-            action=_ACTIONS[main.category],
+            action=f"Start {dependency_name}" if dependency_name else _ACTIONS[main.category],
         )

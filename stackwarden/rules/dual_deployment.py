@@ -9,7 +9,7 @@ from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.placement import ServicePlacement, stack_view
+from stackwarden.placement import ServicePlacement, keep_runtime, ready_in, stack_view, start_command
 from stackwarden.rules.registry import rule
 
 
@@ -39,17 +39,32 @@ def _locations(placement: ServicePlacement) -> list[Location]:
     return out
 
 
-def _commands(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[str]:
-    """Commands that would stop the service in each runtime, for the user to choose from."""
+def _commands(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> tuple[Runtime | None, list[str]]:
+    """The runtime the service keeps (its home in the default mode, or where it is ready) and the
+    commands that stop it everywhere else, then start it there if it is not running: pasted in
+    order, they leave the service with exactly one owner, never none."""
+    keep = keep_runtime(snapshot, profile, placement)
     out = []
-    for c in placement.containers:
-        out.append(commands.compose(profile, "stop", c.compose_service or placement.service, project=c.compose_project))
-    for w in placement.workloads:
-        out.append(commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0"))
+    if keep is not Runtime.COMPOSE:
+        for c in placement.containers:
+            out.append(
+                commands.compose(profile, "stop", c.compose_service or placement.service, project=c.compose_project)
+            )
+    if keep is not Runtime.KUBERNETES:
+        for w in placement.workloads:
+            if w.replicas > 0:
+                out.append(
+                    commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
+                )
     matcher = profile.services[placement.service].host
-    for p in placement.processes:
-        out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
-    return out
+    if keep is not Runtime.HOST:
+        for p in placement.processes:
+            out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
+    if keep is not None and not ready_in(placement, keep):
+        start = start_command(snapshot, profile, placement, keep)
+        if start:
+            out.append(start)
+    return keep, out
 
 
 @rule("dual-deployment")
@@ -63,7 +78,7 @@ def dual_deployment(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
     duplicated = [p for p in view.placements.values() if len(p.runtimes) > 1]
     if not duplicated:
         return
-    evidence, locations, cmds = [], [], []
+    evidence, locations, cmds, kept = [], [], [], []
     runtimes: set[Runtime] = set()
     for placement in duplicated:
         locs = _locations(placement)
@@ -71,7 +86,10 @@ def dual_deployment(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         runtimes.update(placement.runtimes)
         where = "; ".join(f"{loc.runtime}: {loc.kind} {loc.name} ({loc.detail})" for loc in locs)
         evidence.append(f"{placement.service}: {where}")
-        cmds += _commands(snapshot, profile, placement)
+        keep, stops = _commands(snapshot, profile, placement)
+        cmds += stops
+        if keep is not None:
+            kept.append(f"{placement.service} in {keep}")
     names = ", ".join(p.service for p in duplicated)
     yield Finding(
         id="dual-deployment",
@@ -87,6 +105,9 @@ def dual_deployment(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         evidence=tuple(evidence),
         locations=tuple(locations),
         action="Choose one method",
-        recommendation="Choose one deployment mode (stackwarden switch MODE) so each service has one runtime.",
+        recommendation=(
+            "Choose one deployment mode (stackwarden switch MODE) so each service has one runtime"
+            + (f"; the commands keep {', '.join(kept)} and stop the rest." if kept else ".")
+        ),
         commands=tuple(cmds),
     )

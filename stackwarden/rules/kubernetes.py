@@ -96,7 +96,8 @@ def forbidden(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         summary="The current identity may not: " + "; ".join(kube.forbidden) + ". Those objects are not diagnosed.",
         evidence=kube.forbidden,
         recommendation=(
-            f"Bind a read-only Role in {ns} (get/list deployments, statefulsets, pods, pods/log, services)."
+            f"Bind a read-only Role in {ns} (get/list deployments, statefulsets, pods, pods/log, services, "
+            "events, endpoints)."
         ),
         action="Grant read access",
         commands=(commands.kubectl_for(snapshot, profile, "auth", "can-i", "--list"),),

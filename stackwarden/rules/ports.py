@@ -11,7 +11,7 @@ from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, Snapshot
-from stackwarden.placement import PortOwner, stack_view
+from stackwarden.placement import PortOwner, keep_runtime, ready_in, stack_view, start_command
 from stackwarden.rules.registry import rule
 
 _BIND_FAILURE = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
@@ -45,9 +45,18 @@ def _owner_evidence(owner: PortOwner) -> str:
 
 
 def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner, ...]) -> list[str]:
-    """How to stop each in-profile owner; unknown owners get a look-up command only."""
+    """How to leave the port with one owner: the service keeps the runtime it should run in
+    (its home, or where it is ready); its owners elsewhere are stopped, then it is started
+    there if it holds no socket yet. Unknown owners get a look-up command only: never a stop.
+    Pasted in order, the commands never leave the service without an owner."""
+    port = owners[0].port if owners else 0
+    service = profile.service_for_port(port)
+    placement = stack_view(snapshot, profile).placements.get(service) if service else None
+    keep = keep_runtime(snapshot, profile, placement) if placement is not None else None
     out = []
     for owner in owners:
+        if owner.in_profile and owner.runtime is keep and keep is not None:
+            continue  # the owner the service keeps
         if owner.container is not None and owner.in_profile:
             out.append(
                 commands.compose(
@@ -56,15 +65,21 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             )
         elif owner.container is not None:
             out.append(commands.docker_stop(owner.container))
+        elif owner.process is not None and not owner.in_profile:
+            out.append(commands.process_lookup(owner.process))  # not named by the profile: never a stop command
         elif owner.process is not None:
-            service = profile.service_for_port(owner.port)
             matcher = profile.services[service].host if service else None
             out.append(commands.stop_process(owner.process, matcher.stop_signal if matcher else "SIGTERM"))
         elif owner.kube_object is not None and profile.kubernetes is not None:
             kind, _, rest = owner.kube_object.partition(" ")
             name = rest.split(" ", 1)[0].split("/", 1)[-1]
             out.append(commands.kubectl_for(snapshot, profile, "get", f"{kind.lower()}/{name}", "-o", "wide"))
-    out.append(commands.port_listeners(owners[0].port if owners else 0))
+    kept_owner = any(o.in_profile and o.runtime is keep for o in owners)
+    if placement is not None and keep is not None and not kept_owner and not ready_in(placement, keep):
+        start = start_command(snapshot, profile, placement, keep)
+        if start:
+            out.append(start)
+    out.append(commands.port_listeners(port))
     return out
 
 

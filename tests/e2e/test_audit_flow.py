@@ -10,7 +10,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
 from prefect.variables import Variable
 
-from flows.audit import audit_flow
+from flows.audit import audit_flow, host_name
+from tasks.diagnose import open_findings_variable
 from tests.conftest import SeedScenario
 
 pytestmark = [pytest.mark.prefect, pytest.mark.docker]
@@ -40,6 +41,7 @@ def test_audit_flow_publishes_report_and_findings(prefect_server: None, seed_sce
     assert any(t.startswith("observe-host-") for t in task_names)
     assert f"diagnose-{name}" in task_names
 
-    open_ids = Variable.get(f"stackwarden-open-findings-{name}")
-    assert isinstance(open_ids, list)
-    assert set(open_ids) == {f.id for f in outcome.result.findings if f.severity != "ok"}
+    open_set = Variable.get(open_findings_variable(outcome.profile, host_name()))
+    assert isinstance(open_set, dict)
+    assert set(open_set) == {f.id for f in outcome.result.findings if f.severity != "ok"}
+    assert open_set["dual-deployment"]["rule"] == "dual-deployment"

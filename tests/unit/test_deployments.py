@@ -15,11 +15,13 @@ def test_every_deployment_entrypoint_and_parameters_resolve() -> None:
     doc = yaml.safe_load((REPO / "deployments" / "prefect.yaml").read_text())
     assert doc["deployments"], "no deployments"
     for deployment in doc["deployments"]:
-        path, _, name = deployment["entrypoint"].partition(":")
-        module = importlib.import_module(Path(path).with_suffix("").as_posix().replace("/", "."))
-        flow = getattr(module, name)
+        # module paths: a worker imports the installed package, no source directory is pulled
+        assert ":" not in deployment["entrypoint"], deployment["entrypoint"]
+        module_name, _, name = deployment["entrypoint"].rpartition(".")
+        flow = getattr(importlib.import_module(module_name), name)
         accepted = set(inspect.signature(flow.fn).parameters)
         assert set(deployment.get("parameters", {})) <= accepted, deployment["name"]
         profile = deployment.get("parameters", {}).get("profile_path")
         if profile:
-            assert (REPO / profile).is_file(), profile
+            assert Path(profile).is_absolute(), f"{profile} would depend on the worker's directory"
+    assert doc["pull"] == [], "an empty pull list: nothing to fetch, no working directory to set"

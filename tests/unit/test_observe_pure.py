@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 from stackwarden.events import transitions
 from stackwarden.model import Listener
 from stackwarden.observe import attribute_docker_proxies, systemd_unit_from_cgroup
-from stackwarden.redact import redact_argv, redact_text
 from stackwarden.rules import diagnose
+from stackwarden.sanitize import redact_argv, redact_text
 from tests.support.builders import container, process, profile, proxy_for, seed_snapshot
 
 
@@ -81,3 +83,28 @@ def test_a_stale_ip_of_a_stopped_container_does_not_steal_a_proxy() -> None:
     listener, proxy = proxy_for(running, "0.0.0.0", 31000, 950)
     (attributed,) = attribute_docker_proxies([listener], [proxy], [stale, running])
     assert attributed.container_id == running.id
+
+
+def test_the_open_set_fits_a_prefect_variable_and_keeps_identity() -> None:
+    from stackwarden.events import VARIABLE_LIMIT, open_set, previous_open_set
+    from stackwarden.model import Finding
+    from stackwarden.model.base import Severity
+
+    many = tuple(
+        Finding(
+            id=f"port-conflict:{n}",
+            rule="port-conflicts",
+            title="t",
+            severity=Severity.HIGH,
+            services=("api",),
+            summary="x" * 900,
+        )
+        for n in range(40)
+    )
+    record = open_set(many)
+    assert len(json.dumps(record)) <= VARIABLE_LIMIT
+    assert set(record) == {f.id for f in many}
+    assert all(r["rule"] == "port-conflicts" and r["severity"] == "high" for r in record.values())
+    assert previous_open_set(json.loads(json.dumps(record))) == record
+    assert previous_open_set(["a", "b"]) == {"a": {}, "b": {}}  # what older versions stored
+    assert previous_open_set(None) == {}

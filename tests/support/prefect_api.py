@@ -1,0 +1,116 @@
+"""A real Prefect server for the operations tests, and a thin client of its REST API.
+
+The server is ``prefect server start`` in its own process group (the same code ``stackwarden
+serve`` uses), on a free port, with its own PREFECT_HOME, SQLite by default or PostgreSQL when
+given a database URL. Tests read runs, artifacts and events over HTTP as the UI does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from flows.local_server import LocalServer, local_server
+from tests.support.realparts import REPO, free_ports
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def real_prefect_server(home: Path, database_url: str | None = None) -> Iterator[LocalServer]:
+    """A real server on a free high port (never 4200, which a person's server may hold)."""
+    (port,) = free_ports(1)
+    with local_server(home, port=port, timeout_seconds=180, database_url=database_url) as server:
+        yield server
+
+
+class Api:
+    """The few REST calls the tests need; each returns plain JSON."""
+
+    def __init__(self, api_url: str) -> None:
+        self.api_url = api_url
+        self.http = httpx.Client(base_url=api_url, timeout=30)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.http.post(path, json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def flow_runs(self, **flow_runs: Any) -> list[dict[str, Any]]:
+        """Flow runs matching a FlowRunFilter given as keyword fields (e.g. tags={...})."""
+        return list(self.post("/flow_runs/filter", {"flow_runs": flow_runs, "limit": 200}))
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return list(self.post("/deployments/filter", {"limit": 200}))
+
+    def task_runs(self, flow_run_id: str) -> list[dict[str, Any]]:
+        return list(self.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}, "limit": 200}))
+
+    def artifacts(self, flow_run_id: str) -> list[dict[str, Any]]:
+        return list(self.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}))
+
+    def events(
+        self, prefix: str, since: datetime | None = None, labels: dict[str, list[str]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Events whose name starts with ``prefix`` (the API pages by 50; tests filter by labels)."""
+        start = since or datetime.now(UTC) - timedelta(hours=1)
+        until = datetime.now(UTC) + timedelta(minutes=1)
+        body: dict[str, Any] = {
+            "filter": {
+                "event": {"prefix": [prefix]},
+                "occurred": {"since": start.isoformat(), "until": until.isoformat()},
+                "order": "ASC",
+            },
+            "limit": 50,
+        }
+        if labels:
+            body["filter"]["resource"] = {"labels": labels}
+        return list(self.post("/events/filter", body)["events"])
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def poll(fetch: Callable[[], T | None], timeout: float, what: str, interval: float = 1.0) -> T:
+    """Call ``fetch`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fetch()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@contextlib.contextmanager
+def stackwarden_serve(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``stackwarden serve ARGS`` as a child process group; SIGTERM (as systemd would) on exit."""
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "serve", *args],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)

@@ -1,0 +1,70 @@
+"""The crash-loop finding quotes the decisive line, names a missing dependency with its state,
+and gives advice that fits the category (a missing setting is set where the service runs)."""
+
+from __future__ import annotations
+
+from stackwarden.model import CrashCategory, Severity
+from stackwarden.rules import diagnose
+from tests.support.builders import PORTS, container, profile, snapshot
+
+REFUSED = f"Error: connect ECONNREFUSED 127.0.0.1:{PORTS['postgres']}"
+
+
+def _backend_refused() -> object:
+    return container("backend", "restarting", exit_code=1, restart_count=4, logs=("> node server.js", REFUSED))
+
+
+def test_connection_refused_on_a_free_port_names_the_stopped_service_and_how_to_start_it() -> None:
+    pg = container("postgres", "exited", exit_code=0)
+    findings = {f.id: f for f in diagnose(snapshot(containers=(_backend_refused(), pg)), profile())}  # type: ignore[arg-type]
+    crash = findings["crash-loop:backend"]
+    assert crash.cause is not None and crash.cause.signature == "connection-refused-profile-port"
+    assert f"compose container {pg.name} exited (exit code 0)" in crash.summary
+    assert "owned by nobody" not in crash.summary and "free the port" not in crash.recommendation.lower()
+    assert crash.action == "Start postgres"
+    assert crash.commands[0] == "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres"
+    assert any(REFUSED in e for e in crash.evidence)
+
+
+def test_a_missing_dependency_without_a_container_is_created_with_compose_up() -> None:
+    findings = {f.id: f for f in diagnose(snapshot(containers=(_backend_refused(),)), profile())}  # type: ignore[arg-type]
+    crash = findings["crash-loop:backend"]
+    assert "no compose container in project seedstack" in crash.summary
+    assert crash.commands[0] == "docker compose -p seedstack -f /srv/seed/compose.yaml up -d postgres"
+
+
+def test_a_traceback_finding_quotes_the_final_exception_and_advises_setting_the_variable() -> None:
+    logs = (
+        "Traceback (most recent call last):",
+        '  File "/app/settings.py", line 9, in <module>',
+        '    DATABASE_URL = os.environ["DATABASE_URL"]',
+        '  File "<frozen os>", line 679, in __getitem__',
+        "KeyError: 'DATABASE_URL'",
+    )
+    backend = container("backend", "restarting", exit_code=1, restart_count=3, logs=logs)
+    crash = {f.id: f for f in diagnose(snapshot(containers=(backend,)), profile())}["crash-loop:backend"]
+    assert crash.severity is Severity.CRITICAL
+    assert crash.cause is not None and crash.cause.category is CrashCategory.CONFIGURATION
+    assert crash.cause.alternative is CrashCategory.CODE_ISSUE and crash.cause.setting == "DATABASE_URL"
+    assert any("KeyError: 'DATABASE_URL'" in e for e in crash.evidence)
+    assert any('File "<frozen os>", line 679' in e for e in crash.evidence)  # the frame before it
+    assert "KeyError: 'DATABASE_URL'" in crash.summary
+    assert "Set DATABASE_URL for backend under services.backend.environment" in crash.recommendation
+    assert "Fix the code" not in crash.recommendation
+    assert "docker compose -p seedstack -f /srv/seed/compose.yaml up -d backend" in crash.commands
+
+
+def test_a_running_container_between_crashes_reports_its_last_death() -> None:
+    from datetime import UTC, datetime
+
+    from stackwarden.model import ContainerDeath
+
+    backend = container(
+        "backend", "running", restart_count=5, logs=("thread 'main' panicked at 'boom', src/main.rs:1:1",)
+    )
+    backend = backend.model_copy(
+        update={"uptime_seconds": 1.5, "last_death": ContainerDeath(exit_code=101, at=datetime.now(UTC))}
+    )
+    crash = {f.id: f for f in diagnose(snapshot(containers=(backend,)), profile())}["crash-loop:backend"]
+    assert crash.cause is not None and crash.cause.exit_code == 101
+    assert "exit code 101" in crash.summary and "None" not in crash.summary
