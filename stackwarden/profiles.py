@@ -199,8 +199,24 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_depth(text: str) -> None:
+    """Bound nesting before composing: PyYAML's parser is iterative but its composer recurses,
+    so a 100 000-deep ``[[[[`` would cost a RecursionError's worth of time (or the stack)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                raise _Problem(where, f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
 def _load_yaml(text: str) -> object:
     """``yaml.safe_load`` with duplicate keys refused and nesting depth bounded."""
+    _check_depth(text)
     loader = _StrictLoader(text)
     try:
         return loader.get_single_data()
@@ -219,6 +235,8 @@ def load_profile(path: str | Path) -> Profile:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ProfileError(str(file), [(where, f"invalid YAML: {problem}")]) from None
+    except _Problem as problem:
+        raise ProfileError(str(file), [(problem.field, problem.reason)]) from None
     except RecursionError:
         raise ProfileError(str(file), [("", f"nested deeper than {MAX_DEPTH} levels")]) from None
     return _resolve_paths(parse_profile(data, str(file)), file.parent)
