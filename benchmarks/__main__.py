@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -118,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ephemeral-repeat", type=int, default=2, help="runs on the ephemeral server")
     parser.add_argument("--no-switch", action="store_true", help="skip the compose-only switch (seed only)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
+    parser.add_argument(
+        "--hold",
+        action="store_true",
+        help="build the first size, print its profile paths, and keep it until SIGTERM (for profiling)",
+    )
     args = parser.parse_args(argv)
     sizes = [SIZES[name.strip()] for name in args.sizes.split(",") if name.strip()]
 
@@ -136,6 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         (work / "server").mkdir()
         server = stack.enter_context(local_server(work / "server"))
         print(f"control plane, fake kubelet, Prefect server up in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        if args.hold:
+            with build(
+                sizes[0], work / "hold" if (work / "hold").mkdir() is None else work, control_plane, kubelet
+            ) as held:
+                print(f"audit profile: {held.profile_path}\nswitch profile: {held.switch_profile_path}", flush=True)
+                stop = {signal.SIGTERM, signal.SIGINT}
+                signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # sigwait needs them blocked, or they kill us
+                signal.sigwait(stop)
+            return 0
         for size in sizes:
             scenario_dir = work / size.name
             scenario_dir.mkdir()

@@ -55,6 +55,7 @@ for _ in range(int(sys.argv[1])):
     s.bind(("127.0.0.1", 0))
     s.listen(1)
     socks.append(s)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 print("ready", flush=True)
 signal.sigwait({signal.SIGTERM, signal.SIGINT})
 """
