@@ -65,7 +65,8 @@ exit codes:
 Safety: dry run by default; identities (container id, k8s uid/generation, pid+start time+exe)
 are re-checked before each step; workloads are scaled to 0 (never deleted) with their replica
 count recorded; volumes, PVCs and images are never removed; stateful services are stopped with
-their own signal and never SIGKILLed without --force; one switch per profile at a time.
+their own signal and never SIGKILLed without --force; one switch at a time per profile, port,
+compose project and workload (a second one fails with exit 4 naming the holder).
 """
 
 
