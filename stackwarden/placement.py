@@ -278,6 +278,35 @@ def keep_runtime(snapshot: Snapshot, profile: Profile, placement: ServicePlaceme
     return next((r for r in placement.runtimes if ready_in(placement, r)), home)
 
 
+def converge_commands(
+    snapshot: Snapshot, profile: Profile, placement: ServicePlacement, keep: Runtime | None
+) -> list[str]:
+    """Stop the service everywhere but ``keep``, then start it there if it is not ready: pasted
+    in order, the service ends with one owner, never none (stops first free its ports)."""
+    out = []
+    if keep is not Runtime.COMPOSE:
+        for c in placement.containers:
+            if c.state in {"running", "restarting", "paused"}:
+                out.append(
+                    commands.compose(profile, "stop", c.compose_service or placement.service, project=c.compose_project)
+                )
+    if keep is not Runtime.KUBERNETES:
+        for w in placement.workloads:
+            if w.replicas > 0:
+                out.append(
+                    commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
+                )
+    matcher = profile.services[placement.service].host
+    if keep is not Runtime.HOST:
+        for p in placement.processes:
+            out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
+    if keep is not None and not ready_in(placement, keep):
+        start = start_command(snapshot, profile, placement, keep)
+        if start:
+            out.append(start)
+    return out
+
+
 def stack_view(snapshot: Snapshot, profile: Profile) -> StackView:
     """Derive placements and port owners for every profile service and port."""
     placements = {}

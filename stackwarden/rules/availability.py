@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stackwarden import commands
 from stackwarden.model.base import CrashCategory, Runtime, Severity
@@ -25,10 +25,12 @@ from stackwarden.model.snapshot import KubeServiceState, PodState, Snapshot
 from stackwarden.placement import (
     ServicePlacement,
     StackView,
+    converge_commands,
     home_runtime,
     is_service_container,
     ready_in,
     stack_view,
+    start_command,
 )
 from stackwarden.rules.registry import rule
 
@@ -384,6 +386,23 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
             unready = _EXPLAIN[runtime](snapshot, profile, placement)
             served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if ready_in(placement, r)]
             elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
+            moved = (
+                converge_commands(snapshot, profile, placement, runtime)
+                if served
+                and runtime is home_runtime(profile, service)
+                and unready.cause.category is not CrashCategory.RESOURCES
+                else []
+            )
+            if moved and start_command(snapshot, profile, placement, runtime) in moved:
+                # it runs elsewhere: starting it here too would fight over its ports, so the
+                # commands move it (stop it there first), as a switch to the default mode would
+                unready = replace(
+                    unready,
+                    recommendation=f"{unready.recommendation} It runs under {', '.join(served)} now: the "
+                    f"commands stop it there first so the two never hold its ports at once "
+                    f"(or run stackwarden switch {profile.default_mode}).",
+                    commands=tuple(moved),
+                )
             yield Finding(
                 id=f"service-unavailable:{service}:{runtime}",
                 rule="service-unavailable",

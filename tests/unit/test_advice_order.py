@@ -130,3 +130,21 @@ def test_a_host_service_that_cannot_be_started_by_command_is_kept_where_it_runs(
         processes=(host_redis,),
     )
     _check_every_finding(snap, profile())
+
+
+def test_a_service_served_by_the_host_is_moved_not_doubled() -> None:
+    host_pg = process(
+        2792, "postgres", ("/usr/lib/postgresql/15/bin/postgres",), exe="/usr/lib/postgresql/15/bin/postgres"
+    )
+    snap = snapshot(
+        containers=(container("backend"), container("frontend"), container("redis")),
+        listeners=(Listener(address="0.0.0.0", port=PORTS["postgres"], pid=2792),),
+        processes=(host_pg,),
+    )
+    finding = {f.id: f for f in diagnose(snap, profile())}["service-unavailable:postgres:compose"]
+    assert finding.severity.value == "medium"  # served meanwhile
+    assert finding.commands == (
+        "kill -INT 2792",
+        "docker compose -p seedstack -f /srv/seed/compose.yaml up -d postgres",
+    )
+    _check_every_finding(snap, profile())
