@@ -23,7 +23,7 @@ import docker.errors
 import requests
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError, RefusedError, StackwardenError
+from stackwarden.errors import PermanentError, RefusedError, StackwardenError, TransientError
 from stackwarden.model.base import Runtime
 from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
 from stackwarden.model.snapshot import (
@@ -275,7 +275,13 @@ def _deaths(client: docker.APIClient, window: float) -> dict[str, ContainerDeath
         )
         return list(stream)
 
-    return deaths_from_events(_call(read, "container die events"))
+    try:
+        return deaths_from_events(_call(read, "container die events"))
+    except (docker.errors.APIError, TransientError) as exc:
+        # the containers were listed: without the events only exit codes of running crash
+        # loops are unknown, which is reported as such; the audit must not fail for it
+        LOG.warning("container die events unavailable: %s", exc)
+        return {}
 
 
 def read_timeout(timeouts: Timeouts | None) -> float:
