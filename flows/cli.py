@@ -369,7 +369,7 @@ def _switch(args: argparse.Namespace) -> int:
 
     profile_path = args.profile or default_profile_path()
     load_profile(profile_path)
-    reviewed: list[str] | None = None
+    reviewed: str | None = None
     if args.apply and not args.yes and not sys.stdin.isatty():
         return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
     _check_prefect()
@@ -380,17 +380,19 @@ def _switch(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         if not preview.plan.steps:
             return EXIT_OK
-        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty)
+        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty);
+        # what is approved is the content: the run applies only a plan with this digest
+        _out(f"Plan digest {preview.plan.digest}")
         _out(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ", end="")
         if sys.stdin.readline().strip().lower() not in {"y", "yes"}:
             _out("nothing changed")
             return EXIT_OK
-        reviewed = [step.id for step in preview.plan.steps]
+        reviewed = preview.plan.digest
     outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
         apply=args.apply,
-        expected_steps=reviewed,
+        expected_digest=reviewed,
         force=args.force,
         deadline_seconds=args.deadline,
         lock_wait_seconds=args.wait_lock,

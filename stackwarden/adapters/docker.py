@@ -432,3 +432,21 @@ def start_container(container_id: str, project: str) -> str:
         return "started"
     finally:
         client.close()
+
+
+def missing_images(images: dict[str, str], timeouts: Timeouts | None = None) -> dict[str, str]:
+    """image -> what to do, for the images (mapped to the service needing them) that are not on
+    this engine: ``compose up`` would pull (or build) them mid-switch, or fail there."""
+    client = _client(read_timeout(timeouts))
+    out = {}
+    try:
+        for image, service in sorted(images.items()):
+            try:
+                _call(client.inspect_image, f"inspect image {image}", image)
+            except docker.errors.NotFound:
+                out[image] = f"needed by {service}; pull or build it first (docker compose pull / build)"
+    except docker.errors.APIError as exc:
+        raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc
+    finally:
+        client.close()
+    return out

@@ -51,7 +51,8 @@ def _stackwarden_lines(stderr: str) -> list[str]:
 def test_unwritable_prefect_home_is_one_line_exit_3(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    result = _cli(["audit", "--profile", str(_profile(tmp_path))], _env(tmp_path, PREFECT_HOME=str(blocker / "home")))
+    env = _env(tmp_path, PREFECT_HOME=str(blocker / "home"))
+    result = _cli(["audit", "--record", "--profile", str(_profile(tmp_path))], env)
     assert result.returncode == 3, result.stderr[-2000:]
     assert result.stderr.count("\n") == 1
     (line,) = _stackwarden_lines(result.stderr)
@@ -68,9 +69,10 @@ def test_a_dead_prefect_api_url_is_one_line_exit_3(tmp_path: Path) -> None:
 
 
 def test_an_ephemeral_server_slower_than_its_allowance_says_so(tmp_path: Path) -> None:
-    """The allowance set to 0 s: the same path as a start that outlasts 120 s on a loaded host."""
+    """The allowance set to 0 s: the same path as a start that outlasts 120 s on a loaded host.
+    (An audit runs in process unless recorded; ``--record`` without a server starts one.)"""
     env = _env(tmp_path, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="0")
-    result = _cli(["audit", "--profile", str(_profile(tmp_path))], env)
+    result = _cli(["audit", "--record", "--profile", str(_profile(tmp_path))], env)
     assert result.returncode == 3, result.stderr[-2000:]
     lines = _stackwarden_lines(result.stderr)
     assert len(lines) == 1, lines

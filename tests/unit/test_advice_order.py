@@ -143,8 +143,16 @@ def test_a_service_served_by_the_host_is_moved_not_doubled() -> None:
     )
     finding = {f.id: f for f in diagnose(snap, profile())}["service-unavailable:postgres:compose"]
     assert finding.severity.value == "medium"  # served meanwhile
+    # no container to start: nothing proves the compose file has it, so no command stops the host copy
+    assert finding.commands == ()
+    assert "stackwarden switch compose-only" in finding.recommendation
+    _check_every_finding(snap, profile())
+    # with a stopped container to start, the commands move it: stop the host copy, then start it
+    stopped = container("postgres", "exited", exit_code=0)
+    snap = snap.model_copy(update={"containers": (*snap.containers, stopped)})
+    finding = {f.id: f for f in diagnose(snap, profile())}["service-unavailable:postgres:compose"]
     assert finding.commands == (
         "kill -INT 2792",
-        "docker compose -p seedstack -f /srv/seed/compose.yaml up -d postgres",
+        "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres",
     )
     _check_every_finding(snap, profile())

@@ -108,3 +108,32 @@ def test_a_missing_cluster_dependency_is_named_with_ready_of_desired_and_scaled_
     assert "Deployment postgres 0 of 0 ready" in crash.summary
     assert crash.commands[0] == "kubectl -n seedstack scale deployment/postgres --replicas=1"
     assert crash.action == "Start postgres"
+
+
+def test_a_dependency_up_only_in_the_cluster_is_not_started_twice() -> None:
+    from stackwarden.model import KubeObservation, KubeWorkloadState, PodState
+    from tests.support.builders import profile_data
+
+    data = profile_data()
+    data["services"]["postgres"]["kubernetes"] = {"name": "postgres"}
+    prof = profile(**data)
+    workload = KubeWorkloadState(
+        kind="Deployment",
+        name="postgres",
+        namespace="seedstack",
+        uid="pg",
+        resource_version="1",
+        replicas=1,
+        ready_replicas=1,
+        selector={"app": "postgres"},
+    )
+    pod = PodState(
+        name="postgres-1", namespace="seedstack", uid="p1", phase="Running", labels={"app": "postgres"}, ready=True
+    )
+    kube = KubeObservation(namespace="seedstack", workloads=(workload,), pods=(pod,))
+    crash = {f.id: f for f in diagnose(snapshot(containers=(_backend_refused(),), kubernetes=kube), prof)}[  # type: ignore[arg-type]
+        "crash-loop:backend"
+    ]
+    assert "runs only in kubernetes" in crash.summary and "is not running" not in crash.summary
+    assert not [c for c in crash.commands if " start " in c or " up " in c or "scale" in c]
+    assert "one runtime" in crash.recommendation
