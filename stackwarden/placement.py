@@ -242,7 +242,8 @@ def ready_in(placement: ServicePlacement, runtime: Runtime) -> bool:
     if runtime is Runtime.COMPOSE:
         return any(container_ready(c) for c in placement.containers)
     if runtime is Runtime.KUBERNETES:
-        return any(p.ready for p in placement.pods)
+        # a ready pod, or the controller's own count (when pods could not be read)
+        return any(p.ready for p in placement.pods) or any(w.ready_replicas > 0 for w in placement.workloads)
     return bool(placement.processes)
 
 

@@ -303,6 +303,25 @@ def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
             f"Scale it up: `{scale}`.",
             (scale,),
         )
+    if (
+        not placement.pods
+        and snapshot.kubernetes is not None
+        and any(f.startswith("list pods") for f in snapshot.kubernetes.forbidden)
+    ):
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "pods-not-readable",
+            f"{kind} {wname} has no ready replica and its pods could not be read (forbidden), so why is unknown.",
+            [where, *(f for f in snapshot.kubernetes.forbidden if f.startswith("list pods"))],
+        )
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail=where),
+            f"{where}; its pods could not be read",
+            "Grant list on pods in the namespace (see the kube-forbidden finding) and rerun the audit.",
+            (describe,),
+        )
     if not placement.pods:
         events = [
             f"{e.kind} {e.name}: {e.reason}: {e.message}"
