@@ -13,8 +13,10 @@ size is heavy on a 2-core machine; run it alone and late. Nothing here asserts a
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
+import os
 import signal
 import statistics
 import sys
@@ -34,6 +36,7 @@ from benchmarks.harness import (
     time_baseline,
 )
 from benchmarks.scenario import SIZES, Scenario, build
+from tests.support.realparts import REPO
 
 
 def _ratio(value: float | None, baseline: float) -> float | None:
@@ -47,6 +50,7 @@ def _round(value: float | None) -> float | None:
 def measure(scenario: Scenario, workdir: Path, server_url: str, repeat: int, ephemeral_repeat: int) -> dict[str, Any]:
     """Every figure for one scenario; the ways of running are interleaved run by run, so a
     passing load on the shared machine touches them alike."""
+    load_before = os.getloadavg()[0]
     baseline, in_process, recorded, ephemeral = [], Series(), Series(), Series()
     parts: dict[str, list[float]] = {}
     in_env = clean_env(workdir / "prefect-none")
@@ -84,6 +88,7 @@ def measure(scenario: Scenario, workdir: Path, server_url: str, repeat: int, eph
         "docker_requests": docker_requests(scenario, workdir),
         "kubernetes_requests": kube_requests(scenario),
         "failures": in_process.failures + recorded.failures + ephemeral.failures,
+        "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
     }
 
 
@@ -105,6 +110,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for r in results:
         parts = ", ".join(f"`{name}` {seconds}" for name, seconds in r["baseline_parts"].items())
         lines.append(f"\n{r['size']} baseline parts (median s): {parts}")
+        lines.append(f"{r['size']} 1-min load average before/after: {r.get('load_average')} on {os.cpu_count()} cores")
         if r.get("switch"):
             lines.append(f"{r['size']} compose-only switch: {json.dumps(r['switch'])}")
         if r["failures"]:
@@ -130,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     from flows.local_server import local_server
     from tests.support.kube import FakeKubelet, start_control_plane
 
+    # An installed package has its bytecode compiled at install; an editable checkout under
+    # PYTHONDONTWRITEBYTECODE=1 (as on CI machines) would recompile our modules on every run.
+    compileall.compile_dir(str(REPO / "stackwarden"), quiet=1)
+    compileall.compile_dir(str(REPO / "flows"), quiet=1)
+    compileall.compile_dir(str(REPO / "tasks"), quiet=1)
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="swbench-") as tmp, contextlib.ExitStack() as stack:
         work = Path(tmp)

@@ -52,15 +52,21 @@ def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profil
     return markdown
 
 
-def _backoff(call: Callable[[], T], what: str, sleep: Callable[[float], None] = time.sleep) -> T:
-    """``call``, retried with doubling delays on any server error; the last error is raised."""
+def with_backoff(
+    call: Callable[[], T],
+    what: str,
+    log: Callable[..., object] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``call``, retried with doubling delays on any server error (a busy server answers 503);
+    after ``MEMORY_ATTEMPTS`` the last error is raised for the caller to turn into a warning."""
     for attempt in range(MEMORY_ATTEMPTS):
         try:
             return call()
         except Exception as exc:
             if attempt == MEMORY_ATTEMPTS - 1:
                 raise
-            get_run_logger().info("%s failed (%s); retrying", what, exc)
+            (log or get_run_logger().info)("%s failed (%s); retrying", what, exc)
             sleep(MEMORY_BACKOFF_SECONDS * 2**attempt)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -85,7 +91,7 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
     labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
     log = get_run_logger()
     try:
-        stored: object = _backoff(lambda: Variable.get(name, default={}), f"reading {name}")
+        stored: object = with_backoff(lambda: Variable.get(name, default={}), f"reading {name}")
     except Exception as exc:
         log.warning("open findings not compared: reading %s failed: %s", name, exc)
         return {"opened": [], "resolved": [], "written": False, "error": str(exc)}
@@ -118,7 +124,7 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
     written = False
     if current != previous:
         try:
-            _backoff(lambda: Variable.set(name, current, overwrite=True), f"writing {name}")
+            with_backoff(lambda: Variable.set(name, current, overwrite=True), f"writing {name}")
             written = True
         except Exception as exc:
             log.warning("open findings not remembered: writing %s failed: %s", name, exc)

@@ -210,3 +210,28 @@ def test_live_progress_shows_slow_steps_only_and_only_on_a_terminal() -> None:
     with LiveProgress(pipe, after=0.0).step("slow"):
         time.sleep(0.1)
     assert pipe.getvalue() == ""
+
+
+def test_a_busy_server_is_retried_with_doubling_delays_then_left_to_the_caller() -> None:
+    from tasks.diagnose import MEMORY_ATTEMPTS, with_backoff
+
+    answers: list[str] = []
+    sleeps: list[float] = []
+
+    def busy_twice() -> str:
+        answers.append("503")
+        if len(answers) <= 2:
+            raise RuntimeError("503 Service Unavailable")
+        return "stored"
+
+    logged: list[object] = []
+    assert with_backoff(busy_twice, "writing x", lambda *a: logged.append(a), sleeps.append) == "stored"
+    assert sleeps == [0.5, 1.0] and len(logged) == 2
+
+    def always_busy() -> None:
+        raise RuntimeError("503 Service Unavailable")
+
+    sleeps.clear()
+    with pytest.raises(RuntimeError, match="503"):
+        with_backoff(always_busy, "writing x", lambda *a: None, sleeps.append)
+    assert len(sleeps) == MEMORY_ATTEMPTS - 1 and sleeps == sorted(sleeps)
