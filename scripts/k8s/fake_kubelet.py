@@ -16,6 +16,14 @@ apiserver and controllers observe:
   kube-scheduler either);
 * pod status written through the ``status`` subresource according to a
   behaviour the test registers (by pod-name prefix and/or label selector);
+* Events worded as a real kubelet and scheduler word them: ``Pulling``/``Failed``
+  ("Failed to pull image ...", "Error: ErrImagePull")/``BackOff`` for an image
+  that cannot be pulled, ``Failed`` "Error: couldn't find key ... in Secret ..."
+  for a config error, ``Unhealthy`` "Readiness probe failed: ..." for a failing
+  readiness probe, ``BackOff`` "Back-off restarting failed container ..." for a
+  crash loop; and for an unschedulable pod (never bound) what kube-scheduler
+  writes: ``PodScheduled=False``/``Unschedulable`` with "0/1 nodes are
+  available: ..." and a ``FailedScheduling`` event (events.k8s.io/v1);
 * pods being deleted on the node are finished with grace period 0.
 
 Only stdlib, the ``openssl`` CLI (for the serving cert) and the official
