@@ -695,7 +695,9 @@ class FakeKubelet:
                     try:
                         self._unschedulable(pod, behaviour)
                     except ApiException as exc:
-                        if exc.status not in (404, 409):
+                        # 403: the namespace is being terminated and refuses new Events; its
+                        # pods go with it, as a real scheduler's would.
+                        if exc.status not in (403, 404, 409):
                             self._record_error(f"schedule {pod['metadata']['name']}", exc)
                 else:
                     self._bind(pod)
@@ -859,7 +861,7 @@ class FakeKubelet:
             # reply (ValidationError) although the bind succeeded.
             _raw(self.core.create_namespaced_pod_binding, meta["name"], meta["namespace"], body)
         except ApiException as exc:
-            if exc.status not in (404, 409):
+            if exc.status not in (403, 404, 409):  # 403: its namespace is being terminated
                 self._record_error(f"bind {meta['namespace']}/{meta['name']}", exc)
 
     def _finish_deletion(self, pod: Mapping[str, Any]) -> None:
