@@ -147,3 +147,18 @@ def test_a_refusal_before_any_change_ends_refused_not_rolled_back() -> None:
     assert refused_before_any_change([], [result(StepStatus.REFUSED)])  # e.g. a 403 on the first write
     assert not refused_before_any_change([], [result(StepStatus.FAILED)])  # may have half-happened
     assert not refused_before_any_change([step], [result(StepStatus.APPLIED), result(StepStatus.REFUSED)])
+
+
+def test_a_stateful_containers_image_cannot_choose_sigkill() -> None:
+    from stackwarden.adapters.docker import clean_stop_signal
+
+    assert [clean_stop_signal(s) for s in ("SIGKILL", "9", "KILL", "SIGSTOP", None)] == ["SIGTERM"] * 5
+    assert [clean_stop_signal(s) for s in ("SIGINT", "SIGQUIT", "15")] == ["SIGINT", "SIGQUIT", "SIGTERM"]
+
+
+def test_units_under_a_user_manager_are_never_system_units() -> None:
+    from stackwarden.observe import systemd_unit_from_cgroup
+
+    user = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/redis-server.service\n"
+    assert systemd_unit_from_cgroup(user) is None
+    assert systemd_unit_from_cgroup("0::/system.slice/redis-server.service\n") == "redis-server.service"
