@@ -182,7 +182,7 @@ def test_prefect_api_is_configured_by_env_or_active_profile(tmp_path: Path) -> N
 def test_prepare_prefect_quiets_the_console_unless_verbose(tmp_path: Path) -> None:
     env = {"PREFECT_HOME": str(tmp_path)}
     prepare_prefect(verbose=False, environ=env)
-    assert env["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "ERROR"
+    assert env["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "CRITICAL"
     loud = {"PREFECT_API_URL": "http://x/api"}
     prepare_prefect(verbose=True, environ=loud)
     assert loud == {"PREFECT_API_URL": "http://x/api"}
