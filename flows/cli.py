@@ -550,6 +550,10 @@ def _profile(args: argparse.Namespace) -> int:
         return EXIT_OK
     profile = load_profile(args.file)
     _out(f"{args.file}: valid profile {profile.name!r} with {len(profile.services)} services")
+    from stackwarden.rules.kubernetes import any_context_warning
+
+    if (warning := any_context_warning(profile)) is not None:
+        _fail(f"warning: {warning}", EXIT_OK)
     return EXIT_OK
 
 

@@ -296,6 +296,13 @@ def switch_flow(
         return _carry_out(the_plan, profile, target, force, deadline_seconds)
 
 
+def refused_before_any_change(applied: list[Step], journal: list[StepResult]) -> bool:
+    """Nothing was applied and every step that did not apply was refused (a 403 on the first
+    write, an identity that changed): the switch ends "refused" (exit 4), not "rolled back" -
+    there is nothing to roll back. A step that failed may have half-happened: that rolls back."""
+    return not applied and bool(journal) and all(r.status is StepStatus.REFUSED for r in journal)
+
+
 def _serially(
     steps: tuple[Step, ...], profile: Profile, force: bool, applied: list[Step], journal: list[StepResult]
 ) -> str | None:
@@ -325,7 +332,7 @@ def _carry_out(
     if reason is None:  # back to back with the stops that freed their ports
         reason = _serially(the_plan.in_phase("start"), profile, force, applied, journal)
     if reason is not None:
-        if not applied and all(r.status is StepStatus.REFUSED for r in journal if r.status is not StepStatus.APPLIED):
+        if refused_before_any_change(applied, journal):
             _journal_artifact(profile, journal)
             refused = SwitchOutcome(
                 status=SwitchStatus.REFUSED, plan=the_plan, journal=tuple(journal), message=f"{reason}; nothing changed"

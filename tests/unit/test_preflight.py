@@ -130,3 +130,20 @@ def test_a_port_held_by_the_old_owner_is_freed_before_the_new_one_starts() -> No
     phases = {(s.kind, getattr(s, "name", "")): s.phase for s in the_plan.steps}
     assert phases[("start-container", "seedstack-postgres-1")] == "start"  # a host postgres holds its port
     assert all(phase == "break" for (kind, _), phase in phases.items() if kind == "stop-process")
+
+
+def test_a_refusal_before_any_change_ends_refused_not_rolled_back() -> None:
+    from datetime import UTC, datetime
+
+    from flows.switch import refused_before_any_change
+    from stackwarden.model.plan import StepResult, StepStatus
+
+    now = datetime.now(UTC)
+
+    def result(status: StepStatus) -> StepResult:
+        return StepResult(step_id="s", status=status, started=now, ended=now, duration_seconds=0.0)
+
+    step = plan(seed_snapshot(), profile(), Mode.COMPOSE_ONLY).steps[0]
+    assert refused_before_any_change([], [result(StepStatus.REFUSED)])  # e.g. a 403 on the first write
+    assert not refused_before_any_change([], [result(StepStatus.FAILED)])  # may have half-happened
+    assert not refused_before_any_change([step], [result(StepStatus.APPLIED), result(StepStatus.REFUSED)])
