@@ -1,0 +1,64 @@
+"""Rules on situations found by exploratory audits from outside (no engine): what the audit
+must not read as an all-clear, and advice that must fit what the owner really is."""
+
+from __future__ import annotations
+
+from stackwarden.model import KubeObservation, Runtime, Severity
+from stackwarden.rules import diagnose
+from tests.support.builders import PORTS, container, profile, proxy_for, snapshot
+
+
+def _by_id(findings: tuple) -> dict:  # type: ignore[type-arg]
+    return {f.id: f for f in findings}
+
+
+def test_docker_proxies_of_one_container_are_one_owner_when_the_engine_is_unreachable() -> None:
+    # the frontend published on 0.0.0.0 and :: : two docker-proxy processes, one container; with
+    # the engine down nobody can name it, but it is not two owners and not a port conflict
+    front = container("frontend", publish=(("0.0.0.0", PORTS["frontend"]), ("::", PORTS["frontend"])))
+    l4, p4 = proxy_for(front, "0.0.0.0", PORTS["frontend"], 4101)
+    l6, p6 = proxy_for(front, "::", PORTS["frontend"], 4102)
+    snap = snapshot(containers=(front,), listeners=(l4, l6), processes=(p4, p6), docker_reachable=False)
+    findings = _by_id(diagnose(snap, profile()))
+    assert f"port-conflict:{PORTS['frontend']}" not in findings
+    owner = findings[f"port-foreign-owner:{PORTS['frontend']}"]
+    assert owner.severity is Severity.MEDIUM
+    assert "docker-proxy to" in owner.summary and "PID" not in owner.summary
+    assert f"docker ps --filter publish={PORTS['frontend']}" in owner.commands
+    assert not any(c.startswith(("kill", "docker stop", "docker compose")) for c in owner.commands)
+
+
+def test_unreachable_engine_that_runs_the_default_mode_is_high() -> None:
+    # compose-only: every service's home is the engine that could not be read
+    findings = _by_id(diagnose(snapshot(docker_reachable=False), profile(default_mode="compose-only")))
+    finding = findings["runtime-unreachable:compose"]
+    assert finding.severity is Severity.HIGH
+    assert set(finding.services) == {"backend", "frontend", "postgres", "redis"}
+
+
+def test_unreachable_engine_no_service_calls_home_stays_medium() -> None:
+    findings = _by_id(diagnose(snapshot(docker_reachable=False), profile(default_mode="k8s-only")))
+    assert findings["runtime-unreachable:compose"].severity is Severity.MEDIUM
+
+
+def test_pods_forbidden_in_k8s_only_is_high_not_an_all_clear() -> None:
+    kube = KubeObservation(namespace="seedstack", forbidden=("list pods in seedstack",))
+    findings = _by_id(diagnose(snapshot(kubernetes=kube), profile(default_mode="k8s-only")))
+    assert findings["kube-forbidden"].severity is Severity.HIGH
+    assert "backend" in findings["kube-forbidden"].services
+
+
+def test_events_forbidden_only_stays_medium() -> None:
+    kube = KubeObservation(namespace="seedstack", forbidden=("list events in seedstack",))
+    findings = _by_id(diagnose(snapshot(kubernetes=kube), profile(default_mode="k8s-only")))
+    assert findings["kube-forbidden"].severity is Severity.MEDIUM
+
+
+def test_a_neighbour_projects_container_is_not_advised_as_an_executable() -> None:
+    theirs = container("api", project="neighbour", publish=(("0.0.0.0", PORTS["backend"]),))
+    listener, proxy = proxy_for(theirs, "0.0.0.0", PORTS["backend"], 4201)
+    snap = snapshot(containers=(theirs,), listeners=(listener,), processes=(proxy,))
+    owner = _by_id(diagnose(snap, profile()))[f"port-foreign-owner:{PORTS['backend']}"]
+    assert "compose project neighbour" in owner.recommendation
+    assert "host.executables" not in owner.recommendation
+    assert owner.runtimes == (Runtime.COMPOSE,)
