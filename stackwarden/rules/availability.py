@@ -274,6 +274,28 @@ def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
     ref = f"{kind.lower()}/{wname}"
     describe = commands.kubectl_for(snapshot, profile, "describe", ref)
     live = [w for w in placement.workloads if w.replicas > 0]
+    unread = [
+        f
+        for f in (snapshot.kubernetes.forbidden if snapshot.kubernetes else ())
+        if f.startswith(f"list {kind.lower()}s")
+    ]
+    if not placement.workloads and unread:
+        # a list we may not read is not an empty one: "does not exist" would send the reader
+        # to apply manifests that are there
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "workload-not-readable",
+            f"{kind} {wname} could not be read (forbidden), so whether it exists and is ready is unknown.",
+            unread,
+        )
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail="not readable"),
+            f"{kind} {wname} could not be read (forbidden)",
+            "Grant get/list on it in the namespace (see the kube-forbidden finding) and rerun the audit.",
+            (commands.kubectl_for(snapshot, profile, "auth", "can-i", "list", f"{kind.lower()}s"),),
+        )
     if not placement.workloads:
         cause = _cause(
             CrashCategory.CONFIGURATION,
@@ -440,14 +462,17 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
             elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
             if served and runtime is home_runtime(profile, service):
                 unready = _move_instead(snapshot, profile, placement, unready, served)
+            # unread is not down: say that readiness is unknown rather than claim it is absent
+            blind = unready.cause.signature == "workload-not-readable"
             yield Finding(
                 id=f"service-unavailable:{service}:{runtime}",
                 rule="service-unavailable",
-                title=f"{service.capitalize()} not ready in {runtime}",
+                title=f"{service.capitalize()} {'not verified' if blind else 'not ready'} in {runtime}",
                 severity=_severity(profile, service, bool(served)),
                 services=(service,),
                 runtimes=(runtime,),
-                summary=f"{service} has no ready instance in {runtime}: {unready.summary}. "
+                summary=f"{service} {'could not be verified' if blind else 'has no ready instance'} in {runtime}: "
+                f"{unready.summary}. "
                 f"Cause: {unready.cause.explanation}{elsewhere}",
                 evidence=unready.cause.evidence,
                 locations=(unready.location,),

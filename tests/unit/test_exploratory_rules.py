@@ -62,3 +62,13 @@ def test_a_neighbour_projects_container_is_not_advised_as_an_executable() -> Non
     assert "compose project neighbour" in owner.recommendation
     assert "host.executables" not in owner.recommendation
     assert owner.runtimes == (Runtime.COMPOSE,)
+
+
+def test_a_workload_list_that_is_forbidden_is_not_a_missing_workload() -> None:
+    kube = KubeObservation(namespace="seedstack", forbidden=("list deployments in seedstack", "list pods in seedstack"))
+    findings = _by_id(diagnose(snapshot(kubernetes=kube), profile(default_mode="k8s-only")))
+    finding = findings["service-unavailable:backend:kubernetes"]
+    assert finding.cause is not None and finding.cause.signature == "workload-not-readable"
+    assert "does not exist" not in finding.summary and "Apply its manifests" not in finding.recommendation
+    assert finding.title == "Backend not verified in kubernetes"
+    assert finding.severity is Severity.HIGH
