@@ -3,9 +3,9 @@ must not read as an all-clear, and advice that must fit what the owner really is
 
 from __future__ import annotations
 
-from stackwarden.model import KubeObservation, Runtime, Severity
+from stackwarden.model import CrashCategory, KubeObservation, Runtime, Severity
 from stackwarden.rules import diagnose
-from tests.support.builders import PORTS, container, profile, proxy_for, snapshot
+from tests.support.builders import PANIC, PORTS, container, profile, proxy_for, snapshot
 
 
 def _by_id(findings: tuple) -> dict:  # type: ignore[type-arg]
@@ -72,3 +72,34 @@ def test_a_workload_list_that_is_forbidden_is_not_a_missing_workload() -> None:
     assert "does not exist" not in finding.summary and "Apply its manifests" not in finding.recommendation
     assert finding.title == "Backend not verified in kubernetes"
     assert finding.severity is Severity.HIGH
+
+
+def test_a_container_that_died_of_oom_is_not_advised_to_just_start_again() -> None:
+    etl = container("backend", "exited", exit_code=137, oom_killed=True, logs=("loading 4000000 rows",))
+    finding = _by_id(diagnose(snapshot(containers=(etl,)), profile()))["service-unavailable:backend:compose"]
+    assert finding.cause is not None and finding.cause.category is CrashCategory.RESOURCES
+    assert "memory" in finding.recommendation and "mem_limit" in finding.recommendation
+    assert "loading 4000000 rows" in finding.evidence
+
+
+def test_a_worker_that_died_on_an_unresolvable_dependency_names_it() -> None:
+    line = "consumer: Cannot connect to amqp://guest:**@rabbitmq:5672//: [Errno -2] Name or service not known."
+    worker = container("backend", "exited", exit_code=1, logs=("celery worker starting", line))
+    finding = _by_id(diagnose(snapshot(containers=(worker,)), profile()))["service-unavailable:backend:compose"]
+    assert finding.cause is not None and finding.cause.signature == "dependency-name-unresolved"
+    assert finding.cause.category is CrashCategory.CONFIGURATION
+    assert any("rabbitmq" in e for e in finding.evidence)
+
+
+def test_a_code_crash_that_stays_down_gets_no_start_command() -> None:
+    dead = container("backend", "exited", exit_code=101, logs=(PANIC,))
+    finding = _by_id(diagnose(snapshot(containers=(dead,)), profile()))["service-unavailable:backend:compose"]
+    assert finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE
+    assert not any(" up -d" in c or " start" in c for c in finding.commands)
+
+
+def test_a_container_stopped_by_hand_is_not_a_death() -> None:
+    stopped = container("backend", "exited", exit_code=143)
+    assert not stopped.died_failing
+    finding = _by_id(diagnose(snapshot(containers=(stopped,)), profile()))["service-unavailable:backend:compose"]
+    assert finding.cause is not None and finding.cause.signature == "container-exited"
