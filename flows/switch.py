@@ -324,7 +324,7 @@ def _carry_out(
     make = the_plan.in_phase("make")
     reason = _serially(make, profile, force, applied, journal)
     if reason is None and make:
-        missing = wait_ready(profile, target, sorted({s.service for s in make}), deadline_seconds)
+        missing = wait_ready(profile, target, sorted({n for s in make for n in s.profile_services}), deadline_seconds)
         if missing:
             reason = "new owners did not serve before the old ones were stopped: " + "; ".join(missing)
     if reason is None:

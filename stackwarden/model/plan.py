@@ -39,6 +39,12 @@ class _StepBase(Frozen):
         ),
     )
 
+    @property
+    def profile_services(self) -> tuple[str, ...]:
+        """The profile services this step is for: one, or several for one ``compose up`` of a
+        project (``service`` joins them with commas, which a profile name cannot contain)."""
+        return tuple(self.service.split(","))
+
 
 class ScaleWorkload(_StepBase):
     """Scale a Deployment/StatefulSet; scaling to 0 records the previous count on the object."""
