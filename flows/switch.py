@@ -27,6 +27,7 @@ from stackwarden.model.plan import (
     StepStatus,
     SwitchOutcome,
     SwitchStatus,
+    Unchanged,
     Verdict,
 )
 from stackwarden.model.profile import Profile
@@ -71,11 +72,10 @@ def _result(step: Step, state: Any, started: datetime) -> StepResult:
     ended = datetime.now(UTC)
     outcome = state.result(raise_on_failure=False)
     failed = isinstance(outcome, BaseException) or state.is_failed()
-    status = (
-        (StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED)
-        if failed
-        else StepStatus.APPLIED
-    )
+    if failed:
+        status = StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED
+    else:  # a target already as wanted was not touched: nothing to roll back
+        status = StepStatus.SKIPPED if isinstance(outcome, Unchanged) else StepStatus.APPLIED
     return StepResult(
         step_id=step.id,
         status=status,
@@ -218,7 +218,7 @@ def _phase_failure(
         journal.append(result)
         if result.status is StepStatus.APPLIED:
             applied.append(step)
-        elif reason is None:
+        elif result.status is not StepStatus.SKIPPED and reason is None:
             reason = f"step {step.id} {result.status}: {result.error}"
     return reason
 
@@ -299,8 +299,13 @@ def switch_flow(
 def refused_before_any_change(applied: list[Step], journal: list[StepResult]) -> bool:
     """Nothing was applied and every step that did not apply was refused (a 403 on the first
     write, an identity that changed): the switch ends "refused" (exit 4), not "rolled back" -
-    there is nothing to roll back. A step that failed may have half-happened: that rolls back."""
-    return not applied and bool(journal) and all(r.status is StepStatus.REFUSED for r in journal)
+    there is nothing to roll back (a skipped step found its target as wanted and did nothing).
+    A step that failed may have half-happened: that rolls back."""
+    return (
+        not applied
+        and any(r.status is StepStatus.REFUSED for r in journal)
+        and all(r.status in {StepStatus.REFUSED, StepStatus.SKIPPED} for r in journal)
+    )
 
 
 def _serially(

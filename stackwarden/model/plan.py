@@ -172,6 +172,15 @@ class Plan(Frozen):
         return tuple(step for step in self.steps if step.phase == phase)
 
 
+class Unchanged(str):
+    """What an apply returns when its target already was as the step wants (a container or
+    process already stopped, a container already running, a workload already at its count).
+    Nothing was done, so the journal says "skipped" and a rollback leaves the target alone:
+    undoing it would undo what someone else did (a container stopped by hand is not started)."""
+
+    __slots__ = ()
+
+
 class StepStatus(StrEnum):
     """How a step ended."""
 

@@ -55,3 +55,62 @@ def test_make_phase_compose_up_of_two_services_waits_for_their_profile_names(
         assert {c["State"] for c in project.containers()} == {"running"}
         assert len(project.containers()) == 2
 
+
+def _container_id(project: Any, service: str) -> str:
+    return str(project.compose("ps", "-a", "-q", service).stdout.split()[0])
+
+
+def test_rollback_never_starts_a_container_the_switch_found_stopped(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    """A container stopped by hand after the plan was made: its stop step finds it stopped and does
+    nothing. When a later step is refused, there is nothing to undo: the run ends "refused" and the
+    container stays stopped (undoing the stop would start what a person had stopped)."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.switch import _carry_out
+    from stackwarden.model.base import Mode, Runtime
+    from stackwarden.model.plan import Plan, StartContainer, StepStatus, StopContainer
+    from stackwarden.profiles import load_profile
+
+    name = unique_name("swtest-skip")
+    services = {"old": tcp_service(8080, None), "new": tcp_service(8081, None)}
+    with compose_project(tmp_path, name, services) as project:
+        old_id, new_id = _container_id(project, "old"), _container_id(project, "new")
+        profile = load_profile(_write_profile(tmp_path / "p.yaml", name, project.file, {"old": {}, "new": {}}))
+        common = {"runtime": Runtime.COMPOSE, "why": "test", "reversible": True, "compose_project": name}
+        stop_old = StopContainer(
+            id=f"stop-container:{old_id}",
+            service="old",
+            target="old",
+            inverse="docker start old",
+            container_id=old_id,
+            name=f"{name}-old-1",
+            timeout_seconds=2,
+            **common,
+        )
+        start_new = StartContainer(
+            id=f"start-container:{new_id}",
+            service="new",
+            target="new",
+            inverse="docker stop new",
+            container_id=new_id,
+            name=f"{name}-new-1",
+            phase="start",
+            **common,
+        )
+        the_plan = Plan(profile=name, mode=Mode.COMPOSE_ONLY, steps=(stop_old, start_new))
+        project.compose("stop", "--timeout", "2", "old")  # by hand, after the plan
+        project.compose("rm", "--stop", "--force", "new")  # the container to start is gone: refused
+
+        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
+        def carry_out() -> Any:
+            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 10)
+
+        state = carry_out(return_state=True)
+        outcome = state.result(raise_on_failure=False)
+        statuses = {r.step_id: r.status for r in outcome.journal}
+        assert statuses == {stop_old.id: StepStatus.SKIPPED, start_new.id: StepStatus.REFUSED}
+        assert outcome.status is SwitchStatus.REFUSED, outcome.message
+        assert {c["Names"]: c["State"] for c in project.containers()} == {f"{name}-old-1": "exited"}

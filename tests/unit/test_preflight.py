@@ -147,6 +147,9 @@ def test_a_refusal_before_any_change_ends_refused_not_rolled_back() -> None:
     assert refused_before_any_change([], [result(StepStatus.REFUSED)])  # e.g. a 403 on the first write
     assert not refused_before_any_change([], [result(StepStatus.FAILED)])  # may have half-happened
     assert not refused_before_any_change([step], [result(StepStatus.APPLIED), result(StepStatus.REFUSED)])
+    # a step that found its target as wanted did nothing: a refusal after it still changed nothing
+    assert refused_before_any_change([], [result(StepStatus.SKIPPED), result(StepStatus.REFUSED)])
+    assert not refused_before_any_change([], [result(StepStatus.SKIPPED)])
 
 
 def test_a_stateful_containers_image_cannot_choose_sigkill() -> None:
