@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -198,6 +199,27 @@ def _policy(approval: Literal["auto", "ui"], force: bool) -> tuple[Literal["auto
     return approval, force, None
 
 
+MAX_PARAMETER_SECONDS = 24 * 3600.0
+"""The longest deadline, approval timeout or lock wait a run may ask for (as the CLI allows)."""
+
+
+def parameter_problems(deadline: float, approval_timeout: float, lock_wait: float) -> list[str]:
+    """The flow's duration parameters, checked in code: a run of a deployment takes them from
+    the UI or the API, not from the CLI's parser. ``nan`` compares false with everything, so an
+    unchecked NaN (or infinite) deadline would poll forever while holding the switch locks."""
+    out = []
+    for name, value, zero_ok in (
+        ("deadline_seconds", deadline, False),
+        ("approval_timeout_seconds", approval_timeout, False),
+        ("lock_wait_seconds", lock_wait, True),
+    ):
+        low_ok = value >= 0 if zero_ok else value > 0
+        if not math.isfinite(value) or not low_ok or value > MAX_PARAMETER_SECONDS:
+            floor = "0 or more" if zero_ok else "more than 0"
+            out.append(f"{name}={value!r} must be a finite number of seconds, {floor}, up to {MAX_PARAMETER_SECONDS:g}")
+    return out
+
+
 def _approval_form(the_plan: Plan) -> type[Approval]:
     """The UI's Resume form, its description naming the plan's digest: what is approved is the
     content, and the run applies only a plan with this digest."""
@@ -251,6 +273,9 @@ def switch_flow(
     (independent stops, concurrently), start (new owners that needed a freed port). Without
     ``mode`` the profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE``
     or the bundled profile."""
+    problems = parameter_problems(deadline_seconds, approval_timeout_seconds, lock_wait_seconds)
+    if problems:
+        raise ValueError("; ".join(problems))
     profile = load_profile(profile_path or default_profile_path())
     target = Mode(mode) if mode else profile.default_mode
     approval, force, policy_note = _policy(approval, force)
