@@ -4,6 +4,7 @@ blind retries: each step is idempotent and re-checks its target's identity befor
 from __future__ import annotations
 
 from prefect import task
+from prefect.runtime import task_run
 
 from stackwarden.adapters.compose import compose_stop, compose_up
 from stackwarden.adapters.docker import start_container, stop_container
@@ -22,9 +23,16 @@ from stackwarden.model.plan import (
 )
 from stackwarden.model.profile import Profile
 from stackwarden.planner import target_runtime
+from stackwarden.report.names import step_run_name
 
 
-@task(name="apply-step", task_run_name="{step.kind}-{step.service}-{step.id}")
+def _step_run_name() -> str:
+    """``stop-container backend 3f2a9c1``: the task run is named after its target."""
+    step = task_run.parameters.get("step")
+    return step_run_name(step) if step is not None else "apply-step"
+
+
+@task(name="apply-step", task_run_name=_step_run_name)
 def apply_step_task(step: Step, profile: Profile, force: bool = False, check_generation: bool = True) -> str:
     """Carry out one step; raises RefusedError when the target is not what the plan saw."""
     match step:
