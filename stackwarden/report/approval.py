@@ -15,8 +15,7 @@ def render_approval(plan: Plan, plan_link: str | None = None) -> str:
     """Every step with why it is there and whether it can be undone, the plan's digest, and a
     link to the plan artifact (the full plan with its exact commands)."""
     lines = [
-        f"### Approve: switch {md_inline(plan.profile)} to {md_inline(str(plan.mode))}, "
-        f"{len(plan.steps)} step(s)",
+        f"### Approve: switch {md_inline(plan.profile)} to {md_inline(str(plan.mode))}, {len(plan.steps)} step(s)",
         "",
         "Nothing has changed yet. Set **approve** to true and Resume to apply exactly this plan; "
         "leave it false (or add a comment) and Resume to reject it. The run re-observes the host "
