@@ -1,41 +1,38 @@
-"""The ``audit`` flow: observe every runtime concurrently, diagnose, publish the report."""
+"""The ``audit`` flow: the pipeline's steps as Prefect tasks, so a run is recorded.
+
+The steps themselves live in ``stackwarden.pipeline``; the CLI runs the same functions in
+process when no run needs recording. Here the observe steps are submitted as concurrent tasks,
+the report is published as artifacts and the finding events are emitted beside it.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from stackwarden.adapters.docker import DockerObservation, docker_endpoint
+from stackwarden.adapters.docker import DockerObservation
 from stackwarden.adapters.host import HostObservation
-from stackwarden.adapters.kubernetes import KubeObservationResult
 from stackwarden.errors import ProfileError
-from stackwarden.model.base import Mode, Runtime
-from stackwarden.model.finding import AuditResult
-from stackwarden.model.profile import Profile
+from stackwarden.model.base import Mode
+from stackwarden.model.profile import KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.observe import assemble_snapshot, unreachable
+from stackwarden.pipeline import AuditOutcome, Result
+from stackwarden.pipeline import observe_all as observe_with
 from stackwarden.profiles import default_profile_path, load_profile
 from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
 from tasks.metrics import write_metrics_task
 from tasks.observe import observe_docker_task, observe_host_task, observe_kubernetes_task
 
+if TYPE_CHECKING:
+    from stackwarden.adapters.kubernetes import KubeObservationResult
 
-@dataclass(frozen=True)
-class AuditOutcome:
-    """What the CLI needs from one audit run."""
-
-    profile: Profile
-    snapshot: Snapshot
-    result: AuditResult
-    markdown: str
+__all__ = ["AuditOutcome", "audit_flow", "host_name", "observe_all", "profile_name_of"]
 
 
 def profile_name_of(profile_path: object) -> str:
@@ -59,54 +56,29 @@ def _run_name() -> str:
     return f"audit-{profile_name_of(params.get('profile_path'))}"
 
 
-def _outcome(future: Any, runtime: Runtime, endpoint: str | None) -> Any:
-    """The observation, or an unreachable record: an engine that cannot be reached is
-    reported, it never aborts the audit."""
-    try:
-        return future.result()
-    except Exception as exc:
-        get_run_logger().warning("%s not observed: %s", runtime, exc)
-        return unreachable(runtime, f"{type(exc).__name__}: {exc}", endpoint)
+class TaskSubmitter:
+    """The pipeline's observe steps submitted as Prefect tasks (recorded, retried by Prefect)."""
+
+    def docker(self, timeouts: Timeouts) -> Result[DockerObservation]:
+        """Submit observe-docker."""
+        return observe_docker_task.submit(timeouts=timeouts)
+
+    def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]:
+        """Submit observe-host."""
+        return observe_host_task.submit(ports, executables)
+
+    def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]:
+        """Submit observe-kubernetes."""
+        return observe_kubernetes_task.submit(spec, timeouts=timeouts)
 
 
 def observe_all(profile: Profile) -> Snapshot:
-    """Run the observation tasks concurrently and assemble one Snapshot."""
-    docker_future = observe_docker_task.submit(timeouts=profile.timeouts)
-    host_future = observe_host_task.submit(list(profile.all_ports()), list(profile.portless_executables()))
-    kube_future = (
-        observe_kubernetes_task.submit(profile.kubernetes, timeouts=profile.timeouts) if profile.kubernetes else None
-    )
-    docker_obs = _outcome(docker_future, Runtime.COMPOSE, docker_endpoint())
-    host_obs = _outcome(host_future, Runtime.HOST, socket.gethostname())
-    runtimes = []
-    kwargs: dict[str, Any] = {}
-    if kube_future is not None:
-        kube_obs = _outcome(kube_future, Runtime.KUBERNETES, None)
-        if isinstance(kube_obs, KubeObservationResult):
-            runtimes.append(kube_obs.status)
-            kwargs["kubernetes"] = kube_obs.observation
-        else:
-            runtimes.append(kube_obs)
-    if isinstance(docker_obs, DockerObservation):
-        runtimes.append(docker_obs.status)
-        kwargs.update(containers=docker_obs.containers, networks=docker_obs.networks)
-    else:
-        runtimes.append(docker_obs)
-    if isinstance(host_obs, HostObservation):
-        runtimes.append(host_obs.status)
-        kwargs.update(listeners=host_obs.listeners, processes=host_obs.processes)
-    else:
-        runtimes.append(host_obs)
-    return assemble_snapshot(
-        taken_at=datetime.now(UTC),
-        hostname=socket.gethostname(),
-        profile=profile.name,
-        runtimes=runtimes,
-        **kwargs,
-    )
+    """Run the observation tasks concurrently and assemble one Snapshot (inside a flow run):
+    the pipeline's ``observe_all`` with Prefect tasks instead of threads."""
+    return observe_with(profile, TaskSubmitter(), get_run_logger())
 
 
-@flow(name="audit", flow_run_name=_run_name, log_prints=False)
+@flow(name="audit", flow_run_name=_run_name, log_prints=False, persist_result=False)
 def audit_flow(
     profile_path: str | None = None,
     mode: str | None = None,
@@ -123,8 +95,10 @@ def audit_flow(
     requested = Mode(mode) if mode else None
     snapshot = observe_all(profile)
     result = diagnose_task(snapshot, profile, requested)
+    # the finding memory is compared and written beside the report, not in front of it
+    events = emit_finding_events_task.submit(result, profile, host=host_name(host))
     markdown = publish_report_task(result, snapshot, profile)
-    emit_finding_events_task(result, profile, host=host_name(host))
+    events.wait()
     if prometheus_path:
         write_metrics_task(result, snapshot, profile, prometheus_path, time.monotonic() - started)
     return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)

@@ -28,13 +28,17 @@ import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
 from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
 from stackwarden.model.base import Mode, Severity
 from stackwarden.model.profile import Profile
 from stackwarden.profiles import default_profile_path, load_profile, profile_json_schema
 from stackwarden.sanitize import one_line, strip_controls, terminal
+
+if TYPE_CHECKING:
+    from stackwarden.pipeline import AuditOutcome
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
 
@@ -43,9 +47,11 @@ exit codes:
   0  nothing at or above --fail-on      1  findings at or above --fail-on
   2  bad input (option, profile, mode)  3  stackwarden or its surroundings failed (one line + hint)
 
-Without PREFECT_API_URL the flows run on Prefect's ephemeral local server (allowed
-PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, default here 120 s, to start); set it to
-record runs on your Prefect server and inspect them in its UI.
+An audit runs in this process unless a Prefect API is configured (PREFECT_API_URL, or in the
+active Prefect profile): then it runs as the recorded flow "audit" on that server. --record and
+--no-record override the choice; --record without a server starts Prefect's ephemeral one
+(allowed PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, default here 120 s, to start).
+A switch always runs as the recorded flow "switch-mode".
 """
 
 
@@ -59,7 +65,8 @@ exit codes:
 Safety: dry run by default; identities (container id, k8s uid/generation, pid+start time+exe)
 are re-checked before each step; workloads are scaled to 0 (never deleted) with their replica
 count recorded; volumes, PVCs and images are never removed; stateful services are stopped with
-their own signal and never SIGKILLed without --force; one switch per profile at a time.
+their own signal and never SIGKILLed without --force; one switch at a time per profile, port,
+compose project and workload (a second one fails with exit 4 naming the holder).
 """
 
 
@@ -144,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SEVERITY",
         help="exit 1 if any finding is at or above SEVERITY: critical, high (default), medium, low",
     )
+    audit.add_argument(
+        "--record",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run as a recorded Prefect flow (default: only when a Prefect API is configured)",
+    )
+    audit.add_argument("-v", "--verbose", action="store_true", help="show log lines (Prefect's too) on stderr")
 
     switch = sub.add_parser(
         "switch",
@@ -182,6 +196,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="verification deadline (more than 0, up to 86400)",
     )
+    switch.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines on stderr")
 
     serve = sub.add_parser(
         "serve",
@@ -347,13 +362,14 @@ def _runtime_hints(snapshot: object) -> None:
 
 
 def _switch(args: argparse.Namespace) -> int:
+    prepare_prefect(verbose=args.verbose)  # a switch is always a recorded flow
     from flows.switch import run_switch
     from stackwarden.model.plan import Outcome, SwitchStatus
     from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
 
     profile_path = args.profile or default_profile_path()
     load_profile(profile_path)
-    reviewed: list[str] | None = None
+    reviewed: str | None = None
     if args.apply and not args.yes and not sys.stdin.isatty():
         return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
     _check_prefect()
@@ -364,17 +380,19 @@ def _switch(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         if not preview.plan.steps:
             return EXIT_OK
-        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty)
+        # the question goes to stdout with the plan (input() would put it on stderr on a bare tty);
+        # what is approved is the content: the run applies only a plan with this digest
+        _out(f"Plan digest {preview.plan.digest}")
         _out(f"Apply these {len(preview.plan.steps)} step(s)? [y/N] ", end="")
         if sys.stdin.readline().strip().lower() not in {"y", "yes"}:
             _out("nothing changed")
             return EXIT_OK
-        reviewed = [step.id for step in preview.plan.steps]
+        reviewed = preview.plan.digest
     outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
         apply=args.apply,
-        expected_steps=reviewed,
+        expected_digest=reviewed,
         force=args.force,
         deadline_seconds=args.deadline,
         lock_wait_seconds=args.wait_lock,
@@ -408,19 +426,34 @@ def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
         _out(f"{severity:8} {finding_id:32} {title}", out)
 
 
+def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
+    """In process by default; the recorded flow when a Prefect API is configured or asked for."""
+    profile = load_profile(profile_path)  # fail fast with a clear message before any flow starts
+    progress = LiveProgress(sys.stderr)
+    record = args.record if args.record is not None else prefect_api_configured()
+    prometheus = str(args.prometheus) if args.prometheus is not None else None
+    if not record:
+        from stackwarden.pipeline import run_audit
+
+        return run_audit(profile, progress=progress, prometheus_path=prometheus)
+    _check_prefect()
+    prepare_prefect(verbose=args.verbose)
+    with progress.step("running the recorded audit flow"):
+        from flows.audit import audit_flow
+
+        return audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)
+
+
 def _audit(args: argparse.Namespace) -> int:
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
     profile_path = args.profile or default_profile_path()
     if args.output:
         _check_output(args.output)
     if args.prometheus is not None:
         _check_output(args.prometheus, "--prometheus")
-    load_profile(profile_path)  # fail fast with a clear message before any flow starts
-    _check_prefect()
-    from flows.audit import audit_flow
+    outcome = _run_audit(args, profile_path)
     from stackwarden.report import render_json
 
-    prometheus = str(args.prometheus) if args.prometheus is not None else None
-    outcome = audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)
     text = render_json(outcome.result, outcome.snapshot) if args.json else outcome.markdown
     if args.output:
         args.output.write_text((strip_controls(text) if args.json else terminal(text)) + "\n", encoding="utf-8")
@@ -517,6 +550,10 @@ def _profile(args: argparse.Namespace) -> int:
         return EXIT_OK
     profile = load_profile(args.file)
     _out(f"{args.file}: valid profile {profile.name!r} with {len(profile.services)} services")
+    from stackwarden.rules.kubernetes import any_context_warning
+
+    if (warning := any_context_warning(profile)) is not None:
+        _fail(f"warning: {warning}", EXIT_OK)
     return EXIT_OK
 
 

@@ -13,14 +13,23 @@ from prefect.client.schemas.objects import State
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.audit import observe_all, profile_name_of
 from stackwarden.adapters.lock import lock_resources, switch_lock
 from stackwarden.errors import RefusedError
 from stackwarden.model.base import Mode
-from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
+from stackwarden.model.plan import (
+    Plan,
+    Step,
+    StepResult,
+    StepStatus,
+    SwitchOutcome,
+    SwitchStatus,
+    Verdict,
+)
 from stackwarden.model.profile import Profile
 from stackwarden.planner import inverse_of, plan
 from stackwarden.profiles import default_profile_path, load_profile
@@ -28,9 +37,13 @@ from stackwarden.report.approval import render_approval
 from stackwarden.report.plan import render_plan
 from stackwarden.report.verdict import render_verdict
 from stackwarden.sanitize import one_line
-from stackwarden.verdict import verdict
+from stackwarden.verdict import not_ready, verdict
 from tasks.publish import event, markdown_artifact, table_artifact
-from tasks.switch import apply_step_task, health_task
+from tasks.switch import apply_step_task, health_task, preflight_task
+
+MAX_CONCURRENT_STOPS = 4
+"""Independent stops run at most this many at a time: a switch lasts about the longest grace
+period, not their sum, without stopping a whole stack in one burst."""
 
 
 class Approval(RunInput):
@@ -53,26 +66,41 @@ def _apply(step: Step, profile: Profile, force: bool, check_generation: bool = T
     """Run one step as its own task run; its failure is journaled, not raised."""
     started = datetime.now(UTC)
     state = apply_step_task(step, profile, force, check_generation, return_state=True)
+    return _result(step, state, started)
+
+
+def _result(step: Step, state: Any, started: datetime) -> StepResult:
+    """A journal entry from a finished task run's state (its failure journaled, not raised)."""
     ended = datetime.now(UTC)
     outcome = state.result(raise_on_failure=False)
-    if isinstance(outcome, BaseException) or state.is_failed():
-        status = StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED
-        return StepResult(
-            step_id=step.id,
-            status=status,
-            started=started,
-            ended=ended,
-            duration_seconds=(ended - started).total_seconds(),
-            error=str(outcome),
-        )
+    failed = isinstance(outcome, BaseException) or state.is_failed()
+    status = (
+        (StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED)
+        if failed
+        else StepStatus.APPLIED
+    )
     return StepResult(
         step_id=step.id,
-        status=StepStatus.APPLIED,
+        status=status,
         started=started,
         ended=ended,
         duration_seconds=(ended - started).total_seconds(),
-        output=str(outcome),
+        output="" if failed else str(outcome),
+        error=str(outcome) if failed else None,
     )
+
+
+def _apply_concurrently(steps: tuple[Step, ...], profile: Profile, force: bool) -> list[tuple[Step, StepResult]]:
+    """Independent steps (stops of different targets) as concurrent task runs; the flow's task
+    runner runs at most MAX_CONCURRENT_STOPS at once. Every one runs to its end, so the journal
+    is complete and a rollback knows everything that was applied."""
+    started = datetime.now(UTC)
+    futures = [(step, apply_step_task.submit(step, profile, force, True)) for step in steps]
+    done: list[tuple[Step, StepResult]] = []
+    for step, future in futures:
+        future.wait()
+        done.append((step, _result(step, future.state, started)))
+    return done
 
 
 def _rollback(applied: list[Step], profile: Profile, journal: list[StepResult]) -> None:
@@ -123,7 +151,8 @@ def _reject(the_plan: Plan, state_name: str, reason: str) -> State[Any]:
 
 def _approval_form(the_plan: Plan, plan_artifact: UUID | None) -> type[Approval]:
     """The Resume form with the whole plan above its fields: every step, why, reversible, the
-    digest, and a link to the plan artifact (relative: the UI resolves it on its own origin)."""
+    digest (what is approved is the content: the run applies only a plan with this digest), and
+    a link to the plan artifact (relative: the UI resolves it on its own origin)."""
     link = f"/runs/artifact/{plan_artifact}" if plan_artifact else None
     return Approval.with_initial_data(description=render_approval(the_plan, link), approve=False, comment="")
 
@@ -172,6 +201,19 @@ def _verdict_artifact(profile: Profile, result: Verdict, reason: str = "") -> No
     )
 
 
+def wait_ready(
+    profile: Profile, mode: Mode, services: list[str], deadline_seconds: float, interval: float = 1.0
+) -> list[str]:
+    """Make before break: poll until the new owners of ``services`` serve (up, ready, healthy)
+    or the deadline passes; returns what is still missing (empty: ready)."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        missing = not_ready(observe_all(profile), profile, mode, services, health_task(profile, mode))
+        if not missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(interval)
+
+
 def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
     table_artifact(
         rows=[
@@ -189,7 +231,37 @@ def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
     )
 
 
-@flow(name="switch-mode", flow_run_name=_run_name)
+def _policy(approval: Literal["auto", "ui"], force: bool) -> tuple[Literal["auto", "ui"], bool, str | None]:
+    """Approval and force as the code allows them (DESIGN.md §5.8): a run of a deployment
+    always pauses for a person in the UI and never forces, whatever parameters it was given;
+    ``auto`` approval and ``force`` exist only for a person at a terminal (the CLI)."""
+    if deployment.id:
+        note = None
+        if approval != "ui" or force:
+            note = f"deployment run: approval {approval!r} -> 'ui', force {force} -> False (policy is code)"
+        return "ui", False, note
+    return approval, force, None
+
+
+def _phase_failure(
+    results: list[tuple[Step, StepResult]], applied: list[Step], journal: list[StepResult]
+) -> str | None:
+    """Journal a phase's results; the first step that did not apply, as the reason to stop."""
+    reason = None
+    for step, result in results:
+        journal.append(result)
+        if result.status is StepStatus.APPLIED:
+            applied.append(step)
+        elif reason is None:
+            reason = f"step {step.id} {result.status}: {result.error}"
+    return reason
+
+
+@flow(
+    name="switch-mode",
+    flow_run_name=_run_name,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
+)
 def switch_flow(
     mode: str | None = None,
     profile_path: str | None = None,
@@ -200,17 +272,24 @@ def switch_flow(
     deadline_seconds: float = 120.0,
     approval_timeout_seconds: int = 3600,
     lock_wait_seconds: float = 0.0,
-    expected_steps: list[str] | None = None,
+    expected_digest: str | None = None,
 ) -> SwitchOutcome | State[Any]:
-    """Switch the profile's stack to ``mode``. Dry run unless ``apply``; with approval ``ui``
-    the plan is published and the run pauses until a person approves or rejects it.
-    ``expected_steps`` are the step ids a person reviewed (the CLI's question): the run refuses
-    if the plan it would apply differs; after an approval in the UI the plan is made again and
-    must match the approved one, so what runs is what was approved. Without ``mode`` the
-    profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE`` or the bundled
-    profile."""
+    """Switch the profile's stack to ``mode``. Dry run unless ``apply``.
+
+    Before anything changes: the plan (refused where the host was not fully seen), then
+    preflight (every check that changes nothing; all failures in one refusal). A deployment run
+    always pauses for approval in the UI (``_policy``). ``expected_digest`` is the digest of the
+    plan a person reviewed at a terminal: a plan with any other content is refused; after an
+    approval in the UI the plan is made again and must have the approved digest.
+    Steps run make (new owners that need no held port, then wait until they serve), break
+    (independent stops, concurrently), start (new owners that needed a freed port). Without
+    ``mode`` the profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE``
+    or the bundled profile."""
     profile = load_profile(profile_path or default_profile_path())
     target = Mode(mode) if mode else profile.default_mode
+    approval, force, policy_note = _policy(approval, force)
+    if policy_note:
+        get_run_logger().warning(policy_note)
     holder = f"flow run {flow_run.name or flow_run.id}"
     with (
         switch_lock(lock_resources(profile), holder, lock_wait_seconds, profile=profile.name)
@@ -219,6 +298,8 @@ def switch_flow(
     ):  # a dry run changes nothing: no lock
         snapshot = observe_all(profile)
         the_plan: Plan = plan(snapshot, profile, target)
+        if the_plan.applicable:
+            the_plan = the_plan.model_copy(update={"refusals": tuple(preflight_task(the_plan, profile))})
         plan_artifact = markdown_artifact(
             markdown=render_plan(the_plan),
             key=_key(profile, "switch-plan"),
@@ -228,11 +309,12 @@ def switch_flow(
         )
         if not the_plan.applicable:
             return _refuse(the_plan, "; ".join(the_plan.refusals))
-        if expected_steps is not None and [s.id for s in the_plan.steps] != expected_steps:
-            return _refuse(the_plan, "the plan changed since it was reviewed; review the new plan")
+        if expected_digest is not None and the_plan.digest != expected_digest:
+            return _refuse(the_plan, "the plan changed since it was reviewed (its digest differs); review the new plan")
         if not apply:
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
         if approval == "ui" and the_plan.steps:
+            get_run_logger().info("waiting for approval of plan %s", the_plan.digest)
             try:
                 answer = pause_flow_run(
                     wait_for_input=_approval_form(the_plan, plan_artifact),
@@ -244,31 +326,73 @@ def switch_flow(
             if not answer.approve:
                 return _reject(the_plan, "Rejected", f"rejected: {answer.comment or 'no comment'}")
             fresh = plan(observe_all(profile), profile, target)
-            if not fresh.applicable or [s.id for s in fresh.steps] != [s.id for s in the_plan.steps]:
+            if not fresh.applicable or fresh.digest != the_plan.digest:
                 return _refuse(fresh, "the host changed while the plan waited for approval; nothing was applied")
-        journal: list[StepResult] = []
-        applied: list[Step] = []
-        for step in the_plan.steps:
-            result = _apply(step, profile, force)
-            journal.append(result)
-            if result.status is not StepStatus.APPLIED:
-                reason = f"step {step.id} {result.status}: {result.error}"
-                return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
-            applied.append(step)
-        result_verdict = verify(profile, target, deadline_seconds)
-        if not result_verdict.passed:
-            reason = "verification failed: " + "; ".join(result_verdict.failures)
-            return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
-        _journal_artifact(profile, journal)
-        _verdict_artifact(profile, result_verdict)
-        _switch_event("stackwarden.mode.switched", the_plan, outcome=str(result_verdict.outcome), steps=len(journal))
-        return SwitchOutcome(
-            status=SwitchStatus.SWITCHED,
-            plan=the_plan,
-            journal=tuple(journal),
-            verdict=result_verdict,
-            message=f"switched to {target}: {result_verdict.outcome}",
-        )
+            late = preflight_task(fresh, profile)  # an hour may have passed: check again before step 1
+            if late:
+                return _refuse(fresh.model_copy(update={"refusals": tuple(late)}), "; ".join(late))
+        return _carry_out(the_plan, profile, target, force, deadline_seconds)
+
+
+def refused_before_any_change(applied: list[Step], journal: list[StepResult]) -> bool:
+    """Nothing was applied and every step that did not apply was refused (a 403 on the first
+    write, an identity that changed): the switch ends "refused" (exit 4), not "rolled back" -
+    there is nothing to roll back. A step that failed may have half-happened: that rolls back."""
+    return not applied and bool(journal) and all(r.status is StepStatus.REFUSED for r in journal)
+
+
+def _serially(
+    steps: tuple[Step, ...], profile: Profile, force: bool, applied: list[Step], journal: list[StepResult]
+) -> str | None:
+    """Steps one after the other, stopping at the first that does not apply."""
+    for step in steps:
+        reason = _phase_failure([(step, _apply(step, profile, force))], applied, journal)
+        if reason is not None:
+            return reason
+    return None
+
+
+def _carry_out(
+    the_plan: Plan, profile: Profile, target: Mode, force: bool, deadline_seconds: float
+) -> SwitchOutcome | State[Any]:
+    """Apply the phases, verify, roll back on failure. A step refused (a 403 that preflight
+    could not foresee, an identity that changed) before anything changed ends "refused"."""
+    journal: list[StepResult] = []
+    applied: list[Step] = []
+    make = the_plan.in_phase("make")
+    reason = _serially(make, profile, force, applied, journal)
+    if reason is None and make:
+        missing = wait_ready(profile, target, sorted({s.service for s in make}), deadline_seconds)
+        if missing:
+            reason = "new owners did not serve before the old ones were stopped: " + "; ".join(missing)
+    if reason is None:
+        reason = _phase_failure(_apply_concurrently(the_plan.in_phase("break"), profile, force), applied, journal)
+    if reason is None:  # back to back with the stops that freed their ports
+        reason = _serially(the_plan.in_phase("start"), profile, force, applied, journal)
+    if reason is not None:
+        if refused_before_any_change(applied, journal):
+            _journal_artifact(profile, journal)
+            refused = SwitchOutcome(
+                status=SwitchStatus.REFUSED, plan=the_plan, journal=tuple(journal), message=f"{reason}; nothing changed"
+            )
+            get_run_logger().error("switch refused: %s", reason)
+            _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
+            return Failed(message=one_line(f"refused: {reason}"), data=refused)
+        return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
+    result_verdict = verify(profile, target, deadline_seconds)
+    if not result_verdict.passed:
+        reason = "verification failed: " + "; ".join(result_verdict.failures)
+        return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
+    _journal_artifact(profile, journal)
+    _verdict_artifact(profile, result_verdict)
+    _switch_event("stackwarden.mode.switched", the_plan, outcome=str(result_verdict.outcome), steps=len(journal))
+    return SwitchOutcome(
+        status=SwitchStatus.SWITCHED,
+        plan=the_plan,
+        journal=tuple(journal),
+        verdict=result_verdict,
+        message=f"switched to {target}: {result_verdict.outcome}",
+    )
 
 
 def run_switch(**parameters: Any) -> SwitchOutcome:

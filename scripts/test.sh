@@ -25,6 +25,11 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   fi
 fi
 # Debian may start redis on 6379 at install; the tests never use the machine's own 5432/6379.
+# lsof: one of the baseline commands the benchmark harness times (python -m benchmarks)
+if ! command -v lsof >/dev/null 2>&1; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q lsof
+fi
 
 step "Docker engine, Compose v2 and the test image"
 PYTHON=.venv/bin/python scripts/provision-docker.sh

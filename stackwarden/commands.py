@@ -10,9 +10,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from stackwarden.model.plan import (
+    ComposeStop,
+    ComposeUp,
+    ScaleWorkload,
+    StartContainer,
+    StartProcess,
+    Step,
+    StopContainer,
+    StopProcess,
+)
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
 from stackwarden.sanitize import command as _join
+
+PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 
 
 def compose(profile: Profile, *args: str, project: str | None = None) -> str:
@@ -35,7 +47,7 @@ def compose_service(profile: Profile, service: str, *args: str) -> str:
 def stop_process(process: ProcessInfo, signal_name: str = "SIGTERM") -> str:
     """Stop a host process the way the profile says: its unit, else its signal."""
     if process.systemd_unit:
-        return _join(["systemctl", "stop", process.systemd_unit])
+        return _join(["systemctl", "stop", "--", process.systemd_unit])
     return _join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
 
 
@@ -54,9 +66,12 @@ def port_listeners(port: int) -> str:
     return _join(["ss", "-ltnp", f"sport = :{port}"])
 
 
-def kubectl(namespace: str, *args: str, context: str | None = None) -> str:
-    """A kubectl command in the profile's namespace (and context when one is known)."""
+def kubectl(namespace: str, *args: str, context: str | None = None, kubeconfig: str | None = None) -> str:
+    """A kubectl command in the profile's namespace, with the profile's kubeconfig and the
+    context when known: without them it would act on whatever cluster the shell points at."""
     argv = ["kubectl"]
+    if kubeconfig:
+        argv += ["--kubeconfig", kubeconfig]
     if context:
         argv += ["--context", context]
     return _join([*argv, "-n", namespace, *args])
@@ -68,7 +83,51 @@ def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
     spec = profile.kubernetes
     kube = snapshot.kubernetes
     context = kube.context.name if kube is not None and kube.context is not None else (spec.context if spec else None)
-    return kubectl(spec.namespace if spec else "default", *args, context=context)
+    return kubectl(
+        spec.namespace if spec else "default", *args, context=context, kubeconfig=spec.kubeconfig if spec else None
+    )
+
+
+def _compose_argv(project: str, files: tuple[str, ...]) -> list[str]:
+    argv = ["docker", "compose", "-p", project]
+    for file in files:
+        argv += ["-f", file]
+    return argv
+
+
+def step_commands(step: Step, profile: Profile) -> list[str]:
+    """The commands that do what ``step`` does, for a person to run by hand: the same target,
+    signal, grace period, replica count and context as the switch would use. One step, one
+    copy-paste block."""
+    spec = profile.kubernetes
+    match step:
+        case ScaleWorkload():
+            ref = f"{step.workload_kind.lower()}/{step.name}"
+            where = {"context": step.context, "kubeconfig": spec.kubeconfig if spec else None}
+            out = []
+            if step.replicas == 0 and step.previous_replicas > 0:
+                note = f"{PREVIOUS_REPLICAS}={step.previous_replicas}"
+                out.append(kubectl(step.namespace, "annotate", ref, note, "--overwrite", **where))
+            return [*out, kubectl(step.namespace, "scale", ref, f"--replicas={step.replicas}", **where)]
+        case StopProcess():
+            if step.systemd_unit:
+                return [_join(["systemctl", "stop", "--", step.systemd_unit])]
+            return [_join(["kill", f"-{step.signal.removeprefix('SIG')}", str(step.pid)])]
+        case StartProcess():
+            if step.systemd_unit:
+                return [_join(["systemctl", "start", "--", step.systemd_unit])]
+            return [_join(step.start_command or ())]
+        case StopContainer():
+            if step.stateful:  # its own clean signal and no SIGKILL after a timeout (docker stop would)
+                return [_join(["docker", "kill", "--signal", "SIGTERM", step.name])]
+            return [_join(["docker", "stop", "--time", str(step.timeout_seconds), step.name])]
+        case StartContainer():
+            return [_join(["docker", "start", step.name])]
+        case ComposeUp():
+            return [_join([*_compose_argv(step.project, step.files), "up", "-d", "--no-deps", *step.services])]
+        case ComposeStop():
+            return [_join([*_compose_argv(step.project, step.files), "stop", *step.services])]
+    return []
 
 
 def process_lookup(process: ProcessInfo) -> str:

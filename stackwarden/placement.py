@@ -242,7 +242,8 @@ def ready_in(placement: ServicePlacement, runtime: Runtime) -> bool:
     if runtime is Runtime.COMPOSE:
         return any(container_ready(c) for c in placement.containers)
     if runtime is Runtime.KUBERNETES:
-        return any(p.ready for p in placement.pods)
+        # a ready pod, or the controller's own count (when pods could not be read)
+        return any(p.ready for p in placement.pods) or any(w.ready_replicas > 0 for w in placement.workloads)
     return bool(placement.processes)
 
 
@@ -276,6 +277,35 @@ def keep_runtime(snapshot: Snapshot, profile: Profile, placement: ServicePlaceme
     if home is not None and (ready_in(placement, home) or start_command(snapshot, profile, placement, home)):
         return home
     return next((r for r in placement.runtimes if ready_in(placement, r)), home)
+
+
+def converge_commands(
+    snapshot: Snapshot, profile: Profile, placement: ServicePlacement, keep: Runtime | None
+) -> list[str]:
+    """Stop the service everywhere but ``keep``, then start it there if it is not ready: pasted
+    in order, the service ends with one owner, never none (stops first free its ports)."""
+    out = []
+    if keep is not Runtime.COMPOSE:
+        for c in placement.containers:
+            if c.state in {"running", "restarting", "paused"}:
+                out.append(
+                    commands.compose(profile, "stop", c.compose_service or placement.service, project=c.compose_project)
+                )
+    if keep is not Runtime.KUBERNETES:
+        for w in placement.workloads:
+            if w.replicas > 0:
+                out.append(
+                    commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
+                )
+    matcher = profile.services[placement.service].host
+    if keep is not Runtime.HOST:
+        for p in placement.processes:
+            out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
+    if keep is not None and not ready_in(placement, keep):
+        start = start_command(snapshot, profile, placement, keep)
+        if start:
+            out.append(start)
+    return out
 
 
 def stack_view(snapshot: Snapshot, profile: Profile) -> StackView:

@@ -65,8 +65,8 @@ _WORDS = (
 )
 # A key: word characters, with dots and dashes before the secret word (``--elasticsearch.password``,
 # ``spring.datasource.password``) but not after it (``secret_manager.rs:42`` is a file, not a key).
-_KEY = rf"[\w.-]*{_WORDS}[\w-]*"
-_QUOTED_OR_BARE = r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;&\"'}\])]+)"
+_KEY = rf"[\w.-]{{0,64}}{_WORDS}[\w-]{{0,64}}"  # bounded: a long word costs linear time
+_QUOTED_OR_BARE = r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[\"'][^\s,;&\"'}\])]+|[^\s,;&\"'}\])]+)"  # ... or an unclosed quote
 # key=value, key: value, key:value, "key": "value", key => value
 _KEY_VALUE = re.compile(
     rf"(?P<key>(?<![\w.-]){_KEY}[\"']?\s*(?:=>|:=|=|:)\s*)(?P<value>{_QUOTED_OR_BARE})",
@@ -77,7 +77,11 @@ _FLAG_SPACE = re.compile(
     rf"(?P<key>(?<![\w.-])--?{_KEY}\s+)(?P<value>(?!-)\"(?:[^\"\\]|\\.)*\"|(?!-)'[^']*'|(?!-)\S+)",
     re.IGNORECASE,
 )
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s:]*:[^@\s/]*|[^/@\s:]+)@", re.I)
+# A scheme starts where a token starts (not at every "." of a long dotted word: that is quadratic).
+_URL_USERINFO = re.compile(
+    r"(?P<scheme>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}://)(?P<userinfo>[^/@\s:]{0,256}:[^@\s/]{0,512}|[^/@\s:]{1,512})@",
+    re.I,
+)
 _AUTH_HEADER = re.compile(
     r"(?P<key>\b(?:authorization|proxy-authorization|x-api-key|x-auth-token)\s*[:=]\s*)(?P<value>[^\r\n]+)",
     re.IGNORECASE,
@@ -108,8 +112,8 @@ _TOKEN_SHAPES = re.compile(
 )
 # Command-line tools whose password flag is short: redis-cli -a X, mysql -pX.
 _CLI_PASSWORD = re.compile(
-    r"(?P<key>\b(?:redis-cli|keydb-cli|valkey-cli)\b[^\n]*?\s(?:-a|--pass)\s+)(?P<value>[^\s]+)"
-    r"|(?P<key2>\b(?:mysql|mysqladmin|mysqldump|mariadb)\b[^\n]*?\s-p)(?P<value2>[^\s-][^\s]*)"
+    r"(?P<key>\b(?:redis-cli|keydb-cli|valkey-cli)\b[^\n]{0,200}?\s(?:-a|--pass)\s+)(?P<value>[^\s]+)"
+    r"|(?P<key2>\b(?:mysql|mysqladmin|mysqldump|mariadb)\b[^\n]{0,200}?\s-p)(?P<value2>[^\s-][^\s]*)"
 )
 _BARE_FLAG = re.compile(rf"^--?{_KEY}$", re.IGNORECASE)
 # One argument that is only a key (``password:``, ``"token":``, ``{'secret':``): the next is its value.
@@ -139,9 +143,20 @@ def _mask_cli(match: re.Match[str]) -> str:
     return f"{key}{MASK}"
 
 
+REDACT_SPAN = 4 * LINE_MAX  # no way out shows more of one line than this
+
+
+def _bounded(text: str) -> str:
+    """Lines longer than ``REDACT_SPAN`` are cut first (nothing past it is ever shown, and a
+    secret cut there is past what is shown too): a hostile 100 kB log line costs little."""
+    if len(text) <= REDACT_SPAN:
+        return text
+    return "\n".join(cap(line, REDACT_SPAN) for line in text.split("\n"))
+
+
 def redact(text: str) -> str:
     """Mask every secret shape in free text. Run after ``strip_controls``."""
-    text = _CLI_PASSWORD.sub(_mask_cli, text)
+    text = _CLI_PASSWORD.sub(_mask_cli, _bounded(text))
     text = _PEM.sub(lambda m: f"-----BEGIN {m.group('kind')}----- {MASK}", text)
     text = _URL_USERINFO.sub(_mask_userinfo, text)
     text = _AUTH_HEADER.sub(_mask_value, text)
@@ -214,11 +229,18 @@ _MD_LINE_START = re.compile(r"^(\s*)(?:([-+=>#])|(\d+)([.)]))")
 _RICH_TAG = re.compile(r"(\\*)(\[[a-zA-Z#/@].*?\])")
 
 
+_CUT = re.compile(r" …\(\+(\d+) chars cut\)$")
+
+
 def cap(text: str, limit: int = FIELD_MAX) -> str:
-    """At most ``limit`` characters, with a visible mark of how much was cut."""
+    """At most ``limit`` characters, with a visible mark of how much was cut (counting what an
+    earlier cut already removed)."""
     if len(text) <= limit:
         return text
-    return f"{text[:limit]} …(+{len(text) - limit} chars cut)"
+    earlier = _CUT.search(text)
+    removed = int(earlier.group(1)) if earlier else 0
+    body = text[: earlier.start()] if earlier else text
+    return f"{body[:limit]} …(+{len(body) - limit + removed} chars cut)"
 
 
 def cap_lines(text: str, limit: int = LINE_MAX) -> str:

@@ -7,9 +7,10 @@ loop classified as a code issue is reported apart: the switch did its job, the c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
+from stackwarden.model.finding import Finding
 from stackwarden.model.plan import Outcome, Verdict
 from stackwarden.model.profile import NoHomePolicy, Profile
 from stackwarden.model.snapshot import Snapshot
@@ -51,6 +52,16 @@ def _up_in_target(placement: ServicePlacement, want: Runtime) -> str | None:
     return None if placement.processes else "no host process"
 
 
+def _code_issues(snapshot: Snapshot, profile: Profile) -> dict[str, Finding]:
+    """Services whose crash loop is a code issue: no mode fixes them, so neither verify nor the
+    make-before-break wait holds the switch to them being up."""
+    return {
+        f.services[0]: f
+        for f in diagnose(snapshot, profile)
+        if f.cause is not None and f.cause.category is CrashCategory.CODE_ISSUE and f.services
+    }
+
+
 def verdict(
     snapshot: Snapshot,
     profile: Profile,
@@ -60,11 +71,7 @@ def verdict(
     """Check every service's invariants; ``health`` maps a service to an error (None = healthy)."""
     health = health or {}
     view = stack_view(snapshot, profile)
-    code_findings = {
-        f.services[0]: f
-        for f in diagnose(snapshot, profile)
-        if f.cause is not None and f.cause.category is CrashCategory.CODE_ISSUE and f.services
-    }
+    code_findings = _code_issues(snapshot, profile)
     code_broken: dict[str, str] = {}
     failures: list[str] = [
         f"{status.runtime} could not be observed ({status.error}): the mode cannot be verified"
@@ -118,3 +125,34 @@ def verdict(
         code_issues=tuple(f"{svc}: {title}" for svc, title in sorted(code_broken.items())),
         checks=tuple(checks),
     )
+
+
+def not_ready(
+    snapshot: Snapshot,
+    profile: Profile,
+    mode: Mode,
+    services: Iterable[str],
+    health: Mapping[str, str | None] | None = None,
+) -> list[str]:
+    """What keeps ``services`` from serving in their mode's runtime yet (up there, rollout
+    complete, health check passing, fully observed). Make before break waits for this to be empty
+    before it stops an old owner: the new one must serve first."""
+    health = health or {}
+    view = stack_view(snapshot, profile)
+    out = [f"could not observe: {spot}" for name in services for spot in blind_spots(snapshot, profile, name)]
+    out += [
+        f"{status.runtime} could not be observed ({status.error})"
+        for status in snapshot.runtimes
+        if not status.reachable
+    ]
+    code = _code_issues(snapshot, profile)
+    for name in services:
+        want = target_runtime(profile, mode, name)
+        if want is None or (name in code and want in code[name].runtimes):
+            continue  # a code issue: it will never be ready there, and verify reports it apart
+        missing = _up_in_target(view.placements[name], want)
+        if missing:
+            out.append(f"{name}: not up under {want}: {missing}")
+        elif health.get(name):
+            out.append(f"{name}: health check failed: {health[name]}")
+    return out

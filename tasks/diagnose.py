@@ -1,9 +1,12 @@
-"""Diagnosis and reporting tasks: the pure domain, made observable."""
+"""Diagnosis and reporting tasks: the pipeline's steps, made observable in Prefect."""
 
 from __future__ import annotations
 
 import re
 import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
 from prefect.variables import Variable
@@ -13,59 +16,59 @@ from stackwarden.model.base import Mode
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.recommend import recommend_mode
-from stackwarden.report import render_markdown
-from stackwarden.rules import diagnose
+from stackwarden.pipeline import artifact_key, diagnose_step, findings_summary, findings_table, render_step
 from tasks.publish import event, markdown_artifact, table_artifact
 
+T = TypeVar("T")
 
-@task(name="diagnose", task_run_name="diagnose-{profile.name}")
+# The open-findings memory is a convenience for automations, not part of the audit's answer:
+# a busy server (503) gets a few spaced retries, and then a warning instead of a failed audit.
+MEMORY_ATTEMPTS = 4
+MEMORY_BACKOFF_SECONDS = 0.5
+
+
+@task(name="diagnose", task_run_name="diagnose-{profile.name}", persist_result=False)
 def diagnose_task(snapshot: Snapshot, profile: Profile, requested: Mode | None = None) -> AuditResult:
     """Run every rule and suggest a mode."""
-    findings = diagnose(snapshot, profile)
-    get_run_logger().info(
-        "%d finding(s): %s",
-        len(findings),
-        ", ".join(f"{f.id}={f.severity}" for f in findings) or "none",
-    )
-    return AuditResult(
-        profile=profile.name,
-        snapshot_taken_at=snapshot.taken_at.isoformat(),
-        findings=findings,
-        recommendation=recommend_mode(snapshot, profile, findings, requested),
-    )
+    result = diagnose_step(snapshot, profile, requested)
+    get_run_logger().info("%d finding(s): %s", len(result.findings), findings_summary(result.findings))
+    return result
 
 
-def _artifact_key(profile: Profile, what: str) -> str:
-    """Artifact keys must be lowercase letters, digits and dashes."""
-    return f"stackwarden-{profile.name}-{what}".replace(".", "-").replace("_", "-").lower()
-
-
-@task(name="publish-report", task_run_name="publish-report-{profile.name}")
+@task(name="publish-report", task_run_name="publish-report-{profile.name}", persist_result=False)
 def publish_report_task(result: AuditResult, snapshot: Snapshot, profile: Profile) -> str:
     """The markdown report and the findings table as artifacts; returns the markdown."""
-    markdown = render_markdown(result, snapshot, profile)
+    markdown = render_step(result, snapshot, profile)
     markdown_artifact(
         markdown=markdown,
-        key=_artifact_key(profile, "audit-report"),
+        key=artifact_key(profile, "audit-report"),
         description=f"stackwarden audit of {profile.name}",
     )
     table_artifact(
-        rows=[
-            {
-                "id": f.id,
-                "severity": str(f.severity),
-                "title": f.title,
-                "services": ", ".join(f.services),
-                "runtimes": ", ".join(f.runtimes),
-                "action": f.action,
-            }
-            for f in result.findings
-        ],
-        key=_artifact_key(profile, "findings"),
+        rows=findings_table(result),
+        key=artifact_key(profile, "findings"),
         description=f"Findings of the audit of {profile.name}",
     )
     return markdown
+
+
+def with_backoff(
+    call: Callable[[], T],
+    what: str,
+    log: Callable[..., object] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``call``, retried with doubling delays on any server error (a busy server answers 503);
+    after ``MEMORY_ATTEMPTS`` the last error is raised for the caller to turn into a warning."""
+    for attempt in range(MEMORY_ATTEMPTS):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == MEMORY_ATTEMPTS - 1:
+                raise
+            (log or get_run_logger().info)("%s failed (%s); retrying", what, exc)
+            sleep(MEMORY_BACKOFF_SECONDS * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_findings_variable(profile: Profile, host: str) -> str:
@@ -75,17 +78,24 @@ def open_findings_variable(profile: Profile, host: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", raw)
 
 
-@task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}")
-def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, list[str]]:
+@task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}", persist_result=False)
+def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, Any]:
     """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
     kept in a Prefect Variable so automations can notify or trigger a switch. Each event's
     resource carries host, profile, rule and severity as labels (triggers match labels), so one
     server tells a fleet's hosts apart; a ``resolved`` event says which finding it closes. The
-    Variable is written only when the open set changed."""
+    Variable is written only when the open set changed; a server that stays busy (503) costs a
+    warning, never the audit (the flow runs this beside the report, off its path)."""
     host = host or socket.gethostname()
     name = open_findings_variable(profile, host)
     labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
-    previous = previous_open_set(Variable.get(name, default={}))
+    log = get_run_logger()
+    try:
+        stored: object = with_backoff(lambda: Variable.get(name, default={}), f"reading {name}")
+    except Exception as exc:
+        log.warning("open findings not compared: reading %s failed: %s", name, exc)
+        return {"opened": [], "resolved": [], "written": False, "error": str(exc)}
+    previous = previous_open_set(stored)
     opened, resolved = transitions(list(previous), result.findings)
     for finding in opened:
         event(
@@ -113,13 +123,18 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
     rows = changes_since(previous, result.findings)
     table_artifact(
         rows or [{"change": "none", "id": "", "rule": "", "severity": "", "services": "", "summary": "nothing open"}],
-        key=_artifact_key(profile, "changes"),
+        key=artifact_key(profile, "changes"),
         description=(
             f"Changes since the last audit of {profile.name} on {host}: "
             f"{len(opened)} new, {len(rows) - len(opened) - len(resolved)} persisting, {len(resolved)} resolved"
         ),
     )
     current = open_set(result.findings)
+    written = False
     if current != previous:
-        Variable.set(name, current, overwrite=True)
-    return {"opened": [f.id for f in opened], "resolved": resolved}
+        try:
+            with_backoff(lambda: Variable.set(name, current, overwrite=True), f"writing {name}")
+            written = True
+        except Exception as exc:
+            log.warning("open findings not remembered: writing %s failed: %s", name, exc)
+    return {"opened": [f.id for f in opened], "resolved": resolved, "written": written}

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from prefect import get_run_logger, task
 
-from stackwarden.adapters.textfile import write_textfile
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.report.prometheus import render_prometheus
+from stackwarden.pipeline import metrics_step
 
 
 @task(name="write-metrics", task_run_name="write-metrics {profile.name}")
@@ -19,9 +16,6 @@ def write_metrics_task(
 ) -> str:
     """Render the audit's metrics and replace ``path`` with them; only a successful audit gets
     here, so the file's timestamp is the last successful audit's."""
-    text = render_prometheus(
-        result, snapshot, profile, duration_seconds=duration_seconds, finished_at=datetime.now(UTC)
-    )
-    written = write_textfile(path, text)
+    written = metrics_step(result, snapshot, profile, path, duration_seconds)
     get_run_logger().info("metrics written to %s", written)
-    return str(written)
+    return written

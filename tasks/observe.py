@@ -1,55 +1,68 @@
 """Observation tasks, one per runtime; run concurrently by the audit flow.
 
-An observation is only worth anything live: every task here has ``cache_policy=NO_CACHE`` and
-``persist_result=False``, so no Prefect setting (``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true``
-turns on input-keyed caching) can hand verify an earlier run's view of the host.
+Thin wrappers over ``stackwarden.pipeline``: the same steps the CLI runs in process, with the
+same retry table. An observation is only worth anything live: every task here has
+``cache_policy=NO_CACHE`` and ``persist_result=False``, so no Prefect setting
+(``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` turns on input-keyed caching) can hand verify an
+earlier run's view of the host.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from stackwarden.adapters.docker import DockerObservation, observe_docker
-from stackwarden.adapters.host import HostObservation, observe_host
-from stackwarden.adapters.kubernetes import KubeObservationResult, observe_kubernetes
+from stackwarden.adapters.docker import DockerObservation
+from stackwarden.adapters.host import HostObservation
+from stackwarden.model.base import Runtime
 from stackwarden.model.profile import KubernetesSpec, Timeouts
+from stackwarden.pipeline import (
+    OBSERVE_RETRIES,
+    observe_docker_step,
+    observe_host_step,
+    observe_kubernetes_step,
+)
 from tasks.retry import retry_on_transient
+
+if TYPE_CHECKING:  # typing only: the kubernetes adapter (and its client) loads when a cluster is observed
+    from stackwarden.adapters.kubernetes import KubeObservationResult
 
 
 @task(
     name="observe-docker",
     task_run_name="observe-docker",
-    retries=2,
-    retry_delay_seconds=2,
+    retries=OBSERVE_RETRIES[Runtime.COMPOSE].retries,
+    retry_delay_seconds=OBSERVE_RETRIES[Runtime.COMPOSE].delay_seconds,
     retry_condition_fn=retry_on_transient,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
 def observe_docker_task(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
     """Containers (one list call; inspect and logs only for unhealthy ones) and networks."""
-    return observe_docker(log_tail=log_tail, timeouts=timeouts)
+    return observe_docker_step(log_tail=log_tail, timeouts=timeouts)
 
 
 @task(
     name="observe-host",
     task_run_name="observe-host-{ports}",
-    retries=2,
-    retry_delay_seconds=1,
+    retries=OBSERVE_RETRIES[Runtime.HOST].retries,
+    retry_delay_seconds=OBSERVE_RETRIES[Runtime.HOST].delay_seconds,
     retry_condition_fn=retry_on_transient,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
 def observe_host_task(ports: list[int], executables: list[str] | None = None) -> HostObservation:
     """Listening sockets on the profile's ports and the processes behind them."""
-    return observe_host(frozenset(ports), frozenset(executables or ()))
+    return observe_host_step(ports, executables)
 
 
 @task(
     name="observe-kubernetes",
     task_run_name="observe-kubernetes-{spec.namespace}",
-    retries=2,
-    retry_delay_seconds=2,
+    retries=OBSERVE_RETRIES[Runtime.KUBERNETES].retries,
+    retry_delay_seconds=OBSERVE_RETRIES[Runtime.KUBERNETES].delay_seconds,
     retry_condition_fn=retry_on_transient,
     cache_policy=NO_CACHE,
     persist_result=False,
@@ -59,4 +72,4 @@ def observe_kubernetes_task(
 ) -> KubeObservationResult:
     """Contexts, workloads, pods, services of the profile's namespace; previous logs of
     crash-looping pods only."""
-    return observe_kubernetes(spec, log_tail=log_tail, timeouts=timeouts)
+    return observe_kubernetes_step(spec, log_tail=log_tail, timeouts=timeouts)

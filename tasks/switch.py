@@ -1,19 +1,26 @@
 """Switch tasks: one task run per plan step, named after its target. Mutating tasks have no
-blind retries: each step is idempotent and re-checks its target's identity before acting."""
+blind retries: each step is idempotent and re-checks its target's identity before acting.
+
+No task here is ever served from a cache or persists its result (``cache_policy=NO_CACHE``):
+an apply, a health check or a preflight answer is only true when it is run, whatever Prefect's
+settings say (``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` would otherwise key them by inputs)."""
 
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
 from stackwarden.adapters.compose import compose_stop, compose_up
 from stackwarden.adapters.docker import start_container, stop_container
 from stackwarden.adapters.host import check_http, check_tcp, start_process, stop_process
 from stackwarden.adapters.kubernetes import scale_workload
+from stackwarden.adapters.preflight import preflight
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.plan import (
     ComposeStop,
     ComposeUp,
+    Plan,
     ScaleWorkload,
     StartContainer,
     StartProcess,
@@ -32,7 +39,12 @@ def _step_run_name() -> str:
     return step_run_name(step) if step is not None else "apply-step"
 
 
-@task(name="apply-step", task_run_name=_step_run_name)
+@task(
+    name="apply-step",
+    task_run_name=_step_run_name,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def apply_step_task(step: Step, profile: Profile, force: bool = False, check_generation: bool = True) -> str:
     """Carry out one step; raises RefusedError when the target is not what the plan saw."""
     match step:
@@ -47,6 +59,7 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
                 uid=step.uid,
                 replicas=step.replicas,
                 expected_generation=step.generation if check_generation else None,
+                timeouts=profile.timeouts,
             )
         case StopProcess():
             return stop_process(
@@ -74,7 +87,23 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
     raise ValueError(f"unknown step kind {step.kind}")
 
 
-@task(name="health-checks", task_run_name="health-checks-{profile.name}-{mode}")
+@task(
+    name="preflight",
+    task_run_name="preflight-{profile.name}-{the_plan.mode}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def preflight_task(the_plan: Plan, profile: Profile) -> list[str]:
+    """Every check that changes nothing, before step 1: all failures, one line each."""
+    return preflight(the_plan, profile)
+
+
+@task(
+    name="health-checks",
+    task_run_name="health-checks-{profile.name}-{mode}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def health_task(profile: Profile, mode: Mode) -> dict[str, str | None]:
     """The profile's TCP/HTTP checks for services whose runtime serves on this host's ports
     (Compose, host); a ClusterIP service has no host port to check."""

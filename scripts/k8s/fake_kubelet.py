@@ -16,6 +16,14 @@ apiserver and controllers observe:
   kube-scheduler either);
 * pod status written through the ``status`` subresource according to a
   behaviour the test registers (by pod-name prefix and/or label selector);
+* Events worded as a real kubelet and scheduler word them: ``Pulling``/``Failed``
+  ("Failed to pull image ...", "Error: ErrImagePull")/``BackOff`` for an image
+  that cannot be pulled, ``Failed`` "Error: couldn't find key ... in Secret ..."
+  for a config error, ``Unhealthy`` "Readiness probe failed: ..." for a failing
+  readiness probe, ``BackOff`` "Back-off restarting failed container ..." for a
+  crash loop; and for an unschedulable pod (never bound) what kube-scheduler
+  writes: ``PodScheduled=False``/``Unschedulable`` with "0/1 nodes are
+  available: ..." and a ``FailedScheduling`` event (events.k8s.io/v1);
 * pods being deleted on the node are finished with grace period 0.
 
 Only stdlib, the ``openssl`` CLI (for the serving cert) and the official
@@ -687,7 +695,9 @@ class FakeKubelet:
                     try:
                         self._unschedulable(pod, behaviour)
                     except ApiException as exc:
-                        if exc.status not in (404, 409):
+                        # 403: the namespace is being terminated and refuses new Events; its
+                        # pods go with it, as a real scheduler's would.
+                        if exc.status not in (403, 404, 409):
                             self._record_error(f"schedule {pod['metadata']['name']}", exc)
                 else:
                     self._bind(pod)
@@ -851,7 +861,7 @@ class FakeKubelet:
             # reply (ValidationError) although the bind succeeded.
             _raw(self.core.create_namespaced_pod_binding, meta["name"], meta["namespace"], body)
         except ApiException as exc:
-            if exc.status not in (404, 409):
+            if exc.status not in (403, 404, 409):  # 403: its namespace is being terminated
                 self._record_error(f"bind {meta['namespace']}/{meta['name']}", exc)
 
     def _finish_deletion(self, pod: Mapping[str, Any]) -> None:

@@ -23,7 +23,7 @@ import docker.errors
 import requests
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError, RefusedError, StackwardenError
+from stackwarden.errors import PermanentError, RefusedError, StackwardenError, TransientError
 from stackwarden.model.base import Runtime
 from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
 from stackwarden.model.snapshot import (
@@ -275,7 +275,13 @@ def _deaths(client: docker.APIClient, window: float) -> dict[str, ContainerDeath
         )
         return list(stream)
 
-    return deaths_from_events(_call(read, "container die events"))
+    try:
+        return deaths_from_events(_call(read, "container die events"))
+    except (docker.errors.APIError, TransientError) as exc:
+        # the containers were listed: without the events only exit codes of running crash
+        # loops are unknown, which is reported as such; the audit must not fail for it
+        LOG.warning("container die events unavailable: %s", exc)
+        return {}
 
 
 def read_timeout(timeouts: Timeouts | None) -> float:
@@ -426,3 +432,21 @@ def start_container(container_id: str, project: str) -> str:
         return "started"
     finally:
         client.close()
+
+
+def missing_images(images: dict[str, str], timeouts: Timeouts | None = None) -> dict[str, str]:
+    """image -> what to do, for the images (mapped to the service needing them) that are not on
+    this engine: ``compose up`` would pull (or build) them mid-switch, or fail there."""
+    client = _client(read_timeout(timeouts))
+    out = {}
+    try:
+        for image, service in sorted(images.items()):
+            try:
+                _call(client.inspect_image, f"inspect image {image}", image)
+            except docker.errors.NotFound:
+                out[image] = f"needed by {service}; pull or build it first (docker compose pull / build)"
+    except docker.errors.APIError as exc:
+        raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc
+    finally:
+        client.close()
+    return out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -209,6 +211,30 @@ def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | Non
         start_new_session=True,
     )
     return "started: " + " ".join(start_command)
+
+
+def unit_exists(unit: str) -> bool:
+    """Whether the system manager knows ``unit`` (LoadState other than not-found)."""
+    try:
+        result = subprocess.run(
+            ["systemctl", "show", "--property=LoadState", "--value", "--", unit],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=15,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackwardenError(f"systemctl show {unit}: {exc}") from exc
+    state = result.stdout.strip()
+    return result.returncode == 0 and bool(state) and state != "not-found"
+
+
+def executable_exists(argv0: str) -> bool:
+    """Whether ``argv0`` (a path, or a name looked up on PATH) is an executable file."""
+    if "/" in argv0:
+        path = Path(argv0)
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(argv0) is not None
 
 
 def check_tcp(port: int, timeout: float, host: str = "127.0.0.1") -> str | None:

@@ -8,6 +8,7 @@ a crash: they come back as a ``RuntimeStatus`` (unreachable) or in ``forbidden``
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -179,6 +180,54 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     return with_retries(attempt, what, LOG)
 
 
+_CAMEL_EXCEPTIONS = {"cluster_ip": "clusterIP", "pod_ip": "podIP", "host_ip": "hostIP"}
+
+
+class _Raw(dict[str, Any]):
+    """A JSON object from the apiserver read with the typed client's attribute names
+    (``obj.metadata.resource_version`` reads ``"resourceVersion"``; a missing field is None).
+
+    The reads go around the generated API classes and their pydantic models on purpose:
+    importing ``CoreV1Api`` and ``AppsV1Api`` costs ~1 s and validating every pod of a large
+    namespace costs more, while the audit only needs a few fields of each object. Being a dict,
+    a map field (labels, a Service's selector) passes to ``dict()`` unchanged."""
+
+    def __getattr__(self, name: str) -> Any:
+        head, *rest = name.split("_")
+        key = _CAMEL_EXCEPTIONS.get(name) or head + "".join(part.title() for part in rest)
+        return _wrap(self.get(key))
+
+
+def _wrap(value: Any) -> Any:
+    if isinstance(value, dict) and not isinstance(value, _Raw):
+        return _Raw(value)
+    if isinstance(value, list):
+        return [_wrap(v) for v in value]
+    return value
+
+
+def _get(api: Any, path: str, timeout: Any, query: list[tuple[str, Any]] | None = None) -> bytes:
+    """One GET through the client's transport and authentication; a non-2xx answer raises the
+    same ``ApiException`` the typed client raises, so retries and 403 handling are unchanged."""
+    method, url, headers, _, _ = api.param_serialize(
+        method="GET",
+        resource_path=path,
+        query_params=query or [],
+        header_params={"Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(method, url, header_params=headers, _request_timeout=timeout)
+    data: bytes = response.read()
+    if not 200 <= response.status < 300:
+        raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
+    return data
+
+
+def _get_items(api: Any, path: str, timeout: Any) -> list[Any]:
+    """The items of one list call, as attribute-readable JSON."""
+    return [_Raw(item) for item in json.loads(_get(api, path, timeout)).get("items") or []]
+
+
 def _workload(kind: Literal["Deployment", "StatefulSet"], obj: Any) -> KubeWorkloadState:
     meta, spec, status = obj.metadata, obj.spec, obj.status
     return KubeWorkloadState(
@@ -292,7 +341,7 @@ def _endpoints(obj: Any) -> KubeEndpoints:
     )
 
 
-def _list(func: Any, verb: str, namespace: str, **seen: Any) -> list[Any]:
+def _list(api: Any, path: str, verb: str, namespace: str, **seen: Any) -> list[Any]:
     """A namespaced list call; a Forbidden answer is recorded (forbidden and coverage), never read
     as an empty list."""
     forbidden: list[str] = seen["forbidden"]
@@ -300,7 +349,7 @@ def _list(func: Any, verb: str, namespace: str, **seen: Any) -> list[Any]:
     timeout = seen["timeout"]
     kind = verb.removeprefix("list ")
     try:
-        items = list(_call(func, verb, namespace, _request_timeout=timeout).items)
+        items: list[Any] = _call(_get_items, verb, api, path, timeout)
     except ApiException as exc:
         if exc.status == 403:
             forbidden.append(f"{verb} in {namespace}")
@@ -319,18 +368,18 @@ def _list(func: Any, verb: str, namespace: str, **seen: Any) -> list[Any]:
     return items
 
 
-def _previous_logs(core: Any, pod: PodState, tail: int, forbidden: list[str], timeout: Any) -> tuple[str, ...]:
+def _previous_logs(api: Any, pod: PodState, tail: int, forbidden: list[str], timeout: Any) -> tuple[str, ...]:
     """The previous container's last lines: what it printed before it crashed."""
     try:
-        text = _call(
-            core.read_namespaced_pod_log,
+        raw = _call(
+            _get,
             f"logs of {pod.name}",
-            pod.name,
-            pod.namespace,
-            previous=True,
-            tail_lines=tail,
-            _request_timeout=timeout,
+            api,
+            f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/log",
+            timeout,
+            [("previous", "true"), ("tailLines", tail)],
         )
+        text = raw.decode(errors="replace")
     except ApiException as exc:
         if exc.status == 403:
             forbidden.append(f"get pods/log in {pod.namespace}")
@@ -389,21 +438,21 @@ def observe_kubernetes(
     ns = spec.namespace
     try:
         try:
-            version = _call(k8s.VersionApi(api).get_code, "server version", _request_timeout=timeout).git_version
+            version = json.loads(_call(_get, "server version", api, "/version", timeout)).get("gitVersion")
         except ApiException as exc:
             if exc.status == 401:
                 raise PermanentError(f"cluster {context.server} rejected the credentials (401)") from exc
             version = None
-        apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
         seen = {"forbidden": forbidden, "timeout": timeout, "coverage": coverage}
-        deployments = _list(apps.list_namespaced_deployment, "list deployments", ns, **seen)
-        statefulsets = _list(apps.list_namespaced_stateful_set, "list statefulsets", ns, **seen)
-        pods = [_pod(p) for p in _list(core.list_namespaced_pod, "list pods", ns, **seen)]
-        services = [_service(s) for s in _list(core.list_namespaced_service, "list services", ns, **seen)]
-        events = [_event(e) for e in _list(core.list_namespaced_event, "list events", ns, **seen)]
-        endpoints = [_endpoints(e) for e in _list(core.list_namespaced_endpoints, "list endpoints", ns, **seen)]
+        apps, core = f"/apis/apps/v1/namespaces/{ns}", f"/api/v1/namespaces/{ns}"
+        deployments = _list(api, f"{apps}/deployments", "list deployments", ns, **seen)
+        statefulsets = _list(api, f"{apps}/statefulsets", "list statefulsets", ns, **seen)
+        pods = [_pod(p) for p in _list(api, f"{core}/pods", "list pods", ns, **seen)]
+        services = [_service(s) for s in _list(api, f"{core}/services", "list services", ns, **seen)]
+        events = [_event(e) for e in _list(api, f"{core}/events", "list events", ns, **seen)]
+        endpoints = [_endpoints(e) for e in _list(api, f"{core}/endpoints", "list endpoints", ns, **seen)]
         pods = [
-            p.model_copy(update={"log_tail": _previous_logs(core, p, log_tail, forbidden, timeout)})
+            p.model_copy(update={"log_tail": _previous_logs(api, p, log_tail, forbidden, timeout)})
             if p.is_crash_looping
             else p
             for p in pods

@@ -20,6 +20,7 @@ from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import StackView, stack_view
+from stackwarden.planner import plan
 from stackwarden.sanitize import document, md_cell, md_code, md_fence
 from stackwarden.sanitize import md_inline as _t
 
@@ -60,47 +61,29 @@ def _code(lines: Iterable[str]) -> list[str]:
     return md_fence(lines)
 
 
-def _mode_steps(mode: Mode, snapshot: Snapshot, profile: Profile, view: StackView) -> list[str]:
-    """Exact commands that would reach ``mode`` from what was observed (the dry-run view)."""
-    has_kube = profile.kubernetes is not None
-    steps: list[str] = []
-
-    def target(service: str) -> Runtime | None:
-        if mode is Mode.COMPOSE_ONLY:
-            return Runtime.COMPOSE
-        if mode is Mode.K8S_ONLY:
-            return Runtime.KUBERNETES
-        return profile.services[service].runtime
-
-    for name, placement in view.placements.items():
-        want = target(name)
-        spec = profile.services[name]
-        if want is not Runtime.KUBERNETES and has_kube:
-            steps += [
-                commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
-                for w in placement.workloads
-                if w.replicas > 0
-            ]
-        if want is not Runtime.HOST:
-            signal = spec.host.stop_signal if spec.host else "SIGTERM"
-            steps += [commands.stop_process(p, signal) for p in placement.processes]
-        if want is not Runtime.COMPOSE and placement.containers:
-            steps.append(commands.compose_service(profile, name, "stop"))
-    if mode is Mode.COMPOSE_ONLY:
-        steps += [commands.compose(profile, "up", "-d", project=c.project) for c in profile.compose_projects]
-    elif has_kube:
-        for name, spec in profile.services.items():
-            if spec.kubernetes and target(name) is Runtime.KUBERNETES:
-                steps.append(
-                    commands.kubectl_for(
-                        snapshot,
-                        profile,
-                        "scale",
-                        f"{spec.kubernetes.kind.lower()}/{spec.kubernetes.name}",
-                        f"--replicas={spec.kubernetes.replicas}",
-                    )
-                )
-    return list(dict.fromkeys(steps))
+def _mode_section(mode: Mode, snapshot: Snapshot, profile: Profile) -> list[str]:
+    """What ``stackwarden switch MODE`` would do, from ``plan()`` on this very snapshot: one
+    truth for the report and the switch. A refused mode shows its reasons and no commands; each
+    step is its own copy-paste block, built with shlex.join by ``commands.step_commands``."""
+    the_plan = plan(snapshot, profile, mode)
+    if not the_plan.applicable:
+        out = [f"`stackwarden switch {mode}` would **refuse**, changing nothing:", ""]
+        out += [f"- {_t(reason)}" for reason in the_plan.refusals]
+        return [*out, ""]
+    if not the_plan.steps:
+        out = [f"`stackwarden switch {mode}` has nothing to do: the stack is already in this mode.", ""]
+    else:
+        out = [f"`stackwarden switch {mode}` plans these steps (plan digest `{the_plan.digest[:16]}`):", ""]
+    for number, step in enumerate(the_plan.steps, start=1):
+        out += [
+            f"{number}. **{step.phase}** {_t(step.why)}: {_t(step.target)}",
+            "",
+            *_code(commands.step_commands(step, profile)),
+        ]
+        out.append("")
+    if the_plan.notes:
+        out += ["**Notes:**", *[f"- {_t(note)}" for note in the_plan.notes], ""]
+    return out
 
 
 def _executive_summary(result: AuditResult, snapshot: Snapshot, view: StackView) -> list[str]:
@@ -261,20 +244,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
     for number, mode in enumerate(Mode, start=1):
         title, pros, cons = _MODE_TEXT[mode]
         chosen = " ⭐ suggested" if mode is result.recommendation.mode else ""
-        out += [
-            f"### Option {number}: {title}{chosen}",
-            "",
-            f"`stackwarden switch {mode}` plans these steps:",
-            "",
-        ]
-        steps = _mode_steps(mode, snapshot, profile, view)
-        if mode is Mode.HYBRID_GUARDED and any(s.runtime is None for s in profile.services.values()):
-            out += [
-                "(the profile assigns no runtime to some services: set services.NAME.runtime)",
-                "",
-            ]
-        else:
-            out += [*_code(steps), ""]
+        out += [f"### Option {number}: {title}{chosen}", "", *_mode_section(mode, snapshot, profile)]
         out += [
             "**Pros:**",
             *[f"- {p}" for p in pros],

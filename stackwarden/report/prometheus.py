@@ -21,12 +21,15 @@ from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import ServicePlacement, stack_view
+from stackwarden.sanitize import redact, strip_controls
 
 Labels = tuple[tuple[str, str], ...]
 
 
 def escape_label_value(value: str) -> str:
-    """Escape a label value as the exposition format requires (backslash, quote, newline)."""
+    """Escape a label value as the exposition format requires (backslash, quote, newline), after
+    the sanitizer (control characters, secrets): the metrics file is a way out too."""
+    value = redact(strip_controls(value))
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 

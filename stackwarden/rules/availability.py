@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stackwarden import commands
 from stackwarden.model.base import CrashCategory, Runtime, Severity
@@ -25,10 +25,12 @@ from stackwarden.model.snapshot import KubeServiceState, PodState, Snapshot
 from stackwarden.placement import (
     ServicePlacement,
     StackView,
+    converge_commands,
     home_runtime,
     is_service_container,
     ready_in,
     stack_view,
+    start_command,
 )
 from stackwarden.rules.registry import rule
 
@@ -301,6 +303,25 @@ def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
             f"Scale it up: `{scale}`.",
             (scale,),
         )
+    if (
+        not placement.pods
+        and snapshot.kubernetes is not None
+        and any(f.startswith("list pods") for f in snapshot.kubernetes.forbidden)
+    ):
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "pods-not-readable",
+            f"{kind} {wname} has no ready replica and its pods could not be read (forbidden), so why is unknown.",
+            [where, *(f for f in snapshot.kubernetes.forbidden if f.startswith("list pods"))],
+        )
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail=where),
+            f"{where}; its pods could not be read",
+            "Grant list on pods in the namespace (see the kube-forbidden finding) and rerun the audit.",
+            (describe,),
+        )
     if not placement.pods:
         events = [
             f"{e.kind} {e.name}: {e.reason}: {e.message}"
@@ -360,6 +381,39 @@ def _host_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
     )
 
 
+def _move_instead(
+    snapshot: Snapshot, profile: Profile, placement: ServicePlacement, unready: _Unready, served: list[Runtime]
+) -> _Unready:
+    """The service runs elsewhere: starting it here too would fight over its ports or double
+    it. When its instance here exists (a container to start, a workload to scale), the commands
+    move it: stop it there first, then start it here. Otherwise nothing here is known to start
+    reliably (a compose service without a container may not be in the compose file), so the
+    advice is the switch, which verifies and rolls back, and no command that could leave the
+    service without an owner."""
+    runtime, name = unready.runtime, placement.service
+    exists = (
+        any(is_service_container(profile, name, c) for c in snapshot.containers)
+        if runtime is Runtime.COMPOSE
+        else bool(placement.workloads)
+        if runtime is Runtime.KUBERNETES
+        else False
+    )
+    where = ", ".join(served)
+    if exists and start_command(snapshot, profile, placement, runtime):
+        return replace(
+            unready,
+            recommendation=f"{unready.recommendation} It runs under {where} now: the commands stop it there "
+            f"first so the two never hold it at once (or run stackwarden switch {profile.default_mode}).",
+            commands=tuple(converge_commands(snapshot, profile, placement, runtime)),
+        )
+    return replace(
+        unready,
+        recommendation=f"It runs under {where} now. Move it with `stackwarden switch {profile.default_mode}` "
+        "(it verifies the result and rolls back); starting a second copy here would fight over it.",
+        commands=(),
+    )
+
+
 _EXPLAIN = {Runtime.COMPOSE: _compose_unready, Runtime.KUBERNETES: _kube_unready, Runtime.HOST: _host_unready}
 
 
@@ -384,6 +438,8 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
             unready = _EXPLAIN[runtime](snapshot, profile, placement)
             served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if ready_in(placement, r)]
             elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
+            if served and runtime is home_runtime(profile, service):
+                unready = _move_instead(snapshot, profile, placement, unready, served)
             yield Finding(
                 id=f"service-unavailable:{service}:{runtime}",
                 rule="service-unavailable",

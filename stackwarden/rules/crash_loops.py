@@ -18,6 +18,7 @@ from stackwarden.placement import (
     StackView,
     home_runtime,
     is_service_container,
+    ready_in,
     stack_view,
 )
 from stackwarden.rules.registry import rule
@@ -138,6 +139,31 @@ def _dependency(snapshot: Snapshot, profile: Profile, view: StackView, port: int
     return f"{dep} ({'; '.join(states)})", cmds
 
 
+def _refused_dependency(
+    snapshot: Snapshot, profile: Profile, view: StackView, port: int, *, service: str, runtime: Runtime
+) -> tuple[tuple[str, list[str]] | None, str | None]:
+    """For "connection refused" to a free profile port: the missing dependency (named, with its
+    state and start commands), or, when it is up but only where ``service`` in ``runtime``
+    cannot reach it, why not (then starting another copy would be the wrong advice)."""
+    missing = _dependency(snapshot, profile, view, port)
+    dep = profile.service_for_port(port)
+    if missing is None or dep is None:
+        return missing, None
+    served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if ready_in(view.placements[dep], r)]
+    if not served:
+        return missing, None
+    if runtime is Runtime.KUBERNETES and Runtime.KUBERNETES in served:
+        return (
+            None,
+            f"{dep} is ready in kubernetes, so this is not a missing dependency: check the address "
+            f"{service} connects to",
+        )
+    return (
+        None,
+        f"{missing[0]} runs only in {', '.join(served)}, where {service} in {runtime} cannot reach it on port {port}",
+    )
+
+
 def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ...], dependency: str | None) -> str:
     match cause.category:
         case CrashCategory.CODE_ISSUE:
@@ -203,13 +229,16 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             summary += f": {main.decisive_line}"
         if len(runtimes) > 1 and same_cause:
             summary += f"; the same root cause in {' and '.join(runtimes)}"
-        missing = (
-            _dependency(snapshot, profile, view, main.port)
+        dep = profile.service_for_port(main.port) if main.port else None
+        missing, elsewhere = (
+            _refused_dependency(snapshot, profile, view, main.port, service=service, runtime=leading.location.runtime)
             if main.signature == "connection-refused-profile-port" and main.port and not owners
-            else None
+            else (None, None)
         )
         extra_commands: list[str] = []
-        if missing is not None:
+        if elsewhere is not None:
+            summary += f"; nothing listens on host port {main.port}: {elsewhere}"
+        elif missing is not None:
             summary += f"; nothing listens on port {main.port}: {missing[0]} is not running"
             extra_commands = missing[1]
         elif main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
@@ -218,13 +247,18 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         evidence += [
             f"{c.location.name}: {c.cause.signature} ({c.cause.category})" for c in crashes if c is not leading
         ]
-        if missing is not None:
-            evidence.append(f"port {main.port}: no listener; declared by {missing[0]}")
+        if missing is not None or elsewhere is not None:
+            evidence.append(f"port {main.port}: no listener on this host; declared by {dep}")
         elif main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
             evidence += [f"port {main.port}: {o.label} listens on {o.addresses}" for o in owners]
         recommendation = (
             main.explanation + " " + _recommendation(main, service, owners, missing[0] if missing else None)
         )
+        if elsewhere is not None:
+            recommendation = (
+                f"{main.explanation} {elsewhere}. Run {service} and {dep} in one runtime (stackwarden switch "
+                f"MODE); starting a second copy of {dep} would split it across runtimes."
+            )
         if main.signature == "missing-setting":
             advice, setting_commands = _setting_advice(snapshot, profile, service, main, set(runtimes))
             recommendation = main.explanation + " " + advice

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from stackwarden import commands
 from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.placement import ServicePlacement, keep_runtime, ready_in, stack_view, start_command
+from stackwarden.placement import ServicePlacement, converge_commands, keep_runtime, stack_view
 from stackwarden.rules.registry import rule
 
 
@@ -44,27 +43,7 @@ def _commands(snapshot: Snapshot, profile: Profile, placement: ServicePlacement)
     commands that stop it everywhere else, then start it there if it is not running: pasted in
     order, they leave the service with exactly one owner, never none."""
     keep = keep_runtime(snapshot, profile, placement)
-    out = []
-    if keep is not Runtime.COMPOSE:
-        for c in placement.containers:
-            out.append(
-                commands.compose(profile, "stop", c.compose_service or placement.service, project=c.compose_project)
-            )
-    if keep is not Runtime.KUBERNETES:
-        for w in placement.workloads:
-            if w.replicas > 0:
-                out.append(
-                    commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", "--replicas=0")
-                )
-    matcher = profile.services[placement.service].host
-    if keep is not Runtime.HOST:
-        for p in placement.processes:
-            out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
-    if keep is not None and not ready_in(placement, keep):
-        start = start_command(snapshot, profile, placement, keep)
-        if start:
-            out.append(start)
-    return keep, out
+    return keep, converge_commands(snapshot, profile, placement, keep)
 
 
 @rule("dual-deployment")

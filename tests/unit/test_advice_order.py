@@ -130,3 +130,29 @@ def test_a_host_service_that_cannot_be_started_by_command_is_kept_where_it_runs(
         processes=(host_redis,),
     )
     _check_every_finding(snap, profile())
+
+
+def test_a_service_served_by_the_host_is_moved_not_doubled() -> None:
+    host_pg = process(
+        2792, "postgres", ("/usr/lib/postgresql/15/bin/postgres",), exe="/usr/lib/postgresql/15/bin/postgres"
+    )
+    snap = snapshot(
+        containers=(container("backend"), container("frontend"), container("redis")),
+        listeners=(Listener(address="0.0.0.0", port=PORTS["postgres"], pid=2792),),
+        processes=(host_pg,),
+    )
+    finding = {f.id: f for f in diagnose(snap, profile())}["service-unavailable:postgres:compose"]
+    assert finding.severity.value == "medium"  # served meanwhile
+    # no container to start: nothing proves the compose file has it, so no command stops the host copy
+    assert finding.commands == ()
+    assert "stackwarden switch compose-only" in finding.recommendation
+    _check_every_finding(snap, profile())
+    # with a stopped container to start, the commands move it: stop the host copy, then start it
+    stopped = container("postgres", "exited", exit_code=0)
+    snap = snap.model_copy(update={"containers": (*snap.containers, stopped)})
+    finding = {f.id: f for f in diagnose(snap, profile())}["service-unavailable:postgres:compose"]
+    assert finding.commands == (
+        "kill -INT 2792",
+        "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres",
+    )
+    _check_every_finding(snap, profile())

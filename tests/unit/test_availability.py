@@ -228,3 +228,12 @@ def test_runtime_not_observed_is_not_blamed_on_the_service() -> None:
     found = {f.id for f in diagnose(snapshot(docker_reachable=False), profile())}
     assert not [f for f in found if f.startswith("service-unavailable:")]
     assert Runtime.COMPOSE.value == "compose"
+
+
+def test_pods_that_cannot_be_read_are_not_blamed_on_the_service() -> None:
+    forbidden = ("list pods in seedstack",)
+    down = KubeObservation(namespace=NS, workloads=(_workload("backend", 1, 0),), forbidden=forbidden)
+    finding = _k8s_findings(down)["service-unavailable:backend:kubernetes"]
+    assert finding.cause is not None and finding.cause.signature == "pods-not-readable"
+    up = KubeObservation(namespace=NS, workloads=(_workload("backend", 1, 1),), forbidden=forbidden)
+    assert "service-unavailable:backend:kubernetes" not in _k8s_findings(up)  # the controller counts it ready

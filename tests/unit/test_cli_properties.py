@@ -258,3 +258,16 @@ def test_the_profile_cases_as_the_cli_reports_them(tmp_path: Path, capsys: pytes
     ):
         line = _assert_one_line(*_run(["profile", "validate", str(file)], capsys)[:2])
         assert line.startswith(f"stackwarden: invalid profile: {file}: ") and reason in line, line
+
+
+def test_validate_warns_about_a_catch_all_context(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = profile_data()
+    data["kubernetes"] |= {"allowed_contexts": ["*"], "allow_any_context": True}
+    file = tmp_path / "wide.yaml"
+    file.write_text(json.dumps(data))
+    code, lines, out = _run(["profile", "validate", str(file)], capsys)
+    assert code == 0 and "valid profile" in out
+    assert lines == [
+        "stackwarden: warning: allow_any_context is on: remediation is allowed in every kubeconfig "
+        "context (allowed_contexts: *); no allowed_servers pin the cluster either"
+    ]

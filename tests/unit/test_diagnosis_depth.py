@@ -68,3 +68,72 @@ def test_a_running_container_between_crashes_reports_its_last_death() -> None:
     crash = {f.id: f for f in diagnose(snapshot(containers=(backend,)), profile())}["crash-loop:backend"]
     assert crash.cause is not None and crash.cause.exit_code == 101
     assert "exit code 101" in crash.summary and "None" not in crash.summary
+
+
+def test_a_missing_cluster_dependency_is_named_with_ready_of_desired_and_scaled_up() -> None:
+    from stackwarden.model import KubeObservation, KubeWorkloadState, PodState
+
+    def workload(name: str, replicas: int) -> KubeWorkloadState:
+        return KubeWorkloadState(
+            kind="Deployment",
+            name=name,
+            namespace="seedstack",
+            uid=name,
+            resource_version="1",
+            replicas=replicas,
+            selector={"app": name},
+        )
+
+    refused = f"Error: connect ECONNREFUSED 10.96.0.12:{PORTS['postgres']}"
+    pod = PodState(
+        name="backend-1",
+        namespace="seedstack",
+        uid="b1",
+        phase="Running",
+        labels={"app": "backend"},
+        waiting_reason="CrashLoopBackOff",
+        restart_count=4,
+        last_exit_code=1,
+        log_tail=(refused,),
+    )
+    from tests.support.builders import profile_data
+
+    data = profile_data(default_mode="k8s-only")
+    data["services"]["postgres"]["kubernetes"] = {"name": "postgres", "replicas": 1}
+    prof = profile(**data)
+    kube = KubeObservation(
+        namespace="seedstack", workloads=(workload("backend", 1), workload("postgres", 0)), pods=(pod,)
+    )
+    crash = {f.id: f for f in diagnose(snapshot(kubernetes=kube), prof)}["crash-loop:backend"]
+    assert "Deployment postgres 0 of 0 ready" in crash.summary
+    assert crash.commands[0] == "kubectl -n seedstack scale deployment/postgres --replicas=1"
+    assert crash.action == "Start postgres"
+
+
+def test_a_dependency_up_only_in_the_cluster_is_not_started_twice() -> None:
+    from stackwarden.model import KubeObservation, KubeWorkloadState, PodState
+    from tests.support.builders import profile_data
+
+    data = profile_data()
+    data["services"]["postgres"]["kubernetes"] = {"name": "postgres"}
+    prof = profile(**data)
+    workload = KubeWorkloadState(
+        kind="Deployment",
+        name="postgres",
+        namespace="seedstack",
+        uid="pg",
+        resource_version="1",
+        replicas=1,
+        ready_replicas=1,
+        selector={"app": "postgres"},
+    )
+    pod = PodState(
+        name="postgres-1", namespace="seedstack", uid="p1", phase="Running", labels={"app": "postgres"}, ready=True
+    )
+    kube = KubeObservation(namespace="seedstack", workloads=(workload,), pods=(pod,))
+    crash = {f.id: f for f in diagnose(snapshot(containers=(_backend_refused(),), kubernetes=kube), prof)}[  # type: ignore[arg-type]
+        "crash-loop:backend"
+    ]
+    assert "runs only in kubernetes" in crash.summary and "is not running" not in crash.summary
+    assert not [c for c in crash.commands if " start " in c or " up " in c or "scale" in c]
+    assert "one runtime" in crash.recommendation

@@ -228,3 +228,28 @@ def test_printed_commands_stay_one_argument_per_observed_name() -> None:
     hostile = "x'; rm -rf ~ #\x1b[2J"
     line = sanitize.command(["docker", "stop", hostile])
     assert shlex.split(line) == ["docker", "stop", "x'; rm -rf ~ #"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a." * 50_000,
+        "redis-cli " * 10_000,
+        "mysql " * 16_000,
+        "password_" * 11_000,
+        "--x" * 33_000,
+        "a:b@" * 25_000,
+        'password="' * 10_000,
+        "http://" * 14_000,
+    ],
+    ids=["dots", "redis-cli", "mysql", "long-key", "dashes", "userinfo", "open-quotes", "schemes"],
+)
+def test_adversarial_long_lines_are_bounded(text: str) -> None:
+    """Inputs that made earlier patterns quadratic (a dotted 100 kB word, thousands of tool names
+    without their flag): the output is capped with a visible mark; the suite's timeout would catch
+    a regression to quadratic time."""
+    for out in (sanitize.document(text), sanitize.md_inline(text), sanitize.one_line(text)):
+        assert len(out) < sanitize.LINE_MAX + 40
+        assert "chars cut)" in out
+    if sanitize.MASK not in sanitize.document(text):  # the count is of what was cut, redaction aside
+        assert sanitize.document(text).endswith(f"…(+{len(text) - sanitize.LINE_MAX} chars cut)")

@@ -1,0 +1,83 @@
+"""Gather preflight facts: every check that changes nothing, before a switch's first step.
+
+Kept apart from the pure evaluation (``stackwarden.preflight``) so the checks run the same from
+the flow and from a test; it belongs with the pipeline's steps (DESIGN.md §2) and moves there
+unchanged. A check that cannot run is a failure too (``errors``): unknown is not "passed".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackwarden.adapters.compose import compose_config
+from stackwarden.adapters.docker import missing_images
+from stackwarden.adapters.host import executable_exists, unit_exists
+from stackwarden.adapters.kubernetes import access_denials
+from stackwarden.errors import StackwardenError
+from stackwarden.model.plan import Plan, ScaleWorkload
+from stackwarden.model.profile import ComposeSpec, Profile
+from stackwarden.preflight import (
+    ComposeFacts,
+    PreflightFacts,
+    PreflightNeeds,
+    failures,
+    images_needed,
+    needs,
+    parse_compose_model,
+)
+
+
+def _compose_facts(spec: ComposeSpec) -> ComposeFacts:
+    """Files exist, and ``docker compose config`` parses them into a model."""
+    base = Path(spec.working_dir) if spec.working_dir else Path.cwd()
+    missing = tuple(f for f in spec.files if not (base / f).is_file())
+    if missing:
+        return ComposeFacts(project=spec.project, missing_files=missing)
+    try:
+        model = compose_config(spec.project, spec.files, spec.working_dir)
+    except StackwardenError as exc:
+        return ComposeFacts(project=spec.project, error=str(exc)[-500:])
+    return ComposeFacts(project=spec.project, services=parse_compose_model(model))
+
+
+def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds) -> PreflightFacts:
+    """Run every check ``wanted`` lists; none of them changes anything."""
+    errors: list[str] = []
+    compose = tuple(_compose_facts(spec) for spec in wanted.compose)
+    images: dict[str, str] = {}
+    needed = images_needed(wanted, compose)
+    if needed:
+        try:
+            images = missing_images(needed, profile.timeouts)
+        except StackwardenError as exc:
+            errors.append(f"images {', '.join(sorted(needed))}: {exc}")
+    denied: list[str] = []
+    if wanted.access and profile.kubernetes is not None:
+        context = next((s.context for s in plan.steps if isinstance(s, ScaleWorkload)), None)
+        try:
+            denied = access_denials(profile.kubernetes, context, list(wanted.access), profile.timeouts)
+        except StackwardenError as exc:
+            errors.append(f"kubernetes access reviews: {exc}")
+    units: list[str] = []
+    for unit in wanted.units:
+        try:
+            if not unit_exists(unit):
+                units.append(unit)
+        except StackwardenError as exc:
+            errors.append(str(exc))
+    return PreflightFacts(
+        compose=compose,
+        missing_images=images,
+        access_denied=tuple(denied),
+        missing_units=tuple(units),
+        missing_executables=tuple(e for e in wanted.executables if not executable_exists(e)),
+        errors=tuple(errors),
+    )
+
+
+def preflight(plan: Plan, profile: Profile) -> list[str]:
+    """Every failing check for ``plan``, each one line; empty when it may proceed."""
+    if not plan.steps:
+        return []
+    wanted = needs(plan, profile)
+    return failures(plan, profile, wanted, gather(plan, profile, wanted))

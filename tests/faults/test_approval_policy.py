@@ -1,0 +1,109 @@
+"""Policy is code: a run of a switch deployment pauses for approval in the UI even when the run
+was created with ``approval: auto`` and ``force: true``; the form names the plan's digest, and
+a rejection changes nothing. The run is created from a real deployment on a real Prefect server
+and executed by Prefect's own flow engine, as a worker would."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.flow_engine import run_flow
+from prefect.flow_runs import resume_flow_run
+
+from flows.switch import switch_flow
+from stackwarden.model.plan import SwitchOutcome, SwitchStatus
+from tests.support.compose import compose_project, tcp_service, unique_name
+from tests.support.realparts import free_ports
+
+pytestmark = [pytest.mark.docker, pytest.mark.prefect]
+
+
+async def _deployment_run(parameters: dict[str, Any]) -> FlowRun:
+    async with get_client() as client:
+        flow_id = await client.create_flow(switch_flow)
+        deployment_id = await client.create_deployment(
+            flow_id=flow_id, name=unique_name("switch-policy"), entrypoint="flows/switch.py:switch_flow"
+        )
+        return await client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
+
+
+async def _state(run_id: UUID) -> Any:
+    async with get_client() as client:
+        return (await client.read_flow_run(run_id)).state
+
+
+async def _input_description(run_id: UUID) -> str:
+    """The description of the pause's input form (what the UI shows above it)."""
+    async with get_client() as client:
+        run = await client.read_flow_run(run_id)
+    state = run.state
+    keyset = state.state_details.run_input_keyset if state is not None else None
+    if not keyset or "description" not in keyset:
+        return ""
+    from prefect.input.actions import read_flow_run_input
+
+    return str(await read_flow_run_input(keyset["description"], flow_run_id=run_id) or "")
+
+
+def test_a_deployment_run_pauses_whatever_its_parameters(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    (port,) = free_ports(1)
+    name = unique_name("swfault-ap")
+    with compose_project(tmp_path, name, {"web": tcp_service(80, f"127.0.0.1:{port}:80")}) as project:
+        project.compose("stop", "web")
+        profile = tmp_path / "profile.yaml"
+        profile.write_text(
+            yaml.safe_dump(
+                {
+                    "name": name,
+                    "compose": {"project": name, "files": [str(project.file)]},
+                    "services": {"web": {"ports": [port]}},
+                }
+            )
+        )
+        parameters = {
+            "mode": "compose-only",
+            "profile_path": str(profile),
+            "apply": True,
+            "approval": "auto",  # overridden for this run: must not skip the approval
+            "force": True,
+            "deadline_seconds": 20,
+        }
+        flow_run = asyncio.run(_deployment_run(parameters))
+        assert flow_run.deployment_id is not None
+        result: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                result["state"] = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
+            except BaseException as exc:  # surfaced in the assertions below
+                result["error"] = exc
+
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 120
+        state = None
+        while time.monotonic() < deadline and thread.is_alive():
+            state = asyncio.run(_state(flow_run.id))
+            if state is not None and state.type is StateType.PAUSED:
+                break
+            time.sleep(1)
+        assert state is not None and state.type is StateType.PAUSED, f"never paused: {state} {result}"
+        assert project.containers()[0]["State"] == "exited"  # nothing applied while it waits
+        description = asyncio.run(_input_description(flow_run.id))
+        assert "Plan digest (sha256 of every step): " in description, description
+        resume_flow_run(flow_run.id, run_input={"approve": False, "comment": "policy test"})
+        thread.join(120)
+        outcome = result["state"].result(raise_on_failure=False)
+        assert isinstance(outcome, SwitchOutcome) and outcome.status is SwitchStatus.REJECTED, result
+        assert project.containers()[0]["State"] == "exited"
