@@ -153,7 +153,7 @@ def _approval_form(the_plan: Plan, plan_artifact: UUID | None) -> type[Approval]
     """The Resume form with the whole plan above its fields: every step, why, reversible, the
     digest (what is approved is the content: the run applies only a plan with this digest), and
     a link to the plan artifact (relative: the UI resolves it on its own origin)."""
-    link = f"/runs/artifact/{plan_artifact}" if plan_artifact else None
+    link = f"/artifacts/artifact/{plan_artifact}" if plan_artifact else None
     return Approval.with_initial_data(description=render_approval(the_plan, link), approve=False, comment="")
 
 

@@ -10,7 +10,6 @@ and to docs/screenshots/ with STACKWARDEN_UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -131,7 +130,7 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
                     {
                         "name": "report",
                         "steps": [
-                            {"goto": f"{ui}/runs/artifact/{report['id']}"},
+                            {"goto": f"{ui}/artifacts/artifact/{report['id']}"},
                             {"expect": "Executive Summary"},
                             {"expect": "Detected Conflicts"},
                             {"screenshot": str(shots["audit-report"])},
@@ -140,7 +139,7 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
                     {
                         "name": "findings",
                         "steps": [
-                            {"goto": f"{ui}/runs/artifact/{findings['id']}"},
+                            {"goto": f"{ui}/artifacts/artifact/{findings['id']}"},
                             {"expect": "dual-deployment"},
                             {"screenshot": str(shots["findings"])},
                         ],
@@ -162,7 +161,7 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
             for page in before.values():
                 assert not page["missing"] and not page["errors"], page
             with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
-                asyncio.run(resume_flow_run(switch_id, run_input={"approve": True, "comment": "ui test"}))
+                resume_flow_run(switch_id, run_input={"approve": True, "comment": "ui test"})
             switched = poll(
                 lambda: (
                     (s := _state(api, switch_id))["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"} and s

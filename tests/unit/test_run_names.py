@@ -95,9 +95,9 @@ def test_the_approval_text_carries_every_step_why_reversibility_digest_and_link(
         inverse="scale back to 4",
     )
     plan = Plan(profile="shop", mode=Mode.COMPOSE_ONLY, steps=(stop, scale))
-    text = render_approval(plan, "/runs/artifact/123")
+    text = render_approval(plan, "/artifacts/artifact/123")
     assert plan.digest in text
-    assert "[The plan artifact, with the exact commands](/runs/artifact/123)" in text
+    assert "[The plan artifact, with the exact commands](/artifacts/artifact/123)" in text
     rows = [line for line in text.splitlines() if line.startswith(("| 1 ", "| 2 "))]
     assert len(rows) == 2
     assert "pid 812" in rows[0] and "also runs in compose" in rows[0] and rows[0].endswith("**no** |")
