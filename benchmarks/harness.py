@@ -37,23 +37,33 @@ class Run:
     stderr: str
 
 
+# Runs the measured command as its own child and reports that child's wall time and peak RSS.
+# Why a wrapper: Linux keeps a process's peak RSS across exec, and a child forked straight from
+# this harness (which holds the fake kubelet's cache of every pod) would start from the
+# harness's size; forked from this small process its floor is a few MiB.
+_MEASURE = """
+import os, resource, subprocess, sys, time
+out = sys.argv[1]
+started = time.perf_counter()
+code = subprocess.call(sys.argv[2:])
+seconds = time.perf_counter() - started
+with open(out, "w") as handle:
+    handle.write(f"{seconds} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+sys.exit(code)
+"""
+
+
 def run_process(argv: Sequence[str], env: dict[str, str] | None = None, stdin: int | None = None) -> Run:
-    """Run ``argv`` to its end; wall time and the child's own peak RSS (``wait4``)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, stdin=stdin, env=env, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``argv`` to its end; its wall time and its own peak RSS (measured by a small wrapper)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as tmp:
+        figures = Path(tmp) / "figures"
+        wrapped = [sys.executable, "-c", _MEASURE, str(figures), *argv]
+        proc = subprocess.run(wrapped, stdout=out, stderr=err, stdin=stdin, env=env, cwd=REPO, check=False)
+        seconds, max_rss = figures.read_text().split()
         out.seek(0)
         err.seek(0)
-        return Run(
-            seconds,
-            usage.ru_maxrss,
-            proc.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
-        )
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        return Run(float(seconds), int(max_rss), proc.returncode, stdout, stderr)
 
 
 def pipeline_seconds(first: Sequence[str], second: Sequence[str]) -> float:

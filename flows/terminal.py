@@ -39,11 +39,12 @@ def prefect_api_configured(environ: Mapping[str, str] | None = None) -> bool:
 
 def prepare_prefect(*, verbose: bool, environ: dict[str, str] | None = None) -> None:
     """Environment for a recorded run, set before Prefect is imported: without ``-v`` Prefect's
-    console handler shows errors only; its records still go to the server with the run (the API
+    console handler shows nothing below CRITICAL (a failed observe task is an
+    unreachable runtime the report already names); its records still go to the server with the run (the API
     handler is untouched). (The ephemeral server's start-up allowance is set in ``main``.)"""
     env = os.environ if environ is None else environ
     if not verbose:
-        env.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+        env.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 def configure_logging(*, verbose: bool, stream: TextIO) -> None:

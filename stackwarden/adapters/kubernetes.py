@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import urllib3
 import yaml
@@ -42,6 +44,7 @@ from stackwarden.model.snapshot import (
 from stackwarden.sanitize import redact_text
 
 LOG = logging.getLogger(__name__)
+T = TypeVar("T")
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
 
@@ -223,9 +226,52 @@ def _get(api: Any, path: str, timeout: Any, query: list[tuple[str, Any]] | None 
     return data
 
 
-def _get_items(api: Any, path: str, timeout: Any) -> list[Any]:
-    """The items of one list call, as attribute-readable JSON."""
-    return [_Raw(item) for item in json.loads(_get(api, path, timeout)).get("items") or []]
+_WHITESPACE = " \t\n\r"
+
+
+def iter_list_items(text: str) -> Iterator[Any]:
+    """The ``items`` of a list response one at a time, the rest of the top-level object skipped.
+
+    A namespace of 5,000 pods is tens of MB of JSON; parsed whole it is hundreds of MB of
+    dicts at once. Decoding item by item, each converted and dropped before the next, keeps the
+    audit's peak memory to the text plus what it keeps of each pod."""
+    decoder = json.JSONDecoder()
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in _WHITESPACE:
+            i += 1
+        return i
+
+    def expect(i: int, char: str) -> int:
+        i = skip(i)
+        if text[i : i + 1] != char:
+            raise ValueError(f"list response: expected {char!r} at {i}")
+        return skip(i + 1)
+
+    i = expect(0, "{")
+    while text[i : i + 1] != "}":
+        key, i = decoder.raw_decode(text, i)
+        i = expect(i, ":")
+        if key == "items" and text[i : i + 1] == "[":
+            i = skip(i + 1)
+            while text[i : i + 1] != "]":
+                item, i = decoder.raw_decode(text, i)
+                yield item
+                i = skip(i)
+                if text[i : i + 1] == ",":
+                    i = skip(i + 1)
+            i += 1
+        else:
+            _, i = decoder.raw_decode(text, i)
+        i = skip(i)
+        if text[i : i + 1] == ",":
+            i = skip(i + 1)
+
+
+def _get_items(api: Any, path: str, timeout: Any, convert: Callable[[Any], T]) -> list[T]:
+    """The items of one list call, each read as attribute-readable JSON and converted at once."""
+    text = _get(api, path, timeout).decode()
+    return [convert(_Raw(item)) for item in iter_list_items(text)]
 
 
 def _workload(kind: Literal["Deployment", "StatefulSet"], obj: Any) -> KubeWorkloadState:
@@ -341,7 +387,7 @@ def _endpoints(obj: Any) -> KubeEndpoints:
     )
 
 
-def _list(api: Any, path: str, verb: str, namespace: str, **seen: Any) -> list[Any]:
+def _list(api: Any, path: str, verb: str, namespace: str, convert: Callable[[Any], T], **seen: Any) -> list[T]:
     """A namespaced list call; a Forbidden answer is recorded (forbidden and coverage), never read
     as an empty list."""
     forbidden: list[str] = seen["forbidden"]
@@ -349,7 +395,7 @@ def _list(api: Any, path: str, verb: str, namespace: str, **seen: Any) -> list[A
     timeout = seen["timeout"]
     kind = verb.removeprefix("list ")
     try:
-        items: list[Any] = _call(_get_items, verb, api, path, timeout)
+        items: list[T] = _call(_get_items, verb, api, path, timeout, convert)
     except ApiException as exc:
         if exc.status == 403:
             forbidden.append(f"{verb} in {namespace}")
@@ -445,12 +491,16 @@ def observe_kubernetes(
             version = None
         seen = {"forbidden": forbidden, "timeout": timeout, "coverage": coverage}
         apps, core = f"/apis/apps/v1/namespaces/{ns}", f"/api/v1/namespaces/{ns}"
-        deployments = _list(api, f"{apps}/deployments", "list deployments", ns, **seen)
-        statefulsets = _list(api, f"{apps}/statefulsets", "list statefulsets", ns, **seen)
-        pods = [_pod(p) for p in _list(api, f"{core}/pods", "list pods", ns, **seen)]
-        services = [_service(s) for s in _list(api, f"{core}/services", "list services", ns, **seen)]
-        events = [_event(e) for e in _list(api, f"{core}/events", "list events", ns, **seen)]
-        endpoints = [_endpoints(e) for e in _list(api, f"{core}/endpoints", "list endpoints", ns, **seen)]
+        deployments = _list(
+            api, f"{apps}/deployments", "list deployments", ns, partial(_workload, "Deployment"), **seen
+        )
+        statefulsets = _list(
+            api, f"{apps}/statefulsets", "list statefulsets", ns, partial(_workload, "StatefulSet"), **seen
+        )
+        pods = _list(api, f"{core}/pods", "list pods", ns, _pod, **seen)
+        services = _list(api, f"{core}/services", "list services", ns, _service, **seen)
+        events = _list(api, f"{core}/events", "list events", ns, _event, **seen)
+        endpoints = _list(api, f"{core}/endpoints", "list endpoints", ns, _endpoints, **seen)
         pods = [
             p.model_copy(update={"log_tail": _previous_logs(api, p, log_tail, forbidden, timeout)})
             if p.is_crash_looping
@@ -467,7 +517,7 @@ def observe_kubernetes(
         namespace=ns,
         workloads=tuple(
             sorted(
-                [_workload("Deployment", d) for d in deployments] + [_workload("StatefulSet", s) for s in statefulsets],
+                [*deployments, *statefulsets],
                 key=lambda w: (w.kind, w.name),
             )
         ),

@@ -182,7 +182,7 @@ def test_prefect_api_is_configured_by_env_or_active_profile(tmp_path: Path) -> N
 def test_prepare_prefect_quiets_the_console_unless_verbose(tmp_path: Path) -> None:
     env = {"PREFECT_HOME": str(tmp_path)}
     prepare_prefect(verbose=False, environ=env)
-    assert env["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "ERROR"
+    assert env["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] == "CRITICAL"
     loud = {"PREFECT_API_URL": "http://x/api"}
     prepare_prefect(verbose=True, environ=loud)
     assert loud == {"PREFECT_API_URL": "http://x/api"}
@@ -235,3 +235,21 @@ def test_a_busy_server_is_retried_with_doubling_delays_then_left_to_the_caller()
     with pytest.raises(RuntimeError, match="503"):
         with_backoff(always_busy, "writing x", lambda *a: None, sleeps.append)
     assert len(sleeps) == MEMORY_ATTEMPTS - 1 and sleeps == sorted(sleeps)
+
+
+def test_list_items_are_decoded_one_by_one_whatever_the_key_order() -> None:
+    import json as _json
+
+    from stackwarden.adapters.kubernetes import iter_list_items
+
+    pods = [{"metadata": {"name": f"p{i}", "labels": {"items": "[1]"}}} for i in range(3)]
+    for doc in (
+        {"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "7"}, "items": pods},
+        {"items": pods, "kind": "PodList", "metadata": {"continue": ""}},
+        {"kind": "PodList", "items": []},
+        {"kind": "PodList"},
+    ):
+        for text in (_json.dumps(doc), _json.dumps(doc, indent=2)):
+            assert list(iter_list_items(text)) == doc.get("items", [])
+    with pytest.raises(ValueError):
+        list(iter_list_items("[]"))
