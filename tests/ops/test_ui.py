@@ -173,6 +173,15 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
             assert shadow.wait(timeout=30) == 0, "the shadowing host process was stopped by the switch"
             task_name = f"stop-process api pid {shadow.pid}"
             assert task_name in {t["name"] for t in api.task_runs(switch_id)}
+            keys = {a["key"]: a for a in api.artifacts(switch_id)}
+            for what in ("switch-plan", "switch-journal", "switch-verdict"):
+                assert keys[f"stackwarden-{name}-{what}"]["description"], what
+            switched_events = poll(
+                lambda: api.events("stackwarden.mode.switched", labels={"stackwarden.profile": [name]}),
+                timeout=60,
+                what="the mode.switched event",
+            )
+            assert switched_events[0]["payload"]["mode"] == "compose-only"
             after = _browse(
                 [
                     {
