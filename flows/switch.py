@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from stackwarden.model.plan import (
     StepStatus,
     SwitchOutcome,
     SwitchStatus,
+    Unchanged,
     Verdict,
 )
 from stackwarden.model.profile import Profile
@@ -71,11 +73,10 @@ def _result(step: Step, state: Any, started: datetime) -> StepResult:
     ended = datetime.now(UTC)
     outcome = state.result(raise_on_failure=False)
     failed = isinstance(outcome, BaseException) or state.is_failed()
-    status = (
-        (StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED)
-        if failed
-        else StepStatus.APPLIED
-    )
+    if failed:
+        status = StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED
+    else:  # a target already as wanted was not touched: nothing to roll back
+        status = StepStatus.SKIPPED if isinstance(outcome, Unchanged) else StepStatus.APPLIED
     return StepResult(
         step_id=step.id,
         status=status,
@@ -198,6 +199,27 @@ def _policy(approval: Literal["auto", "ui"], force: bool) -> tuple[Literal["auto
     return approval, force, None
 
 
+MAX_PARAMETER_SECONDS = 24 * 3600.0
+"""The longest deadline, approval timeout or lock wait a run may ask for (as the CLI allows)."""
+
+
+def parameter_problems(deadline: float, approval_timeout: float, lock_wait: float) -> list[str]:
+    """The flow's duration parameters, checked in code: a run of a deployment takes them from
+    the UI or the API, not from the CLI's parser. ``nan`` compares false with everything, so an
+    unchecked NaN (or infinite) deadline would poll forever while holding the switch locks."""
+    out = []
+    for name, value, zero_ok in (
+        ("deadline_seconds", deadline, False),
+        ("approval_timeout_seconds", approval_timeout, False),
+        ("lock_wait_seconds", lock_wait, True),
+    ):
+        low_ok = value >= 0 if zero_ok else value > 0
+        if not math.isfinite(value) or not low_ok or value > MAX_PARAMETER_SECONDS:
+            floor = "0 or more" if zero_ok else "more than 0"
+            out.append(f"{name}={value!r} must be a finite number of seconds, {floor}, up to {MAX_PARAMETER_SECONDS:g}")
+    return out
+
+
 def _approval_form(the_plan: Plan) -> type[Approval]:
     """The UI's Resume form, its description naming the plan's digest: what is approved is the
     content, and the run applies only a plan with this digest."""
@@ -218,7 +240,7 @@ def _phase_failure(
         journal.append(result)
         if result.status is StepStatus.APPLIED:
             applied.append(step)
-        elif reason is None:
+        elif result.status is not StepStatus.SKIPPED and reason is None:
             reason = f"step {step.id} {result.status}: {result.error}"
     return reason
 
@@ -251,6 +273,9 @@ def switch_flow(
     (independent stops, concurrently), start (new owners that needed a freed port). Without
     ``mode`` the profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE``
     or the bundled profile."""
+    problems = parameter_problems(deadline_seconds, approval_timeout_seconds, lock_wait_seconds)
+    if problems:
+        raise ValueError("; ".join(problems))
     profile = load_profile(profile_path or default_profile_path())
     target = Mode(mode) if mode else profile.default_mode
     approval, force, policy_note = _policy(approval, force)
@@ -299,8 +324,13 @@ def switch_flow(
 def refused_before_any_change(applied: list[Step], journal: list[StepResult]) -> bool:
     """Nothing was applied and every step that did not apply was refused (a 403 on the first
     write, an identity that changed): the switch ends "refused" (exit 4), not "rolled back" -
-    there is nothing to roll back. A step that failed may have half-happened: that rolls back."""
-    return not applied and bool(journal) and all(r.status is StepStatus.REFUSED for r in journal)
+    there is nothing to roll back (a skipped step found its target as wanted and did nothing).
+    A step that failed may have half-happened: that rolls back."""
+    return (
+        not applied
+        and any(r.status is StepStatus.REFUSED for r in journal)
+        and all(r.status in {StepStatus.REFUSED, StepStatus.SKIPPED} for r in journal)
+    )
 
 
 def _serially(
@@ -324,7 +354,7 @@ def _carry_out(
     make = the_plan.in_phase("make")
     reason = _serially(make, profile, force, applied, journal)
     if reason is None and make:
-        missing = wait_ready(profile, target, sorted({s.service for s in make}), deadline_seconds)
+        missing = wait_ready(profile, target, sorted({n for s in make for n in s.profile_services}), deadline_seconds)
         if missing:
             reason = "new owners did not serve before the old ones were stopped: " + "; ".join(missing)
     if reason is None:

@@ -167,12 +167,15 @@ def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -
     )
 
 
-def _compose_up(project: ComposeSpec, mode: Mode, services: list[str]) -> ComposeUp:
-    """``compose up --no-deps`` for exactly the services of ``project`` that have no container."""
-    names = sorted(services)
+def _compose_up(project: ComposeSpec, mode: Mode, wanted: list[tuple[str, str]]) -> ComposeUp:
+    """``compose up --no-deps`` for exactly the services of ``project`` that have no container.
+    ``wanted`` pairs each profile service with its compose name: the step's ``service`` names the
+    profile services (what the switch waits for and verifies), ``services`` the compose ones."""
+    pairs = sorted(wanted)
+    names = sorted(compose for _, compose in pairs)
     return ComposeUp(
         id=f"compose-up:{project.project}:{','.join(names)}",
-        service=",".join(names),
+        service=",".join(service for service, _ in pairs),
         runtime=Runtime.COMPOSE,
         why=f"{mode}: no container exists yet for {', '.join(names)}",
         target=f"compose project {project.project} services {', '.join(names)}",
@@ -407,7 +410,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     refusals: list[str] = _hybrid_guard(snapshot, profile) if mode is Mode.HYBRID_GUARDED else []
     notes: list[str] = []
     phased: dict[str, list[Step]] = {"make": [], "break": [], "start": []}
-    compose_up: dict[tuple[str, str], list[str]] = {}
+    compose_up: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name, placement in view.placements.items():
         want = target_runtime(profile, mode, name)
         if want is None:
@@ -424,7 +427,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         phased["break"] += stops
         phased[phase] += [step.model_copy(update={"phase": phase}) for step in starts]
         for compose_name in ups:
-            compose_up.setdefault((profile.compose_for(name).project, phase), []).append(compose_name)
+            compose_up.setdefault((profile.compose_for(name).project, phase), []).append((name, compose_name))
         refusals += _target_refusals(view, profile, mode, placement, want) + _missing_workload(profile, placement, want)
     for project in profile.compose_projects:  # one compose up per project and phase, in profile order
         for phase in ("make", "start"):

@@ -25,6 +25,7 @@ import requests
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError, RefusedError, StackwardenError, TransientError
 from stackwarden.model.base import Runtime
+from stackwarden.model.plan import Unchanged
 from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
@@ -376,7 +377,7 @@ def stop_container(
         inspect = _container_for(client, container_id, project)
         state = inspect.get("State") or {}
         if not state.get("Running") and not state.get("Restarting"):
-            return "already stopped"
+            return Unchanged("already stopped")
         if stateful and not force and not state.get("Restarting"):
             return _stop_gracefully(client, inspect, timeout)
         # docker stop also ends a restart loop: the container is marked as stopped by hand
@@ -427,7 +428,7 @@ def start_container(container_id: str, project: str) -> str:
     try:
         inspect = _container_for(client, container_id, project)
         if (inspect.get("State") or {}).get("Running"):
-            return "already running"
+            return Unchanged("already running")
         _call(client.start, f"start {container_id[:12]}", container_id)
         return "started"
     finally:

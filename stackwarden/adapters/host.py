@@ -19,6 +19,7 @@ import psutil
 
 from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
+from stackwarden.model.plan import Unchanged
 from stackwarden.model.snapshot import Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
 from stackwarden.sanitize import redact_argv
@@ -152,7 +153,7 @@ def stop_process(
     """
     proc = _verified(pid, create_time, exe)
     if proc is None:
-        return "already stopped"
+        return Unchanged("already stopped")
     if systemd_unit:
         holder = _systemd_unit(pid)
         if holder != systemd_unit:  # re-read right before acting: the unit must still hold the PID

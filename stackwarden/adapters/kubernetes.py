@@ -27,6 +27,7 @@ from kubernetes.config.config_exception import ConfigException
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import PermanentError, RefusedError
 from stackwarden.model.base import Runtime
+from stackwarden.model.plan import Unchanged
 from stackwarden.model.profile import KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import (
     Coverage,
@@ -577,7 +578,7 @@ def scale_workload(
             raise RefusedError(f"{kind} {ns}/{name} was recreated (uid {meta.uid}, planned {uid}); replan")
         now = current.spec.replicas if current.spec.replicas is not None else 1
         if now == replicas:
-            return f"already at {replicas} replicas"
+            return Unchanged(f"already at {replicas} replicas")
         if expected_generation is not None and (meta.generation or 0) != expected_generation:
             raise RefusedError(
                 f"{kind} {ns}/{name} changed since the plan (generation {meta.generation}, planned "

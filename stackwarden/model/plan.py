@@ -39,6 +39,12 @@ class _StepBase(Frozen):
         ),
     )
 
+    @property
+    def profile_services(self) -> tuple[str, ...]:
+        """The profile services this step is for: one, or several for one ``compose up`` of a
+        project (``service`` joins them with commas, which a profile name cannot contain)."""
+        return tuple(self.service.split(","))
+
 
 class ScaleWorkload(_StepBase):
     """Scale a Deployment/StatefulSet; scaling to 0 records the previous count on the object."""
@@ -164,6 +170,15 @@ class Plan(Frozen):
     def in_phase(self, phase: Phase) -> tuple[Step, ...]:
         """The steps of one phase, in plan order."""
         return tuple(step for step in self.steps if step.phase == phase)
+
+
+class Unchanged(str):
+    """What an apply returns when its target already was as the step wants (a container or
+    process already stopped, a container already running, a workload already at its count).
+    Nothing was done, so the journal says "skipped" and a rollback leaves the target alone:
+    undoing it would undo what someone else did (a container stopped by hand is not started)."""
+
+    __slots__ = ()
 
 
 class StepStatus(StrEnum):

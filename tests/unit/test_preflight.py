@@ -147,3 +147,34 @@ def test_a_refusal_before_any_change_ends_refused_not_rolled_back() -> None:
     assert refused_before_any_change([], [result(StepStatus.REFUSED)])  # e.g. a 403 on the first write
     assert not refused_before_any_change([], [result(StepStatus.FAILED)])  # may have half-happened
     assert not refused_before_any_change([step], [result(StepStatus.APPLIED), result(StepStatus.REFUSED)])
+    # a step that found its target as wanted did nothing: a refusal after it still changed nothing
+    assert refused_before_any_change([], [result(StepStatus.SKIPPED), result(StepStatus.REFUSED)])
+    assert not refused_before_any_change([], [result(StepStatus.SKIPPED)])
+
+
+def test_a_stateful_containers_image_cannot_choose_sigkill() -> None:
+    from stackwarden.adapters.docker import clean_stop_signal
+
+    assert [clean_stop_signal(s) for s in ("SIGKILL", "9", "KILL", "SIGSTOP", None)] == ["SIGTERM"] * 5
+    assert [clean_stop_signal(s) for s in ("SIGINT", "SIGQUIT", "15")] == ["SIGINT", "SIGQUIT", "SIGTERM"]
+
+
+def test_units_under_a_user_manager_are_never_system_units() -> None:
+    from stackwarden.observe import systemd_unit_from_cgroup
+
+    user = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/redis-server.service\n"
+    assert systemd_unit_from_cgroup(user) is None
+    assert systemd_unit_from_cgroup("0::/system.slice/redis-server.service\n") == "redis-server.service"
+
+
+def test_flow_duration_parameters_are_finite_and_bounded() -> None:
+    """A deployment run takes its parameters from the UI or the API, not from the CLI's parser:
+    a NaN or infinite deadline would poll forever while holding the switch's locks."""
+    from flows.switch import parameter_problems
+
+    assert parameter_problems(120.0, 3600, 0.0) == []
+    for bad in (float("nan"), float("inf"), 0.0, -1.0, 1e9):
+        (problem,) = parameter_problems(bad, 3600, 0.0)
+        assert problem.startswith("deadline_seconds=")
+    assert parameter_problems(1.0, float("nan"), float("nan"))[0].startswith("approval_timeout_seconds=")
+    assert len(parameter_problems(1.0, 1.0, -0.5)) == 1 and parameter_problems(1.0, 1.0, 0.0) == []

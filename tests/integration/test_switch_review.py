@@ -1,0 +1,116 @@
+"""Situations from the adversarial review of the switch, with real parts (Docker engine and
+Compose v2, real processes, the switch-mode flow on a real Prefect server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from flows.switch import run_switch
+from stackwarden.model.plan import Outcome, SwitchStatus
+from tests.support.compose import compose_project, tcp_service, unique_name
+from tests.support.realparts import free_ports
+
+pytestmark = [pytest.mark.docker, pytest.mark.prefect]
+
+
+def _write_profile(path: Path, name: str, compose_file: Path, services: dict[str, Any]) -> Path:
+    path.write_text(
+        yaml.safe_dump({"name": name, "compose": {"project": name, "files": [str(compose_file)]}, "services": services})
+    )
+    return path
+
+
+def test_make_phase_compose_up_of_two_services_waits_for_their_profile_names(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    """Two services without a container, one whose compose name differs from its profile name:
+    compose up starts both first (make phase, no port to free) and the switch waits for them by
+    their profile names before anything else, then verifies."""
+    web, cache = free_ports(2)
+    name = unique_name("swtest-make")
+    services = {
+        "httpd": tcp_service(8080, f"127.0.0.1:{web}:8080"),
+        "cache": tcp_service(6379, f"127.0.0.1:{cache}:6379"),
+    }
+    with compose_project(tmp_path, name, services) as project:
+        project.compose("rm", "--stop", "--force")  # defined, never created: compose up must create them
+        assert project.containers() == []
+        profile = _write_profile(
+            tmp_path / "p.yaml",
+            name,
+            project.file,
+            {
+                "web": {"ports": [web], "compose_service": "httpd", "health": {"tcp": web}},
+                "cache": {"ports": [cache]},
+            },
+        )
+        outcome = run_switch(mode="compose-only", profile_path=str(profile), apply=True, deadline_seconds=60)
+        assert outcome.status is SwitchStatus.SWITCHED, outcome.message
+        assert outcome.verdict is not None and outcome.verdict.outcome is Outcome.PASSED
+        assert [s.phase for s in outcome.plan.steps] == ["make"]
+        assert {c["State"] for c in project.containers()} == {"running"}
+        assert len(project.containers()) == 2
+
+
+def _container_id(project: Any, service: str) -> str:
+    return str(project.compose("ps", "-a", "-q", service).stdout.split()[0])
+
+
+def test_rollback_never_starts_a_container_the_switch_found_stopped(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    """A container stopped by hand after the plan was made: its stop step finds it stopped and does
+    nothing. When a later step is refused, there is nothing to undo: the run ends "refused" and the
+    container stays stopped (undoing the stop would start what a person had stopped)."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.switch import _carry_out
+    from stackwarden.model.base import Mode, Runtime
+    from stackwarden.model.plan import Plan, StartContainer, StepStatus, StopContainer
+    from stackwarden.profiles import load_profile
+
+    name = unique_name("swtest-skip")
+    services = {"old": tcp_service(8080, None), "new": tcp_service(8081, None)}
+    with compose_project(tmp_path, name, services) as project:
+        old_id, new_id = _container_id(project, "old"), _container_id(project, "new")
+        profile = load_profile(_write_profile(tmp_path / "p.yaml", name, project.file, {"old": {}, "new": {}}))
+        common = {"runtime": Runtime.COMPOSE, "why": "test", "reversible": True, "compose_project": name}
+        stop_old = StopContainer(
+            id=f"stop-container:{old_id}",
+            service="old",
+            target="old",
+            inverse="docker start old",
+            container_id=old_id,
+            name=f"{name}-old-1",
+            timeout_seconds=2,
+            **common,
+        )
+        start_new = StartContainer(
+            id=f"start-container:{new_id}",
+            service="new",
+            target="new",
+            inverse="docker stop new",
+            container_id=new_id,
+            name=f"{name}-new-1",
+            phase="start",
+            **common,
+        )
+        the_plan = Plan(profile=name, mode=Mode.COMPOSE_ONLY, steps=(stop_old, start_new))
+        project.compose("stop", "--timeout", "2", "old")  # by hand, after the plan
+        project.compose("rm", "--stop", "--force", "new")  # the container to start is gone: refused
+
+        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
+        def carry_out() -> Any:
+            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 10)
+
+        state = carry_out(return_state=True)
+        outcome = state.result(raise_on_failure=False)
+        statuses = {r.step_id: r.status for r in outcome.journal}
+        assert statuses == {stop_old.id: StepStatus.SKIPPED, start_new.id: StepStatus.REFUSED}
+        assert outcome.status is SwitchStatus.REFUSED, outcome.message
+        assert {c["Names"]: c["State"] for c in project.containers()} == {f"{name}-old-1": "exited"}
