@@ -315,7 +315,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
                     continue  # removed between list and inspect
                 container = _with_inspect(container, inspect, datetime.now(UTC))
                 container = container.model_copy(update={"last_death": deaths.get(container.id)})
-                if container.is_crash_looping:
+                if container.is_crash_looping or container.died_failing:
                     logs = _log_tail(client, summary["Id"], log_tail)
                     container = container.model_copy(update={"log_tail": logs})
             containers.append(container)
