@@ -321,3 +321,24 @@ def test_an_unreachable_runtime_is_unobserved_with_its_reason() -> None:
 
     assert failure_reason("HTTPSConnectionPool: Read timed out. (read timeout=5)") == "timeout"
     assert failure_reason("(403) Forbidden") == "forbidden"
+
+
+def test_verdict_fails_when_a_foreign_owner_of_the_target_runtime_holds_the_port() -> None:
+    """A container of another compose project (same service name) publishing the profile's port
+    on another address: the runtime is right, the owner is not the service, and a TCP health
+    check on the port would be answered by it. That is no proof the switch worked."""
+    port = PORTS["redis"]
+    ours = container("redis", publish=(("127.0.0.1", port),))
+    theirs = container("redis", project="otherstack", publish=(("127.0.0.2", port),))
+    l1, p1 = proxy_for(ours, "127.0.0.1", port, 803)
+    l2, p2 = proxy_for(theirs, "127.0.0.2", port, 804)
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    result = verdict(
+        snapshot(containers=(ours, theirs), listeners=(l1, l2), processes=(p1, p2)),
+        data,
+        Mode.COMPOSE_ONLY,
+        {"redis": None},
+    )
+    assert result.outcome is Outcome.FAILED
+    assert any(f"port {port} is owned by container otherstack-redis-1" in f for f in result.failures)
