@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
+    PREVIOUS_REPLICAS,
     ComposeStop,
     ComposeUp,
     Plan,
@@ -28,7 +29,6 @@ from stackwarden.placement import ServicePlacement, StackView, is_service_contai
 from stackwarden.rules import diagnose
 from stackwarden.rules.kubernetes import any_context_warning
 
-PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 _RUNNING = {"running", "restarting", "paused"}
 
 

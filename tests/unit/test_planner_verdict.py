@@ -14,8 +14,8 @@ from stackwarden.model import (
     PodState,
     Runtime,
 )
-from stackwarden.model.plan import Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
-from stackwarden.planner import PREVIOUS_REPLICAS, inverse_of, plan
+from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
+from stackwarden.planner import inverse_of, plan
 from stackwarden.verdict import verdict
 from tests.support.builders import PANIC, PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot
 
