@@ -342,3 +342,26 @@ def test_verdict_fails_when_a_foreign_owner_of_the_target_runtime_holds_the_port
     )
     assert result.outcome is Outcome.FAILED
     assert any(f"port {port} is owned by container otherstack-redis-1" in f for f in result.failures)
+
+
+def test_a_printed_inverse_is_exactly_the_command_of_its_undo_step() -> None:
+    """What the plan shows as "reversible: ..." is what a person would copy: the compose stop
+    with the profile's files, a start_command quoted so its arguments stay arguments."""
+    from stackwarden.commands import step_commands
+    from stackwarden.model.plan import ComposeUp
+
+    data = profile()
+    redis = data.services["redis"]
+    assert redis.host is not None
+    host = redis.host.model_copy(update={"start_command": ("sh", "-c", "redis-server --port 1")})
+    data = data.model_copy(update={"services": {**data.services, "redis": redis.model_copy(update={"host": host})}})
+    snap = seed_snapshot()
+    gone = snap.model_copy(update={"containers": tuple(c for c in snap.containers if c.compose_service != "frontend")})
+    result = plan(gone, data, Mode.COMPOSE_ONLY)
+    stop = next(s for s in result.steps if isinstance(s, StopProcess) and s.service == "redis")
+    up = next(s for s in result.steps if isinstance(s, ComposeUp))
+    for step in (stop, up):
+        undo = inverse_of(step)
+        assert undo is not None and step.inverse == step_commands(undo, data)[0]
+    assert stop.inverse == "sh -c 'redis-server --port 1'"
+    assert " -f " in up.inverse
