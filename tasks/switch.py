@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
 from stackwarden.adapters.compose import compose_stop, compose_up
 from stackwarden.adapters.docker import start_container, stop_container
@@ -31,12 +32,19 @@ from stackwarden.model.plan import (
 )
 from stackwarden.model.profile import Profile
 from stackwarden.planner import target_runtime
+from stackwarden.report.names import step_run_name
+
+
+def _step_run_name() -> str:
+    """``stop-container backend 3f2a9c1``: the task run is named after its target."""
+    step = task_run.parameters.get("step")
+    return step_run_name(step) if step is not None else "apply-step"
 
 
 @task(
     name="apply-step",
     retries=0,  # explicit: PREFECT_TASK_DEFAULT_RETRIES must not repeat a step behind the plan
-    task_run_name="{step.kind}-{step.service}-{step.id}",
+    task_run_name=_step_run_name,
     cache_policy=NO_CACHE,
     persist_result=False,
 )
