@@ -21,7 +21,7 @@ from stackwarden.adapters.host import HostObservation
 from stackwarden.errors import ProfileError
 from stackwarden.model.base import Mode
 from stackwarden.model.profile import KubernetesSpec, Profile, Timeouts
-from stackwarden.model.snapshot import Snapshot
+from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.pipeline import AuditOutcome, Result
 from stackwarden.pipeline import observe_all as observe_with
 from stackwarden.profiles import default_profile_path, load_profile
@@ -59,7 +59,7 @@ def _run_name() -> str:
 class TaskSubmitter:
     """The pipeline's observe steps submitted as Prefect tasks (recorded, retried by Prefect)."""
 
-    def docker(self, timeouts: Timeouts) -> Result[DockerObservation]:
+    def docker(self, timeouts: Timeouts) -> Result[DockerObservation | RuntimeStatus]:
         """Submit observe-docker."""
         return observe_docker_task.submit(timeouts=timeouts)
 
@@ -67,7 +67,7 @@ class TaskSubmitter:
         """Submit observe-host."""
         return observe_host_task.submit(ports, executables)
 
-    def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]:
+    def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult | RuntimeStatus]:
         """Submit observe-kubernetes."""
         return observe_kubernetes_task.submit(spec, timeouts=timeouts)
 

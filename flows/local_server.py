@@ -135,15 +135,21 @@ def _stop(process: subprocess.Popen[bytes], grace_seconds: float = 20.0) -> None
         process.wait(timeout=10)
 
 
-def server_environment(home: Path, database_url: str | None = None) -> dict[str, str]:
+def server_environment(
+    home: Path, database_url: str | None = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+) -> dict[str, str]:
     """The environment of the server process: our home, no inherited API URL (it would make the
     server a client of another one), no telemetry; PostgreSQL instead of SQLite when
-    ``database_url`` (or an inherited ``PREFECT_SERVER_DATABASE_CONNECTION_URL``) names it."""
+    ``database_url`` (or an inherited ``PREFECT_SERVER_DATABASE_CONNECTION_URL``) names it.
+    The UI is told its API's address: by default it would call port 4200 whatever ``--port`` says."""
     env = {k: v for k, v in os.environ.items() if k not in {"PREFECT_API_URL", "PREFECT_API_KEY"}}
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_UI_ENABLED="true",
+        PREFECT_SERVER_API_HOST=host,
+        PREFECT_SERVER_API_PORT=str(port),
+        PREFECT_UI_API_URL=f"http://{host}:{port}/api",
     )
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
@@ -172,7 +178,7 @@ def local_server(
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
-                env=server_environment(home, database_url),
+                env=server_environment(home, database_url, host, chosen),
                 start_new_session=True,
             )
         server = LocalServer(home=home, host=host, port=chosen, pid=process.pid, log=log)

@@ -7,6 +7,7 @@ import math
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
@@ -14,7 +15,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.audit import observe_all, profile_name_of
@@ -34,7 +35,9 @@ from stackwarden.model.plan import (
 from stackwarden.model.profile import Profile
 from stackwarden.planner import inverse_of, plan
 from stackwarden.profiles import default_profile_path, load_profile
+from stackwarden.report.approval import render_approval
 from stackwarden.report.plan import render_plan
+from stackwarden.report.verdict import render_verdict
 from stackwarden.sanitize import one_line
 from stackwarden.verdict import not_ready, verdict
 from tasks.publish import event, markdown_artifact, table_artifact
@@ -117,11 +120,42 @@ def _rollback(applied: list[Step], profile: Profile, journal: list[StepResult]) 
         )
 
 
+def _switch_event(name: str, the_plan: Plan, **payload: object) -> None:
+    """``stackwarden.switch.refused`` / ``.rolled_back`` / ``stackwarden.mode.switched``, with the
+    reason, so an automation can notify on the ones that did not switch."""
+    event(
+        name,
+        resource={
+            "prefect.resource.id": f"stackwarden.profile.{the_plan.profile}",
+            "stackwarden.profile": the_plan.profile,
+            "stackwarden.mode": str(the_plan.mode),
+        },
+        payload={"mode": str(the_plan.mode), "plan_digest": the_plan.digest, **payload},
+    )
+
+
 def _refuse(the_plan: Plan, reason: str) -> State[Any]:
     """End the run Failed without changing anything, the outcome attached."""
     get_run_logger().error("switch refused: %s", reason)
+    _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
     refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
     return Failed(message=one_line(f"refused: {reason}"), data=refused)
+
+
+def _reject(the_plan: Plan, state_name: str, reason: str) -> State[Any]:
+    """A rejection or a timeout changes nothing and is no success: the run ends Cancelled under
+    a name that says which (``Rejected``, ``Approval timed out``), the reason in its message."""
+    get_run_logger().warning("switch not approved (%s): %s; nothing was changed", state_name, reason)
+    outcome = SwitchOutcome(status=SwitchStatus.REJECTED, plan=the_plan, message=reason)
+    return Cancelled(name=state_name, message=one_line(f"{state_name}: {reason}; nothing was changed"), data=outcome)
+
+
+def _approval_form(the_plan: Plan, plan_artifact: UUID | None) -> type[Approval]:
+    """The Resume form with the whole plan above its fields: every step, why, reversible, the
+    digest (what is approved is the content: the run applies only a plan with this digest), and
+    a link to the plan artifact (relative: the UI resolves it on its own origin)."""
+    link = f"/artifacts/artifact/{plan_artifact}" if plan_artifact else None
+    return Approval.with_initial_data(description=render_approval(the_plan, link), approve=False, comment="")
 
 
 def _roll_back(
@@ -137,6 +171,9 @@ def _roll_back(
     get_run_logger().error("%s; rolling back %d step(s)", reason, len(applied))
     _rollback(applied, profile, journal)
     _journal_artifact(profile, journal)
+    if result is not None:
+        _verdict_artifact(profile, result, reason)
+    _switch_event("stackwarden.switch.rolled_back", the_plan, reason=reason, steps_undone=len(applied))
     outcome = SwitchOutcome(
         status=SwitchStatus.ROLLED_BACK, plan=the_plan, journal=tuple(journal), verdict=result, message=reason
     )
@@ -155,6 +192,14 @@ def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: floa
             "verify: %d invariant(s) not met yet: %s", len(result.failures), "; ".join(result.failures[:3])
         )
         time.sleep(interval)
+
+
+def _verdict_artifact(profile: Profile, result: Verdict, reason: str = "") -> None:
+    markdown_artifact(
+        markdown=render_verdict(result, profile.name, reason),
+        key=_key(profile, "switch-verdict"),
+        description=f"Verdict of the switch of {profile.name} to {result.mode}: {result.outcome}",
+    )
 
 
 def wait_ready(
@@ -183,7 +228,7 @@ def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
             for r in journal
         ],
         key=_key(profile, "switch-journal"),
-        description="Step journal of the switch",
+        description=f"Step journal of the switch of {profile.name}: {len(journal)} step result(s)",
     )
 
 
@@ -218,17 +263,6 @@ def parameter_problems(deadline: float, approval_timeout: float, lock_wait: floa
             floor = "0 or more" if zero_ok else "more than 0"
             out.append(f"{name}={value!r} must be a finite number of seconds, {floor}, up to {MAX_PARAMETER_SECONDS:g}")
     return out
-
-
-def _approval_form(the_plan: Plan) -> type[Approval]:
-    """The UI's Resume form, its description naming the plan's digest: what is approved is the
-    content, and the run applies only a plan with this digest."""
-    return Approval.with_initial_data(
-        description=(
-            f"Switch {the_plan.profile} to {the_plan.mode}: {len(the_plan.steps)} step(s), see the plan artifact. "
-            f"Plan digest (sha256 of every step): {the_plan.digest}"
-        )
-    )
 
 
 def _phase_failure(
@@ -291,8 +325,12 @@ def switch_flow(
         the_plan: Plan = plan(snapshot, profile, target)
         if the_plan.applicable:
             the_plan = the_plan.model_copy(update={"refusals": tuple(preflight_task(the_plan, profile))})
-        markdown_artifact(
-            markdown=render_plan(the_plan), key=_key(profile, "switch-plan"), description=f"Plan: {target}"
+        plan_artifact = markdown_artifact(
+            markdown=render_plan(the_plan),
+            key=_key(profile, "switch-plan"),
+            description=(
+                f"Plan: switch {profile.name} to {target}, {len(the_plan.steps)} step(s), digest {the_plan.digest[:12]}"
+            ),
         )
         if not the_plan.applicable:
             return _refuse(the_plan, "; ".join(the_plan.refusals))
@@ -304,14 +342,14 @@ def switch_flow(
             get_run_logger().info("waiting for approval of plan %s", the_plan.digest)
             try:
                 answer = pause_flow_run(
-                    wait_for_input=_approval_form(the_plan), timeout=approval_timeout_seconds, poll_interval=2
+                    wait_for_input=_approval_form(the_plan, plan_artifact),
+                    timeout=approval_timeout_seconds,
+                    poll_interval=2,
                 )
-            except FlowPauseTimeout as exc:  # no answer in time is a rejection: nothing changes
-                return SwitchOutcome(status=SwitchStatus.REJECTED, plan=the_plan, message=f"no approval: {exc}")
+            except FlowPauseTimeout:  # no answer in time is a rejection: nothing changes
+                return _reject(the_plan, "Approval timed out", f"no answer within {approval_timeout_seconds}s")
             if not answer.approve:
-                return SwitchOutcome(
-                    status=SwitchStatus.REJECTED, plan=the_plan, message=f"rejected: {answer.comment or 'no comment'}"
-                )
+                return _reject(the_plan, "Rejected", f"rejected: {answer.comment or 'no comment'}")
             fresh = plan(observe_all(profile), profile, target)
             if not fresh.applicable or fresh.digest != the_plan.digest:
                 return _refuse(fresh, "the host changed while the plan waited for approval; nothing was applied")
@@ -368,6 +406,7 @@ def _carry_out(
                 status=SwitchStatus.REFUSED, plan=the_plan, journal=tuple(journal), message=f"{reason}; nothing changed"
             )
             get_run_logger().error("switch refused: %s", reason)
+            _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
             return Failed(message=one_line(f"refused: {reason}"), data=refused)
         return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
     result_verdict = verify(profile, target, deadline_seconds)
@@ -375,11 +414,8 @@ def _carry_out(
         reason = "verification failed: " + "; ".join(result_verdict.failures)
         return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
     _journal_artifact(profile, journal)
-    event(
-        "stackwarden.mode.switched",
-        resource={"prefect.resource.id": f"stackwarden.profile.{profile.name}"},
-        payload={"mode": str(target), "outcome": str(result_verdict.outcome), "steps": len(journal)},
-    )
+    _verdict_artifact(profile, result_verdict)
+    _switch_event("stackwarden.mode.switched", the_plan, outcome=str(result_verdict.outcome), steps=len(journal))
     return SwitchOutcome(
         status=SwitchStatus.SWITCHED,
         plan=the_plan,
@@ -390,8 +426,8 @@ def _carry_out(
 
 
 def run_switch(**parameters: Any) -> SwitchOutcome:
-    """Run the switch-mode flow and return its outcome whether the run Completed or Failed
-    (refused and rolled-back runs end Failed in Prefect, with the outcome as their data)."""
+    """Run the switch-mode flow and return its outcome whatever state the run ended in (refused
+    and rolled-back runs end Failed, rejected ones Cancelled, each with the outcome as data)."""
     state = switch_flow(return_state=True, **parameters)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):

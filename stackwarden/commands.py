@@ -61,6 +61,11 @@ def docker_logs(container: Container, tail: int = 50) -> str:
     return _join(["docker", "logs", "--tail", str(tail), container.name])
 
 
+def docker_publishers(port: int) -> str:
+    """The containers publishing ``port``: who is behind a docker-proxy."""
+    return _join(["docker", "ps", "--filter", f"publish={port}"])
+
+
 def port_listeners(port: int) -> str:
     """Who listens on ``port``, with PIDs (both address families)."""
     return _join(["ss", "-ltnp", f"sport = :{port}"])

@@ -222,7 +222,7 @@ def _nginx(lines: Sequence[str]) -> Decisive | None:
 
 _GENERIC = re.compile(
     r"\b(fatal|error|exception|panic|failed|failure|refused|denied|cannot|can't|unable|invalid|missing|"
-    r"not set|required|no such file|out of memory|segmentation fault|killed)\b",
+    r"not set|required|no such file|no such host|not known|out of memory|segmentation fault|killed)\b",
     re.IGNORECASE,
 )
 _NOISE = re.compile(r"\b(0 errors?|no errors?|error_log|errors?=0)\b", re.IGNORECASE)
@@ -358,6 +358,19 @@ _CONFIGURATION = _Rule(
     0.75,
     alternative=CrashCategory.CODE_ISSUE,
 )
+_UNRESOLVED = _Rule(
+    "dependency-name-unresolved",
+    re.compile(
+        r"Name or service not known|Temporary failure in name resolution|getaddrinfo (?:ENOTFOUND|EAI_AGAIN)"
+        r"|no such host|could not translate host name|UnknownHostException|nodename nor servname"
+        r"|Could not resolve host|Name does not resolve|failed to lookup address information",
+        re.IGNORECASE,
+    ),
+    CrashCategory.CONFIGURATION,
+    "A host name it connects to does not resolve: the dependency is not running on the service's "
+    "network (no container or Service answers to that name), or the name is wrong.",
+    0.8,
+)
 _SEGFAULT = _Rule(
     "segfault",
     re.compile(r"segmentation fault|SIGSEGV", re.IGNORECASE),
@@ -365,7 +378,7 @@ _SEGFAULT = _Rule(
     "Segmentation fault: memory-safety bug in the program or a native library.",
     0.8,
 )
-_ON_DECISIVE = (_SPAWN_LOCAL, _ADDRESS_IN_USE, _OOM, _MISSING_SETTING, _CONFIGURATION, _SEGFAULT)
+_ON_DECISIVE = (_SPAWN_LOCAL, _ADDRESS_IN_USE, _OOM, _MISSING_SETTING, _UNRESOLVED, _CONFIGURATION, _SEGFAULT)
 
 _FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
     "python": (
@@ -517,7 +530,7 @@ def _classify_decisive(
             0.85,
         )
         return _cause(rule, exit_code, shown, found.text, port=refused)
-    for named in (_OOM, _MISSING_SETTING, _CONFIGURATION, _SEGFAULT):
+    for named in (_OOM, _MISSING_SETTING, _UNRESOLVED, _CONFIGURATION, _SEGFAULT):
         if named.pattern.search(joined):
             setting = _setting_name(texts) if named is _MISSING_SETTING else None
             return _cause(named, exit_code, shown, found.text, setting=setting)

@@ -29,6 +29,12 @@ class PermanentError(StackwardenError):
     """A failure that retrying cannot fix (refused connection to a missing engine, 4xx)."""
 
 
+class AbsentError(PermanentError):
+    """The runtime is not on this host at all (no engine socket, no kubeconfig). The audit
+    reports it as not observed (a finding: never "absent" read as "fine"), but it is no failure of
+    stackwarden: the observe task completes instead of showing red on every run."""
+
+
 class RefusedError(StackwardenError):
     """A step whose target is not what the plan saw (identity changed) or that would break a
     safety invariant; nothing was done."""

@@ -75,3 +75,30 @@ def previous_open_set(value: object) -> dict[str, dict[str, object]]:
 
 def _record_of(value: object) -> dict[str, object]:
     return {key: value[key] for key in _RECORD_KEYS if key in value} if isinstance(value, dict) else {}
+
+
+def changes_since(previous: dict[str, dict[str, object]], findings: tuple[Finding, ...]) -> list[dict[str, str]]:
+    """Rows of the "changes since the last audit" table: every open finding as ``new`` or
+    ``persisting``, and every finding the previous audit had open that is gone as ``resolved``
+    (described from what the previous audit recorded)."""
+    current = set(open_finding_ids(findings))
+    rows = []
+    for finding in findings:
+        if finding.id in current:
+            rows.append(_row("persisting" if finding.id in previous else "new", finding.id, finding_record(finding)))
+    for finding_id in sorted(set(previous) - current):
+        rows.append(_row("resolved", finding_id, previous[finding_id]))
+    order = {"new": 0, "persisting": 1, "resolved": 2}
+    return sorted(rows, key=lambda r: (order[r["change"]], r["id"]))
+
+
+def _row(change: str, finding_id: str, record: dict[str, object]) -> dict[str, str]:
+    services = record.get("services", [])
+    return {
+        "change": change,
+        "id": finding_id,
+        "rule": str(record.get("rule", "")),
+        "severity": str(record.get("severity", "")),
+        "services": ", ".join(str(s) for s in services) if isinstance(services, list) else str(services),
+        "summary": str(record.get("summary", "")),
+    }

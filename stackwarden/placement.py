@@ -56,6 +56,9 @@ class PortOwner:
     in_profile: bool = False
     runtime: Runtime | None = None
     kube_object: str | None = None
+    proxied_to: str | None = None
+    """``IP:PORT`` of a container behind docker-proxy that the engine did not name (engine
+    unreachable, or no observed container has that address): a container, not a process."""
 
     @property
     def label(self) -> str:
@@ -64,6 +67,8 @@ class PortOwner:
             return f"kubernetes {self.kube_object}"
         if self.container is not None:
             return f"container {self.container.name} ({self.container.short_id})"
+        if self.proxied_to is not None:
+            return f"an unidentified Docker container (docker-proxy to {self.proxied_to})"
         if self.process is not None:
             unit = f", unit {self.process.systemd_unit}" if self.process.systemd_unit else ""
             return f"process {self.process.name} (PID {self.process.pid}{unit})"
@@ -125,25 +130,46 @@ def is_service_container(profile: Profile, service: str, container: Container) -
     ).project and container.compose_service == profile.compose_service_name(service)
 
 
+def proxy_target(process: ProcessInfo | None) -> str | None:
+    """``container_ip:container_port`` a docker-proxy process forwards to, else None."""
+    if process is None or process.exe_basename != "docker-proxy":
+        return None
+    args = dict(zip(process.cmdline[1::2], process.cmdline[2::2], strict=False))
+    ip, port = args.get("-container-ip"), args.get("-container-port")
+    return f"{ip}:{port}" if ip and port else None
+
+
+def _owner_key(snapshot: Snapshot, listener: Listener) -> str:
+    """Who a listener belongs to: its container; else, for a docker-proxy the engine did not
+    attribute, the container address it forwards to (one proxy per address family forwards to
+    the same container: two PIDs, one owner); else its PID."""
+    if listener.container_id:
+        return f"c:{listener.container_id}"
+    target = proxy_target(snapshot.process(listener.pid))
+    return f"d:{target}" if target else f"p:{listener.pid}"
+
+
 def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[PortOwner, ...]:
-    """Group the port's listeners by owner (container id, else PID)."""
+    """Group the port's listeners by owner (container id, docker-proxy target, else PID)."""
     groups: dict[str, list[Listener]] = {}
     for listener in snapshot.listeners:
         if listener.port != port:
             continue
-        key = f"c:{listener.container_id}" if listener.container_id else f"p:{listener.pid}"
-        groups.setdefault(key, []).append(listener)
+        groups.setdefault(_owner_key(snapshot, listener), []).append(listener)
     service = profile.service_for_port(port)
     owners = []
     for key, listeners in sorted(groups.items()):
         first = listeners[0]
         container = snapshot.container(first.container_id) if key.startswith("c:") else None
-        process = None if container else snapshot.process(first.pid)
+        proxied = key[2:] if key.startswith("d:") else None
+        process = None if container or proxied else snapshot.process(first.pid)
         in_profile = False
         runtime: Runtime | None = None
-        if container is not None:
+        if container is not None or proxied is not None:
             runtime = Runtime.COMPOSE
-            in_profile = service is not None and is_service_container(profile, service, container)
+            in_profile = (
+                container is not None and service is not None and is_service_container(profile, service, container)
+            )
         elif process is not None:
             runtime = Runtime.HOST
             in_profile = service is not None and _matches_host(profile, service, process)
@@ -155,6 +181,7 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
                 process=process,
                 in_profile=in_profile,
                 runtime=runtime,
+                proxied_to=proxied,
             )
         )
     return tuple(owners) + _kube_exposures(snapshot, profile, port)

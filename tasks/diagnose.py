@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from prefect import get_run_logger, task
 from prefect.variables import Variable
 
-from stackwarden.events import finding_record, open_set, previous_open_set, transitions
+from stackwarden.events import changes_since, finding_record, open_set, previous_open_set, transitions
 from stackwarden.model.base import Mode
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
@@ -120,6 +120,15 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
             },
             payload={"id": finding_id, "host": host, **closed},
         )
+    rows = changes_since(previous, result.findings)
+    table_artifact(
+        rows or [{"change": "none", "id": "", "rule": "", "severity": "", "services": "", "summary": "nothing open"}],
+        key=artifact_key(profile, "changes"),
+        description=(
+            f"Changes since the last audit of {profile.name} on {host}: "
+            f"{len(opened)} new, {len(rows) - len(opened) - len(resolved)} persisting, {len(resolved)} resolved"
+        ),
+    )
     current = open_set(result.findings)
     written = False
     if current != previous:

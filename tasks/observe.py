@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from stackwarden.adapters.docker import DockerObservation
+from stackwarden.adapters.docker import DockerObservation, docker_endpoint
 from stackwarden.adapters.host import HostObservation
+from stackwarden.errors import AbsentError
 from stackwarden.model.base import Runtime
 from stackwarden.model.profile import KubernetesSpec, Timeouts
+from stackwarden.model.snapshot import RuntimeStatus
+from stackwarden.observe import unreachable
 from stackwarden.pipeline import (
     OBSERVE_RETRIES,
     observe_docker_step,
@@ -39,9 +42,13 @@ if TYPE_CHECKING:  # typing only: the kubernetes adapter (and its client) loads 
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def observe_docker_task(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
-    """Containers (one list call; inspect and logs only for unhealthy ones) and networks."""
-    return observe_docker_step(log_tail=log_tail, timeouts=timeouts)
+def observe_docker_task(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation | RuntimeStatus:
+    """Containers (one list call; inspect and logs only for unhealthy ones) and networks; an
+    engine that is not on this host is a not-observed record (a finding), not a red task run."""
+    try:
+        return observe_docker_step(log_tail=log_tail, timeouts=timeouts)
+    except AbsentError as exc:
+        return _absent(Runtime.COMPOSE, exc, docker_endpoint())
 
 
 @task(
@@ -69,7 +76,16 @@ def observe_host_task(ports: list[int], executables: list[str] | None = None) ->
 )
 def observe_kubernetes_task(
     spec: KubernetesSpec, log_tail: int = 40, timeouts: Timeouts | None = None
-) -> KubeObservationResult:
+) -> KubeObservationResult | RuntimeStatus:
     """Contexts, workloads, pods, services of the profile's namespace; previous logs of
-    crash-looping pods only."""
-    return observe_kubernetes_step(spec, log_tail=log_tail, timeouts=timeouts)
+    crash-looping pods only. A host without a kubeconfig is a not-observed record, not red."""
+    try:
+        return observe_kubernetes_step(spec, log_tail=log_tail, timeouts=timeouts)
+    except AbsentError as exc:
+        return _absent(Runtime.KUBERNETES, exc, None)
+
+
+def _absent(runtime: Runtime, exc: AbsentError, endpoint: str | None) -> RuntimeStatus:
+    """Healthy absence: the task completes; the snapshot still says the runtime was not seen."""
+    get_run_logger().info("%s is not on this host (%s): reported as not observed", runtime, exc)
+    return unreachable(runtime, f"{type(exc).__name__}: {exc}", endpoint)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
@@ -14,10 +15,13 @@ from prefect.events import emit_event
 from stackwarden import sanitize
 
 
-def markdown_artifact(markdown: str, key: str, description: str) -> None:
+def markdown_artifact(markdown: str, key: str, description: str) -> UUID:
     """A markdown artifact; ``markdown`` comes from a renderer that escaped each value it
-    inserted, and passes the document gate again here (controls, secrets, line length)."""
-    create_markdown_artifact(markdown=sanitize.document(markdown), key=key, description=sanitize.one_line(description))
+    inserted, and passes the document gate again here (controls, secrets, line length).
+    Returns its id, so other text (the approval form) can link to it."""
+    return create_markdown_artifact(  # type: ignore[return-value]  # the sync dispatch returns the id
+        markdown=sanitize.document(markdown), key=key, description=sanitize.one_line(description)
+    )
 
 
 def table_artifact(rows: Sequence[Mapping[str, Any]], key: str, description: str) -> None:

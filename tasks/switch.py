@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
 from stackwarden.adapters.compose import compose_stop, compose_up
 from stackwarden.adapters.docker import start_container, stop_container
@@ -29,11 +30,18 @@ from stackwarden.model.plan import (
 )
 from stackwarden.model.profile import Profile
 from stackwarden.planner import target_runtime
+from stackwarden.report.names import step_run_name
+
+
+def _step_run_name() -> str:
+    """``stop-container backend 3f2a9c1``: the task run is named after its target."""
+    step = task_run.parameters.get("step")
+    return step_run_name(step) if step is not None else "apply-step"
 
 
 @task(
     name="apply-step",
-    task_run_name="{step.kind}-{step.service}-{step.id}",
+    task_run_name=_step_run_name,
     cache_policy=NO_CACHE,
     persist_result=False,
 )

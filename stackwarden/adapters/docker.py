@@ -23,7 +23,7 @@ import docker.errors
 import requests
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError, RefusedError, StackwardenError, TransientError
+from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError, TransientError
 from stackwarden.model.base import Runtime
 from stackwarden.model.plan import Unchanged
 from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
@@ -92,7 +92,7 @@ def _classify(exc: Exception) -> Exception:
         if isinstance(code, int) and 400 <= code < 500:
             return exc
     if _is_engine_absent(exc):
-        return PermanentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}")
+        return AbsentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}")
     if any(isinstance(i, requests.exceptions.Timeout | TimeoutError) for i in _chain(exc)):
         # a hung engine stays hung: asking again would only multiply the wait
         return PermanentError(f"Docker engine at {docker_endpoint()} did not answer in time (timed out): {exc}")
@@ -315,7 +315,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
                     continue  # removed between list and inspect
                 container = _with_inspect(container, inspect, datetime.now(UTC))
                 container = container.model_copy(update={"last_death": deaths.get(container.id)})
-                if container.is_crash_looping:
+                if container.is_crash_looping or container.died_failing:
                     logs = _log_tail(client, summary["Id"], log_tail)
                     container = container.model_copy(update={"log_tail": logs})
             containers.append(container)

@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import PermanentError, RefusedError
+from stackwarden.errors import AbsentError, PermanentError, RefusedError
 from stackwarden.model.base import Runtime
 from stackwarden.model.plan import Unchanged
 from stackwarden.model.profile import KubernetesSpec, Timeouts
@@ -103,7 +103,7 @@ def read_contexts(spec: KubernetesSpec) -> tuple[list[KubeContext], str | None, 
     paths = [p for p in kubeconfig_paths(spec) if p.is_file()]
     if not paths:
         wanted = ", ".join(str(p) for p in kubeconfig_paths(spec))
-        raise PermanentError(f"no kubeconfig found (looked at {wanted})")
+        raise AbsentError(f"no kubeconfig found (looked at {wanted})")
     contexts: dict[str, dict[str, Any]] = {}
     clusters: dict[str, dict[str, Any]] = {}
     current: str | None = None

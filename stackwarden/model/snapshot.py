@@ -15,6 +15,9 @@ from pydantic import Field
 
 from stackwarden.model.base import Frozen, Runtime
 
+_CLEAN_EXITS = frozenset({0, 130, 143})
+"""Exit codes of a container that finished or was stopped by hand (SIGINT, SIGTERM)."""
+
 RECENT_START_SECONDS = 30.0
 """A container up for less than this is not yet known to be healthy."""
 
@@ -131,6 +134,15 @@ class Container(Frozen):
             and self.uptime_seconds is not None
             and self.uptime_seconds < RECENT_START_SECONDS
         )
+
+    @property
+    def died_failing(self) -> bool:
+        """Stopped for good on a failure: exited non-zero (or OOM-killed) without the engine's
+        own error. Its logs hold the cause as much as a crash loop's do; a stop by hand
+        (SIGTERM 143, SIGINT 130) is not a failure."""
+        if self.state not in {"exited", "dead"} or self.failed_to_start:
+            return False
+        return self.oom_killed or (self.exit_code or 0) not in _CLEAN_EXITS
 
     @property
     def failed_to_start(self) -> bool:

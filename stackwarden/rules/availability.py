@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from stackwarden import commands
+from stackwarden.crash import classify_crash
 from stackwarden.model.base import CrashCategory, Runtime, Severity
 from stackwarden.model.finding import CrashCause, Finding, Location
 from stackwarden.model.profile import Profile
-from stackwarden.model.snapshot import KubeServiceState, PodState, Snapshot
+from stackwarden.model.snapshot import Container, KubeServiceState, PodState, Snapshot
 from stackwarden.placement import (
     ServicePlacement,
     StackView,
@@ -150,6 +151,8 @@ def _compose_unready(snapshot: Snapshot, profile: Profile, placement: ServicePla
             "Read its logs and health check output (docker inspect) to see why it fails.",
             (*logs, f"docker inspect --format '{{{{json .State.Health}}}}' {c.name}"),
         )
+    if c.died_failing:
+        return _died(profile, placement, c, logs)
     start = commands.compose_service(profile, name, "start")
     cause = _cause(
         CrashCategory.UNKNOWN,
@@ -164,6 +167,68 @@ def _compose_unready(snapshot: Snapshot, profile: Profile, placement: ServicePla
         f"{c.name} is {state}",
         f"Start it: `{start}` (read its logs first if it exited with an error).",
         (*logs, start),
+    )
+
+
+def _died_advice(profile: Profile, service: str, cause: CrashCause) -> tuple[str, bool]:
+    """What fixes a container that died of ``cause``, and whether starting it again (after the
+    fix) belongs in the commands: "start it" alone would only repeat the same death."""
+    spec = profile.compose_for(service)
+    where = f"services.{profile.compose_service_name(service)} in {', '.join(spec.files) or 'the compose file'}"
+    match cause.category:
+        case CrashCategory.RESOURCES:
+            return (
+                f"It was killed for memory: raise its limit (mem_limit or deploy.resources.limits.memory of "
+                f"{where}) or find what uses the memory, then recreate it; starting it unchanged dies again.",
+                True,
+            )
+        case CrashCategory.CONFIGURATION if cause.signature == "missing-setting":
+            what = f"Set {cause.setting}" if cause.setting else "Provide the missing setting"
+            return f"{what} under the environment of {where}, then recreate it.", True
+        case CrashCategory.CONFIGURATION if cause.signature == "dependency-name-unresolved":
+            return (
+                "Start the dependency it names on the same network (or add it to the stack), or correct the host "
+                f"name in its configuration ({where}), then start it again.",
+                True,
+            )
+        case CrashCategory.CONFIGURATION:
+            return f"Fix the configuration the log line names ({where}), then recreate it.", True
+        case CrashCategory.DEPLOYMENT_CONFLICT:
+            return (
+                "A port it needs is held or a dependency refused it: resolve the port findings or start the "
+                "dependency first, then start it again.",
+                True,
+            )
+        case CrashCategory.CODE_ISSUE:
+            return (
+                f"Fix the code of {service}: starting it again crashes the same way, and no mode switch helps.",
+                False,
+            )
+        case _:
+            return "Read its logs for why it exited, fix that, then start it again.", True
+
+
+def _died(profile: Profile, placement: ServicePlacement, c: Container, logs: tuple[str, ...]) -> _Unready:
+    """A container that exited on a failure and stays down (no restart policy, or given up):
+    its cause comes from its logs and exit code as a crash loop's does."""
+    name = placement.service
+    cause = classify_crash(c.recorded_exit_code, c.log_tail, profile.all_ports(), c.oom_killed)
+    state = f"{c.state}, exit code {c.recorded_exit_code}" + (", OOM-killed" if c.oom_killed else "")
+    advice, restart = _died_advice(profile, name, cause)
+    recreate = commands.compose_service(profile, name, "up", "-d")
+    decisive = f": {cause.decisive_line.rstrip('.')}" if cause.decisive_line else ""
+    return _Unready(
+        Runtime.COMPOSE,
+        cause.model_copy(
+            update={
+                "explanation": f"The container died ({state}){decisive}. {cause.explanation}",
+                "evidence": (f"{c.name}: {state}", *cause.evidence),
+            }
+        ),
+        Location(runtime=Runtime.COMPOSE, kind="container", name=c.name, detail=state),
+        f"{c.name} is {state}",
+        advice,
+        (*logs, recreate) if restart else logs,
     )
 
 
@@ -274,6 +339,28 @@ def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
     ref = f"{kind.lower()}/{wname}"
     describe = commands.kubectl_for(snapshot, profile, "describe", ref)
     live = [w for w in placement.workloads if w.replicas > 0]
+    unread = [
+        f
+        for f in (snapshot.kubernetes.forbidden if snapshot.kubernetes else ())
+        if f.startswith(f"list {kind.lower()}s")
+    ]
+    if not placement.workloads and unread:
+        # a list we may not read is not an empty one: "does not exist" would send the reader
+        # to apply manifests that are there
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "workload-not-readable",
+            f"{kind} {wname} could not be read (forbidden), so whether it exists and is ready is unknown.",
+            unread,
+        )
+        return _Unready(
+            Runtime.KUBERNETES,
+            cause,
+            Location(runtime=Runtime.KUBERNETES, kind="workload", name=f"{kind} {wname}", detail="not readable"),
+            f"{kind} {wname} could not be read (forbidden)",
+            "Grant get/list on it in the namespace (see the kube-forbidden finding) and rerun the audit.",
+            (commands.kubectl_for(snapshot, profile, "auth", "can-i", "list", f"{kind.lower()}s"),),
+        )
     if not placement.workloads:
         cause = _cause(
             CrashCategory.CONFIGURATION,
@@ -440,14 +527,17 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
             elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
             if served and runtime is home_runtime(profile, service):
                 unready = _move_instead(snapshot, profile, placement, unready, served)
+            # unread is not down: say that readiness is unknown rather than claim it is absent
+            blind = unready.cause.signature == "workload-not-readable"
             yield Finding(
                 id=f"service-unavailable:{service}:{runtime}",
                 rule="service-unavailable",
-                title=f"{service.capitalize()} not ready in {runtime}",
+                title=f"{service.capitalize()} {'not verified' if blind else 'not ready'} in {runtime}",
                 severity=_severity(profile, service, bool(served)),
                 services=(service,),
                 runtimes=(runtime,),
-                summary=f"{service} has no ready instance in {runtime}: {unready.summary}. "
+                summary=f"{service} {'could not be verified' if blind else 'has no ready instance'} in {runtime}: "
+                f"{unready.summary}. "
                 f"Cause: {unready.cause.explanation}{elsewhere}",
                 evidence=unready.cause.evidence,
                 locations=(unready.location,),

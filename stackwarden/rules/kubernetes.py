@@ -9,6 +9,7 @@ from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
+from stackwarden.placement import home_runtime
 from stackwarden.rules.registry import rule
 
 
@@ -80,20 +81,37 @@ def any_context(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
     )
 
 
+_NEEDED = frozenset({"list pods", "list deployments", "list statefulsets"})
+"""Reads without which a workload's readiness and crashes cannot be judged."""
+
+
 @rule("kube-forbidden")
 def forbidden(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
-    """Medium: the identity may not read something the audit needs, so that part is blind."""
+    """The identity may not read something the audit needs, so that part is blind. High when
+    the unread kinds are workloads or pods and the default mode runs a service in the cluster:
+    its readiness, restarts and logs are then unknown, and exit 0 would be a false all-clear."""
     kube = snapshot.kubernetes
     if kube is None or not kube.forbidden or profile.kubernetes is None:
         return
     ns = profile.kubernetes.namespace
+    homed = [s for s in profile.services if home_runtime(profile, s) is Runtime.KUBERNETES]
+    blind = any(f.split(" in ")[0] in _NEEDED for f in kube.forbidden)
+    unseen = (
+        f" {', '.join(homed)} should run in the cluster ({profile.default_mode}): their state is not fully known."
+        if homed and blind
+        else ""
+    )
     yield Finding(
         id="kube-forbidden",
         rule="kube-forbidden",
         title="Kubernetes reads forbidden",
-        severity=Severity.MEDIUM,
+        severity=Severity.HIGH if unseen else Severity.MEDIUM,
+        services=tuple(homed) if unseen else (),
         runtimes=(Runtime.KUBERNETES,),
-        summary="The current identity may not: " + "; ".join(kube.forbidden) + ". Those objects are not diagnosed.",
+        summary="The current identity may not: "
+        + "; ".join(kube.forbidden)
+        + ". Those objects are not diagnosed."
+        + unseen,
         evidence=kube.forbidden,
         recommendation=(
             f"Bind a read-only Role in {ns} (get/list deployments, statefulsets, pods, pods/log, services, "

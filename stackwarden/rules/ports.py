@@ -35,6 +35,32 @@ def _owner_location(owner: PortOwner) -> Location:
     return Location(runtime=runtime, kind=kind, name=name, detail=f"listens on {owner.addresses}")
 
 
+def _unnamed_advice(owner: PortOwner, service: str) -> str:
+    """What to do about an owner the profile does not name, by what it is: a process is matched
+    by executable, a container by compose project and service, and a docker-proxy the engine
+    could not attribute is a container nobody could name yet (never a process to look up)."""
+    if owner.proxied_to is not None:
+        return (
+            f"{owner.label} is a container the Docker engine did not name (the engine was not observed or "
+            f"no container has that address): find it with `docker ps --filter publish={owner.port}` once "
+            "the engine answers, then rerun the audit."
+        )
+    if owner.container is not None:
+        project = owner.container.compose_project
+        where = f"compose project {project}" if project else "no compose project"
+        return (
+            f"{owner.label} belongs to {where}, not to the profile's: stackwarden will not stop it. Stop it "
+            f"yourself, or, if it is {service}, name its project and compose service in the profile "
+            f"(services.{service}.compose_project / compose_service)."
+        )
+    if owner.kube_object is not None:
+        return f"{owner.label} is not the profile's: stackwarden will not touch it. Change or remove it yourself."
+    return (
+        f"stackwarden will not touch {owner.label}. Stop it yourself, or add its executable "
+        f"to services.{service}.host.executables if it is this service."
+    )
+
+
 def _owner_evidence(owner: PortOwner) -> str:
     scope = "in the profile" if owner.in_profile else "NOT named by the profile"
     line = f"{owner.label} listens on {owner.addresses} ({scope})"
@@ -65,6 +91,8 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             )
         elif owner.container is not None:
             out.append(commands.docker_stop(owner.container))
+        elif owner.proxied_to is not None:
+            out.append(commands.docker_publishers(port))  # which container: the engine did not say
         elif owner.process is not None and not owner.in_profile:
             out.append(commands.process_lookup(owner.process))  # not named by the profile: never a stop command
         elif owner.process is not None:
@@ -142,12 +170,7 @@ def port_conflicts(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         unknown = [o for o in owners if not o.in_profile]
         recommendation = f"Keep exactly one owner of port {port}: stop the ones outside the chosen mode."
         if unknown:
-            recommendation += (
-                " "
-                + ", ".join(o.label for o in unknown)
-                + " is not named by the profile: stackwarden will not stop it; stop it yourself"
-                " or add its executable to the profile."
-            )
+            recommendation += " " + " ".join(_unnamed_advice(o, service) for o in unknown)
         yield Finding(
             id=f"port-conflict:{port}",
             rule="port-conflicts",
@@ -177,20 +200,21 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
             continue
         owner = owners[0]
         service = profile.service_for_port(port) or "?"
+        # a docker-proxy while the engine is unreachable is most likely the service's own
+        # container: not knowing which is the unreachable engine's finding, not a foreign owner
+        blind = owner.proxied_to is not None and not snapshot.reachable(Runtime.COMPOSE)
+        lookup = (commands.docker_publishers(port),) if owner.proxied_to is not None else ()
         yield Finding(
             id=f"port-foreign-owner:{port}",
             rule="port-foreign-owner",
             title=f"Port {port} ({service}) held by an unknown owner",
-            severity=Severity.HIGH,
+            severity=Severity.MEDIUM if blind else Severity.HIGH,
             services=(service,),
             runtimes=(owner.runtime or Runtime.HOST,),
             summary=f"port {port} of {service} is held by {owner.label}, which the profile does not name.",
             evidence=(_owner_evidence(owner),),
             locations=(_owner_location(owner),),
-            recommendation=(
-                f"stackwarden will not touch {owner.label}. Stop it yourself, or add its executable "
-                f"to services.{service}.host.executables if it is this service."
-            ),
-            action=f"Free port {port} yourself",
-            commands=(commands.port_listeners(port),),
+            recommendation=_unnamed_advice(owner, service),
+            action="Identify the container" if owner.proxied_to is not None else f"Free port {port} yourself",
+            commands=(*lookup, commands.port_listeners(port)),
         )

@@ -51,6 +51,17 @@ async def _plan_artifact_of(run_id: UUID, key: str) -> str:
     return str(artifacts[0].data) if artifacts else ""
 
 
+async def _cancelled_runs() -> list[Any]:
+    async with get_client() as client:
+        return list(
+            await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLED]))
+                )
+            )
+        )
+
+
 def _run_with_approval(profile: Path, answer: dict[str, Any]) -> tuple[SwitchOutcome, str]:
     """Start the flow, wait for its pause, answer like the UI, return the outcome and the plan."""
     result: dict[str, Any] = {}
@@ -96,6 +107,9 @@ def test_rejected_in_the_ui_changes_nothing(
         outcome, _ = _run_with_approval(s.profile_path, {"approve": False, "comment": "not today"})
         assert outcome.status is SwitchStatus.REJECTED
         assert "not today" in outcome.message and outcome.journal == ()
+        # a rejection is no success: the run ends Cancelled, named "Rejected", the reason in its message
+        runs = asyncio.run(_cancelled_runs())
+        assert any(r.state and r.state.name == "Rejected" and "not today" in (r.state.message or "") for r in runs)
         apps = k8s.AppsV1Api(s.api)
         assert {n: apps.read_namespaced_deployment(n, s.namespace).spec.replicas for n in REPLICAS} == REPLICAS
         for pid in s.host_pids.values():

@@ -22,6 +22,9 @@ from tests.support.realparts import free_ports, host_listener
 
 pytestmark = [pytest.mark.prefect]
 
+# filtered on the server: a 15 s schedule queues many Scheduled runs, more than one page
+COMPLETED = {"type": {"any_": ["COMPLETED"]}}
+
 
 def test_two_hosts_on_one_server_are_told_apart(ops_server: LocalServer, api: Api, tmp_path: Path) -> None:
     stack = unique_name("swfleet")
@@ -38,15 +41,21 @@ def test_two_hosts_on_one_server_are_told_apart(ops_server: LocalServer, api: Ap
         for host in hosts:
             poll(
                 lambda host=host: [
-                    r for r in api.flow_runs(tags={"all_": [f"host:{host}"]}) if r["state_type"] == "COMPLETED"
+                    r
+                    for r in api.flow_runs(tags={"all_": [f"host:{host}"]}, state={"type": {"any_": ["COMPLETED"]}})
+                    if r["state_type"] == "COMPLETED"
                 ],
                 timeout=180,
                 what=f"a completed audit of {host}",
             )
-    runs = [r for r in api.flow_runs(tags={"all_": [f"profile:{stack}"]}) if r["state_type"] == "COMPLETED"]
+    runs = [
+        r
+        for r in api.flow_runs(tags={"all_": [f"profile:{stack}"]}, state={"type": {"any_": ["COMPLETED"]}})
+        if r["state_type"] == "COMPLETED"
+    ]
     by_host = {host: [r for r in runs if r["parameters"]["host"] == host] for host in hosts}
     for host, host_runs in by_host.items():
-        assert host_runs, f"no audit of {host}"
+        assert host_runs, f"no audit of {host}: {[(r['name'], r['tags'], r['parameters']) for r in runs]}"
         assert all(f"host:{host}" in r["tags"] and r["name"] == f"audit-{stack}" for r in host_runs)
     deployments = {d["name"] for d in api.deployments() if d["name"].startswith(f"audit-{stack}@")}
     assert deployments == {f"audit-{stack}@{host}" for host in hosts}, "each host keeps its own deployment"

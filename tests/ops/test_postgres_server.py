@@ -62,7 +62,7 @@ def test_audits_against_a_prefect_server_on_postgresql(tmp_path: Path) -> None:
                         check=False,
                     )
                     assert done.returncode == 0, done.stderr[-2000:]
-            runs = [r for r in api.flow_runs() if r["name"] == f"audit-{name}"]
+            runs = api.flow_runs(name={"any_": [f"audit-{name}"]})
             assert len(runs) == 2 and all(r["state_type"] == "COMPLETED" for r in runs)
             keys = {a["key"] for a in api.artifacts(runs[0]["id"])}
             assert f"stackwarden-{name}-audit-report" in keys

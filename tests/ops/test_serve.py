@@ -40,7 +40,7 @@ def test_serve_schedules_audits_writes_metrics_and_stops_on_sigterm(
         done = poll(
             lambda: [
                 r
-                for r in api.flow_runs(tags={"all_": [f"host:{host}"]})
+                for r in api.flow_runs(tags={"all_": [f"host:{host}"]}, state={"type": {"any_": ["COMPLETED"]}})
                 if r["state_type"] == "COMPLETED" and r["name"] == f"audit-{name}"
             ],
             timeout=120,
@@ -103,3 +103,41 @@ def test_serve_without_api_url_starts_and_stops_its_own_server(tmp_path: Path) -
     assert (home / "prefect.db").is_file(), "the embedded server keeps its SQLite database in its own home"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/api/health", timeout=3)
+
+
+def test_a_runtime_absent_by_design_is_reported_but_no_failed_task_run(
+    ops_server: LocalServer, api: Api, tmp_path: Path
+) -> None:
+    """A profile with a cluster side on a host without a kubeconfig: the audit says Kubernetes was
+    not observed (a finding, never an all-clear) and observe-kubernetes completes, not red."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.support.realparts import REPO
+
+    profile_path = small_profile(tmp_path, free_ports(1)[0])
+    data = yaml.safe_load(profile_path.read_text())
+    data["kubernetes"] = {"namespace": "nowhere", "kubeconfig": str(tmp_path / "no-such-kubeconfig")}
+    profile_path.write_text(yaml.safe_dump(data))
+    name = data["name"]
+    env = {**os.environ, "PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client")}
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile_path), "--json", "--fail-on", "critical"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = {f["id"] for f in json.loads(done.stdout)["findings"]}
+    assert "runtime-unreachable:kubernetes" in ids
+    run = next(r for r in api.flow_runs(name={"any_": [f"audit-{name}"]}))
+    tasks = {t["name"]: t["state_type"] for t in api.task_runs(run["id"])}
+    kube = [state for task, state in tasks.items() if task.startswith("observe-kubernetes")]
+    assert kube == ["COMPLETED"], tasks

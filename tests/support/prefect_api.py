@@ -42,7 +42,13 @@ class Api:
         self.http = httpx.Client(base_url=api_url, timeout=30)
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        response = self.http.post(path, json=body)
+        """POST, retried a few times on 503/429: a busy SQLite server answers 503 for a lock,
+        as Prefect's own client retries."""
+        for attempt in range(6):
+            response = self.http.post(path, json=body)
+            if response.status_code not in {429, 503} or attempt == 5:
+                break
+            time.sleep(1 + attempt)
         response.raise_for_status()
         return response.json()
 

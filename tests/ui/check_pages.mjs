@@ -1,6 +1,6 @@
 // Open Prefect UI pages in headless Debian chromium and check what a person would see.
 //   node check_pages.mjs SPEC.json RESULT.json
-// SPEC: {"pages": [{"name": "...", "steps": [{"goto": URL} | {"click": {"role": R, "name": N}} |
+// SPEC: {"pages": [{"name": "...", "steps": [{"goto": URL} | {"click": {"role": R, "name": N}} | (clickText: exact text)
 //         {"clickText": T} | {"expect": TEXT} | {"screenshot": PATH}]}]}
 // RESULT: {"pages": [{"name", "seen": [TEXT...], "missing": [TEXT...], "errors": [...]}]}
 // Each expected text must become visible within the timeout; a missing one is reported, and the
@@ -31,11 +31,11 @@ try {
     for (const step of pageSpec.steps) {
       try {
         if (step.goto) {
-          await page.goto(step.goto, { waitUntil: "networkidle", timeout });
+          await page.goto(step.goto, { waitUntil: "load", timeout }); // the UI polls the API: never "networkidle"
         } else if (step.click) {
           await page.getByRole(step.click.role, { name: step.click.name }).first().click({ timeout });
         } else if (step.clickText) {
-          await page.getByText(step.clickText, { exact: false }).first().click({ timeout });
+          await page.getByText(step.clickText, { exact: true }).first().click({ timeout });
         } else if (step.expect) {
           try {
             await page.getByText(step.expect, { exact: false }).first().waitFor({ state: "visible", timeout });

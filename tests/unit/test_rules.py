@@ -204,7 +204,9 @@ def test_oom_killed_container_is_a_resource_problem() -> None:
 
 def test_unreachable_docker_is_reported_and_network_check_skipped() -> None:
     findings = _by_id(diagnose(snapshot(docker_reachable=False), profile()))
-    assert findings["runtime-unreachable:compose"].severity is Severity.MEDIUM
+    assert (
+        findings["runtime-unreachable:compose"].severity is Severity.HIGH
+    )  # compose-only: the engine runs every service
     assert "connection refused" in findings["runtime-unreachable:compose"].evidence[0]
     assert "network-isolation" not in findings
 

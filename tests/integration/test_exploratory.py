@@ -1,0 +1,128 @@
+"""Situations found by exploratory audits from outside the test suite, rebuilt with real parts:
+what the audit must neither miss nor read as an all-clear, and advice that fits this host."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from stackwarden.model import CrashCategory, Finding, Severity
+from stackwarden.pipeline import run_audit
+from stackwarden.profiles import load_profile
+from tests.support.compose import compose_project, tcp_service, unique_name
+from tests.support.kube import delete_namespace, deployment, new_namespace
+from tests.support.realparts import IMAGE, free_ports, wait_for
+
+
+def _audit(path: Path) -> dict[str, Finding]:
+    return {f.id: f for f in run_audit(load_profile(path)).result.findings}
+
+
+def _compose_profile(tmp: Path, project: Any, services: dict[str, Any]) -> Path:
+    path = tmp / "profile.yaml"
+    doc = {
+        "name": project.name,
+        "default_mode": "compose-only",
+        "compose": {"project": project.name, "files": [str(project.file)]},
+        "services": services,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def closed_socket(tmp_path: Path) -> Iterator[str]:
+    """A unix socket path nobody listens on: an engine that went away."""
+    path = tmp_path / "docker.sock"
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(path))
+    sock.close()
+    yield f"unix://{path}"
+
+
+@pytest.mark.docker
+def test_engine_gone_is_not_an_all_clear_nor_a_port_conflict(
+    docker_engine: None, tmp_path: Path, closed_socket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a healthy stack whose port is published on 0.0.0.0 and :: (two docker-proxy processes);
+    # then the engine is unreachable (DOCKER_HOST on a closed socket; the shared one keeps running)
+    (port,) = free_ports(1)
+    with compose_project(tmp_path, unique_name("swtest-xgone"), {"web": tcp_service(port, f"{port}:{port}")}) as p:
+        wait_for(lambda: p.inspect("web")["State"]["Running"], 30, "web to run")
+        path = _compose_profile(tmp_path, p, {"web": {"ports": [port]}})
+        monkeypatch.setenv("DOCKER_HOST", closed_socket)
+        findings = _audit(path)
+    assert f"port-conflict:{port}" not in findings, findings[f"port-conflict:{port}"].summary
+    blind = findings["runtime-unreachable:compose"]
+    assert blind.severity is Severity.HIGH and blind.services == ("web",)
+    owner = findings[f"port-foreign-owner:{port}"]
+    assert owner.severity is Severity.MEDIUM
+    assert "docker-proxy to" in owner.summary
+    assert not any(c.startswith(("kill", "docker stop")) for c in owner.commands)
+
+
+@pytest.mark.docker
+def test_containers_that_died_and_stay_down_are_diagnosed_from_their_logs(docker_engine: None, tmp_path: Path) -> None:
+    broker = "consumer: Cannot connect to amqp://guest:**@rabbitmq:5672//: [Errno -2] Name or service not known."
+    services = {
+        # a one-shot job over its memory limit: the kernel kills it (OOMKilled, exit 137)
+        "etl": {
+            "image": IMAGE,
+            "command": ["sh", "-c", "echo loading 4000000 rows; tail /dev/zero"],
+            "mem_limit": "16m",
+            "memswap_limit": "16m",
+        },
+        # a port-less worker whose broker host does not resolve: exit 1, no restart policy
+        "worker": {"image": IMAGE, "command": ["sh", "-c", f"echo celery worker starting; echo '{broker}'; exit 1"]},
+    }
+    with compose_project(tmp_path, unique_name("swtest-xdied"), services) as p:
+        wait_for(
+            lambda: all(p.inspect(s)["State"]["Status"] == "exited" for s in ("etl", "worker")), 60, "both to exit"
+        )
+        assert p.inspect("etl")["State"]["OOMKilled"]
+        findings = _audit(_compose_profile(tmp_path, p, {"etl": {}, "worker": {}}))
+    etl = findings["service-unavailable:etl:compose"]
+    assert etl.cause is not None and etl.cause.category is CrashCategory.RESOURCES
+    assert "mem_limit" in etl.recommendation and "loading 4000000 rows" in etl.evidence
+    worker = findings["service-unavailable:worker:compose"]
+    assert worker.cause is not None and worker.cause.signature == "dependency-name-unresolved"
+    assert any("rabbitmq" in line for line in worker.evidence)
+    assert worker.severity is Severity.HIGH
+
+
+@pytest.mark.kube
+def test_a_viewer_without_rights_does_not_read_the_namespace_as_empty(
+    control_plane: Any, kubelet: Any, tmp_path: Path
+) -> None:
+    api = control_plane.admin_api_client()
+    ns = new_namespace(api, "swtest-xblind")
+    try:
+        k8s.AppsV1Api(api).create_namespaced_deployment(ns, deployment("api", 1))
+        path = tmp_path / "profile.yaml"
+        doc = {
+            "name": ns,
+            "default_mode": "k8s-only",
+            "compose": {"project": ns, "files": [str(tmp_path / "unused.compose.yaml")]},
+            "kubernetes": {
+                "namespace": ns,
+                "kubeconfig": str(control_plane.viewer_kubeconfig),  # no Role bound in ns
+                "allowed_contexts": ["stackwarden-test"],
+            },
+            "services": {"api": {"ports": free_ports(1), "kubernetes": {"name": "api"}}},
+        }
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        findings = _audit(path)
+    finally:
+        delete_namespace(api, ns)
+    forbidden = findings["kube-forbidden"]
+    assert forbidden.severity is Severity.HIGH and forbidden.services == ("api",)
+    api_finding = findings["service-unavailable:api:kubernetes"]
+    assert api_finding.cause is not None and api_finding.cause.signature == "workload-not-readable"
+    assert "does not exist" not in api_finding.summary
+    assert "auth can-i list deployments" in " ".join(api_finding.commands)
