@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -296,6 +297,19 @@ def _waiting(statuses: list[Any]) -> Any:
     return next((s for s in statuses if s.state and s.state.waiting), None)
 
 
+def _seconds_since(stamp: Any, now: datetime) -> float | None:
+    """Seconds from a status timestamp (a datetime, or RFC 3339 text) to ``now``."""
+    if isinstance(stamp, str):
+        try:
+            stamp = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(stamp, datetime):
+        return None
+    aware = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return max(0.0, (now - aware).total_seconds())
+
+
 def _pod(obj: Any) -> PodState:
     """The pod as the kubelet and scheduler describe it: waiting reason and message, the last
     termination, conditions (PodScheduled, Ready) and the images, all from the list call."""
@@ -336,6 +350,11 @@ def _pod(obj: Any) -> PodState:
         restart_count=max((s.restart_count or 0 for s in statuses), default=0),
         last_exit_code=terminated.exit_code if terminated else None,
         last_reason=terminated.reason if terminated else None,
+        uptime_seconds=(
+            _seconds_since(worst.state.running.started_at, datetime.now(UTC))
+            if worst is not None and worst.state and worst.state.running
+            else None
+        ),
         owner=owners[0].name if owners else None,
         host_ports=host_ports,
     )

@@ -282,6 +282,9 @@ class PodState(Frozen):
     conditions: tuple[PodCondition, ...] = ()
     ready_containers: int = 0
     total_containers: int = 0
+    uptime_seconds: float | None = Field(
+        default=None, description="Seconds since the most restarted container last started, if it runs."
+    )
 
     def condition(self, type_: str) -> PodCondition | None:
         """The condition of that type, if the pod has it."""
@@ -295,10 +298,12 @@ class PodState(Frozen):
 
     @property
     def is_crash_looping(self) -> bool:
-        """CrashLoopBackOff, or restarting on failures."""
-        return self.waiting_reason == "CrashLoopBackOff" or (
-            self.restart_count > 0 and (self.last_exit_code or 0) != 0 and not self.ready
-        )
+        """CrashLoopBackOff, restarting on failures, or up again for only a moment after a
+        failure: between two crashes of a loop a container without a readiness probe is
+        Running and ready (the same window as a container's, RECENT_START_SECONDS)."""
+        failed_before = self.restart_count > 0 and (self.last_exit_code or 0) != 0
+        just_restarted = self.uptime_seconds is not None and self.uptime_seconds < RECENT_START_SECONDS
+        return self.waiting_reason == "CrashLoopBackOff" or (failed_before and (not self.ready or just_restarted))
 
 
 class KubeServicePort(Frozen):

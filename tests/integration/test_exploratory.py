@@ -16,7 +16,7 @@ from stackwarden.model import CrashCategory, Finding, Severity
 from stackwarden.pipeline import run_audit
 from stackwarden.profiles import load_profile
 from tests.support.compose import compose_project, tcp_service, unique_name
-from tests.support.kube import delete_namespace, deployment, new_namespace
+from tests.support.kube import Running, delete_namespace, deployment, new_namespace
 from tests.support.realparts import IMAGE, free_ports, wait_for
 
 
@@ -126,3 +126,49 @@ def test_a_viewer_without_rights_does_not_read_the_namespace_as_empty(
     assert api_finding.cause is not None and api_finding.cause.signature == "workload-not-readable"
     assert "does not exist" not in api_finding.summary
     assert "auth can-i list deployments" in " ".join(api_finding.commands)
+
+
+GO_PANIC = (
+    "panic: runtime error: invalid memory address or nil pointer dereference\n"
+    "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a3f2e]\n\n"
+    "goroutine 1 [running]:\nmain.main()\n\t/src/worker/main.go:27 +0x2e\n"
+)
+
+
+@pytest.mark.kube
+def test_a_pod_caught_running_between_two_crashes_is_a_crash_loop(
+    control_plane: Any, kubelet: Any, tmp_path: Path
+) -> None:
+    # a crash loop without a readiness probe: right after its 6th restart the container is
+    # Running and ready, lastState.terminated says exit 1 (the fake kubelet's Running with
+    # restarts); the previous container's logs hold the panic
+    api = control_plane.admin_api_client()
+    ns = new_namespace(api, "swtest-xagain")
+    kubelet.set_behaviour(Running(restart_count=6, previous_logs=GO_PANIC), selector="app=worker", namespace=ns)
+    try:
+        k8s.AppsV1Api(api).create_namespaced_deployment(ns, deployment("worker", 1))
+        core = k8s.CoreV1Api(api)
+        wait_for(
+            lambda: any(p.status.phase == "Running" for p in core.list_namespaced_pod(ns).items), 30, "worker to run"
+        )
+        path = tmp_path / "profile.yaml"
+        doc = {
+            "name": ns,
+            "default_mode": "k8s-only",
+            "compose": {"project": ns, "files": [str(tmp_path / "unused.compose.yaml")]},
+            "kubernetes": {
+                "namespace": ns,
+                "kubeconfig": str(control_plane.admin_kubeconfig),
+                "allowed_contexts": ["stackwarden-test"],
+            },
+            "services": {"worker": {"kubernetes": {"name": "worker"}}},
+        }
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        findings = _audit(path)
+    finally:
+        delete_namespace(api, ns)
+    loop = findings["crash-loop:worker"]
+    assert loop.severity is Severity.CRITICAL
+    assert loop.cause is not None and loop.cause.category is CrashCategory.CODE_ISSUE
+    assert loop.cause.exit_code == 1
+    assert any("nil pointer dereference" in line for line in loop.evidence)

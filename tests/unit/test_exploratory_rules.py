@@ -3,7 +3,7 @@ must not read as an all-clear, and advice that must fit what the owner really is
 
 from __future__ import annotations
 
-from stackwarden.model import CrashCategory, KubeObservation, Runtime, Severity
+from stackwarden.model import CrashCategory, KubeObservation, PodState, Runtime, Severity
 from stackwarden.rules import diagnose
 from tests.support.builders import PANIC, PORTS, container, profile, proxy_for, snapshot
 
@@ -103,3 +103,25 @@ def test_a_container_stopped_by_hand_is_not_a_death() -> None:
     assert not stopped.died_failing
     finding = _by_id(diagnose(snapshot(containers=(stopped,)), profile()))["service-unavailable:backend:compose"]
     assert finding.cause is not None and finding.cause.signature == "container-exited"
+
+
+def _worker_pod(uptime: float | None) -> PodState:
+    return PodState(
+        name="backend-5d9c-x1",
+        namespace="seedstack",
+        uid="u-1",
+        phase="Running",
+        labels={"app": "backend"},
+        ready=True,  # no readiness probe: ready the moment it runs again
+        restart_count=7,
+        last_exit_code=2,
+        owner="backend-5d9c",
+        uptime_seconds=uptime,
+        log_tail=("panic: runtime error: invalid memory address or nil pointer dereference",),
+    )
+
+
+def test_a_pod_seen_running_right_after_a_failed_restart_is_crash_looping() -> None:
+    assert _worker_pod(uptime=3.0).is_crash_looping
+    assert not _worker_pod(uptime=3600.0).is_crash_looping  # crashed long ago, fine since
+    assert not _worker_pod(uptime=None).is_crash_looping
