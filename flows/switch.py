@@ -282,6 +282,9 @@ def _phase_failure(
 @flow(
     name="switch-mode",
     flow_run_name=_run_name,
+    # explicit: PREFECT_FLOW_DEFAULT_RETRIES must not re-plan and re-apply a refused or
+    # rolled-back switch behind the person who approved one attempt
+    retries=0,
     task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
 )
 def switch_flow(

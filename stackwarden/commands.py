@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from stackwarden.model.plan import (
+    PREVIOUS_REPLICAS,
     ComposeStop,
     ComposeUp,
     ScaleWorkload,
@@ -23,8 +24,6 @@ from stackwarden.model.plan import (
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
 from stackwarden.sanitize import command as _join
-
-PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 
 
 def compose(profile: Profile, *args: str, project: str | None = None) -> str:

@@ -8,10 +8,12 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass, field
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
+    PREVIOUS_REPLICAS,
     ComposeStop,
     ComposeUp,
     Plan,
@@ -28,7 +30,6 @@ from stackwarden.placement import ServicePlacement, StackView, is_service_contai
 from stackwarden.rules import diagnose
 from stackwarden.rules.kubernetes import any_context_warning
 
-PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 _RUNNING = {"running", "restarting", "paused"}
 
 
@@ -112,7 +113,9 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
-        inverse=(f"systemctl start {unit}" if unit else " ".join(matcher.start_command or ())) if restartable else "",
+        inverse=shlex.join(["systemctl", "start", "--", unit] if unit else list(matcher.start_command or ()))
+        if restartable
+        else "",
         pid=p.pid,
         create_time=p.create_time,
         exe=p.exe,
@@ -180,7 +183,9 @@ def _compose_up(project: ComposeSpec, mode: Mode, wanted: list[tuple[str, str]])
         why=f"{mode}: no container exists yet for {', '.join(names)}",
         target=f"compose project {project.project} services {', '.join(names)}",
         reversible=True,
-        inverse=f"docker compose -p {project.project} stop " + " ".join(names),
+        inverse=shlex.join(
+            ["docker", "compose", "-p", project.project, *(a for f in project.files for a in ("-f", f)), "stop", *names]
+        ),
         project=project.project,
         files=project.files,
         working_dir=project.working_dir,

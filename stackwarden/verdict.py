@@ -105,6 +105,8 @@ def verdict(
             for owner in view.port_owners.get(port, ()):
                 if owner.runtime is not want:
                     failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
+                elif not owner.in_profile:  # right runtime, someone else's: its answer is not ours
+                    failures.append(f"{name}: port {port} is owned by {owner.label}, which is not {name}")
         finding = code_findings.get(name)
         if finding is not None and want in finding.runtimes:  # it crashes where it should run
             code_broken[name] = finding.title

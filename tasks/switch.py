@@ -3,7 +3,9 @@ blind retries: each step is idempotent and re-checks its target's identity befor
 
 No task here is ever served from a cache or persists its result (``cache_policy=NO_CACHE``):
 an apply, a health check or a preflight answer is only true when it is run, whatever Prefect's
-settings say (``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` would otherwise key them by inputs)."""
+settings say (``PREFECT_RESULTS_PERSIST_BY_DEFAULT=true`` would otherwise key them by inputs).
+Nor is any retried by Prefect (``retries=0``, whatever ``PREFECT_TASK_DEFAULT_RETRIES`` says): a
+stop that failed is not sent again; the flow decides what a failure means (roll back)."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def _step_run_name() -> str:
 
 @task(
     name="apply-step",
+    retries=0,  # explicit: PREFECT_TASK_DEFAULT_RETRIES must not repeat a step behind the plan
     task_run_name=_step_run_name,
     cache_policy=NO_CACHE,
     persist_result=False,
@@ -89,6 +92,7 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
 
 @task(
     name="preflight",
+    retries=0,  # explicit: PREFECT_TASK_DEFAULT_RETRIES must not repeat a step behind the plan
     task_run_name="preflight-{profile.name}-{the_plan.mode}",
     cache_policy=NO_CACHE,
     persist_result=False,
@@ -100,6 +104,7 @@ def preflight_task(the_plan: Plan, profile: Profile) -> list[str]:
 
 @task(
     name="health-checks",
+    retries=0,  # explicit: PREFECT_TASK_DEFAULT_RETRIES must not repeat a step behind the plan
     task_run_name="health-checks-{profile.name}-{mode}",
     cache_policy=NO_CACHE,
     persist_result=False,

@@ -28,7 +28,7 @@ from kubernetes.config.config_exception import ConfigException
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import AbsentError, PermanentError, RefusedError
 from stackwarden.model.base import Runtime
-from stackwarden.model.plan import Unchanged
+from stackwarden.model.plan import PREVIOUS_REPLICAS, Unchanged
 from stackwarden.model.profile import KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import (
     Coverage,
@@ -557,9 +557,6 @@ def observe_kubernetes(
         status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),
         observation=observation,
     )
-
-
-PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 
 
 def scale_workload(

@@ -16,6 +16,10 @@ from pydantic import Field
 
 from stackwarden.model.base import Frozen, Mode, Runtime
 
+PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
+"""The annotation a scale to 0 writes on the workload (its count before), read to restore it:
+one name for the planner, the Kubernetes adapter and the printed commands."""
+
 Phase = Literal["make", "break", "start"]
 PHASES: tuple[Phase, ...] = ("make", "break", "start")
 

@@ -15,8 +15,7 @@ from kubernetes import client as k8s
 
 from flows.switch import run_switch
 from stackwarden.model import Mode, Runtime
-from stackwarden.model.plan import Outcome, StepStatus, SwitchStatus
-from stackwarden.planner import PREVIOUS_REPLICAS
+from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, StepStatus, SwitchStatus
 from tests.integration.audit_helpers import audit
 from tests.support.kube import pods_settled
 from tests.support.stack import REPLICAS, Stack, fresh_stack

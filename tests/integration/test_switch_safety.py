@@ -21,8 +21,7 @@ from flows.switch import run_switch
 from stackwarden.adapters.host import stop_process
 from stackwarden.adapters.lock import switch_lock
 from stackwarden.errors import RefusedError
-from stackwarden.model.plan import Outcome, SwitchStatus
-from stackwarden.planner import PREVIOUS_REPLICAS
+from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, SwitchStatus
 from tests.support.compose import compose_project, tcp_service, unique_name
 from tests.support.datastores import DatastoreUnavailable, postgres_server, redis_server_persistent
 from tests.support.realparts import IMAGE, free_ports, host_listener, require, run, wait_for

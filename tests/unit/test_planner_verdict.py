@@ -14,8 +14,8 @@ from stackwarden.model import (
     PodState,
     Runtime,
 )
-from stackwarden.model.plan import Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
-from stackwarden.planner import PREVIOUS_REPLICAS, inverse_of, plan
+from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
+from stackwarden.planner import inverse_of, plan
 from stackwarden.verdict import verdict
 from tests.support.builders import PANIC, PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot
 
@@ -321,3 +321,47 @@ def test_an_unreachable_runtime_is_unobserved_with_its_reason() -> None:
 
     assert failure_reason("HTTPSConnectionPool: Read timed out. (read timeout=5)") == "timeout"
     assert failure_reason("(403) Forbidden") == "forbidden"
+
+
+def test_verdict_fails_when_a_foreign_owner_of_the_target_runtime_holds_the_port() -> None:
+    """A container of another compose project (same service name) publishing the profile's port
+    on another address: the runtime is right, the owner is not the service, and a TCP health
+    check on the port would be answered by it. That is no proof the switch worked."""
+    port = PORTS["redis"]
+    ours = container("redis", publish=(("127.0.0.1", port),))
+    theirs = container("redis", project="otherstack", publish=(("127.0.0.2", port),))
+    l1, p1 = proxy_for(ours, "127.0.0.1", port, 803)
+    l2, p2 = proxy_for(theirs, "127.0.0.2", port, 804)
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    result = verdict(
+        snapshot(containers=(ours, theirs), listeners=(l1, l2), processes=(p1, p2)),
+        data,
+        Mode.COMPOSE_ONLY,
+        {"redis": None},
+    )
+    assert result.outcome is Outcome.FAILED
+    assert any(f"port {port} is owned by container otherstack-redis-1" in f for f in result.failures)
+
+
+def test_a_printed_inverse_is_exactly_the_command_of_its_undo_step() -> None:
+    """What the plan shows as "reversible: ..." is what a person would copy: the compose stop
+    with the profile's files, a start_command quoted so its arguments stay arguments."""
+    from stackwarden.commands import step_commands
+    from stackwarden.model.plan import ComposeUp
+
+    data = profile()
+    redis = data.services["redis"]
+    assert redis.host is not None
+    host = redis.host.model_copy(update={"start_command": ("sh", "-c", "redis-server --port 1")})
+    data = data.model_copy(update={"services": {**data.services, "redis": redis.model_copy(update={"host": host})}})
+    snap = seed_snapshot()
+    gone = snap.model_copy(update={"containers": tuple(c for c in snap.containers if c.compose_service != "frontend")})
+    result = plan(gone, data, Mode.COMPOSE_ONLY)
+    stop = next(s for s in result.steps if isinstance(s, StopProcess) and s.service == "redis")
+    up = next(s for s in result.steps if isinstance(s, ComposeUp))
+    for step in (stop, up):
+        undo = inverse_of(step)
+        assert undo is not None and step.inverse == step_commands(undo, data)[0]
+    assert stop.inverse == "sh -c 'redis-server --port 1'"
+    assert " -f " in up.inverse
