@@ -33,7 +33,7 @@ from stackwarden.model.plan import (
     Verdict,
 )
 from stackwarden.model.profile import Profile
-from stackwarden.planner import inverse_of, plan
+from stackwarden.planner import inverse_of, plan, undo_after_failure
 from stackwarden.profiles import default_profile_path, load_profile
 from stackwarden.report.approval import render_approval
 from stackwarden.report.plan import render_plan
@@ -268,11 +268,12 @@ def parameter_problems(deadline: float, approval_timeout: float, lock_wait: floa
 def _phase_failure(
     results: list[tuple[Step, StepResult]], applied: list[Step], journal: list[StepResult]
 ) -> str | None:
-    """Journal a phase's results; the first step that did not apply, as the reason to stop."""
+    """Journal a phase's results; the first step that did not apply, as the reason to stop. A
+    failed step that may have half-happened (``undo_after_failure``) is undone with the rest."""
     reason = None
     for step, result in results:
         journal.append(result)
-        if result.status is StepStatus.APPLIED:
+        if result.status is StepStatus.APPLIED or (result.status is StepStatus.FAILED and undo_after_failure(step)):
             applied.append(step)
         elif result.status is not StepStatus.SKIPPED and reason is None:
             reason = f"step {step.id} {result.status}: {result.error}"

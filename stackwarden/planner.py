@@ -456,6 +456,15 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     )
 
 
+def undo_after_failure(step: Step) -> bool:
+    """Whether a step that *failed* is undone by the rollback too. A failed ``compose up a b``
+    may have started a before b failed, a failed start or scale may have gone through before its
+    answer was lost: their inverses (compose stop, container stop, scale back, each identity-checked
+    and a no-op where nothing changed) are safe either way. A failed process stop is not undone:
+    the process may still run, and its start_command would start a second one."""
+    return step.reversible and isinstance(step, ComposeUp | StartContainer | ScaleWorkload)
+
+
 def inverse_of(step: Step) -> Step | None:
     """The step that undoes ``step`` (None when it cannot be undone)."""
     if not step.reversible:

@@ -114,3 +114,54 @@ def test_rollback_never_starts_a_container_the_switch_found_stopped(
         assert statuses == {stop_old.id: StepStatus.SKIPPED, start_new.id: StepStatus.REFUSED}
         assert outcome.status is SwitchStatus.REFUSED, outcome.message
         assert {c["Names"]: c["State"] for c in project.containers()} == {f"{name}-old-1": "exited"}
+
+
+def test_a_compose_up_that_fails_halfway_is_undone_by_the_rollback(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    """``compose up a b`` starts a, then b cannot bind its port (taken after the plan was made):
+    the step failed, yet a runs. The rollback must stop a too, or the run says "rolled back"
+    while the stack is half-changed."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.switch import _carry_out
+    from stackwarden.model.base import Mode, Runtime
+    from stackwarden.model.plan import ComposeUp, Plan, StepStatus
+    from stackwarden.profiles import load_profile
+    from tests.support.realparts import host_listener
+
+    (port,) = free_ports(1)
+    name = unique_name("swtest-half")
+    services = {"a": tcp_service(8080, None), "b": tcp_service(8081, f"127.0.0.1:{port}:8081")}
+    with compose_project(tmp_path, name, services) as project:
+        project.compose("rm", "--stop", "--force")
+        profile = load_profile(
+            _write_profile(tmp_path / "p.yaml", name, project.file, {"a": {}, "b": {"ports": [port]}})
+        )
+        spec = profile.compose
+        up = ComposeUp(
+            id=f"compose-up:{name}:a,b",
+            service="a,b",
+            runtime=Runtime.COMPOSE,
+            why="test",
+            target="a, b",
+            reversible=True,
+            inverse="",
+            project=name,
+            files=spec.files,
+            working_dir=spec.working_dir,
+            services=("a", "b"),
+        )
+        the_plan = Plan(profile=name, mode=Mode.COMPOSE_ONLY, steps=(up,))
+
+        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
+        def carry_out() -> Any:
+            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 10)
+
+        with host_listener("squatter", "127.0.0.1", port):  # someone took b's port after the plan
+            outcome = carry_out(return_state=True).result(raise_on_failure=False)
+        assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
+        assert [r.status for r in outcome.journal] == [StepStatus.FAILED, StepStatus.ROLLED_BACK]
+        running = [c["Names"] for c in project.containers() if c["State"] == "running"]
+        assert running == []  # a was started by the failed step and stopped by the rollback
