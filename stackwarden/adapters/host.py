@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -102,11 +103,59 @@ def observe_host(ports: frozenset[int] | None = None, executables: frozenset[str
     unique = sorted(set(listeners), key=lambda item: (item.port, item.address, item.pid or 0))
     pids = {item.pid for item in unique if item.pid} | _named_pids(executables)
     processes = [p for pid in sorted(pids) if (p := process_info(pid))]
+    if ports is not None:  # profile ports only: never probe every port of the host
+        unique = _probe_proxies(unique, {p.pid for p in processes if p.exe_basename == "docker-proxy"})
     return HostObservation(
         status=RuntimeStatus(runtime=Runtime.HOST, reachable=True, endpoint=socket.gethostname()),
         listeners=tuple(unique),
         processes=tuple(processes),
     )
+
+
+PROXY_PROBE_SECONDS = 0.3
+"""How long a probe through a docker-proxy waits: the proxy closes a connection it cannot
+forward within milliseconds (the container is on a local bridge); a live service that waits
+for its client to speak first (HTTP, PostgreSQL) just holds it open until then."""
+
+
+def forwarded_reply(host: str, port: int, timeout: float = PROXY_PROBE_SECONDS) -> str | None:
+    """None when a connection to host:port stays open or answers; else how it failed.
+
+    A docker-proxy accepts every connection and closes it at once when nothing listens behind
+    it in the container (the app bound to the container's loopback, or to another port), so a
+    bare connect succeeds there: only reading tells. Nothing is sent."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            try:
+                data = conn.recv(1)
+            except TimeoutError:
+                return None
+            except ConnectionResetError:
+                return f"tcp {host}:{port}: accepted, then reset with no reply"
+            return None if data else f"tcp {host}:{port}: accepted, then closed at once with no reply"
+    except OSError as exc:
+        return f"tcp {host}:{port}: {exc}"
+
+
+def _probe_address(listener: Listener) -> str:
+    """Where to connect to reach ``listener``: its loopback when it listens on every address."""
+    if listener.address in {"0.0.0.0", "::"}:
+        return "127.0.0.1" if listener.family == "ipv4" else "::1"
+    return listener.address
+
+
+def _probe_proxies(listeners: list[Listener], proxy_pids: set[int]) -> list[Listener]:
+    """Probe each docker-proxy listener once, concurrently (a live service costs the probe's
+    wait, a dead one milliseconds), and record the ones that close at once."""
+    proxied = [item for item in listeners if item.pid in proxy_pids]
+    if not proxied:
+        return listeners
+    with ThreadPoolExecutor(max_workers=min(8, len(proxied)), thread_name_prefix="probe") as pool:
+        replies = dict(
+            zip(proxied, pool.map(lambda item: forwarded_reply(_probe_address(item), item.port), proxied), strict=True)
+        )
+    return [item.model_copy(update={"no_reply": replies[item]}) if replies.get(item) else item for item in listeners]
 
 
 def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process | None:

@@ -203,6 +203,11 @@ class Listener(Frozen):
     container_id: str | None = Field(
         default=None, description="Set when the socket is a docker-proxy forwarding to a container."
     )
+    no_reply: str | None = Field(
+        default=None,
+        description="For a docker-proxy: how a connection through it failed (accepted, then closed at "
+        "once: nothing listens behind it in the container). None when it stayed open or was not probed.",
+    )
 
     @property
     def family(self) -> Literal["ipv4", "ipv6"]:

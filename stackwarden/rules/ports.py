@@ -218,3 +218,51 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
             action="Identify the container" if owner.proxied_to is not None else f"Free port {port} yourself",
             commands=(*lookup, commands.port_listeners(port)),
         )
+
+
+@rule("port-no-reply")
+def port_no_reply(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """High: a container publishes the profile port and looks up, but a connection through its
+    docker-proxy is closed at once, so nothing listens behind the publish inside the container
+    (the app bound to the container's 127.0.0.1, or to another port). A bare TCP check passes
+    there, so nothing else would say so."""
+    view = stack_view(snapshot, profile)
+    for port, owners in view.port_owners.items():
+        for owner in owners:
+            dead = [item for item in owner.listeners if item.no_reply]
+            if (owner.container is None and owner.proxied_to is None) or not dead:
+                continue
+            if len(dead) < len(owner.listeners):
+                continue  # one family answers: not dead behind the proxy
+            service = profile.service_for_port(port) or "?"
+            c = owner.container
+            inner = next((d.container_port for d in c.published if d.host_port == port), port) if c else port
+            where = (
+                f"services.{c.compose_service} in {', '.join(c.compose_config_files) or 'its compose file'}"
+                if c
+                else "its container"
+            )
+            yield Finding(
+                id=f"port-no-reply:{port}",
+                rule="port-no-reply",
+                title=f"Port {port} ({service}) published but nothing answers",
+                severity=Severity.HIGH,
+                services=(service,),
+                runtimes=(Runtime.COMPOSE,),
+                summary=(
+                    f"port {port} of {service} is published by {owner.label}, but a connection is closed at once "
+                    f"with no reply: nothing listens on container port {inner} on the container's own address "
+                    "(the app binds 127.0.0.1 inside the container, or another port). Clients get an empty reply."
+                ),
+                evidence=tuple(f"{item.display}: {item.no_reply}" for item in dead),
+                locations=(_owner_location(owner),),
+                recommendation=(
+                    f"Make the app listen on 0.0.0.0:{inner} inside the container (its bind address or port "
+                    f"setting in {where}), then recreate it; its logs say what it listens on."
+                ),
+                action="Bind the app to the container's address",
+                commands=(
+                    *((commands.docker_logs(c),) if c else (commands.docker_publishers(port),)),
+                    commands.port_listeners(port),
+                ),
+            )

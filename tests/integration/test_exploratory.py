@@ -172,3 +172,23 @@ def test_a_pod_caught_running_between_two_crashes_is_a_crash_loop(
     assert loop.cause is not None and loop.cause.category is CrashCategory.CODE_ISSUE
     assert loop.cause.exit_code == 1
     assert any("nil pointer dereference" in line for line in loop.evidence)
+
+
+@pytest.mark.docker
+def test_a_publish_with_nothing_behind_it_is_found_and_a_live_one_is_not(docker_engine: None, tmp_path: Path) -> None:
+    # web's httpd binds the container's 127.0.0.1: docker-proxy accepts on the host and closes
+    # at once (clients see an empty reply; a bare TCP connect succeeds). ok binds 0.0.0.0.
+    dead, live = free_ports(2)
+    services = {
+        "web": {**tcp_service(dead, f"{dead}:{dead}"), "command": ["httpd", "-f", "-p", f"127.0.0.1:{dead}"]},
+        "ok": tcp_service(live, f"{live}:{live}"),
+    }
+    with compose_project(tmp_path, unique_name("swtest-xnoreply"), services) as p:
+        wait_for(lambda: all(p.inspect(s)["State"]["Running"] for s in ("web", "ok")), 30, "both to run")
+        findings = _audit(_compose_profile(tmp_path, p, {"web": {"ports": [dead]}, "ok": {"ports": [live]}}))
+    finding = findings[f"port-no-reply:{dead}"]
+    assert finding.severity is Severity.HIGH and finding.services == ("web",)
+    assert f"0.0.0.0:{dead}" in finding.recommendation
+    assert any("closed at once" in line for line in finding.evidence)
+    assert f"port-no-reply:{live}" not in findings
+    assert not [f for f in findings.values() if "ok" in f.services and f.severity is not Severity.OK]

@@ -125,3 +125,19 @@ def test_a_pod_seen_running_right_after_a_failed_restart_is_crash_looping() -> N
     assert _worker_pod(uptime=3.0).is_crash_looping
     assert not _worker_pod(uptime=3600.0).is_crash_looping  # crashed long ago, fine since
     assert not _worker_pod(uptime=None).is_crash_looping
+
+
+def test_a_proxy_that_closes_at_once_on_every_family_is_a_port_with_no_reply() -> None:
+    web = container("frontend", publish=(("0.0.0.0", PORTS["frontend"]), ("::", PORTS["frontend"])))
+    l4, p4 = proxy_for(web, "0.0.0.0", PORTS["frontend"], 4301)
+    l6, p6 = proxy_for(web, "::", PORTS["frontend"], 4302)
+    why = "accepted, then closed at once with no reply"
+    dead = snapshot(
+        containers=(web,),
+        listeners=(l4.model_copy(update={"no_reply": why}), l6.model_copy(update={"no_reply": why})),
+        processes=(p4, p6),
+    )
+    finding = _by_id(diagnose(dead, profile()))[f"port-no-reply:{PORTS['frontend']}"]
+    assert finding.severity is Severity.HIGH and finding.services == ("frontend",)
+    half = snapshot(containers=(web,), listeners=(l4.model_copy(update={"no_reply": why}), l6), processes=(p4, p6))
+    assert f"port-no-reply:{PORTS['frontend']}" not in _by_id(diagnose(half, profile()))
