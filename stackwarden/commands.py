@@ -55,6 +55,21 @@ def docker_stop(container: Container) -> str:
     return _join(["docker", "stop", container.name])
 
 
+def container_lookup(container: Container) -> str:
+    """Who a container is (project, service, image, state): what to print for a container the
+    profile does not name, which stackwarden never offers to stop."""
+    return _join(
+        [
+            "docker",
+            "inspect",
+            "--format",
+            '{{index .Config.Labels "com.docker.compose.project"}}/'
+            '{{index .Config.Labels "com.docker.compose.service"}} {{.Config.Image}} {{.State.Status}}',
+            container.name,
+        ]
+    )
+
+
 def docker_logs(container: Container, tail: int = 50) -> str:
     """Read the last lines of a container's logs."""
     return _join(["docker", "logs", "--tail", str(tail), container.name])

@@ -90,7 +90,9 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
                 )
             )
         elif owner.container is not None:
-            out.append(commands.docker_stop(owner.container))
+            # another project's container: who it is, never a stop that would leave that
+            # project's service without its owner
+            out.append(commands.container_lookup(owner.container))
         elif owner.proxied_to is not None:
             out.append(commands.docker_publishers(port))  # which container: the engine did not say
         elif owner.process is not None and not owner.in_profile:
@@ -103,7 +105,9 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             name = rest.split(" ", 1)[0].split("/", 1)[-1]
             out.append(commands.kubectl_for(snapshot, profile, "get", f"{kind.lower()}/{name}", "-o", "wide"))
     kept_owner = any(o.in_profile and o.runtime is keep for o in owners)
-    if placement is not None and keep is not None and not kept_owner and not ready_in(placement, keep):
+    # an owner stackwarden will not stop still holds the port: a start here would only fail on it
+    blocked = any(not o.in_profile and (o.process or o.container or o.proxied_to) for o in owners)
+    if placement is not None and keep is not None and not kept_owner and not blocked and not ready_in(placement, keep):
         start = start_command(snapshot, profile, placement, keep)
         if start:
             out.append(start)

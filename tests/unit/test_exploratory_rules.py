@@ -141,3 +141,22 @@ def test_a_proxy_that_closes_at_once_on_every_family_is_a_port_with_no_reply() -
     assert finding.severity is Severity.HIGH and finding.services == ("frontend",)
     half = snapshot(containers=(web,), listeners=(l4.model_copy(update={"no_reply": why}), l6), processes=(p4, p6))
     assert f"port-no-reply:{PORTS['frontend']}" not in _by_id(diagnose(half, profile()))
+
+
+def test_a_neighbour_holding_our_port_is_looked_up_never_stopped() -> None:
+    # two compose projects publish one port: the neighbour's got it, ours failed to bind
+    port = PORTS["backend"]
+    theirs = container("api", project="neighbour", publish=(("0.0.0.0", port),))
+    ours = container(
+        "backend",
+        "created",
+        declared=(("0.0.0.0", port),),
+        error=f"Bind for 0.0.0.0:{port} failed: port is already allocated",
+    )
+    listener, proxy = proxy_for(theirs, "0.0.0.0", port, 4401)
+    snap = snapshot(containers=(theirs, ours), listeners=(listener,), processes=(proxy,))
+    finding = _by_id(diagnose(snap, profile()))[f"port-conflict:{port}"]
+    assert not any(c.startswith("docker stop") for c in finding.commands), finding.commands
+    assert any(c.startswith("docker inspect") and theirs.name in c for c in finding.commands)
+    # starting ours while theirs holds the port would only fail again
+    assert not any(c.startswith("docker compose") for c in finding.commands), finding.commands
