@@ -13,8 +13,8 @@ from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.finding import Finding
 from stackwarden.model.plan import Outcome, Verdict
 from stackwarden.model.profile import NoHomePolicy, Profile
-from stackwarden.model.snapshot import Snapshot
-from stackwarden.placement import ServicePlacement, stack_view
+from stackwarden.model.snapshot import Container, Snapshot
+from stackwarden.placement import ServicePlacement, container_ready, stack_view
 from stackwarden.planner import blind_spots, target_runtime
 from stackwarden.rules import diagnose
 
@@ -39,10 +39,22 @@ def _present(placement: ServicePlacement) -> dict[Runtime, str]:
     return out
 
 
+def _container_serves(c: Container) -> bool:
+    """Running, not between two crashes, and not held back by its own healthcheck: a container
+    whose image declares one serves only once Docker calls it healthy ("health: starting" and
+    "unhealthy" do not), as a pod serves only once it is ready."""
+    return container_ready(c) and "health: starting" not in c.status
+
+
 def _up_in_target(placement: ServicePlacement, want: Runtime) -> str | None:
     """None when the service is up in its runtime, else what is missing."""
     if want is Runtime.COMPOSE:
-        return None if any(c.state == "running" for c in placement.containers) else "no running container"
+        if any(_container_serves(c) for c in placement.containers):
+            return None
+        running = [c for c in placement.containers if c.state == "running"]
+        if not running:
+            return "no running container"
+        return "running but not serving: " + ", ".join(f"{c.name} ({c.status or c.state})" for c in running)
     if want is Runtime.KUBERNETES:
         live = [w for w in placement.workloads if w.replicas > 0]
         if not live:

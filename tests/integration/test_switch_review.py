@@ -165,3 +165,25 @@ def test_a_compose_up_that_fails_halfway_is_undone_by_the_rollback(
         assert [r.status for r in outcome.journal] == [StepStatus.FAILED, StepStatus.ROLLED_BACK]
         running = [c["Names"] for c in project.containers() if c["State"] == "running"]
         assert running == []  # a was started by the failed step and stopped by the rollback
+
+
+def test_a_container_its_own_healthcheck_calls_unhealthy_is_not_a_switched_service(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    """The image's (here: the compose file's) healthcheck never passes. The container is
+    "running", but Docker itself says it does not serve: verify must not call that switched, and
+    the start is rolled back."""
+    name = unique_name("swtest-unhealthy")
+    sick = {
+        **tcp_service(8080, None),
+        "healthcheck": {"test": ["CMD", "false"], "interval": "1s", "timeout": "1s", "retries": 1},
+    }
+    with compose_project(tmp_path, name, {"web": sick}) as project:
+        project.compose("stop", "--timeout", "2", "web")
+        profile = _write_profile(tmp_path / "p.yaml", name, project.file, {"web": {}})
+        outcome = run_switch(mode="compose-only", profile_path=str(profile), apply=True, deadline_seconds=8)
+        assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
+        # the start is a make step (no port to free): the wait for it to serve is what fails
+        assert "web: not up under compose: running but not serving" in outcome.message
+        assert "unhealthy" in outcome.message or "health: starting" in outcome.message
+        assert {c["State"] for c in project.containers()} == {"exited"}

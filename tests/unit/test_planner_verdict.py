@@ -365,3 +365,22 @@ def test_a_printed_inverse_is_exactly_the_command_of_its_undo_step() -> None:
         assert undo is not None and step.inverse == step_commands(undo, data)[0]
     assert stop.inverse == "sh -c 'redis-server --port 1'"
     assert " -f " in up.inverse
+
+
+def test_verdict_waits_for_a_containers_own_healthcheck() -> None:
+    """Docker's "(health: starting)" and "(unhealthy)" are not serving; "(healthy)" is."""
+    redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    listener, proxy = proxy_for(redis, "127.0.0.1", PORTS["redis"], 803)
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+
+    def outcome(status: str) -> Outcome:
+        c = redis.model_copy(update={"status": status})
+        return verdict(
+            snapshot(containers=(c,), listeners=(listener,), processes=(proxy,)), data, Mode.COMPOSE_ONLY
+        ).outcome
+
+    assert outcome("Up 3 seconds (health: starting)") is Outcome.FAILED
+    assert outcome("Up 40 seconds (unhealthy)") is Outcome.FAILED
+    assert outcome("Up 40 seconds (healthy)") is Outcome.PASSED
+    assert outcome("Up 40 seconds") is Outcome.PASSED
