@@ -213,8 +213,11 @@ def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) 
         update={
             "state": state.get("Status", container.state),
             "restart_count": int(inspect.get("RestartCount") or 0),
-            # A running container has not exited yet: Docker's 0 there is not an exit code.
-            "exit_code": None if state.get("Running") and not state.get("Restarting") else state.get("ExitCode"),
+            # A running container has not exited yet, and a created one never ran: Docker's 0
+            # there is not an exit code.
+            "exit_code": None
+            if (state.get("Running") and not state.get("Restarting")) or state.get("Status") == "created"
+            else state.get("ExitCode"),
             "error": redact_text(state["Error"]) if state.get("Error") else None,
             "oom_killed": bool(state.get("OOMKilled")),
             "restart_policy": ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or None,
