@@ -221,8 +221,19 @@ def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) 
             "declared": declared or container.declared,
             "inspected": True,
             "uptime_seconds": _uptime(state, now) if state.get("Running") else None,
+            "health_output": _health_output(state),
         }
     )
+
+
+def _health_output(state: dict[str, Any]) -> str | None:
+    """The last health check's exit code and output, one line: why the engine calls it unhealthy."""
+    log = ((state.get("Health") or {}).get("Log")) or []
+    if not log:
+        return None
+    last = log[-1]
+    text = " ".join(str(last.get("Output") or "").split())[:300]
+    return redact_text(f"exit {last.get('ExitCode')}: {text}" if text else f"exit {last.get('ExitCode')}")
 
 
 def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[str, ...]:

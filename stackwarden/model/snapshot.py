@@ -103,6 +103,9 @@ class Container(Frozen):
         default=None, description="Seconds since the container last started (inspected containers)."
     )
     last_death: ContainerDeath | None = None
+    health_output: str | None = Field(
+        default=None, description="What the last health check printed, with its exit code (inspected containers)."
+    )
 
     @property
     def recorded_exit_code(self) -> int | None:

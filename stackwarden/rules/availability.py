@@ -137,11 +137,12 @@ def _compose_unready(snapshot: Snapshot, profile: Profile, placement: ServicePla
     code = c.recorded_exit_code
     state = f"{c.state}" + (f", exit code {code}" if code is not None else "")
     if c.state == "running":  # up but failing its health check
+        said = f" Its last check: {c.health_output}." if c.health_output else ""
         cause = _cause(
             CrashCategory.UNKNOWN,
             "unhealthy",
-            "The container runs but its health check fails.",
-            [f"{c.name}: {c.status}"],
+            f"The container runs but its health check fails.{said}",
+            [f"{c.name}: {c.status}", *([f"last health check: {c.health_output}"] if c.health_output else [])],
         )
         return _Unready(
             Runtime.COMPOSE,

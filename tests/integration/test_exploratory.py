@@ -192,3 +192,16 @@ def test_a_publish_with_nothing_behind_it_is_found_and_a_live_one_is_not(docker_
     assert any("closed at once" in line for line in finding.evidence)
     assert f"port-no-reply:{live}" not in findings
     assert not [f for f in findings.values() if "ok" in f.services and f.severity is not Severity.OK]
+
+
+@pytest.mark.docker
+def test_an_unhealthy_container_shows_what_its_health_check_said(docker_engine: None, tmp_path: Path) -> None:
+    (port,) = free_ports(1)
+    check = ["CMD", "wget", "-q", "-O-", f"http://127.0.0.1:{port}/healthz"]  # httpd has no /healthz: 404
+    api = {**tcp_service(port, f"{port}:{port}"), "healthcheck": {"test": check, "interval": "1s", "retries": 1}}
+    with compose_project(tmp_path, unique_name("swtest-xsick"), {"api": api}) as p:
+        wait_for(lambda: p.inspect("api")["State"].get("Health", {}).get("Status") == "unhealthy", 60, "unhealthy")
+        findings = _audit(_compose_profile(tmp_path, p, {"api": {"ports": [port]}}))
+    finding = findings["service-unavailable:api:compose"]
+    assert finding.cause is not None and finding.cause.signature == "unhealthy"
+    assert any(line.startswith("last health check: exit 1") and "404" in line for line in finding.evidence)
