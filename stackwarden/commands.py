@@ -143,7 +143,11 @@ def step_commands(step: Step, profile: Profile) -> list[str]:
         case StartContainer():
             return [_join(["docker", "start", step.name])]
         case ComposeUp():
-            return [_join([*_compose_argv(step.project, step.files), "up", "-d", "--no-deps", *step.services])]
+            return [
+                _join(
+                    [*_compose_argv(step.project, step.files), "up", "-d", "--no-deps", "--no-recreate", *step.services]
+                )
+            ]
         case ComposeStop():
             return [_join([*_compose_argv(step.project, step.files), "stop", *step.services])]
     return []

@@ -14,10 +14,12 @@ CONFIG_TIMEOUT_SECONDS = 30.0
 
 
 def compose_up(project: str, files: tuple[str, ...], working_dir: str | None, services: tuple[str, ...]) -> str:
-    """``docker compose -p PROJECT -f ... up -d --no-deps SERVICES``: exactly the planned services,
-    never a dependency the plan did not name (preflight refuses a dependency outside the mode).
+    """``docker compose -p PROJECT -f ... up -d --no-deps --no-recreate SERVICES``: exactly the
+    planned services, never a dependency the plan did not name (preflight refuses a dependency
+    outside the mode), and never a container replaced: the plan saw none, so one that exists now
+    was made after the review (by hand, with its own settings) and is only started as it is.
     Idempotent by Compose's own design."""
-    return _compose(project, files, working_dir, ["up", "-d", "--no-deps", *services])
+    return _compose(project, files, working_dir, ["up", "-d", "--no-deps", "--no-recreate", *services])
 
 
 def compose_stop(project: str, files: tuple[str, ...], working_dir: str | None, services: tuple[str, ...]) -> str:

@@ -187,3 +187,52 @@ def test_a_container_its_own_healthcheck_calls_unhealthy_is_not_a_switched_servi
         assert "web: not up under compose: running but not serving" in outcome.message
         assert "unhealthy" in outcome.message or "health: starting" in outcome.message
         assert {c["State"] for c in project.containers()} == {"exited"}
+
+
+def test_compose_up_never_recreates_a_container_created_by_hand_after_the_plan(
+    tmp_path: Path, docker_engine: None, prefect_server: None
+) -> None:
+    """The plan saw no container for web and would create one. Before it runs, a person creates
+    it with their own settings (an interpolated variable). ``compose up`` with stackwarden's
+    environment sees another config and would remove that container and make its own: a
+    container the plan never saw. It is started as it is instead (or left running)."""
+    from prefect import flow
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.switch import _carry_out
+    from stackwarden.model.base import Mode, Runtime
+    from stackwarden.model.plan import ComposeUp, Plan
+    from stackwarden.profiles import load_profile
+    from tests.support.realparts import run
+
+    name = unique_name("swtest-recreate")
+    web = {**tcp_service(8080, None), "environment": {"MARK": "${MARK:-planned}"}}
+    with compose_project(tmp_path, name, {"web": web}) as project:
+        project.compose("rm", "--stop", "--force")
+        profile = load_profile(_write_profile(tmp_path / "p.yaml", name, project.file, {"web": {}}))
+        spec = profile.compose
+        up = ComposeUp(
+            id=f"compose-up:{name}:web",
+            service="web",
+            runtime=Runtime.COMPOSE,
+            why="test",
+            target="web",
+            reversible=True,
+            inverse="",
+            project=name,
+            files=spec.files,
+            working_dir=spec.working_dir,
+            services=("web",),
+        )
+        the_plan = Plan(profile=name, mode=Mode.COMPOSE_ONLY, steps=(up,))
+        by_hand = ["docker", "compose", "-p", name, "-f", str(project.file), "up", "-d", "web"]
+        run(by_hand, env={**__import__("os").environ, "MARK": "by-hand"})
+        before = _container_id(project, "web")
+
+        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
+        def carry_out() -> Any:
+            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 20)
+
+        outcome = carry_out(return_state=True).result(raise_on_failure=False)
+        assert outcome.status is SwitchStatus.SWITCHED, outcome.message
+        assert _container_id(project, "web") == before  # the person's container, not a new one
