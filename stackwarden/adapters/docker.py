@@ -252,6 +252,19 @@ def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[s
     return tuple(redact_text(line) for line in text.splitlines() if line.strip())
 
 
+def _logs_if_any(client: docker.APIClient, container: Container, tail: int) -> tuple[str, ...]:
+    """The container's last lines, or none when it went away (404) or is dead or being removed
+    (409) between the list and this call: another project's ``compose down`` during an audit
+    must not make the whole engine read as unreachable."""
+    try:
+        return _log_tail(client, container.id, tail)
+    except docker.errors.APIError as exc:
+        if exc.status_code in {404, 409}:
+            LOG.info("logs of %s unavailable: %s", container.name, exc.explanation or exc)
+            return ()
+        raise
+
+
 DEATH_WINDOW_SECONDS = 600.0
 """How far back ``die`` events are read: longer than Docker's largest restart back-off (1 min)
 and than a loop's run between crashes, short enough to stay one small reply."""
@@ -330,8 +343,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
                 container = _with_inspect(container, inspect, datetime.now(UTC))
                 container = container.model_copy(update={"last_death": deaths.get(container.id)})
                 if container.is_crash_looping or container.died_failing:
-                    logs = _log_tail(client, summary["Id"], log_tail)
-                    container = container.model_copy(update={"log_tail": logs})
+                    container = container.model_copy(update={"log_tail": _logs_if_any(client, container, log_tail)})
             containers.append(container)
     except docker.errors.APIError as exc:
         raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc
