@@ -118,14 +118,17 @@ forward within milliseconds (the container is on a local bridge); a live service
 for its client to speak first (HTTP, PostgreSQL) just holds it open until then."""
 
 
-def forwarded_reply(host: str, port: int, timeout: float = PROXY_PROBE_SECONDS) -> str | None:
+def forwarded_reply(
+    host: str, port: int, timeout: float = PROXY_PROBE_SECONDS, connect_timeout: float | None = None
+) -> str | None:
     """None when a connection to host:port stays open or answers; else how it failed.
 
     A docker-proxy accepts every connection and closes it at once when nothing listens behind
     it in the container (the app bound to the container's loopback, or to another port), so a
-    bare connect succeeds there: only reading tells. Nothing is sent."""
+    bare connect succeeds there: only reading tells. Nothing is sent. ``timeout`` bounds the
+    wait for a reply, ``connect_timeout`` (default: the same) the connect."""
     try:
-        with socket.create_connection((host, port), timeout=timeout) as conn:
+        with socket.create_connection((host, port), timeout=connect_timeout or timeout) as conn:
             conn.settimeout(timeout)
             try:
                 data = conn.recv(1)
@@ -288,12 +291,13 @@ def executable_exists(argv0: str) -> bool:
 
 
 def check_tcp(port: int, timeout: float, host: str = "127.0.0.1") -> str | None:
-    """None when host:port accepts a connection, else why not."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as exc:
-        return f"tcp {host}:{port}: {exc}"
+    """None when host:port accepts a connection and keeps it open (or answers), else why not.
+
+    A bare connect is no health check: a container's docker-proxy accepts every connection even
+    when nothing listens behind it, so verify would pass a switch to a service no client can
+    reach. The connect gets the profile's ``timeout``; then, as for the audit's probe, a peer
+    that closes at once without a word is not serving."""
+    return forwarded_reply(host, port, timeout=min(timeout, PROXY_PROBE_SECONDS), connect_timeout=timeout)
 
 
 def check_http(url: str, timeout: float) -> str | None:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 
+from stackwarden.adapters.host import check_tcp
 from stackwarden.model import CrashCategory, Finding, Severity
 from stackwarden.pipeline import run_audit
 from stackwarden.profiles import load_profile
@@ -192,6 +193,23 @@ def test_a_publish_with_nothing_behind_it_is_found_and_a_live_one_is_not(docker_
     assert any("closed at once" in line for line in finding.evidence)
     assert f"port-no-reply:{live}" not in findings
     assert not [f for f in findings.values() if "ok" in f.services and f.severity is not Severity.OK]
+
+
+@pytest.mark.docker
+def test_the_switch_health_check_does_not_pass_a_publish_with_nothing_behind_it(
+    docker_engine: None, tmp_path: Path
+) -> None:
+    # verify's TCP check must not be fooled by docker-proxy accepting for a dead container
+    dead, live = free_ports(2)
+    services = {
+        "web": {**tcp_service(dead, f"{dead}:{dead}"), "command": ["httpd", "-f", "-p", f"127.0.0.1:{dead}"]},
+        "ok": tcp_service(live, f"{live}:{live}"),
+    }
+    with compose_project(tmp_path, unique_name("swtest-xhealth"), services) as p:
+        wait_for(lambda: all(p.inspect(s)["State"]["Running"] for s in ("web", "ok")), 30, "both to run")
+        wait_for(lambda: check_tcp(live, 2.0) is None, 30, "the live service to answer its health check")
+        failure = check_tcp(dead, 2.0)
+    assert failure is not None and "closed at once" in failure
 
 
 @pytest.mark.docker

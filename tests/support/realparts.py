@@ -72,7 +72,7 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 _LISTENER = """
-import ctypes, signal, socket, sys, time
+import ctypes, signal, socket, sys, threading, time
 name, host, port, slow = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME: what ps and psutil show
 def leave(signum, frame):
@@ -88,9 +88,17 @@ if family == socket.AF_INET6:
 s.bind((host, port))
 s.listen(16)
 print("ready", flush=True)
+def hold(conn):  # like a real server, wait for the client to speak (and close), never reply
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        conn.close()
 while True:
     conn, _ = s.accept()
-    conn.close()
+    threading.Thread(target=hold, args=(conn,), daemon=True).start()
 """
 
 
