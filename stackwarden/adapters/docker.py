@@ -213,8 +213,11 @@ def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) 
         update={
             "state": state.get("Status", container.state),
             "restart_count": int(inspect.get("RestartCount") or 0),
-            # A running container has not exited yet: Docker's 0 there is not an exit code.
-            "exit_code": None if state.get("Running") and not state.get("Restarting") else state.get("ExitCode"),
+            # A running container has not exited yet, and a created one never ran: Docker's 0
+            # there is not an exit code.
+            "exit_code": None
+            if (state.get("Running") and not state.get("Restarting")) or state.get("Status") == "created"
+            else state.get("ExitCode"),
             "error": redact_text(state["Error"]) if state.get("Error") else None,
             "oom_killed": bool(state.get("OOMKilled")),
             "restart_policy": ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or None,
@@ -247,6 +250,19 @@ def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[s
     )
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
     return tuple(redact_text(line) for line in text.splitlines() if line.strip())
+
+
+def _logs_if_any(client: docker.APIClient, container: Container, tail: int) -> tuple[str, ...]:
+    """The container's last lines, or none when it went away (404) or is dead or being removed
+    (409) between the list and this call: another project's ``compose down`` during an audit
+    must not make the whole engine read as unreachable."""
+    try:
+        return _log_tail(client, container.id, tail)
+    except docker.errors.APIError as exc:
+        if exc.status_code in {404, 409}:
+            LOG.info("logs of %s unavailable: %s", container.name, exc.explanation or exc)
+            return ()
+        raise
 
 
 DEATH_WINDOW_SECONDS = 600.0
@@ -327,8 +343,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
                 container = _with_inspect(container, inspect, datetime.now(UTC))
                 container = container.model_copy(update={"last_death": deaths.get(container.id)})
                 if container.is_crash_looping or container.died_failing:
-                    logs = _log_tail(client, summary["Id"], log_tail)
-                    container = container.model_copy(update={"log_tail": logs})
+                    container = container.model_copy(update={"log_tail": _logs_if_any(client, container, log_tail)})
             containers.append(container)
     except docker.errors.APIError as exc:
         raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc

@@ -202,6 +202,8 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
     for port, owners in view.port_owners.items():
         if len(owners) != 1 or owners[0].in_profile:
             continue
+        if _failed_publishers(snapshot, port):
+            continue  # the port conflict names this owner already, with the container it blocks
         owner = owners[0]
         service = profile.service_for_port(port) or "?"
         # a docker-proxy while the engine is unreachable is most likely the service's own

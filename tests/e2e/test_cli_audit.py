@@ -109,7 +109,10 @@ def test_audit_of_the_whole_seed_scenario(full_seed: FullSeed, tmp_path: Path) -
     assert "(running at https://127.0.0.1:" in config
     assert f"**Namespace:** `{ns}`" in config
     assert f"`{full_seed.scenario.project.name}-network`" in config
-    assert f"kubectl --context {full_seed.cluster.context} -n {ns} get pods -o wide" in text
-    assert f"kubectl --context {full_seed.cluster.context} -n {ns} scale deployment/backend --replicas=0" in text
+    # kubectl commands carry the profile's kubeconfig and the observed context, so they act on
+    # the cluster the report describes whatever the shell's current context is
+    kubectl = f"kubectl --kubeconfig {full_seed.cluster.kubeconfig} --context {full_seed.cluster.context} -n {ns}"
+    assert f"{kubectl} get pods -o wide" in text
+    assert f"{kubectl} scale deployment/backend --replicas=0" in text
     assert "the same root cause in compose and kubernetes" in text
     assert "Service backend-service: ClusterIP (internal only, no host port)" in text

@@ -205,3 +205,27 @@ def test_an_unhealthy_container_shows_what_its_health_check_said(docker_engine: 
     finding = findings["service-unavailable:api:compose"]
     assert finding.cause is not None and finding.cause.signature == "unhealthy"
     assert any(line.startswith("last health check: exit 1") and "404" in line for line in finding.evidence)
+
+
+@pytest.mark.docker
+def test_a_dependency_created_but_never_started_has_no_exit_code(docker_engine: None, tmp_path: Path) -> None:
+    # Node crash-loops on ECONNREFUSED to db's port; db was created (compose create) and never ran
+    from tests.support.compose import wait_restarts
+
+    web_port, db_port = free_ports(2)
+    refused = f"Error: connect ECONNREFUSED 127.0.0.1:{db_port}"
+    node = f"echo 'node:internal/process/promises:288'; echo '{refused}'; echo 'Node.js v18.19.0'; exit 1"
+    services = {"web": {"image": IMAGE, "command": ["sh", "-c", node], "restart": "always"}}
+    with compose_project(tmp_path, unique_name("swtest-xcreated"), services) as p:
+        doc = yaml.safe_load(p.file.read_text())
+        doc["services"]["db"] = tcp_service(db_port, f"{db_port}:{db_port}")
+        p.file.write_text(yaml.safe_dump(doc, sort_keys=False))
+        p.compose("create", "db")
+        wait_restarts(p, "web", at_least=1)
+        path = _compose_profile(tmp_path, p, {"web": {"ports": [web_port]}, "db": {"ports": [db_port]}})
+        findings = _audit(path)
+    loop = findings["crash-loop:web"]
+    assert f"{p.name}-db-1 created" in loop.summary and "exit code 0" not in loop.summary
+    assert any(c.endswith("start db") for c in loop.commands)
+    db = findings["service-unavailable:db:compose"]
+    assert "exit code" not in db.summary and db.cause is not None and db.cause.exit_code is None

@@ -94,14 +94,20 @@ def test_hybrid_guarded(stack: Stack) -> None:
     _assert_bystanders_untouched(stack)
 
 
-def _fingerprint(profile_path: Path) -> dict[str, Any]:
+def _fingerprint(stack: Stack) -> dict[str, Any]:
     """What a dry run must not change: identities and desired states, not the clock or the
-    crash loop's own restart counter."""
-    _, snap, _ = audit(profile_path)
+    crash loop's own restart counter. Containers are the stack's and its bystander's: the engine
+    is shared with the rest of the session, whose containers come and go on their own."""
+    _, snap, _ = audit(stack.profile_path)
     kube = snap.kubernetes
     assert kube is not None
+    projects = {stack.project.name, stack.bystander_project.name}
     return {
-        "containers": sorted((c.id, "restarting" if c.is_crash_looping else c.state) for c in snap.containers),
+        "containers": sorted(
+            (c.id, "restarting" if c.is_crash_looping else c.state)
+            for c in snap.containers
+            if c.compose_project in projects
+        ),
         "listeners": sorted((item.address, item.port, item.pid) for item in snap.listeners),
         "processes": sorted((p.pid, p.create_time) for p in snap.processes),
         "workloads": sorted(
@@ -112,26 +118,26 @@ def _fingerprint(profile_path: Path) -> dict[str, Any]:
 
 
 def test_dry_run_changes_nothing(stack: Stack) -> None:
-    before = _fingerprint(stack.profile_path)
+    before = _fingerprint(stack)
     outcome = run_switch(mode="compose-only", profile_path=str(stack.profile_path))
     assert outcome.status is SwitchStatus.DRY_RUN
     assert len(outcome.plan.steps) >= 7
-    assert _fingerprint(stack.profile_path) == before
+    assert _fingerprint(stack) == before
     stale = run_switch(mode="compose-only", profile_path=str(stack.profile_path), apply=True, expected_digest="0" * 64)
     assert stale.status is SwitchStatus.REFUSED and "changed since it was reviewed" in stale.message
-    assert _fingerprint(stack.profile_path) == before
+    assert _fingerprint(stack) == before
 
 
 def test_context_outside_allowlist_is_refused_before_any_change(
     tmp_path: Path, control_plane: Any, kubelet: Any, prefect_server: None
 ) -> None:
     with fresh_stack(tmp_path, control_plane, kubelet, allowed=["minikube", "kind-*"]) as s:
-        before = _fingerprint(s.profile_path)
+        before = _fingerprint(s)
         outcome = _switch(s, Mode.COMPOSE_ONLY)
         assert outcome.status is SwitchStatus.REFUSED
         assert "'stackwarden-test' is not in the profile's allowed_contexts" in outcome.message
         assert outcome.journal == ()
-        assert _fingerprint(s.profile_path) == before
+        assert _fingerprint(s) == before
 
 
 def test_planned_snapshot_has_every_runtime(stack: Stack) -> None:

@@ -84,6 +84,9 @@ def test_automations_fire_on_finding_events(
     url, received = webhook_receiver
     profile = load_profile(small_profile(tmp_path, free_ports(1)[0]))
     host = unique_name("automation-host")
+    # The events worker is a process-wide singleton bound to the API it started with: one left
+    # by an earlier test in this session would send these events to that test's server.
+    EventsWorker.drain_all()
     with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
         block_id = Webhook(method="POST", url=SecretStr(url)).save(name=unique_name("sw-hook"))
         deployment_id = switch_flow.to_deployment(  # type: ignore[union-attr]

@@ -46,8 +46,11 @@ class Project:
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     def inspect(self, service: str) -> dict[str, Any]:
-        cid = self.compose("ps", "-a", "-q", service).stdout.split()[0]
-        return json.loads(run(["docker", "inspect", cid]).stdout)[0]  # type: ignore[no-any-return]
+        """``docker inspect`` of the service's container; LookupError while there is none yet."""
+        ids = self.compose("ps", "-a", "-q", service).stdout.split()
+        if not ids:
+            raise LookupError(f"{self.name}/{service} has no container (yet)")
+        return json.loads(run(["docker", "inspect", ids[0]]).stdout)[0]  # type: ignore[no-any-return]
 
 
 def unique_name(prefix: str) -> str:
@@ -91,8 +94,15 @@ def compose_project(
 
 def wait_restarts(project: Project, service: str, at_least: int = 1, timeout: float = 60) -> None:
     """Wait until ``service`` has crashed and been restarted ``at_least`` times."""
+
+    def restarted_enough() -> bool:
+        try:
+            return int(project.inspect(service).get("RestartCount", 0)) >= at_least
+        except LookupError:  # ``up -d`` on a loaded engine may not have created it yet
+            return False
+
     wait_for(
-        lambda: int(project.inspect(service).get("RestartCount", 0)) >= at_least,
+        restarted_enough,
         timeout,
         f"{project.name}/{service} to restart {at_least} time(s)",
     )

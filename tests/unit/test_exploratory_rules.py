@@ -160,3 +160,13 @@ def test_a_neighbour_holding_our_port_is_looked_up_never_stopped() -> None:
     assert any(c.startswith("docker inspect") and theirs.name in c for c in finding.commands)
     # starting ours while theirs holds the port would only fail again
     assert not any(c.startswith("docker compose") for c in finding.commands), finding.commands
+
+
+def test_a_neighbour_blocking_our_container_is_one_finding_not_two() -> None:
+    port = PORTS["backend"]
+    theirs = container("api", project="neighbour", publish=(("0.0.0.0", port),))
+    ours = container("backend", "created", declared=(("0.0.0.0", port),), error="port is already allocated")
+    listener, proxy = proxy_for(theirs, "0.0.0.0", port, 4501)
+    found = _by_id(diagnose(snapshot(containers=(theirs, ours), listeners=(listener,), processes=(proxy,)), profile()))
+    assert f"port-conflict:{port}" in found
+    assert f"port-foreign-owner:{port}" not in found

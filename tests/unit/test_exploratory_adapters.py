@@ -1,0 +1,34 @@
+"""The Docker adapter when a container goes away between the list and its logs call (seen in a
+real run: another project's ``compose down`` during an audit)."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+import requests
+
+from stackwarden.adapters.docker import _logs_if_any
+from tests.support.builders import container
+
+
+class _GoneClient:
+    """Answers a logs call as the engine does for a container dead or marked for removal."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def logs(self, *args: object, **kwargs: object) -> bytes:
+        response = requests.Response()
+        response.status_code = self.status
+        raise docker.errors.APIError("can not get logs from container which is dead or marked for removal", response)
+
+
+@pytest.mark.parametrize("status", [404, 409])
+def test_logs_of_a_container_that_went_away_are_none_not_an_unreachable_engine(status: int) -> None:
+    gone = container("backend", "dead", exit_code=1)
+    assert _logs_if_any(_GoneClient(status), gone, 40) == ()  # type: ignore[arg-type]
+
+
+def test_any_other_engine_error_still_raises() -> None:
+    with pytest.raises(docker.errors.APIError):
+        _logs_if_any(_GoneClient(400), container("backend", "exited", exit_code=1), 40)  # type: ignore[arg-type]
