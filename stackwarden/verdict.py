@@ -64,14 +64,21 @@ def _up_in_target(placement: ServicePlacement, want: Runtime) -> str | None:
     return None if placement.processes else "no host process"
 
 
-def _code_issues(snapshot: Snapshot, profile: Profile) -> dict[str, Finding]:
-    """Services whose crash loop is a code issue: no mode fixes them, so neither verify nor the
-    make-before-break wait holds the switch to them being up."""
-    return {
-        f.services[0]: f
-        for f in diagnose(snapshot, profile)
-        if f.cause is not None and f.cause.category is CrashCategory.CODE_ISSUE and f.services
-    }
+def _code_issues(snapshot: Snapshot, profile: Profile) -> dict[str, list[Finding]]:
+    """Per service, its findings whose crash is a code issue: no mode fixes them, so neither
+    verify nor the make-before-break wait holds the switch to them being up where they crash.
+    All of them, not one: a service can have one in each runtime (a crash loop in the cluster,
+    a container that died of the same panic under Compose)."""
+    out: dict[str, list[Finding]] = {}
+    for f in diagnose(snapshot, profile):
+        if f.cause is not None and f.cause.category is CrashCategory.CODE_ISSUE and f.services:
+            out.setdefault(f.services[0], []).append(f)
+    return out
+
+
+def _code_issue_in(code: Mapping[str, list[Finding]], service: str, runtime: Runtime) -> Finding | None:
+    """The service's code-issue finding in ``runtime``, if it crashes there."""
+    return next((f for f in code.get(service, ()) if runtime in f.runtimes), None)
 
 
 def verdict(
@@ -119,8 +126,8 @@ def verdict(
                     failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
                 elif not owner.in_profile:  # right runtime, someone else's: its answer is not ours
                     failures.append(f"{name}: port {port} is owned by {owner.label}, which is not {name}")
-        finding = code_findings.get(name)
-        if finding is not None and want in finding.runtimes:  # it crashes where it should run
+        finding = _code_issue_in(code_findings, name, want)
+        if finding is not None:  # it crashes where it should run
             code_broken[name] = finding.title
             checks.append(f"{name}: in {want}, broken by a code issue ({finding.title})")
             continue
@@ -162,7 +169,7 @@ def not_ready(
     code = _code_issues(snapshot, profile)
     for name in services:
         want = target_runtime(profile, mode, name)
-        if want is None or (name in code and want in code[name].runtimes):
+        if want is None or _code_issue_in(code, name, want) is not None:
             continue  # a code issue: it will never be ready there, and verify reports it apart
         missing = _up_in_target(view.placements[name], want)
         if missing:
