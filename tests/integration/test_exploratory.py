@@ -57,8 +57,9 @@ def test_engine_gone_is_not_an_all_clear_nor_a_port_conflict(
     with compose_project(tmp_path, unique_name("swtest-xgone"), {"web": tcp_service(port, f"{port}:{port}")}) as p:
         wait_for(lambda: p.inspect("web")["State"]["Running"], 30, "web to run")
         path = _compose_profile(tmp_path, p, {"web": {"ports": [port]}})
-        monkeypatch.setenv("DOCKER_HOST", closed_socket)
-        findings = _audit(path)
+        with monkeypatch.context() as env:  # undone before the project is taken down
+            env.setenv("DOCKER_HOST", closed_socket)
+            findings = _audit(path)
     assert f"port-conflict:{port}" not in findings, findings[f"port-conflict:{port}"].summary
     blind = findings["runtime-unreachable:compose"]
     assert blind.severity is Severity.HIGH and blind.services == ("web",)
