@@ -8,6 +8,7 @@ import contextlib
 import shlex
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,8 +63,15 @@ def test_a_crash_loop_is_diagnosed_200_times_in_a_row_while_it_restarts(docker_e
             )
         )
         wait_restarts(project, "api", at_least=1, timeout=40)
+        restarts_before = int(project.inspect("api")["RestartCount"])
         phases: Counter[str] = Counter()
-        for attempt in range(200):
+        # 200 observations in a row, and on until it has restarted while watched (a fast machine
+        # makes 200 in less than one 11 s run), each with the right cause and exit code
+        attempt, deadline = 0, time.monotonic() + 90
+        while attempt < 200 or (
+            int(project.inspect("api")["RestartCount"]) <= restarts_before and time.monotonic() < deadline
+        ):
+            attempt += 1
             snapshot = observe(profile)
             container = next(c for c in snapshot.containers if c.compose_project == name)
             phases[container.state] += 1
@@ -83,9 +91,10 @@ def test_a_crash_loop_is_diagnosed_200_times_in_a_row_while_it_restarts(docker_e
             )
             assert "exit code 1" in crash.locations[0].detail and "None" not in crash.summary, crash.summary
             assert any("KeyError: 'DATABASE_URL'" in line for line in crash.evidence)
-        print(f"\n200 observations of a restarting crash loop, by state: {dict(phases)}")
+        print(f"\n{attempt} observations of a restarting crash loop, by state: {dict(phases)}")
+        assert attempt >= 200
         assert phases["running"] > 0  # the hard case (no exit code in the engine's state) was seen
-        assert int(project.inspect("api")["RestartCount"]) >= 2  # it restarted while we watched
+        assert int(project.inspect("api")["RestartCount"]) > restarts_before  # it restarted while we watched
 
 
 def test_a_stopped_compose_dependency_is_named_with_its_state_and_started_by_the_advice(
