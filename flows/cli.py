@@ -240,6 +240,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--port", type=int, default=None, help="port of the local Prefect server (default 4200, or a free one)"
     )
+    serve.add_argument(
+        "--drain-timeout",
+        type=_drain_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help=(
+            "on SIGTERM or Ctrl-C, wait up to SECONDS for runs in flight (a switch between its stop and "
+            "its start) before cancelling them; runs paused for approval are cancelled at once; "
+            "0 cancels everything at once (default 300; set systemd's TimeoutStopSec above it)"
+        ),
+    )
 
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -494,6 +505,17 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _drain_seconds(text: str) -> float:
+    """0 to 3600 seconds: long enough for any switch's grace periods, short enough to be a stop."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 3600 seconds")
+    return seconds
+
+
 def _serve(args: argparse.Namespace) -> int:
     from flows.local_server import local_server, stackwarden_prefect_home
 
@@ -541,6 +563,7 @@ def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Nam
             audit_every=args.audit_every,
             prometheus_dir=args.prometheus_dir,
             ui_url=ui_url,
+            drain_seconds=args.drain_timeout,
         )
 
 

@@ -8,14 +8,21 @@ tag and a parameter.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
-from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
+from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
 from flows.audit import audit_flow
@@ -80,11 +87,102 @@ def deployments_for(
     return deployments
 
 
+DEFAULT_DRAIN_SECONDS = 300.0
+"""How long SIGTERM (or Ctrl-C) waits for runs in flight; systemd's TimeoutStopSec must be longer."""
+
+
+class DrainingRunner(Runner):
+    """Prefect's runner, but SIGTERM and the first Ctrl-C drain before they stop.
+
+    Prefect's own handler cancels every run it tracks at once. A switch killed between its stop
+    and its start leaves a service with no owner, and a run that had just reported Completed
+    (its process still exiting) is rewritten Cancelled. Here a stop signal first stops taking new
+    runs, then waits (up to ``drain_seconds``) for every run still in flight to finish; a run
+    paused for approval has changed nothing and is cancelled at once. A second signal stops now.
+    """
+
+    def __init__(self, *, drain_seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.drain_seconds = drain_seconds
+
+    def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+        if not self.started or self.stopping or self._loop is None:
+            self._logger.info("Second stop signal: stopping now; runs still in flight are cancelled")
+            sys.exit(0)
+        self._logger.info(
+            "Stop signal received: no new runs; waiting up to %.0f s for runs in flight (a second signal stops now)",
+            self.drain_seconds,
+        )
+        self.stopping = True  # the runner submits nothing more (its poller checks this flag too)
+        poller = getattr(self, "_scheduled_run_poller", None)
+        if poller is not None:
+            poller.stopping = True
+        self.execute_in_background(self._drain_then_stop)
+
+    async def start(self, run_once: bool = False, webserver: bool | None = None) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self.handle_sigterm)  # Ctrl-C drains like SIGTERM
+        await super().start(run_once=run_once, webserver=webserver)
+
+    async def _drain_then_stop(self) -> None:
+        deadline = time.monotonic() + self.drain_seconds
+        announced: set[UUID] = set()
+        while True:
+            busy = await self._runs_in_flight()
+            if not busy:
+                break
+            if time.monotonic() >= deadline:
+                names = ", ".join(sorted(run.name for run in busy))
+                self._logger.warning("Drain time is up; cancelling runs still in flight: %s", names)
+                break
+            for run in busy:
+                if run.id not in announced:
+                    announced.add(run.id)
+                    self._logger.info("Waiting for flow run %r (%s) to finish", run.name, run.state)
+            await asyncio.sleep(0.5)
+        await self.astop()
+
+    async def _runs_in_flight(self) -> list[InFlight]:
+        """Runs whose process is still alive, except those paused for approval (nothing changed yet).
+
+        A run whose state is already final but whose process has not exited counts: cancelling it
+        now would overwrite its Completed state. A run the server cannot tell about counts too: an
+        unreachable server is no evidence that a switch is not between its stop and its start."""
+        manager = getattr(self, "_process_manager", None)
+        ids: set[UUID] = set(manager.flow_run_ids()) if manager is not None else set()
+        busy = []
+        for flow_run_id in ids:
+            try:
+                run = await self._client.read_flow_run(flow_run_id)
+            except Exception as exc:  # any failure to read is "state unknown"
+                busy.append(InFlight(flow_run_id, str(flow_run_id), f"state unknown: {type(exc).__name__}"))
+                continue
+            if run.state is not None and run.state.is_paused():
+                continue
+            busy.append(InFlight(run.id, run.name, (run.state.name if run.state is not None else None) or "no state"))
+        return busy
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A run the drain waits for: its id, its name and the state the server last reported."""
+
+    id: UUID
+    name: str
+    state: str
+
+
 def serve_stack(
-    served: Sequence[Served], *, host: str, audit_every: timedelta, prometheus_dir: Path | None, ui_url: str | None
+    served: Sequence[Served],
+    *,
+    host: str,
+    audit_every: timedelta,
+    prometheus_dir: Path | None,
+    ui_url: str | None,
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS,
 ) -> None:
-    """Register the deployments and run them until Ctrl-C or SIGTERM (Prefect's runner handles
-    both and returns; schedules are paused on the way out so no run is left unattended)."""
+    """Register the deployments and run them until Ctrl-C or SIGTERM. Runs in flight finish first
+    (``DrainingRunner``); schedules are paused on the way out so no run is left unattended."""
     deployments = [
         d for s in served for d in deployments_for(s, host=host, audit_every=audit_every, prometheus_dir=prometheus_dir)
     ]
@@ -93,4 +191,10 @@ def serve_stack(
         print(f"  {deployment.flow_name}/{deployment.name}", flush=True)
     if ui_url:
         print(f"Prefect UI: {ui_url}", flush=True)
-    serve(*deployments, print_starting_message=False)
+    runner = DrainingRunner(drain_seconds=drain_seconds, pause_on_shutdown=True)
+    for deployment in deployments:
+        runner.add_deployment(deployment)
+    try:
+        asyncio.run(runner.start())
+    except KeyboardInterrupt:
+        print("stackwarden serve: stopped", flush=True)

@@ -33,6 +33,12 @@ def test_serve_rejects_a_bad_duration_with_exit_2(capsys: pytest.CaptureFixture[
     assert "'soon' is not a duration" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["-1", "3601", "nan", "inf", "five"])
+def test_serve_rejects_a_bad_drain_timeout_with_exit_2(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--drain-timeout", text]) == EXIT_USAGE
+    assert f"{text!r} is not" in capsys.readouterr().err
+
+
 def test_serve_rejects_a_malformed_profile_before_starting_anything(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
