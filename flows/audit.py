@@ -59,9 +59,11 @@ def _run_name() -> str:
 class TaskSubmitter:
     """The pipeline's observe steps submitted as Prefect tasks (recorded, retried by Prefect)."""
 
-    def docker(self, timeouts: Timeouts) -> Result[DockerObservation | RuntimeStatus]:
+    def docker(
+        self, timeouts: Timeouts, stateful: tuple[tuple[str, str], ...]
+    ) -> Result[DockerObservation | RuntimeStatus]:
         """Submit observe-docker."""
-        return observe_docker_task.submit(timeouts=timeouts)
+        return observe_docker_task.submit(timeouts=timeouts, stateful=stateful)
 
     def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]:
         """Submit observe-host."""

@@ -14,6 +14,7 @@ from stackwarden.model.plan import (
     PREVIOUS_REPLICAS,
     ComposeStop,
     ComposeUp,
+    GracefulStop,
     ScaleWorkload,
     StartContainer,
     StartProcess,
@@ -138,7 +139,7 @@ def step_commands(step: Step, profile: Profile) -> list[str]:
             return [_join(step.start_command or ())]
         case StopContainer():
             if step.stateful:  # its own clean signal and no SIGKILL after a timeout (docker stop would)
-                return [_join(["docker", "kill", "--signal", "SIGTERM", step.name])]
+                return graceful_stop_commands(step.name, step.timeout_seconds, step.graceful)
             return [_join(["docker", "stop", "--time", str(step.timeout_seconds), step.name])]
         case StartContainer():
             return [_join(["docker", "start", step.name])]
@@ -151,6 +152,21 @@ def step_commands(step: Step, profile: Profile) -> list[str]:
         case ComposeStop():
             return [_join([*_compose_argv(step.project, step.files), "stop", *step.services])]
     return []
+
+
+def graceful_stop_commands(name: str, timeout_seconds: int, graceful: GracefulStop | None) -> list[str]:
+    """What the switch does to a stateful container, by hand: its restart policy paused if the
+    plan says so, the planned signal, a wait of the step's timeout (``timeout`` ends the wait,
+    not the container: nothing is SIGKILLed), the policy put back."""
+    how = graceful or GracefulStop(signal="SIGTERM")
+    out = []
+    if how.pause_restart_policy is not None:
+        out.append(_join(["docker", "update", "--restart", "no", name]))
+    out.append(_join(["docker", "kill", "--signal", how.signal, name]))
+    out.append(_join(["timeout", str(timeout_seconds), "docker", "wait", name]))
+    if how.pause_restart_policy is not None:
+        out.append(_join(["docker", "update", "--restart", how.pause_restart_policy, name]))
+    return out
 
 
 def process_lookup(process: ProcessInfo) -> str:

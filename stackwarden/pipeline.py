@@ -65,10 +65,25 @@ OBSERVE_RETRIES: dict[Runtime, Retry] = {
 # ---------------------------------------------------------------- observe, one step per runtime
 
 
-def observe_docker_step(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
-    """Containers (one list call; inspect and logs only for unhealthy ones) and networks.
+def observe_docker_step(
+    log_tail: int = 40, timeouts: Timeouts | None = None, stateful: tuple[tuple[str, str], ...] = ()
+) -> DockerObservation:
+    """Containers (one list call; inspect and logs only for unhealthy ones, inspect for those of
+    the ``stateful`` (project, compose service) pairs) and networks.
     Raises on failure: the caller decides between a retry and an unreachable record."""
-    return observe_docker(log_tail=log_tail, timeouts=timeouts)
+    return observe_docker(log_tail=log_tail, timeouts=timeouts, always_inspect=frozenset(stateful))
+
+
+def stateful_containers(profile: Profile) -> tuple[tuple[str, str], ...]:
+    """(compose project, compose service) of every stateful service: their containers are
+    inspected even when healthy, since a switch stops them by their own stop signal."""
+    return tuple(
+        sorted(
+            (profile.compose_for(name).project, profile.compose_service_name(name))
+            for name, spec in profile.services.items()
+            if spec.stateful
+        )
+    )
 
 
 def observe_host_step(ports: list[int], executables: list[str] | None = None) -> HostObservation:
@@ -96,7 +111,9 @@ class Result(Protocol[T_co]):
 class Submitter(Protocol):
     """Starts the three observe steps; each call returns at once with something to wait on."""
 
-    def docker(self, timeouts: Timeouts) -> Result[DockerObservation | RuntimeStatus]: ...
+    def docker(
+        self, timeouts: Timeouts, stateful: tuple[tuple[str, str], ...]
+    ) -> Result[DockerObservation | RuntimeStatus]: ...
 
     def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]: ...
 
@@ -123,10 +140,10 @@ class ThreadSubmitter:
     def __init__(self, executor: ThreadPoolExecutor) -> None:
         self._executor = executor
 
-    def docker(self, timeouts: Timeouts) -> Result[DockerObservation]:
+    def docker(self, timeouts: Timeouts, stateful: tuple[tuple[str, str], ...]) -> Result[DockerObservation]:
         """Start the Docker observation."""
         policy = OBSERVE_RETRIES[Runtime.COMPOSE]
-        step = partial(observe_docker_step, timeouts=timeouts)
+        step = partial(observe_docker_step, timeouts=timeouts, stateful=stateful)
         return self._executor.submit(with_retries, step, policy, "observe-docker")
 
     def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]:
@@ -200,7 +217,7 @@ def observe_all(
     if submitter is None:
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="observe") as executor:
             return observe_all(profile, ThreadSubmitter(executor), log)
-    docker_pending = submitter.docker(profile.timeouts)
+    docker_pending = submitter.docker(profile.timeouts, stateful_containers(profile))
     host_pending = submitter.host(list(profile.all_ports()), list(profile.portless_executables()))
     kube_pending = submitter.kubernetes(profile.kubernetes, profile.timeouts) if profile.kubernetes else None
     return assemble(

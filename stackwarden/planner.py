@@ -23,6 +23,7 @@ from stackwarden.model.plan import (
     Step,
     StopContainer,
     StopProcess,
+    graceful_stop,
 )
 from stackwarden.model.profile import ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
@@ -150,6 +151,7 @@ def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) ->
         compose_project=c.compose_project or "",
         timeout_seconds=grace,
         stateful=spec.stateful,
+        graceful=graceful_stop(spec.stateful, c),
     )
 
 
@@ -167,6 +169,7 @@ def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -
         compose_project=c.compose_project or "",
         stop_timeout_seconds=_grace(profile, service),
         stateful=profile.services[service].stateful,
+        graceful=graceful_stop(profile.services[service].stateful, c),
     )
 
 
@@ -486,11 +489,17 @@ def inverse_of(step: Step) -> Step | None:
                 target=step.target,
                 stop_timeout_seconds=step.timeout_seconds,
                 stateful=step.stateful,
+                graceful=step.graceful,
                 **container,
                 **base,
             )
         return StopContainer(
-            target=step.target, timeout_seconds=step.stop_timeout_seconds, stateful=step.stateful, **container, **base
+            target=step.target,
+            timeout_seconds=step.stop_timeout_seconds,
+            stateful=step.stateful,
+            graceful=step.graceful,
+            **container,
+            **base,
         )
     if isinstance(step, ComposeUp):
         return ComposeStop(

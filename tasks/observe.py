@@ -42,11 +42,14 @@ if TYPE_CHECKING:  # typing only: the kubernetes adapter (and its client) loads 
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def observe_docker_task(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation | RuntimeStatus:
-    """Containers (one list call; inspect and logs only for unhealthy ones) and networks; an
-    engine that is not on this host is a not-observed record (a finding), not a red task run."""
+def observe_docker_task(
+    log_tail: int = 40, timeouts: Timeouts | None = None, stateful: tuple[tuple[str, str], ...] = ()
+) -> DockerObservation | RuntimeStatus:
+    """Containers (one list call; inspect and logs only for unhealthy ones and those of stateful
+    services) and networks; an engine that is not on this host is a not-observed record (a
+    finding), not a red task run."""
     try:
-        return observe_docker_step(log_tail=log_tail, timeouts=timeouts)
+        return observe_docker_step(log_tail=log_tail, timeouts=timeouts, stateful=stateful)
     except AbsentError as exc:
         return _absent(Runtime.COMPOSE, exc, docker_endpoint())
 

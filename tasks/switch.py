@@ -79,7 +79,12 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
             return start_process(step.systemd_unit, step.start_command)
         case StopContainer():
             return stop_container(
-                step.container_id, step.compose_project, step.timeout_seconds, stateful=step.stateful, force=force
+                step.container_id,
+                step.compose_project,
+                step.timeout_seconds,
+                stateful=step.stateful,
+                graceful=step.graceful,
+                force=force,
             )
         case StartContainer():
             return start_container(step.container_id, step.compose_project)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +24,8 @@ import requests
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError, TransientError
 from stackwarden.model.base import Runtime
-from stackwarden.model.plan import Unchanged
-from stackwarden.model.profile import CLEAN_STOP_SIGNALS, Timeouts
+from stackwarden.model.plan import GracefulStop, Unchanged, graceful_stop
+from stackwarden.model.profile import Timeouts
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
     Container,
@@ -221,6 +220,10 @@ def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) 
             "error": redact_text(state["Error"]) if state.get("Error") else None,
             "oom_killed": bool(state.get("OOMKilled")),
             "restart_policy": ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or None,
+            "restart_max_retries": int(
+                ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("MaximumRetryCount") or 0
+            ),
+            "stop_signal": (inspect.get("Config") or {}).get("StopSignal") or None,
             "declared": declared or container.declared,
             "inspected": True,
             "uptime_seconds": _uptime(state, now) if state.get("Running") else None,
@@ -319,9 +322,14 @@ def read_timeout(timeouts: Timeouts | None) -> float:
     return max(t.connect_seconds, t.read_seconds)
 
 
-def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> DockerObservation:
+def observe_docker(
+    log_tail: int = 40, timeouts: Timeouts | None = None, always_inspect: frozenset[tuple[str, str]] = frozenset()
+) -> DockerObservation:
     """Observe every container and network on the engine, each call bounded by the profile's
-    timeouts.
+    timeouts. Containers whose (compose project, compose service) is in ``always_inspect`` (the
+    profile's stateful services) are inspected even when healthy: their stop signal and restart
+    policy decide how a switch stops them. That is one call per such container, bounded by the
+    profile, not by the engine's size.
 
     Raises ``PermanentError`` when the engine is absent or hung and ``TransientError`` when
     transport retries are exhausted; the caller records either as an unreachable runtime.
@@ -335,7 +343,7 @@ def observe_docker(log_tail: int = 40, timeouts: Timeouts | None = None) -> Dock
         containers = []
         for summary in summaries:
             container = _from_summary(summary)
-            if _needs_inspect(summary):
+            if _needs_inspect(summary) or (container.compose_project, container.compose_service) in always_inspect:
                 try:
                     inspect = _call(client.inspect_container, f"inspect {container.name}", summary["Id"])
                 except docker.errors.NotFound:
@@ -390,13 +398,19 @@ def _container_for(client: docker.APIClient, container_id: str, project: str) ->
 
 
 def stop_container(
-    container_id: str, project: str, timeout: int, *, stateful: bool = False, force: bool = False
+    container_id: str,
+    project: str,
+    timeout: int,
+    *,
+    stateful: bool = False,
+    graceful: GracefulStop | None = None,
+    force: bool = False,
 ) -> str:
     """Stop one container; idempotent (an already stopped container is left as it is).
 
     ``docker stop`` SIGKILLs after its timeout, which DESIGN.md §5.4 forbids for a stateful
-    service without force: such a container gets its own stop signal with the restart policy
-    paused, ``timeout`` seconds to exit, and an error (not a SIGKILL) if it does not.
+    service without force: such a container is stopped exactly as the plan's ``graceful`` says
+    (the printed commands say the same), and an error, not a SIGKILL, ends a wait that runs out.
     """
     client = _client(30.0 + timeout)
     try:
@@ -405,7 +419,14 @@ def stop_container(
         if not state.get("Running") and not state.get("Restarting"):
             return Unchanged("already stopped")
         if stateful and not force and not state.get("Restarting"):
-            return _stop_gracefully(client, inspect, timeout)
+            how = graceful or GracefulStop(signal="SIGTERM")
+            now = graceful_stop(True, _with_inspect(_from_inspect(inspect), inspect, datetime.now(UTC)))
+            if now != how:
+                raise RefusedError(
+                    f"container {inspect.get('Name', '').lstrip('/')}: its stop signal or restart policy changed "
+                    f"since the plan (planned {how.signal}, now {now.signal if now else '?'}); replan"
+                )
+            return _stop_gracefully(client, inspect, timeout, how)
         # docker stop also ends a restart loop: the container is marked as stopped by hand
         _call(client.stop, f"stop {container_id[:12]}", container_id, timeout=timeout)
         return f"stopped (timeout {timeout}s)"
@@ -413,39 +434,42 @@ def stop_container(
         client.close()
 
 
-def clean_stop_signal(image_signal: str | None) -> str:
-    """The image's stop signal when it asks for a clean exit, else SIGTERM: an image that says
-    SIGKILL (or 9, or KILL) must not decide how a stateful service ends."""
-    raw = (image_signal or "").strip().upper()
-    if raw.isdigit():
-        try:
-            raw = signal.Signals(int(raw)).name
-        except ValueError:
-            return "SIGTERM"
-    name = raw if raw.startswith("SIG") else f"SIG{raw}"
-    return name if name in CLEAN_STOP_SIGNALS else "SIGTERM"
+def _from_inspect(inspect: dict[str, Any]) -> Container:
+    """The few fields ``graceful_stop`` reads, from an inspect answer (the list summary's shape
+    is not at hand when a step re-checks its container)."""
+    config = inspect.get("Config") or {}
+    labels = config.get("Labels") or {}
+    return Container(
+        id=inspect.get("Id", ""),
+        name=str(inspect.get("Name", "")).lstrip("/"),
+        image=str(config.get("Image", "")),
+        state=str((inspect.get("State") or {}).get("Status", "unknown")),
+        compose_project=labels.get(PROJECT_LABEL),
+        compose_service=labels.get(SERVICE_LABEL),
+    )
 
 
-def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int) -> str:
-    """Signal, wait, never SIGKILL; the restart policy is restored whatever happens."""
+def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int, how: GracefulStop) -> str:
+    """Signal, wait, never SIGKILL; a paused restart policy is put back whatever happens."""
     cid, name = inspect["Id"], inspect.get("Name", "").lstrip("/")
     policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
-    signal_name = clean_stop_signal((inspect.get("Config") or {}).get("StopSignal"))
-    _call(client.update_container, f"pause restart policy of {name}", cid, restart_policy={"Name": "no"})
+    if how.pause_restart_policy is not None:
+        _call(client.update_container, f"pause restart policy of {name}", cid, restart_policy={"Name": "no"})
     try:
-        _call(client.kill, f"signal {name}", cid, signal=signal_name)
+        _call(client.kill, f"signal {name}", cid, signal=how.signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not (_call(client.inspect_container, f"inspect {name}", cid).get("State") or {}).get("Running"):
-                return f"stopped by {signal_name} within {timeout}s (stateful: no SIGKILL)"
+                return f"stopped by {how.signal} within {timeout}s (stateful: no SIGKILL)"
             time.sleep(0.5)
         raise StackwardenError(
-            f"container {name} (stateful) did not stop within {timeout}s after {signal_name}; "
+            f"container {name} (stateful) did not stop within {timeout}s after {how.signal}; "
             "it is not SIGKILLed without --force"
         )
     finally:
-        restore = {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
-        _call(client.update_container, f"restore restart policy of {name}", cid, restart_policy=restore)
+        if how.pause_restart_policy is not None:
+            restore = {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+            _call(client.update_container, f"restore restart policy of {name}", cid, restart_policy=restore)
 
 
 def start_container(container_id: str, project: str) -> str:

@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from stackwarden.model.base import Frozen, Mode, Runtime
+from stackwarden.model.profile import clean_stop_signal, signal_name
+from stackwarden.model.snapshot import Container
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 """The annotation a scale to 0 writes on the workload (its count before), read to restore it:
@@ -87,9 +89,42 @@ class StartProcess(_StepBase):
     start_command: tuple[str, ...] | None = None
 
 
+class GracefulStop(Frozen):
+    """How a stateful container is stopped, decided when the plan is made so that the printed
+    commands and the switch do the same thing: ``docker kill --signal SIGNAL``, a wait of the
+    step's timeout with no SIGKILL ever, and (only when Docker would otherwise restart it) its
+    restart policy set to ``no`` for the stop and put back after.
+
+    Docker keeps a killed container down whatever its restart policy only when the signal is the
+    container's own stop signal (or it has none); a SIGTERM sent in place of an image's SIGKILL
+    would be followed by a restart under ``always``."""
+
+    signal: str
+    pause_restart_policy: str | None = Field(
+        default=None, description="The restart policy to put back after the stop (docker update --restart VALUE)."
+    )
+
+
+def graceful_stop(stateful: bool, c: Container) -> GracefulStop | None:
+    """How a stateful container is stopped (None: ``docker stop`` for any other).
+
+    Its own stop signal when that asks for a clean exit, else SIGTERM. When the signal sent is not
+    the container's own, Docker would restart it under its policy: the policy is paused."""
+    if not stateful:
+        return None
+    sent = clean_stop_signal(c.stop_signal)
+    own = signal_name(c.stop_signal)
+    policy = c.restart_policy if c.restart_policy not in {None, "", "no"} else None
+    if own is None or own == sent or policy is None:
+        return GracefulStop(signal=sent)
+    restore = f"{policy}:{c.restart_max_retries}" if policy == "on-failure" and c.restart_max_retries else policy
+    return GracefulStop(signal=sent, pause_restart_policy=restore)
+
+
 class StopContainer(_StepBase):
-    """Stop one container by id; the container and its volumes are kept. A stateful one gets its
-    own stop signal and ``timeout_seconds`` to exit, and is not SIGKILLed without force."""
+    """Stop one container by id; the container and its volumes are kept. A stateful one is
+    stopped as ``graceful`` says (its clean signal, ``timeout_seconds`` to exit, no SIGKILL
+    without force); any other with ``docker stop``."""
 
     kind: Literal["stop-container"] = "stop-container"
     container_id: str
@@ -97,6 +132,7 @@ class StopContainer(_StepBase):
     compose_project: str
     timeout_seconds: int
     stateful: bool = False
+    graceful: GracefulStop | None = None
 
 
 class StartContainer(_StepBase):
@@ -108,6 +144,7 @@ class StartContainer(_StepBase):
     compose_project: str
     stop_timeout_seconds: int = 10
     stateful: bool = False
+    graceful: GracefulStop | None = Field(default=None, description="How its undo stops it (stateful only).")
 
 
 class ComposeUp(_StepBase):

@@ -23,6 +23,28 @@ CLEAN_STOP_SIGNALS = frozenset({"SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUS
 """Signals that ask a process to exit (it may flush and close first). A stateful service may only
 be stopped with one of these: SIGKILL loses unflushed data, SIGSTOP does not end it at all."""
 
+
+def signal_name(raw: str | None) -> str | None:
+    """``SIGINT``, ``INT``, ``int`` or ``2`` -> ``SIGINT``; None for nothing or a number that is no
+    signal. Docker stores an image's STOPSIGNAL as written, so every spelling occurs."""
+    text = (raw or "").strip().upper()
+    if not text:
+        return None
+    if text.isdigit():
+        try:
+            return signal.Signals(int(text)).name
+        except ValueError:
+            return None
+    return text if text.startswith("SIG") else f"SIG{text}"
+
+
+def clean_stop_signal(configured: str | None) -> str:
+    """The container's own stop signal when it asks for a clean exit, else SIGTERM: an image that
+    says SIGKILL (or 9, or KILL) must not decide how a stateful service ends."""
+    name = signal_name(configured)
+    return name if name in CLEAN_STOP_SIGNALS else "SIGTERM"
+
+
 NEVER_STOPS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", "SIGCHLD", "SIGWINCH", "SIGURG"})
 """Signals that do not end a process: as a stop signal they would leave it running (or frozen)."""
 

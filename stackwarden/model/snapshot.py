@@ -77,7 +77,9 @@ class ContainerDeath(Frozen):
 
 class Container(Frozen):
     """One Docker container. Healthy containers come from the single list call; only the
-    unhealthy ones are inspected (restart count, exit code, state error, declared ports, logs)."""
+    unhealthy ones, and those of the profile's stateful services (whose stop signal and restart
+    policy decide how they are stopped), are inspected (restart count, exit code, state error,
+    declared ports, logs)."""
 
     id: str
     name: str
@@ -93,6 +95,10 @@ class Container(Frozen):
     error: str | None = None
     oom_killed: bool = False
     restart_policy: str | None = None
+    restart_max_retries: int = Field(default=0, description="MaximumRetryCount of an on-failure policy (inspected).")
+    stop_signal: str | None = Field(
+        default=None, description="The container's configured stop signal (Config.StopSignal; inspected), if any."
+    )
     published: tuple[PublishedPort, ...] = ()
     declared: tuple[PublishedPort, ...] = ()
     networks: tuple[str, ...] = ()

@@ -91,7 +91,7 @@ class _Submitter:
         self.outcomes = {"docker": docker, "host": host, "kube": kube}
         self.asked: list[object] = []
 
-    def docker(self, timeouts: object) -> Future[object]:
+    def docker(self, timeouts: object, stateful: object) -> Future[object]:
         self.asked.append("docker")
         return self.outcomes["docker"]
 

@@ -153,7 +153,7 @@ def test_a_refusal_before_any_change_ends_refused_not_rolled_back() -> None:
 
 
 def test_a_stateful_containers_image_cannot_choose_sigkill() -> None:
-    from stackwarden.adapters.docker import clean_stop_signal
+    from stackwarden.model.profile import clean_stop_signal
 
     assert [clean_stop_signal(s) for s in ("SIGKILL", "9", "KILL", "SIGSTOP", None)] == ["SIGTERM"] * 5
     assert [clean_stop_signal(s) for s in ("SIGINT", "SIGQUIT", "15")] == ["SIGINT", "SIGQUIT", "SIGTERM"]
