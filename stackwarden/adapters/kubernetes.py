@@ -612,11 +612,22 @@ def scale_workload(
                     return f"scaled {now} -> {replicas} (confirmed after a conflicting retry)"
                 raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
             if exc.status == 403:
-                raise RefusedError(f"forbidden: the identity may not patch {kind} {ns}/{name}") from exc
+                raise RefusedError(f"forbidden: patch of {kind} {ns}/{name}: {api_reason(exc)}") from exc
             raise
         return f"scaled {now} -> {replicas}" + (f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else "")
     finally:
         api.close()
+
+
+def api_reason(exc: ApiException, limit: int = 300) -> str:
+    """The apiserver's own words for a refusal (RBAC, or an admission webhook or policy that RBAC
+    and SelfSubjectAccessReview cannot foresee), else the HTTP reason; cut to ``limit``."""
+    try:
+        message = str(json.loads(exc.body or "{}").get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    text = message or str(exc.reason or f"HTTP {exc.status}")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def access_denials(
