@@ -104,11 +104,29 @@ class DrainingRunner(Runner):
     def __init__(self, *, drain_seconds: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.drain_seconds = drain_seconds
+        self.stop_requested = False
+        self._drain: asyncio.Task[None] | None = None
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and Ctrl-C both drain, from before the deployments are registered: a stop that
+        comes while ``serve`` starts up is kept and acted on once the runner is up (so the
+        schedules are still paused on the way out), never an exception out of Prefect's start-up."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.handle_sigterm)
+            signal.signal(signal.SIGINT, self.handle_sigterm)
 
     def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
-        if not self.started or self.stopping or self._loop is None:
+        if self.stop_requested:
             self._logger.info("Second stop signal: stopping now; runs still in flight are cancelled")
             sys.exit(0)
+        self.stop_requested = True
+        if not self.started or self._loop is None:
+            self._logger.info("Stop signal received while starting: stopping as soon as the runner is up")
+            return
+        self._begin_drain()
+        self.execute_in_background(self._drain_then_stop)
+
+    def _begin_drain(self) -> None:
         self._logger.info(
             "Stop signal received: no new runs; waiting up to %.0f s for runs in flight (a second signal stops now)",
             self.drain_seconds,
@@ -117,11 +135,16 @@ class DrainingRunner(Runner):
         poller = getattr(self, "_scheduled_run_poller", None)
         if poller is not None:
             poller.stopping = True
-        self.execute_in_background(self._drain_then_stop)
+
+    async def __aenter__(self) -> DrainingRunner:
+        await super().__aenter__()
+        if self.stop_requested:  # the signal came during start-up: stop now that there is a runner
+            self._begin_drain()
+            self._drain = asyncio.get_running_loop().create_task(self._drain_then_stop())
+        return self
 
     async def start(self, run_once: bool = False, webserver: bool | None = None) -> None:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, self.handle_sigterm)  # Ctrl-C drains like SIGTERM
+        self.install_signal_handlers()
         await super().start(run_once=run_once, webserver=webserver)
 
     async def _drain_then_stop(self) -> None:
@@ -192,6 +215,7 @@ def serve_stack(
     if ui_url:
         print(f"Prefect UI: {ui_url}", flush=True)
     runner = DrainingRunner(drain_seconds=drain_seconds, pause_on_shutdown=True)
+    runner.install_signal_handlers()
     for deployment in deployments:
         runner.add_deployment(deployment)
     try:

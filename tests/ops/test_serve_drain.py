@@ -56,7 +56,7 @@ def test_sigterm_lets_an_audit_in_flight_finish(ops_server: LocalServer, api: Ap
         "PREFECT_HOME": str(tmp_path / "client-home"),
         "DOCKER_HOST": f"tcp://127.0.0.1:{engine_port}",  # accepts, never answers
     }
-    args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host, "--drain-timeout", "0"]
+    args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
     with (
         host_listener("swhung-engine", "127.0.0.1", engine_port),
         stackwarden_serve(args, env, tmp_path / "serve.log") as serve,
@@ -95,7 +95,7 @@ def test_sigterm_cancels_a_switch_paused_for_approval_at_once(
         }
         profile_path.write_text(yaml.safe_dump(profile, sort_keys=False))
         env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
-        args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host, "--drain-timeout", "0"]
+        args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
         with stackwarden_serve(args, env, tmp_path / "serve.log") as serve:
             switch_id = _start(api, f"switch-{name}-compose-only@{host}")
             poll(lambda: _state(api, switch_id)["state_type"] == "PAUSED", timeout=180, what="the switch to pause")
@@ -106,3 +106,28 @@ def test_sigterm_cancels_a_switch_paused_for_approval_at_once(
         assert took < 45, f"a paused switch held the stop for {took:.0f}s (the drain allows 300 s)"
         assert _final(api, switch_id)["state_type"] == "CANCELLED"
         assert shadow.poll() is None, "the host process was touched though the switch was never approved"
+
+
+def test_sigterm_while_serve_registers_its_deployments_stops_cleanly(
+    ops_server: LocalServer, api: Api, tmp_path: Path
+) -> None:
+    profile_path = small_profile(tmp_path, free_ports(1)[0])
+    name = yaml.safe_load(profile_path.read_text())["name"]
+    host = f"host-{name}"
+    log = tmp_path / "serve.log"
+    env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+    args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
+    with stackwarden_serve(args, env, log) as serve:
+        # printed before the deployments are registered and before the runner starts
+        poll(lambda: "deployment(s) for host" in log.read_text(), timeout=120, what="serve to begin registering")
+        serve.terminate()
+        assert serve.wait(timeout=90) == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    audit = poll(
+        lambda: next((d for d in api.deployments() if d["name"] == f"audit-{name}@{host}"), None),
+        timeout=30,
+        what="the audit deployment",
+    )
+    if "while starting" in text:  # the signal came before the runner was up: it still paused on the way out
+        assert audit["paused"], "a deployment left scheduled with no runner to serve it"
