@@ -136,7 +136,8 @@ def step_commands(step: Step, profile: Profile) -> list[str]:
         case StartProcess():
             if step.systemd_unit:
                 return [_join(["systemctl", "start", "--", step.systemd_unit])]
-            return [_join(step.start_command or ())]
+            prefix = step.run_as.argv_prefix() if step.run_as is not None else []
+            return [_join([*prefix, *(step.start_command or ())])]
         case StopContainer():
             if step.stateful:  # its own clean signal and no SIGKILL after a timeout (docker stop would)
                 return graceful_stop_commands(step.name, step.timeout_seconds, step.graceful)

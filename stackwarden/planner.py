@@ -17,6 +17,7 @@ from stackwarden.model.plan import (
     ComposeStop,
     ComposeUp,
     Plan,
+    RunAs,
     ScaleWorkload,
     StartContainer,
     StartProcess,
@@ -96,6 +97,13 @@ def _trusted_unit(observed: str | None, executables: tuple[str, ...], name: str)
     return observed if any(stem.startswith(n) or n.startswith(stem) for n in names) else None
 
 
+def _restart_argv(start_command: tuple[str, ...] | None, p: ProcessInfo) -> list[str]:
+    """The start_command a rollback runs, as the user the process ran as."""
+    if p.uid is None or p.gid is None:
+        return list(start_command or ())
+    return [*RunAs(uid=p.uid, gid=p.gid, user=p.user).argv_prefix(), *(start_command or ())]
+
+
 def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) -> StopProcess:
     spec = profile.services[service]
     matcher = spec.host
@@ -114,7 +122,7 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
-        inverse=shlex.join(["systemctl", "start", "--", unit] if unit else list(matcher.start_command or ()))
+        inverse=shlex.join(["systemctl", "start", "--", unit] if unit else _restart_argv(matcher.start_command, p))
         if restartable
         else "",
         pid=p.pid,
@@ -126,6 +134,7 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         systemd_unit=unit,
         stateful=spec.stateful,
         start_command=matcher.start_command,
+        run_as=RunAs(uid=p.uid, gid=p.gid, user=p.user) if p.uid is not None and p.gid is not None else None,
     )
 
 
@@ -512,6 +521,10 @@ def inverse_of(step: Step) -> Step | None:
         )
     if isinstance(step, StopProcess):
         return StartProcess(
-            target=step.inverse, systemd_unit=step.systemd_unit, start_command=step.start_command, **base
+            target=step.inverse,
+            systemd_unit=step.systemd_unit,
+            start_command=step.start_command,
+            run_as=None if step.systemd_unit else step.run_as,
+            **base,
         )
     return None

@@ -76,7 +76,7 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
                 force=force,
             )
         case StartProcess():
-            return start_process(step.systemd_unit, step.start_command)
+            return start_process(step.systemd_unit, step.start_command, step.run_as)
         case StopContainer():
             return stop_container(
                 step.container_id,

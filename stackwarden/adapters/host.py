@@ -14,13 +14,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
 from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
-from stackwarden.model.plan import Unchanged
+from stackwarden.model.plan import RunAs, Unchanged
 from stackwarden.model.snapshot import Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
 from stackwarden.sanitize import redact_argv
@@ -58,6 +58,8 @@ def process_info(pid: int) -> ProcessInfo | None:
                 exe=_safe(proc.exe),
                 cmdline=redact_argv(_safe(proc.cmdline) or []),
                 user=_safe(proc.username),
+                uid=_safe(lambda: proc.uids().real),
+                gid=_safe(lambda: proc.gids().real),
                 ppid=proc.ppid(),
                 systemd_unit=_systemd_unit(pid),
             )
@@ -247,8 +249,9 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
                 return False
 
 
-def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None) -> str:
-    """Start a host service again (rollback): its unit, else the profile's start_command, detached."""
+def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None, run_as: RunAs | None = None) -> str:
+    """Start a host service again (rollback): its unit, else the profile's start_command, detached,
+    as the user the stopped process ran as (its uid, gid and that user's groups)."""
     if systemd_unit:
         result = _systemctl("start", systemd_unit, 120)
         if result.returncode != 0:
@@ -256,14 +259,34 @@ def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | Non
         return f"started {systemd_unit}"
     if not start_command:
         raise StackwardenError("no systemd unit and no start_command: cannot start it again")
-    subprocess.Popen(
-        list(start_command),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    return "started: " + " ".join(start_command)
+    identity: dict[str, Any] = {}
+    if run_as is not None and (run_as.uid, run_as.gid) != (os.getuid(), os.getgid()):
+        identity = {"user": run_as.uid, "group": run_as.gid}
+        if os.geteuid() == 0:
+            identity["extra_groups"] = _groups_of(run_as)
+    try:
+        subprocess.Popen(
+            list(start_command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **identity,
+        )
+    except (OSError, ValueError) as exc:
+        who = f" as uid {run_as.uid}" if identity and run_as is not None else ""
+        raise StackwardenError(f"cannot start {start_command[0]}{who}: {exc}") from exc
+    return "started: " + " ".join(start_command) + (f" as {run_as.user or run_as.uid}" if identity and run_as else "")
+
+
+def _groups_of(run_as: RunAs) -> list[int]:
+    """The supplementary groups of the user (as login would give them); none for a bare uid."""
+    if not run_as.user:
+        return []
+    try:
+        return [g for g in os.getgrouplist(run_as.user, run_as.gid) if g != run_as.gid]
+    except (KeyError, OSError):
+        return []
 
 
 def unit_exists(unit: str) -> bool:

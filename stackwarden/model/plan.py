@@ -66,6 +66,23 @@ class ScaleWorkload(_StepBase):
     previous_replicas: int
 
 
+class RunAs(Frozen):
+    """Who a host process ran as: a rollback's ``start_command`` runs as the same user, never as
+    whoever runs stackwarden (root would leave root-owned files in a database's data directory,
+    and many servers refuse to start as root)."""
+
+    uid: int
+    gid: int
+    user: str | None = None
+
+    def argv_prefix(self) -> list[str]:
+        """``setpriv`` (util-linux) does by hand what the switch does: the ids and the user's groups."""
+        if self.uid == 0:
+            return []
+        groups = ["--init-groups"] if self.user else ["--clear-groups"]
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--"]
+
+
 class StopProcess(_StepBase):
     """Stop a host process: its systemd unit, else its configured signal and grace period."""
 
@@ -79,14 +96,17 @@ class StopProcess(_StepBase):
     systemd_unit: str | None = None
     stateful: bool = False
     start_command: tuple[str, ...] | None = None
+    run_as: RunAs | None = None
 
 
 class StartProcess(_StepBase):
-    """Start a host service again (rollback only): its unit, or the profile's start_command."""
+    """Start a host service again (rollback only): its unit, or the profile's start_command as
+    the user the stopped process ran as."""
 
     kind: Literal["start-process"] = "start-process"
     systemd_unit: str | None = None
     start_command: tuple[str, ...] | None = None
+    run_as: RunAs | None = None
 
 
 class GracefulStop(Frozen):

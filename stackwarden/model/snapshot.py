@@ -183,6 +183,8 @@ class ProcessInfo(Frozen):
     exe: str | None = None
     cmdline: tuple[str, ...] = ()
     user: str | None = None
+    uid: int | None = Field(default=None, description="Real user id (a rollback restarts it as this user).")
+    gid: int | None = Field(default=None, description="Real group id.")
     systemd_unit: str | None = None
     ppid: int | None = None
 

@@ -384,3 +384,35 @@ def test_verdict_waits_for_a_containers_own_healthcheck() -> None:
     assert outcome("Up 40 seconds (unhealthy)") is Outcome.FAILED
     assert outcome("Up 40 seconds (healthy)") is Outcome.PASSED
     assert outcome("Up 40 seconds") is Outcome.PASSED
+
+
+def test_a_rollback_restarts_a_host_process_as_the_user_it_ran_as() -> None:
+    """A database stopped by the switch runs again as its own user, not as root (root-owned files
+    in its data directory, or a server that refuses root); the printed inverse says the same."""
+    from stackwarden.commands import step_commands
+    from stackwarden.model.plan import RunAs, StartProcess
+
+    data = profile()
+    redis = data.services["redis"]
+    assert redis.host is not None
+    host = redis.host.model_copy(update={"start_command": ("redis-server", "--port", "1")})
+    data = data.model_copy(update={"services": {**data.services, "redis": redis.model_copy(update={"host": host})}})
+    snap = seed_snapshot()
+    as_redis = tuple(
+        p.model_copy(update={"uid": 108, "gid": 112, "user": "redis"}) if "redis-server" in p.names else p
+        for p in snap.processes
+    )
+    result = plan(snap.model_copy(update={"processes": as_redis}), data, Mode.COMPOSE_ONLY)
+    stop = next(s for s in result.steps if isinstance(s, StopProcess) and s.service == "redis")
+    assert stop.run_as == RunAs(uid=108, gid=112, user="redis")
+    undo = inverse_of(stop)
+    assert isinstance(undo, StartProcess) and undo.run_as == stop.run_as
+    expected = "setpriv --reuid=108 --regid=112 --init-groups -- redis-server --port 1"
+    assert stop.inverse == expected == step_commands(undo, data)[0]
+    as_root = tuple(p.model_copy(update={"uid": 0, "gid": 0}) if "redis-server" in p.names else p for p in as_redis)
+    root_stop = next(
+        s
+        for s in plan(snap.model_copy(update={"processes": as_root}), data, Mode.COMPOSE_ONLY).steps
+        if isinstance(s, StopProcess) and s.service == "redis"
+    )
+    assert root_stop.inverse == "redis-server --port 1"
