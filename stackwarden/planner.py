@@ -306,14 +306,23 @@ def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: Servic
 def _target_refusals(
     view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
 ) -> list[str]:
-    """What stops a service from living in ``want``: a host service stackwarden cannot start, or
-    a Kubernetes Service that exposes the port the new owner needs (never edited)."""
+    """What stops a service from living in ``want``: a host service stackwarden cannot start, a
+    paused container (it looks running and is not: planning nothing for it would be "nothing to
+    do" over a service that is down), or a Kubernetes Service that exposes the port the new owner
+    needs (never edited)."""
     name, spec, out = placement.service, profile.services[placement.service], []
     if want is Runtime.HOST and not placement.processes:
         out.append(
             f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
             "host services; start it first"
         )
+    if want is Runtime.COMPOSE:  # frozen by `docker pause`: running to Docker, serving nothing
+        out += [
+            f"{name}: container {c.name} is paused, so it serves nothing, and stackwarden does not unpause "
+            f"what someone froze; run `{shlex.join(['docker', 'unpause', c.name])}` (or stop it), then switch again"
+            for c in placement.containers
+            if c.state == "paused"
+        ]
     if want is not Runtime.KUBERNETES:
         out += [
             f"{name}: port {o.port} is exposed by {o.label}; {mode} needs that port for {want} and "

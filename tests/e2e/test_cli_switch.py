@@ -91,3 +91,32 @@ def test_apply_without_yes_off_a_terminal_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "--apply without --yes needs a terminal" in result.stderr
+
+
+def test_a_paused_container_in_the_target_runtime_is_refused_not_nothing_to_do(
+    tmp_path: Path, docker_engine: None
+) -> None:
+    """``docker pause`` leaves a container "running" to Docker and serving nothing. Planning no
+    step for it said "Nothing to do: the host is already in this mode" over a service that was
+    down; the switch refuses instead (exit 4), names the container and changes nothing."""
+    (port,) = free_ports(1)
+    name = unique_name("swtest-paused")
+    with compose_project(tmp_path, name, {"postgres": tcp_service(5432, f"127.0.0.1:{port}:5432")}) as project:
+        container = project.inspect("postgres")["Name"].lstrip("/")
+        subprocess.run(["docker", "pause", container], check=True, capture_output=True, timeout=30)
+        profile = _profile(tmp_path, name, project.file, port)
+        argv = [sys.executable, "-m", "flows.cli", "switch", "compose-only", "--profile", str(profile)]
+        result = subprocess.run(
+            [*argv, "--apply", "--yes"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
+        assert f"container {container} is paused" in result.stdout + result.stderr
+        assert f"docker unpause {container}" in result.stdout + result.stderr
+        assert "Nothing to do" not in result.stdout
+        assert project.inspect("postgres")["State"]["Paused"], "a refused switch changed the container"
