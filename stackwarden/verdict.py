@@ -17,6 +17,7 @@ from stackwarden.model.snapshot import Container, Snapshot
 from stackwarden.placement import ServicePlacement, container_ready, stack_view
 from stackwarden.planner import blind_spots, target_runtime
 from stackwarden.rules import diagnose
+from stackwarden.rules.ports import unserved_ports
 
 _UP = {"running", "restarting", "paused"}
 
@@ -134,6 +135,8 @@ def verdict(
         missing = _up_in_target(placement, want)
         if missing:
             failures.append(f"{name}: not up under {want}: {missing}")
+        elif unserved := unserved_ports(snapshot, profile, name):  # up, but not where clients look
+            failures += [f"{name}: port {port} is served by nothing ({instead})" for port, instead in unserved]
         elif health.get(name):
             failures.append(f"{name}: health check failed: {health[name]}")
         else:

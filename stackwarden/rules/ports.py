@@ -11,7 +11,7 @@ from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, Snapshot
-from stackwarden.placement import PortOwner, keep_runtime, ready_in, stack_view, start_command
+from stackwarden.placement import PortOwner, container_ready, keep_runtime, ready_in, stack_view, start_command
 from stackwarden.rules.registry import rule
 
 _BIND_FAILURE = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
@@ -271,4 +271,63 @@ def port_no_reply(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
                     *((commands.docker_logs(c),) if c else (commands.docker_publishers(port),)),
                     commands.port_listeners(port),
                 ),
+            )
+
+
+def unserved_ports(snapshot: Snapshot, profile: Profile, service: str) -> list[tuple[int, str]]:
+    """(port, what runs instead) for each port of ``service`` that nothing on this host serves
+    although the service runs here: a ready container of it that does not publish the port (the
+    compose file and the profile disagree), or a host process of it with no socket on the port.
+
+    A port some owner holds is left to the other port rules; a port a container of the service
+    publishes counts as served even without a listener (Docker without its userland proxy
+    forwards with iptables only)."""
+    view = stack_view(snapshot, profile)
+    placement = view.placements.get(service)
+    if placement is None:
+        return []
+    running = [c for c in placement.containers if container_ready(c)]
+    if not running and not placement.processes:
+        return []  # not running here: service-unavailable says so where it should run
+    published = {p.host_port for c in running for p in (*c.published, *c.declared)}
+    containers = [
+        f"container {c.name} publishes "
+        + (", ".join(f"{p.host_ip}:{p.host_port}->{p.container_port}" for p in c.published) or "no port")
+        for c in running
+    ]
+    out = []
+    for port in profile.services[service].ports:
+        if view.port_owners.get(port) or port in published:
+            continue
+        processes = [f"host process {p.name} PID {p.pid} has no socket on it" for p in placement.processes]
+        out.append((port, "; ".join(containers + processes)))
+    return out
+
+
+@rule("port-unserved")
+def port_unserved(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """High (medium outside the core group): the service runs on this host, but nothing at all
+    listens on one of its ports. Every other check passes there (the container is up, no port
+    conflicts), so without this a client refused on the port would meet an all-clear."""
+    for service, spec in profile.services.items():
+        for port, instead in unserved_ports(snapshot, profile, service):
+            yield Finding(
+                id=f"port-unserved:{port}",
+                rule="port-unserved",
+                title=f"Port {port} ({service}) served by nothing",
+                severity=Severity.HIGH if spec.group == "core" else Severity.MEDIUM,
+                services=(service,),
+                runtimes=(Runtime.HOST,),
+                summary=(
+                    f"{service} runs on this host, but nothing listens on its port {port}: {instead}. "
+                    "Clients of the port are refused."
+                ),
+                evidence=(f"no listening socket on port {port}", instead),
+                locations=(Location(runtime=Runtime.HOST, kind="port", name=str(port), detail="no listener"),),
+                recommendation=(
+                    f"Make the compose file (or the service's own configuration) and the profile agree on port "
+                    f"{port}: publish it, or correct services.{service}.ports in the profile."
+                ),
+                action=f"Serve {service} on port {port}",
+                commands=(commands.port_listeners(port),),
             )

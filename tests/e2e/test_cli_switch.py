@@ -3,6 +3,7 @@ refuses to act unasked without one."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -120,3 +121,40 @@ def test_a_paused_container_in_the_target_runtime_is_refused_not_nothing_to_do(
         assert f"docker unpause {container}" in result.stdout + result.stderr
         assert "Nothing to do" not in result.stdout
         assert project.inspect("postgres")["State"]["Paused"], "a refused switch changed the container"
+
+
+def test_a_service_up_on_another_port_than_the_profile_says_is_no_all_clear(
+    tmp_path: Path, docker_engine: None
+) -> None:
+    """The compose file publishes port P+1, the profile says P: the container is up, nothing
+    conflicts, and clients of P are refused. The audit says so (port-unserved, exit 1) and an
+    applied switch fails verification instead of "passed"."""
+    port, other = free_ports(2)
+    name = unique_name("swtest-drift")
+    with compose_project(tmp_path, name, {"postgres": tcp_service(5432, f"127.0.0.1:{other}:5432")}) as project:
+        profile = _profile(tmp_path, name, project.file, port)
+        base = [sys.executable, "-m", "flows.cli"]
+        audit = subprocess.run(
+            [*base, "audit", "--profile", str(profile), "--no-record", "--json"],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=120,
+            check=False,
+        )
+        assert audit.returncode == 1, audit.stderr[-2000:]
+        findings = {f["id"]: f for f in json.loads(audit.stdout)["findings"]}
+        assert f"port-unserved:{port}" in findings, sorted(findings)
+        assert f"127.0.0.1:{other}->5432" in findings[f"port-unserved:{port}"]["summary"]
+        switch = subprocess.run(
+            [*base, "switch", "compose-only", "--profile", str(profile), "--apply", "--yes", "--deadline", "5"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=300,
+            check=False,
+        )
+        assert switch.returncode == 1, switch.stdout[-2000:] + switch.stderr[-2000:]
+        assert f"postgres: port {port} is served by nothing" in switch.stdout
+        assert project.inspect("postgres")["State"]["Running"], "there was nothing to change or undo"

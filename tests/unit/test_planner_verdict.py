@@ -14,6 +14,7 @@ from stackwarden.model import (
     PodState,
     Runtime,
 )
+from stackwarden.model.base import Severity
 from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
 from stackwarden.planner import inverse_of, plan
 from stackwarden.verdict import verdict
@@ -144,10 +145,11 @@ def test_rerun_after_success_plans_nothing() -> None:
     redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
     pg = container("postgres", publish=(("0.0.0.0", PORTS["postgres"]),))
     backend = container("backend", "restarting", exit_code=101, restart_count=9, logs=(PANIC,))
-    frontend = container("frontend")
+    frontend = container("frontend", publish=(("0.0.0.0", PORTS["frontend"]),))
     listeners, procs = zip(
         proxy_for(redis, "127.0.0.1", PORTS["redis"], 801),
         proxy_for(pg, "0.0.0.0", PORTS["postgres"], 802),
+        proxy_for(frontend, "0.0.0.0", PORTS["frontend"], 803),
         strict=True,
     )
     snap = snapshot(
@@ -416,3 +418,28 @@ def test_a_rollback_restarts_a_host_process_as_the_user_it_ran_as() -> None:
         if isinstance(s, StopProcess) and s.service == "redis"
     )
     assert root_stop.inverse == "redis-server --port 1"
+
+
+def test_a_service_up_but_not_on_its_port_is_a_finding_and_fails_verify() -> None:
+    """The compose file publishes another port than the profile names: the container is up, no
+    port conflicts, and clients of the profile's port are refused. That is not an all-clear."""
+    from stackwarden.rules import diagnose
+
+    drifted = container("redis", publish=(("127.0.0.1", PORTS["redis"] + 1),))
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    listener, proxy = proxy_for(drifted, "127.0.0.1", PORTS["redis"] + 1, 804)
+    snap = snapshot(containers=(drifted,), listeners=(listener,), processes=(proxy,))
+    found = {f.id: f for f in diagnose(snap, data)}
+    finding = found[f"port-unserved:{PORTS['redis']}"]
+    assert finding.severity.rank >= Severity.MEDIUM.rank
+    assert f"127.0.0.1:{PORTS['redis'] + 1}->" in finding.summary
+    result = verdict(snap, data, Mode.COMPOSE_ONLY)
+    assert result.outcome is Outcome.FAILED
+    assert any(f"redis: port {PORTS['redis']} is served by nothing" in f for f in result.failures)
+    served = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    listener, proxy = proxy_for(served, "127.0.0.1", PORTS["redis"], 805)
+    ok = snapshot(containers=(served,), listeners=(listener,), processes=(proxy,))
+    assert not [f for f in diagnose(ok, data) if f.rule == "port-unserved"]
+    no_proxy = snapshot(containers=(served,))  # Docker without its userland proxy: no listener at all
+    assert not [f for f in diagnose(no_proxy, data) if f.rule == "port-unserved"]
