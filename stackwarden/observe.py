@@ -10,6 +10,7 @@ from stackwarden.model.snapshot import (
     Container,
     Coverage,
     DockerNetwork,
+    HealthResult,
     KubeObservation,
     Listener,
     ProcessInfo,
@@ -129,6 +130,7 @@ def assemble_snapshot(
     listeners: Sequence[Listener] = (),
     processes: Sequence[ProcessInfo] = (),
     kubernetes: KubeObservation | None = None,
+    health: Sequence[HealthResult] = (),
 ) -> Snapshot:
     """One Snapshot from the per-runtime parts, docker-proxy listeners attributed."""
     return Snapshot(
@@ -141,5 +143,6 @@ def assemble_snapshot(
         listeners=attribute_docker_proxies(listeners, processes, containers),
         processes=tuple(processes),
         kubernetes=kubernetes,
+        health=tuple(health),
         coverage=coverage_of(runtimes, kubernetes),
     )

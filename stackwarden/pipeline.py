@@ -17,18 +17,18 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint, observe_docker
-from stackwarden.adapters.host import HostObservation, observe_host
+from stackwarden.adapters.host import HostObservation, observe_host, run_health_checks
 from stackwarden.adapters.textfile import write_textfile
 from stackwarden.errors import TransientError
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult, Finding
-from stackwarden.model.profile import KubernetesSpec, Profile, Timeouts
+from stackwarden.model.profile import HealthCheck, KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
 from stackwarden.recommend import recommend_mode
@@ -86,10 +86,19 @@ def stateful_containers(profile: Profile) -> tuple[tuple[str, str], ...]:
     )
 
 
-def observe_host_step(ports: list[int], executables: list[str] | None = None) -> HostObservation:
+def observe_host_step(
+    ports: list[int], executables: list[str] | None = None, checks: tuple[tuple[str, HealthCheck], ...] = ()
+) -> HostObservation:
     """Listening sockets on the profile's ports and the processes behind them, plus the
-    processes of port-less host services found by executable name."""
-    return observe_host(frozenset(ports), frozenset(executables or ()))
+    processes of port-less host services found by executable name, and the profile's health
+    checks (what a client of the service meets, which a listening socket alone does not tell)."""
+    observed = observe_host(frozenset(ports), frozenset(executables or ()))
+    return replace(observed, health=run_health_checks(checks))
+
+
+def health_checks(profile: Profile) -> tuple[tuple[str, HealthCheck], ...]:
+    """(service, check) for every service whose profile names a health check."""
+    return tuple((name, spec.health) for name, spec in profile.services.items() if spec.health is not None)
 
 
 def observe_kubernetes_step(
@@ -115,7 +124,9 @@ class Submitter(Protocol):
         self, timeouts: Timeouts, stateful: tuple[tuple[str, str], ...]
     ) -> Result[DockerObservation | RuntimeStatus]: ...
 
-    def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]: ...
+    def host(
+        self, ports: list[int], executables: list[str], checks: tuple[tuple[str, HealthCheck], ...]
+    ) -> Result[HostObservation]: ...
 
     def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult | RuntimeStatus]: ...
 
@@ -146,10 +157,12 @@ class ThreadSubmitter:
         step = partial(observe_docker_step, timeouts=timeouts, stateful=stateful)
         return self._executor.submit(with_retries, step, policy, "observe-docker")
 
-    def host(self, ports: list[int], executables: list[str]) -> Result[HostObservation]:
+    def host(
+        self, ports: list[int], executables: list[str], checks: tuple[tuple[str, HealthCheck], ...]
+    ) -> Result[HostObservation]:
         """Start the host observation."""
         policy = OBSERVE_RETRIES[Runtime.HOST]
-        step = partial(observe_host_step, ports, executables)
+        step = partial(observe_host_step, ports, executables, checks)
         return self._executor.submit(with_retries, step, policy, "observe-host")
 
     def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]:
@@ -195,7 +208,7 @@ def assemble(
         runtimes.append(host_obs)
     else:
         runtimes.append(host_obs.status)
-        kwargs.update(listeners=host_obs.listeners, processes=host_obs.processes)
+        kwargs.update(listeners=host_obs.listeners, processes=host_obs.processes, health=host_obs.health)
     return assemble_snapshot(
         taken_at=datetime.now(UTC),
         hostname=socket.gethostname(),
@@ -218,7 +231,9 @@ def observe_all(
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="observe") as executor:
             return observe_all(profile, ThreadSubmitter(executor), log)
     docker_pending = submitter.docker(profile.timeouts, stateful_containers(profile))
-    host_pending = submitter.host(list(profile.all_ports()), list(profile.portless_executables()))
+    host_pending = submitter.host(
+        list(profile.all_ports()), list(profile.portless_executables()), health_checks(profile)
+    )
     kube_pending = submitter.kubernetes(profile.kubernetes, profile.timeouts) if profile.kubernetes else None
     return assemble(
         profile,

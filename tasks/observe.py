@@ -18,7 +18,7 @@ from stackwarden.adapters.docker import DockerObservation, docker_endpoint
 from stackwarden.adapters.host import HostObservation
 from stackwarden.errors import AbsentError
 from stackwarden.model.base import Runtime
-from stackwarden.model.profile import KubernetesSpec, Timeouts
+from stackwarden.model.profile import HealthCheck, KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus
 from stackwarden.observe import unreachable
 from stackwarden.pipeline import (
@@ -63,9 +63,12 @@ def observe_docker_task(
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def observe_host_task(ports: list[int], executables: list[str] | None = None) -> HostObservation:
-    """Listening sockets on the profile's ports and the processes behind them."""
-    return observe_host_step(ports, executables)
+def observe_host_task(
+    ports: list[int], executables: list[str] | None = None, checks: tuple[tuple[str, HealthCheck], ...] = ()
+) -> HostObservation:
+    """Listening sockets on the profile's ports and the processes behind them, and the
+    profile's health checks."""
+    return observe_host_step(ports, executables, checks)
 
 
 @task(

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,8 @@ import psutil
 from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.plan import RunAs, Unchanged
-from stackwarden.model.snapshot import Listener, ProcessInfo, RuntimeStatus
+from stackwarden.model.profile import HealthCheck
+from stackwarden.model.snapshot import HealthResult, Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
 from stackwarden.sanitize import redact_argv
 
@@ -36,6 +37,7 @@ class HostObservation:
     status: RuntimeStatus
     listeners: tuple[Listener, ...] = ()
     processes: tuple[ProcessInfo, ...] = ()
+    health: tuple[HealthResult, ...] = ()
 
 
 def _systemd_unit(pid: int) -> str | None:
@@ -321,6 +323,25 @@ def check_tcp(port: int, timeout: float, host: str = "127.0.0.1") -> str | None:
     reach. The connect gets the profile's ``timeout``; then, as for the audit's probe, a peer
     that closes at once without a word is not serving."""
     return forwarded_reply(host, port, timeout=min(timeout, PROXY_PROBE_SECONDS), connect_timeout=timeout)
+
+
+def run_health_checks(checks: Sequence[tuple[str, HealthCheck]]) -> tuple[HealthResult, ...]:
+    """The profile's checks, concurrently (each bounded by its own timeout): the audit costs the
+    slowest check, not the sum."""
+    if not checks:
+        return ()
+
+    def one(item: tuple[str, HealthCheck]) -> HealthResult:
+        service, check = item
+        if check.tcp is not None:
+            return HealthResult(
+                service=service, target=f"tcp 127.0.0.1:{check.tcp}", error=check_tcp(check.tcp, check.timeout_seconds)
+            )
+        url = check.http or ""
+        return HealthResult(service=service, target=f"GET {url}", error=check_http(url, check.timeout_seconds))
+
+    with ThreadPoolExecutor(max_workers=min(8, len(checks)), thread_name_prefix="health") as pool:
+        return tuple(pool.map(one, checks))
 
 
 def check_http(url: str, timeout: float) -> str | None:

@@ -379,6 +379,14 @@ class KubeObservation(Frozen):
     coverage: tuple[Coverage, ...] = Field(default=(), description="Per kind: complete, partial or unobserved.")
 
 
+class HealthResult(Frozen):
+    """One profile health check as the audit ran it: ``error`` None when it passed."""
+
+    service: str
+    target: str
+    error: str | None = None
+
+
 class Snapshot(Frozen):
     """Everything one observation pass saw, for every runtime the profile involves."""
 
@@ -391,6 +399,9 @@ class Snapshot(Frozen):
     listeners: tuple[Listener, ...] = ()
     processes: tuple[ProcessInfo, ...] = ()
     kubernetes: KubeObservation | None = None
+    health: tuple[HealthResult, ...] = Field(
+        default=(), description="The profile's TCP/HTTP health checks, run by the host observation."
+    )
     coverage: tuple[Coverage, ...] = Field(
         default=(), description="Per runtime and kind, what could not be fully observed and why."
     )

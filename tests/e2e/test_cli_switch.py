@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.support.compose import compose_project, tcp_service, unique_name
-from tests.support.realparts import free_ports, host_listener
+from tests.support.realparts import IMAGE, free_ports, host_listener
 
 pytestmark = [pytest.mark.docker, pytest.mark.prefect]
 
@@ -158,3 +158,49 @@ def test_a_service_up_on_another_port_than_the_profile_says_is_no_all_clear(
         assert switch.returncode == 1, switch.stdout[-2000:] + switch.stderr[-2000:]
         assert f"postgres: port {port} is served by nothing" in switch.stdout
         assert project.inspect("postgres")["State"]["Running"], "there was nothing to change or undo"
+
+
+def test_a_service_that_answers_every_client_with_an_error_is_no_all_clear(tmp_path: Path, docker_engine: None) -> None:
+    """A real httpd is up on the profile's port and answers 404 on the profile's health URL:
+    the container runs, the port is held, nothing conflicts. The audit runs the health check
+    and reports it (exit 1), as verify would."""
+    (port,) = free_ports(1)
+    name = unique_name("swtest-health")
+    httpd = {"image": IMAGE, "command": ["httpd", "-f", "-p", "8080", "-h", "/etc"]}
+    httpd["ports"] = [f"127.0.0.1:{port}:8080"]
+    with compose_project(tmp_path, name, {"api": httpd}) as project:
+        profile = tmp_path / "p.yaml"
+        health = {"http": f"http://127.0.0.1:{port}/no-such-status"}
+        profile.write_text(
+            yaml.safe_dump(
+                {
+                    "name": name,
+                    "compose": {"project": name, "files": [str(project.file)]},
+                    "services": {"api": {"ports": [port], "health": health}},
+                }
+            )
+        )
+        audit = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile), "--no-record", "--json"],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=120,
+            check=False,
+        )
+        assert audit.returncode == 1, audit.stderr[-2000:]
+        findings = {f["id"]: f for f in json.loads(audit.stdout)["findings"]}
+        assert "404" in findings["health-failing:api"]["summary"], sorted(findings)
+
+        # the same check on a file the container serves (Docker writes /etc/hostname): 200, all clear
+        profile.write_text(profile.read_text().replace("/no-such-status", "/hostname"))
+        again = subprocess.run(
+            [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile), "--no-record", "--json"],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            timeout=120,
+            check=False,
+        )
+        after = [(f["id"], f["severity"]) for f in json.loads(again.stdout)["findings"] if f["severity"] != "ok"]
+        assert again.returncode == 0 and after == [], (after, again.stderr[-2000:])

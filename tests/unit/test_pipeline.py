@@ -95,7 +95,7 @@ class _Submitter:
         self.asked.append("docker")
         return self.outcomes["docker"]
 
-    def host(self, ports: list[int], executables: list[str]) -> Future[object]:
+    def host(self, ports: list[int], executables: list[str], checks: object) -> Future[object]:
         self.asked.append(sorted(ports))
         return self.outcomes["host"]
 

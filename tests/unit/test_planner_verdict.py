@@ -443,3 +443,23 @@ def test_a_service_up_but_not_on_its_port_is_a_finding_and_fails_verify() -> Non
     assert not [f for f in diagnose(ok, data) if f.rule == "port-unserved"]
     no_proxy = snapshot(containers=(served,))  # Docker without its userland proxy: no listener at all
     assert not [f for f in diagnose(no_proxy, data) if f.rule == "port-unserved"]
+
+
+def test_a_service_that_runs_but_fails_its_health_check_is_a_finding() -> None:
+    """Up, on its port, no conflict, and every client gets an error: only the profile's health
+    check says so. Down, or serving only in Kubernetes, it is left to the rules that say that."""
+    from stackwarden.model.snapshot import HealthResult
+    from stackwarden.rules import diagnose
+
+    redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    listener, proxy = proxy_for(redis, "127.0.0.1", PORTS["redis"], 806)
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    failing = (HealthResult(service="redis", target="GET http://x/health", error="HTTP Error 500"),)
+    up = snapshot(containers=(redis,), listeners=(listener,), processes=(proxy,)).model_copy(update={"health": failing})
+    finding = {f.id: f for f in diagnose(up, data)}["health-failing:redis"]
+    assert "HTTP Error 500" in finding.summary and finding.runtimes == (Runtime.COMPOSE,)
+    passing = up.model_copy(update={"health": (failing[0].model_copy(update={"error": None}),)})
+    assert not [f for f in diagnose(passing, data) if f.rule == "health-failing"]
+    down = snapshot(containers=(container("redis", "exited", exit_code=1),)).model_copy(update={"health": failing})
+    assert not [f for f in diagnose(down, data) if f.rule == "health-failing"]
