@@ -36,6 +36,19 @@ def _profile(tmp_path: Path, name: str, compose_file: Path, port: int) -> Path:
     return path
 
 
+def _cli(args: list[str], tmp_path: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``stackwarden ARGS`` off a terminal (stdin closed), in the test's own Prefect home."""
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path),
+        timeout=timeout,
+        check=False,
+    )
+
+
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
@@ -81,15 +94,7 @@ def test_apply_asks_on_a_terminal_and_no_changes_nothing(tmp_path: Path, docker_
 def test_apply_without_yes_off_a_terminal_is_refused(tmp_path: Path) -> None:
     (port,) = free_ports(1)
     profile = _profile(tmp_path, "swtest-notty", tmp_path / "compose.yaml", port)
-    result = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "switch", "compose-only", "--profile", str(profile), "--apply"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path),
-        timeout=60,
-        check=False,
-    )
+    result = _cli(["switch", "compose-only", "--profile", str(profile), "--apply"], tmp_path, timeout=60)
     assert result.returncode == 2
     assert "--apply without --yes needs a terminal" in result.stderr
 
@@ -106,16 +111,7 @@ def test_a_paused_container_in_the_target_runtime_is_refused_not_nothing_to_do(
         container = project.inspect("postgres")["Name"].lstrip("/")
         subprocess.run(["docker", "pause", container], check=True, capture_output=True, timeout=30)
         profile = _profile(tmp_path, name, project.file, port)
-        argv = [sys.executable, "-m", "flows.cli", "switch", "compose-only", "--profile", str(profile)]
-        result = subprocess.run(
-            [*argv, "--apply", "--yes"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=_env(tmp_path),
-            timeout=300,
-            check=False,
-        )
+        result = _cli(["switch", "compose-only", "--profile", str(profile), "--apply", "--yes"], tmp_path)
         assert result.returncode == 4, result.stdout[-2000:] + result.stderr[-2000:]
         assert f"container {container} is paused" in result.stdout + result.stderr
         assert f"docker unpause {container}" in result.stdout + result.stderr
@@ -133,27 +129,13 @@ def test_a_service_up_on_another_port_than_the_profile_says_is_no_all_clear(
     name = unique_name("swtest-drift")
     with compose_project(tmp_path, name, {"postgres": tcp_service(5432, f"127.0.0.1:{other}:5432")}) as project:
         profile = _profile(tmp_path, name, project.file, port)
-        base = [sys.executable, "-m", "flows.cli"]
-        audit = subprocess.run(
-            [*base, "audit", "--profile", str(profile), "--no-record", "--json"],
-            capture_output=True,
-            text=True,
-            env=_env(tmp_path),
-            timeout=120,
-            check=False,
-        )
+        audit = _cli(["audit", "--profile", str(profile), "--no-record", "--json"], tmp_path, timeout=120)
         assert audit.returncode == 1, audit.stderr[-2000:]
         findings = {f["id"]: f for f in json.loads(audit.stdout)["findings"]}
         assert f"port-unserved:{port}" in findings, sorted(findings)
         assert f"127.0.0.1:{other}->5432" in findings[f"port-unserved:{port}"]["summary"]
-        switch = subprocess.run(
-            [*base, "switch", "compose-only", "--profile", str(profile), "--apply", "--yes", "--deadline", "5"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=_env(tmp_path),
-            timeout=300,
-            check=False,
+        switch = _cli(
+            ["switch", "compose-only", "--profile", str(profile), "--apply", "--yes", "--deadline", "5"], tmp_path
         )
         assert switch.returncode == 1, switch.stdout[-2000:] + switch.stderr[-2000:]
         assert f"postgres: port {port} is served by nothing" in switch.stdout
@@ -180,27 +162,13 @@ def test_a_service_that_answers_every_client_with_an_error_is_no_all_clear(tmp_p
                 }
             )
         )
-        audit = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile), "--no-record", "--json"],
-            capture_output=True,
-            text=True,
-            env=_env(tmp_path),
-            timeout=120,
-            check=False,
-        )
+        audit = _cli(["audit", "--profile", str(profile), "--no-record", "--json"], tmp_path, timeout=120)
         assert audit.returncode == 1, audit.stderr[-2000:]
         findings = {f["id"]: f for f in json.loads(audit.stdout)["findings"]}
         assert "404" in findings["health-failing:api"]["summary"], sorted(findings)
 
         # the same check on a file the container serves (Docker writes /etc/hostname): 200, all clear
         profile.write_text(profile.read_text().replace("/no-such-status", "/hostname"))
-        again = subprocess.run(
-            [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile), "--no-record", "--json"],
-            capture_output=True,
-            text=True,
-            env=_env(tmp_path),
-            timeout=120,
-            check=False,
-        )
+        again = _cli(["audit", "--profile", str(profile), "--no-record", "--json"], tmp_path, timeout=120)
         after = [(f["id"], f["severity"]) for f in json.loads(again.stdout)["findings"] if f["severity"] != "ok"]
         assert again.returncode == 0 and after == [], (after, again.stderr[-2000:])
