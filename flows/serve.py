@@ -143,10 +143,6 @@ class DrainingRunner(Runner):
             self._drain = asyncio.get_running_loop().create_task(self._drain_then_stop())
         return self
 
-    async def start(self, run_once: bool = False, webserver: bool | None = None) -> None:
-        self.install_signal_handlers()
-        await super().start(run_once=run_once, webserver=webserver)
-
     async def _drain_then_stop(self) -> None:
         deadline = time.monotonic() + self.drain_seconds
         announced: set[UUID] = set()

@@ -97,13 +97,6 @@ def _trusted_unit(observed: str | None, executables: tuple[str, ...], name: str)
     return observed if any(stem.startswith(n) or n.startswith(stem) for n in names) else None
 
 
-def _restart_argv(start_command: tuple[str, ...] | None, p: ProcessInfo) -> list[str]:
-    """The start_command a rollback runs, as the user the process ran as."""
-    if p.uid is None or p.gid is None:
-        return list(start_command or ())
-    return [*RunAs(uid=p.uid, gid=p.gid, user=p.user).argv_prefix(), *(start_command or ())]
-
-
 def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) -> StopProcess:
     spec = profile.services[service]
     matcher = spec.host
@@ -113,6 +106,8 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
     named = matcher.systemd_unit if matcher.systemd_unit and matcher.systemd_unit == p.systemd_unit else None
     unit = named or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
     restartable = bool(unit or matcher.start_command)
+    run_as = RunAs(uid=p.uid, gid=p.gid, user=p.user) if p.uid is not None and p.gid is not None else None
+    restart = [*(run_as.argv_prefix() if run_as else []), *(matcher.start_command or ())]
     how = f"systemctl stop {unit}" if unit else f"{matcher.stop_signal}, up to {matcher.grace_period_seconds:g}s"
     return StopProcess(
         id=f"stop-process:{p.pid}:{p.create_time}",
@@ -122,9 +117,7 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
-        inverse=shlex.join(["systemctl", "start", "--", unit] if unit else _restart_argv(matcher.start_command, p))
-        if restartable
-        else "",
+        inverse=shlex.join(["systemctl", "start", "--", unit] if unit else restart) if restartable else "",
         pid=p.pid,
         create_time=p.create_time,
         exe=p.exe,
@@ -134,7 +127,7 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         systemd_unit=unit,
         stateful=spec.stateful,
         start_command=matcher.start_command,
-        run_as=RunAs(uid=p.uid, gid=p.gid, user=p.user) if p.uid is not None and p.gid is not None else None,
+        run_as=run_as,
     )
 
 

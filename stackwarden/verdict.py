@@ -135,7 +135,7 @@ def verdict(
         missing = _up_in_target(placement, want)
         if missing:
             failures.append(f"{name}: not up under {want}: {missing}")
-        elif unserved := unserved_ports(snapshot, profile, name):  # up, but not where clients look
+        elif unserved := unserved_ports(view, profile, name):  # up, but not where clients look
             failures += [f"{name}: port {port} is served by nothing ({instead})" for port, instead in unserved]
         elif health.get(name):
             failures.append(f"{name}: health check failed: {health[name]}")

@@ -24,7 +24,7 @@ import requests
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError, TransientError
 from stackwarden.model.base import Runtime
-from stackwarden.model.plan import GracefulStop, Unchanged, graceful_stop
+from stackwarden.model.plan import GracefulStop, Unchanged, stateful_stop
 from stackwarden.model.profile import Timeouts
 from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
@@ -420,11 +420,16 @@ def stop_container(
             return Unchanged("already stopped")
         if stateful and not force and not state.get("Restarting"):
             how = graceful or GracefulStop(signal="SIGTERM")
-            now = graceful_stop(True, _with_inspect(_from_inspect(inspect), inspect, datetime.now(UTC)))
+            policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
+            now = stateful_stop(
+                (inspect.get("Config") or {}).get("StopSignal") or None,
+                policy.get("Name") or None,
+                int(policy.get("MaximumRetryCount") or 0),
+            )
             if now != how:
                 raise RefusedError(
                     f"container {inspect.get('Name', '').lstrip('/')}: its stop signal or restart policy changed "
-                    f"since the plan (planned {how.signal}, now {now.signal if now else '?'}); replan"
+                    f"since the plan (planned {how.signal}, now {now.signal}); replan"
                 )
             return _stop_gracefully(client, inspect, timeout, how)
         # docker stop also ends a restart loop: the container is marked as stopped by hand
@@ -432,21 +437,6 @@ def stop_container(
         return f"stopped (timeout {timeout}s)"
     finally:
         client.close()
-
-
-def _from_inspect(inspect: dict[str, Any]) -> Container:
-    """The few fields ``graceful_stop`` reads, from an inspect answer (the list summary's shape
-    is not at hand when a step re-checks its container)."""
-    config = inspect.get("Config") or {}
-    labels = config.get("Labels") or {}
-    return Container(
-        id=inspect.get("Id", ""),
-        name=str(inspect.get("Name", "")).lstrip("/"),
-        image=str(config.get("Image", "")),
-        state=str((inspect.get("State") or {}).get("Status", "unknown")),
-        compose_project=labels.get(PROJECT_LABEL),
-        compose_service=labels.get(SERVICE_LABEL),
-    )
 
 
 def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int, how: GracefulStop) -> str:

@@ -126,18 +126,21 @@ class GracefulStop(Frozen):
 
 
 def graceful_stop(stateful: bool, c: Container) -> GracefulStop | None:
-    """How a stateful container is stopped (None: ``docker stop`` for any other).
-
-    Its own stop signal when that asks for a clean exit, else SIGTERM. When the signal sent is not
-    the container's own, Docker would restart it under its policy: the policy is paused."""
+    """How a stateful container is stopped (None: ``docker stop`` for any other)."""
     if not stateful:
         return None
-    sent = clean_stop_signal(c.stop_signal)
-    own = signal_name(c.stop_signal)
-    policy = c.restart_policy if c.restart_policy not in {None, "", "no"} else None
+    return stateful_stop(c.stop_signal, c.restart_policy, c.restart_max_retries)
+
+
+def stateful_stop(stop_signal: str | None, restart_policy: str | None, max_retries: int = 0) -> GracefulStop:
+    """Its own stop signal when that asks for a clean exit, else SIGTERM. When the signal sent is
+    not the container's own, Docker would restart it under its policy: the policy is paused."""
+    sent = clean_stop_signal(stop_signal)
+    own = signal_name(stop_signal)
+    policy = restart_policy if restart_policy not in {None, "", "no"} else None
     if own is None or own == sent or policy is None:
         return GracefulStop(signal=sent)
-    restore = f"{policy}:{c.restart_max_retries}" if policy == "on-failure" and c.restart_max_retries else policy
+    restore = f"{policy}:{max_retries}" if policy == "on-failure" and max_retries else policy
     return GracefulStop(signal=sent, pause_restart_policy=restore)
 
 

@@ -33,7 +33,7 @@ def health_failing(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             continue
         spec = profile.services[result.service]
         check = spec.health
-        unserved = {port for port, _ in unserved_ports(snapshot, profile, result.service)}
+        unserved = {port for port, _ in unserved_ports(view, profile, result.service)}
         if check is not None and check.tcp is not None and check.tcp in unserved:
             continue
         where = " and ".join(str(r) for r in running)

@@ -11,7 +11,15 @@ from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import Finding, Location
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, Snapshot
-from stackwarden.placement import PortOwner, container_ready, keep_runtime, ready_in, stack_view, start_command
+from stackwarden.placement import (
+    PortOwner,
+    StackView,
+    container_ready,
+    keep_runtime,
+    ready_in,
+    stack_view,
+    start_command,
+)
 from stackwarden.rules.registry import rule
 
 _BIND_FAILURE = re.compile(r"address already in use|port is already allocated", re.IGNORECASE)
@@ -274,7 +282,7 @@ def port_no_reply(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             )
 
 
-def unserved_ports(snapshot: Snapshot, profile: Profile, service: str) -> list[tuple[int, str]]:
+def unserved_ports(view: StackView, profile: Profile, service: str) -> list[tuple[int, str]]:
     """(port, what runs instead) for each port of ``service`` that nothing on this host serves
     although the service runs here: a ready container of it that does not publish the port (the
     compose file and the profile disagree), or a host process of it with no socket on the port.
@@ -282,7 +290,6 @@ def unserved_ports(snapshot: Snapshot, profile: Profile, service: str) -> list[t
     A port some owner holds is left to the other port rules; a port a container of the service
     publishes counts as served even without a listener (Docker without its userland proxy
     forwards with iptables only)."""
-    view = stack_view(snapshot, profile)
     placement = view.placements.get(service)
     if placement is None:
         return []
@@ -309,8 +316,9 @@ def port_unserved(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
     """High (medium outside the core group): the service runs on this host, but nothing at all
     listens on one of its ports. Every other check passes there (the container is up, no port
     conflicts), so without this a client refused on the port would meet an all-clear."""
+    view = stack_view(snapshot, profile)
     for service, spec in profile.services.items():
-        for port, instead in unserved_ports(snapshot, profile, service):
+        for port, instead in unserved_ports(view, profile, service):
             yield Finding(
                 id=f"port-unserved:{port}",
                 rule="port-unserved",
