@@ -41,7 +41,7 @@ from stackwarden.report.verdict import render_verdict
 from stackwarden.sanitize import one_line
 from stackwarden.verdict import not_ready, verdict
 from tasks.publish import event, markdown_artifact, table_artifact
-from tasks.switch import apply_step_task, health_task, preflight_task
+from tasks.switch import apply_step_task, preflight_task
 
 MAX_CONCURRENT_STOPS = 4
 """Independent stops run at most this many at a time: a switch lasts about the longest grace
@@ -185,7 +185,7 @@ def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: floa
     deadline = time.monotonic() + deadline_seconds
     while True:
         snapshot = observe_all(profile)
-        result = verdict(snapshot, profile, mode, health_task(profile, mode))
+        result = verdict(snapshot, profile, mode)  # the observation ran the health checks
         if result.passed or time.monotonic() >= deadline:
             return result
         get_run_logger().info(
@@ -209,7 +209,7 @@ def wait_ready(
     or the deadline passes; returns what is still missing (empty: ready)."""
     deadline = time.monotonic() + deadline_seconds
     while True:
-        missing = not_ready(observe_all(profile), profile, mode, services, health_task(profile, mode))
+        missing = not_ready(observe_all(profile), profile, mode, services)
         if not missing or time.monotonic() >= deadline:
             return missing
         time.sleep(interval)

@@ -82,14 +82,25 @@ def _code_issue_in(code: Mapping[str, list[Finding]], service: str, runtime: Run
     return next((f for f in code.get(service, ()) if runtime in f.runtimes), None)
 
 
+def host_health(snapshot: Snapshot, profile: Profile, mode: Mode) -> dict[str, str | None]:
+    """The snapshot's health checks (the host observation ran them) of the services whose runtime
+    in ``mode`` serves on this host's ports (Compose, host); a ClusterIP service has no host port."""
+    return {
+        r.service: r.error
+        for r in snapshot.health
+        if target_runtime(profile, mode, r.service) in {Runtime.COMPOSE, Runtime.HOST}
+    }
+
+
 def verdict(
     snapshot: Snapshot,
     profile: Profile,
     mode: Mode,
     health: Mapping[str, str | None] | None = None,
 ) -> Verdict:
-    """Check every service's invariants; ``health`` maps a service to an error (None = healthy)."""
-    health = health or {}
+    """Check every service's invariants; ``health`` maps a service to an error (None = healthy),
+    by default the snapshot's own checks."""
+    health = host_health(snapshot, profile, mode) if health is None else health
     view = stack_view(snapshot, profile)
     code_findings = _code_issues(snapshot, profile)
     code_broken: dict[str, str] = {}
@@ -161,7 +172,7 @@ def not_ready(
     """What keeps ``services`` from serving in their mode's runtime yet (up there, rollout
     complete, health check passing, fully observed). Make before break waits for this to be empty
     before it stops an old owner: the new one must serve first."""
-    health = health or {}
+    health = host_health(snapshot, profile, mode) if health is None else health
     view = stack_view(snapshot, profile)
     out = [f"could not observe: {spot}" for name in services for spot in blind_spots(snapshot, profile, name)]
     out += [

@@ -15,10 +15,9 @@ from prefect.runtime import task_run
 
 from stackwarden.adapters.compose import compose_stop, compose_up
 from stackwarden.adapters.docker import start_container, stop_container
-from stackwarden.adapters.host import check_http, check_tcp, start_process, stop_process
+from stackwarden.adapters.host import start_process, stop_process
 from stackwarden.adapters.kubernetes import scale_workload
 from stackwarden.adapters.preflight import preflight
-from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.plan import (
     ComposeStop,
     ComposeUp,
@@ -31,7 +30,6 @@ from stackwarden.model.plan import (
     StopProcess,
 )
 from stackwarden.model.profile import Profile
-from stackwarden.planner import target_runtime
 from stackwarden.report.names import step_run_name
 
 
@@ -105,24 +103,3 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
 def preflight_task(the_plan: Plan, profile: Profile) -> list[str]:
     """Every check that changes nothing, before step 1: all failures, one line each."""
     return preflight(the_plan, profile)
-
-
-@task(
-    name="health-checks",
-    retries=0,  # explicit: PREFECT_TASK_DEFAULT_RETRIES must not repeat a step behind the plan
-    task_run_name="health-checks-{profile.name}-{mode}",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
-def health_task(profile: Profile, mode: Mode) -> dict[str, str | None]:
-    """The profile's TCP/HTTP checks for services whose runtime serves on this host's ports
-    (Compose, host); a ClusterIP service has no host port to check."""
-    results: dict[str, str | None] = {}
-    for name, spec in profile.services.items():
-        if spec.health is None or target_runtime(profile, mode, name) not in {Runtime.COMPOSE, Runtime.HOST}:
-            continue
-        if spec.health.tcp is not None:
-            results[name] = check_tcp(spec.health.tcp, spec.health.timeout_seconds)
-        elif spec.health.http is not None:
-            results[name] = check_http(spec.health.http, spec.health.timeout_seconds)
-    return results
