@@ -475,6 +475,28 @@ def start_container(container_id: str, project: str) -> str:
         client.close()
 
 
+def restore_restart_policy(container_id: str, project: str, policy: str) -> str:
+    """Put back a restart policy that a graceful stop paused (``no``) and did not restore (the
+    switch died in between). Only while it is still ``no``: a policy someone set since is theirs."""
+    name, _, retries = policy.partition(":")
+    client = _client(30.0)
+    try:
+        inspect = _container_for(client, container_id, project)
+        now = ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if now != "no":
+            return Unchanged(f"restart policy is {now} now; left as it is")
+        restore = {"Name": name, "MaximumRetryCount": int(retries) if retries.isdigit() else 0}
+        _call(
+            client.update_container,
+            f"restore restart policy of {container_id[:12]}",
+            container_id,
+            restart_policy=restore,
+        )
+        return f"restart policy {policy} restored"
+    finally:
+        client.close()
+
+
 def missing_images(images: dict[str, str], timeouts: Timeouts | None = None) -> dict[str, str]:
     """image -> what to do, for the images (mapped to the service needing them) that are not on
     this engine: ``compose up`` would pull (or build) them mid-switch, or fail there."""

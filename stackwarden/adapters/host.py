@@ -183,12 +183,52 @@ def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process |
 
 def _systemctl(verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """``systemctl VERB -- UNIT``: the unit name after ``--`` can never be read as an option."""
+    return _systemctl_argv([verb, "--", unit], verb, unit, timeout)
+
+
+def _systemctl_argv(args: list[str], verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``systemctl ARGS`` (which end in ``-- UNIT``), bounded by ``timeout``."""
     try:
-        return subprocess.run(
-            ["systemctl", verb, "--", unit], capture_output=True, text=True, check=False, timeout=timeout
-        )
+        return subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise StackwardenError(f"systemctl {verb} {unit}: {exc}") from exc
+
+
+RESTARTS_AFTER_CLEAN_EXIT = frozenset({"always", "on-success"})
+"""systemd ``Restart=`` values under which a unit whose main process exits cleanly is started
+again: a stop by ``systemctl kill`` would not hold."""
+
+
+def unit_restart_setting(unit: str) -> str:
+    """The unit's ``Restart=`` setting (``no``, ``on-failure``, ``always`` ...)."""
+    try:
+        result = subprocess.run(
+            ["systemctl", "show", "--property=Restart", "--value", "--", unit],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=15,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackwardenError(f"systemctl show {unit}: {exc}") from exc
+    if result.returncode != 0:
+        raise StackwardenError(f"systemctl show {unit} failed: {result.stderr.strip()[-300:]}")
+    return result.stdout.strip() or "no"
+
+
+def graceful_unit_problem(unit: str, restart: str) -> str | None:
+    """Why a stateful service's unit cannot be stopped without a SIGKILL, or None.
+
+    ``systemctl stop`` SIGKILLs what is left after TimeoutStopSec, so a stateful unit is stopped
+    by its clean signal through ``systemctl kill`` and waited for; under ``Restart=always`` (or
+    ``on-success``) systemd would start it again at once, so that is refused instead."""
+    if restart not in RESTARTS_AFTER_CLEAN_EXIT:
+        return None
+    return (
+        f"systemd unit {unit} has Restart={restart}: after its clean stop signal systemd would start it again, "
+        "and `systemctl stop` SIGKILLs a stateful service after TimeoutStopSec; stackwarden stops it neither way. "
+        "Give the unit Restart=on-failure (a drop-in), stop it yourself, or pass --force"
+    )
 
 
 def stop_process(
@@ -204,12 +244,15 @@ def stop_process(
 ) -> str:
     """Stop a host process gracefully; idempotent (a process already gone is fine).
 
-    A systemd unit is stopped through systemctl (a signal would be answered by a restart).
-    A stateful service that outlives its grace period is never SIGKILLed without ``force``.
+    A systemd unit is stopped through systemctl (a signal would be answered by a restart): a
+    stateful one by ``systemctl kill --kill-whom=main --signal=SIGNAL`` and this function's own
+    wait (``systemctl stop`` would SIGKILL it after TimeoutStopSec), any other by ``systemctl
+    stop``. A stateful service that outlives its grace period is never SIGKILLed without ``force``.
     """
     proc = _verified(pid, create_time, exe)
     if proc is None:
         return Unchanged("already stopped")
+    how = signal_name
     if systemd_unit:
         holder = _systemd_unit(pid)
         if holder != systemd_unit:  # re-read right before acting: the unit must still hold the PID
@@ -217,13 +260,23 @@ def stop_process(
                 f"PID {pid} is no longer in system unit {systemd_unit} (now: {holder or 'no system unit'}); "
                 "nothing was stopped; replan"
             )
-        result = _systemctl("stop", systemd_unit, grace_seconds + 30)
+        if stateful and not force:
+            problem = graceful_unit_problem(systemd_unit, unit_restart_setting(systemd_unit))
+            if problem:
+                raise RefusedError(f"{problem}; nothing was stopped")
+            result = _systemctl_argv(
+                ["kill", "--kill-whom=main", f"--signal={signal_name}", "--", systemd_unit], "kill", systemd_unit, 30
+            )
+            how = f"systemctl kill --signal={signal_name}"
+        else:
+            result = _systemctl("stop", systemd_unit, grace_seconds + 30)
+            how = "systemctl stop"
         if result.returncode != 0:
-            raise StackwardenError(f"systemctl stop {systemd_unit} failed: {result.stderr.strip()[-500:]}")
+            raise StackwardenError(f"{how} {systemd_unit} failed: {result.stderr.strip()[-500:]}")
     else:
         proc.send_signal(signal.Signals[signal_name])
     if _wait_gone(proc, grace_seconds):
-        return f"stopped by {'systemctl' if systemd_unit else signal_name}"
+        return f"stopped by {how}"
     if stateful and not force:
         raise StackwardenError(
             f"PID {pid} ({proc.name()}) did not stop within {grace_seconds:g}s after {signal_name}; it is "

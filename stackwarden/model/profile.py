@@ -76,6 +76,21 @@ class Timeouts(ProfileModel):
     read_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
+class SwitchSettings(ProfileModel):
+    """How a switch of this stack decides that its result holds."""
+
+    settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description=(
+            "Verify passes only after the mode's invariants held on consecutive observations spanning this "
+            "many seconds: a supervisor that restarts a stopped process, or a container that dies right after "
+            "its start, fails verify instead of being reported switched."
+        ),
+    )
+
+
 class HealthCheck(ProfileModel):
     """How verify decides a service is up: a TCP connect or an HTTP GET that answers < 400."""
 
@@ -272,6 +287,7 @@ class Profile(ProfileModel):
     )
     kubernetes: KubernetesSpec | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    switch: SwitchSettings = Field(default_factory=SwitchSettings)
     services: dict[Name, ServiceSpec] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -107,7 +107,11 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             out.append(commands.process_lookup(owner.process))  # not named by the profile: never a stop command
         elif owner.process is not None:
             matcher = profile.services[service].host if service else None
-            out.append(commands.stop_process(owner.process, matcher.stop_signal if matcher else "SIGTERM"))
+            out.append(
+                commands.stop_process(owner.process, matcher.stop_signal, matcher.grace_period_seconds)
+                if matcher
+                else commands.stop_process(owner.process)
+            )
         elif owner.kube_object is not None and profile.kubernetes is not None:
             kind, _, rest = owner.kube_object.partition(" ")
             name = rest.split(" ", 1)[0].split("/", 1)[-1]
