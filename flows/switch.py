@@ -201,10 +201,13 @@ class _Recorded:
             ),
         )
 
+    @property
+    def asks(self) -> bool:
+        """A person approves in the UI (always for a deployment run: ``_policy``)."""
+        return self.approval == "ui"
+
     def approve(self, plan: Plan) -> State[Any] | None:
-        """Pause for approval in the UI when the policy says so."""
-        if self.approval != "ui":
-            return None
+        """Pause for approval in the UI."""
         return _await_approval(plan, self.plan_artifact, self.timeout_seconds)
 
 

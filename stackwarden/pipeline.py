@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint, observe_docker
 from stackwarden.adapters.host import HostObservation, observe_host, run_health_checks
+from stackwarden.adapters.journal import interrupted_runs
 from stackwarden.adapters.textfile import write_textfile
 from stackwarden.errors import TransientError
 from stackwarden.model.base import Mode, Runtime
@@ -235,12 +236,14 @@ def observe_all(
         list(profile.all_ports()), list(profile.portless_executables()), health_checks(profile)
     )
     kube_pending = submitter.kubernetes(profile.kubernetes, profile.timeouts) if profile.kubernetes else None
-    return assemble(
+    snapshot = assemble(
         profile,
         settle(docker_pending, Runtime.COMPOSE, docker_endpoint(), log),
         settle(host_pending, Runtime.HOST, socket.gethostname(), log),
         settle(kube_pending, Runtime.KUBERNETES, None, log) if kube_pending is not None else None,
     )
+    # a switch of this profile that died part way left a journal: the audit reports it
+    return snapshot.model_copy(update={"interrupted": interrupted_runs(profile)})
 
 
 # ---------------------------------------------------------------- diagnose, recommend, render

@@ -18,6 +18,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import stat
@@ -32,9 +33,12 @@ from pydantic import TypeAdapter, ValidationError
 from stackwarden.adapters.lock import existing_private_dir, lock_dir, lock_dir_location
 from stackwarden.errors import LockedError, StackwardenError
 from stackwarden.model.base import Mode
-from stackwarden.model.journal import InterruptedSwitch, JournalEntry, Role
+from stackwarden.model.journal import InterruptedSwitch, JournalEntry, Role, summarize
 from stackwarden.model.plan import Plan, Step
+from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import InterruptedRun
 
+LOG = logging.getLogger(__name__)
 _STEP: TypeAdapter[Step] = TypeAdapter(Step)
 MAX_JOURNAL_BYTES = 8 * 1024 * 1024
 """A journal bigger than this is not a switch's (a few hundred steps at most): it is not read."""
@@ -257,3 +261,14 @@ def discard(runs: list[InterruptedSwitch]) -> None:
     for run in runs:
         with contextlib.suppress(FileNotFoundError):
             Path(run.path).unlink()
+
+
+def interrupted_runs(profile: Profile) -> tuple[InterruptedRun, ...]:
+    """What the audit reports of the profile's interrupted switches (``rules.interrupted``); a
+    journal directory that cannot be read is logged and reported as none."""
+    try:
+        runs = read_interrupted(profile.name)
+    except (StackwardenError, OSError) as exc:
+        LOG.warning("switch journals of %s not read: %s", profile.name, exc)
+        return ()
+    return summarize(runs, profile)

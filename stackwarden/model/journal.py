@@ -10,6 +10,7 @@ the audit reports it (rule ``interrupted-switch``).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -17,6 +18,7 @@ from pydantic import Field
 
 from stackwarden.model.base import Frozen, Mode, Runtime
 from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import InterruptedRun
 from stackwarden.model.steps import (
     ComposeStop,
     ComposeUp,
@@ -228,3 +230,33 @@ def _unit_of(unit: str, named: str | None, executables: tuple[str, ...]) -> bool
     """The profile's unit, or one named after one of the service's executables (as the planner trusts)."""
     stem = unit.removesuffix(".service").split("@", 1)[0]
     return unit == named or any(stem.startswith(e) or e.startswith(stem) for e in executables)
+
+
+def summarize(runs: Sequence[InterruptedSwitch], profile: Profile) -> tuple[InterruptedRun, ...]:
+    """What an audit reports of each interrupted run: how far it got, and the commands of the
+    repair the next switch would make (only steps inside the profile's scope)."""
+    out = []
+    for run in runs:
+        if not run.changed_anything:
+            continue
+        todo = repair([run])
+        commands = [
+            " ".join(shlex.quote(a) for a in argv)
+            for step in todo.steps
+            if out_of_scope(step, profile) is None
+            for argv in step.commands()
+        ]
+        out.append(
+            InterruptedRun(
+                run_id=run.run_id,
+                mode=str(run.mode),
+                started=run.started,
+                pid=run.pid,
+                journal=run.path,
+                summary=describe(run),
+                steps_recorded=len(run.entries),
+                repair_commands=tuple(commands),
+                notes=todo.notes,
+            )
+        )
+    return tuple(out)

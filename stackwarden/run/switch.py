@@ -386,7 +386,7 @@ def rollback(run: _Run, reason: str, result: Verdict | None) -> SwitchOutcome:
     failed = [
         r.step_id
         for r in run.results
-        if r.step_id.startswith("undo:") and r.status in {StepStatus.FAILED, StepStatus.REFUSED}
+        if r.step_id.startswith(("undo:", "redo:")) and r.status in {StepStatus.FAILED, StepStatus.REFUSED}
     ]
     kept = [r.step_id.removeprefix("undo:") for r in run.results if r.status is StepStatus.KEPT]
     parts = [reason]
@@ -438,6 +438,11 @@ def recheck(approved: Plan, profile: Profile, executor: Executor) -> tuple[Plan,
 
 class Surroundings(Protocol[T_co]):
     """What a recorded run adds around the decisions: publishing the plan, asking a person."""
+
+    @property
+    def asks(self) -> bool:
+        """Whether an applying run pauses for a person (then the plan is made again after)."""
+        ...
 
     def planned(self, plan: Plan) -> None:
         """The plan is ready (a recorded run publishes it as an artifact)."""
@@ -495,7 +500,7 @@ def run(
             return _refused(reason, the_plan, repaired.lines)
         if not apply:
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
-        if surroundings is not None and the_plan.steps:
+        if surroundings is not None and surroundings.asks and the_plan.steps:
             answer = surroundings.approve(the_plan)
             if answer is not None:
                 return answer
