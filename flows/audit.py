@@ -28,6 +28,7 @@ from stackwarden.profiles import default_profile_path, load_profile
 from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
 from tasks.metrics import write_metrics_task
 from tasks.observe import observe_docker_task, observe_host_task, observe_kubernetes_task
+from tasks.switch import preflight_modes_task
 
 if TYPE_CHECKING:
     from stackwarden.adapters.kubernetes import KubeObservationResult
@@ -99,6 +100,7 @@ def audit_flow(
     requested = Mode(mode) if mode else None
     snapshot = observe_all(profile)
     result = diagnose_task(snapshot, profile, requested)
+    result = result.model_copy(update={"mode_refusals": preflight_modes_task(snapshot, profile)})
     # the finding memory is compared and written beside the report, not in front of it
     events = emit_finding_events_task.submit(result, profile, host=host_name(host))
     markdown = publish_report_task(result, snapshot, profile)

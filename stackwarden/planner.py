@@ -243,14 +243,16 @@ def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: Servic
 
 
 def _target_refusals(
-    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime, *, host_seen: bool
 ) -> list[str]:
     """What stops a service from living in ``want``: a host service stackwarden cannot start, a
     paused container (it looks running and is not: planning nothing for it would be "nothing to
     do" over a service that is down), or a Kubernetes Service that exposes the port the new owner
     needs (never edited)."""
     name, spec, out = placement.service, profile.services[placement.service], []
-    if want is Runtime.HOST and not placement.processes:
+    if want is Runtime.HOST and not placement.processes and not host_seen:
+        out.append(f"{name}: assigned to the host, whose processes could not be observed")
+    elif want is Runtime.HOST and not placement.processes:
         out.append(
             f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
             "host services; start it first"
@@ -353,11 +355,21 @@ def _service_steps(
     return stops, starts, compose_up
 
 
-def _missing_workload(profile: Profile, placement: ServicePlacement, want: Runtime) -> list[str]:
-    """Kubernetes as the target needs the workload to exist: stackwarden never creates one."""
+def _missing_workload(snapshot: Snapshot, profile: Profile, placement: ServicePlacement, want: Runtime) -> list[str]:
+    """Kubernetes as the target needs the workload to exist: stackwarden never creates one. A
+    workload that was not seen because the cluster (or its kind of object) could not be read is
+    said to be not observed, never to not exist."""
     spec = profile.services[placement.service].kubernetes
     if want is not Runtime.KUBERNETES or spec is None or placement.workloads:
         return []
+    status = snapshot.runtime_status(Runtime.KUBERNETES)
+    gaps = snapshot.gaps(Runtime.KUBERNETES, frozenset({_WORKLOAD_KINDS[spec.kind]}))
+    if status is None or not status.reachable or gaps:
+        why = status.error if status is not None and not status.reachable else "; ".join(f"{g.reason}" for g in gaps)
+        return [
+            f"{placement.service}: {spec.kind} {spec.name} was not observed (kubernetes could not be read: "
+            f"{why or 'no observation'}); whether it exists is unknown"
+        ]
     return [
         f"{placement.service}: {spec.kind} {spec.name} does not exist in the namespace; "
         "apply its manifests first (stackwarden never creates workloads)"
@@ -393,7 +405,8 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         phased[phase] += [step.model_copy(update={"phase": phase}) for step in starts]
         for compose_name in ups:
             compose_up.setdefault((profile.compose_for(name).project, phase), []).append((name, compose_name))
-        refusals += _target_refusals(view, profile, mode, placement, want) + _missing_workload(profile, placement, want)
+        refusals += _target_refusals(view, profile, mode, placement, want, host_seen=snapshot.reachable(Runtime.HOST))
+        refusals += _missing_workload(snapshot, profile, placement, want)
     for project in profile.compose_projects:  # one compose up per project and phase, in profile order
         for phase in ("make", "start"):
             wanted = compose_up.get((project.project, phase), [])

@@ -15,8 +15,11 @@ from prefect.runtime import task_run
 
 from stackwarden.adapters.executor import execute
 from stackwarden.adapters.preflight import preflight
+from stackwarden.model.base import Mode
 from stackwarden.model.plan import Plan, Step
 from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.pipeline import mode_preflight_step
 from stackwarden.report.names import step_run_name
 
 
@@ -49,3 +52,15 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
 def preflight_task(the_plan: Plan, profile: Profile) -> list[str]:
     """Every check that changes nothing, before step 1: all failures, one line each."""
     return preflight(the_plan, profile)
+
+
+@task(
+    name="preflight-modes",
+    retries=0,
+    task_run_name="preflight-modes-{profile.name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def preflight_modes_task(snapshot: Snapshot, profile: Profile) -> dict[Mode, tuple[str, ...]]:
+    """The audit's share of preflight: each mode's plan checked as the switch would check it."""
+    return mode_preflight_step(snapshot, profile)

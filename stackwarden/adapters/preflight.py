@@ -1,8 +1,9 @@
-"""Gather preflight facts: every check that changes nothing, before a switch's first step.
+"""Gather preflight facts: every check that changes nothing, before a switch's first step, and
+for each mode section of the audit's report.
 
 Kept apart from the pure evaluation (``stackwarden.preflight``) so the checks run the same from
-the flow and from a test; it belongs with the pipeline's steps (DESIGN.md §2) and moves there
-unchanged. A check that cannot run is a failure too (``errors``): unknown is not "passed".
+the switch, the audit and a test. A check that cannot run is a failure too (``errors``):
+unknown is not "passed".
 """
 
 from __future__ import annotations
@@ -40,10 +41,18 @@ def _compose_facts(spec: ComposeSpec) -> ComposeFacts:
     return ComposeFacts(project=spec.project, services=parse_compose_model(model))
 
 
-def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds) -> PreflightFacts:
+ComposeCache = dict[str, ComposeFacts]
+"""``docker compose config`` of each project, kept for the plans of one audit (three modes)."""
+
+
+def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds, cache: ComposeCache | None = None) -> PreflightFacts:
     """Run every check ``wanted`` lists; none of them changes anything."""
     errors: list[str] = []
-    compose = tuple(_compose_facts(spec) for spec in wanted.compose)
+    known = cache if cache is not None else {}
+    for spec in wanted.compose:
+        if spec.project not in known:
+            known[spec.project] = _compose_facts(spec)
+    compose = tuple(known[spec.project] for spec in wanted.compose)
     images: dict[str, str] = {}
     needed = images_needed(wanted, compose)
     if needed:
@@ -75,9 +84,9 @@ def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds) -> PreflightFac
     )
 
 
-def preflight(plan: Plan, profile: Profile) -> list[str]:
+def preflight(plan: Plan, profile: Profile, cache: ComposeCache | None = None) -> list[str]:
     """Every failing check for ``plan``, each one line; empty when it may proceed."""
     if not plan.steps:
         return []
     wanted = needs(plan, profile)
-    return failures(plan, profile, wanted, gather(plan, profile, wanted))
+    return failures(plan, profile, wanted, gather(plan, profile, wanted, cache))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from stackwarden.model.plan import Plan, SwitchOutcome
-from stackwarden.sanitize import deep, document, md_cell, md_code
+from stackwarden.sanitize import deep, document, md_cell, md_code, md_fence
 from stackwarden.sanitize import md_inline as _t
 
 
@@ -34,8 +34,13 @@ def render_plan(plan: Plan) -> str:
 
 
 def render_outcome(outcome: SwitchOutcome) -> str:
-    """The plan, the journal and the verdict."""
-    out = [render_plan(outcome.plan), f"**Result:** {outcome.status} - {_t(outcome.message, 2000)}", ""]
+    """The repairs of an interrupted run, the plan, the journal, the verdict, and after an
+    incomplete rollback what runs where now and the commands that would finish the job."""
+    out = []
+    if outcome.repairs:
+        out += ["**An interrupted switch was found and repaired before planning:**", ""]
+        out += [f"- {_t(line, 2000)}" for line in outcome.repairs] + [""]
+    out += [render_plan(outcome.plan), f"**Result:** {outcome.status} - {_t(outcome.message, 2000)}", ""]
     if outcome.journal:
         out += ["| step | status | seconds | output / error |", "|---|---|---|---|"]
         out += [
@@ -51,6 +56,27 @@ def render_outcome(outcome: SwitchOutcome) -> str:
             *[f"- ok {_t(c)}" for c in v.checks],
         ]
         out += [f"- switched, but broken by a code issue: {_t(c)}" for c in v.code_issues]
+        out += [f"- not observed: {_t(u)}" for u in v.unobserved]
+    if outcome.where:
+        out += [
+            "",
+            "**What runs where now:**",
+            "",
+            "| service | compose | kubernetes | host | serving |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {md_cell(w.service)} | {md_cell(w.compose)} | {md_cell(w.kubernetes)} | {md_cell(w.host)} | "
+            f"{'yes' if w.serving else ('not seen' if w.serving is None else '**no**')} |"
+            for w in outcome.where
+        ]
+    if outcome.to_finish:
+        out += [
+            "",
+            "**To finish the rollback**, once the cause is fixed, run in this order:",
+            "",
+            *md_fence(outcome.to_finish),
+        ]
     return document("\n".join(out).rstrip() + "\n")
 
 
