@@ -22,10 +22,11 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
-from prefect.states import Cancelled, Crashed, Failed
+from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.audit import observe_all, profile_name_of
+from flows.interrupted import mark_crashed
 from stackwarden.model.base import Mode
 from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
 from stackwarden.model.profile import Profile
@@ -102,7 +103,7 @@ class PrefectExecutor:
 
     def crashed(self, run_ids: Sequence[str], reason: str) -> list[str]:
         """Set recorded runs that a dead process left running (or pending, or paused) Crashed."""
-        return asyncio.run(_mark_crashed(run_ids, reason)) if run_ids else []
+        return asyncio.run(mark_crashed(run_ids, reason)) if run_ids else []
 
     def now(self) -> float:
         """``time.monotonic``."""
@@ -111,23 +112,6 @@ class PrefectExecutor:
     def sleep(self, seconds: float) -> None:
         """``time.sleep``."""
         time.sleep(seconds)
-
-
-async def _mark_crashed(run_ids: Sequence[str], reason: str) -> list[str]:
-    from prefect.client.orchestration import get_client
-
-    marked = []
-    async with get_client() as client:
-        for run_id in run_ids:
-            try:
-                found = await client.read_flow_run(UUID(run_id))
-            except Exception as exc:  # gone from this server: nothing to mark
-                get_run_logger().info("recorded run %s not found (%s); nothing to mark", run_id, exc)
-                continue
-            if found.state is not None and not found.state.is_final():
-                await client.set_flow_run_state(UUID(run_id), Crashed(message=one_line(reason)), force=True)
-                marked.append(run_id)
-    return marked
 
 
 # --------------------------------------------------------------------------- approval

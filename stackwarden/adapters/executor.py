@@ -54,7 +54,7 @@ def _stop_process(request: StopProcessRequest, profile: Profile) -> str:
 
 
 def _start_process(request: StartProcessRequest, profile: Profile) -> str:
-    return start_process(request.systemd_unit, request.start_command, request.run_as)
+    return start_process(request.systemd_unit, request.start_command, request.run_as, replaces=request.replaces)
 
 
 def _stop_container(request: StopContainerRequest, profile: Profile) -> str:

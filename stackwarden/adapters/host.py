@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -24,6 +25,7 @@ from stackwarden.model.plan import RunAs, Unchanged
 from stackwarden.model.profile import HealthCheck
 from stackwarden.model.snapshot import HealthResult, Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
+from stackwarden.preflight import unit_restart_problem
 from stackwarden.sanitize import redact_argv
 
 LOG = logging.getLogger(__name__)
@@ -194,11 +196,6 @@ def _systemctl_argv(args: list[str], verb: str, unit: str, timeout: float) -> su
         raise StackwardenError(f"systemctl {verb} {unit}: {exc}") from exc
 
 
-RESTARTS_AFTER_CLEAN_EXIT = frozenset({"always", "on-success"})
-"""systemd ``Restart=`` values under which a unit whose main process exits cleanly is started
-again: a stop by ``systemctl kill`` would not hold."""
-
-
 def unit_restart_setting(unit: str) -> str:
     """The unit's ``Restart=`` setting (``no``, ``on-failure``, ``always`` ...)."""
     try:
@@ -216,19 +213,44 @@ def unit_restart_setting(unit: str) -> str:
     return result.stdout.strip() or "no"
 
 
-def graceful_unit_problem(unit: str, restart: str) -> str | None:
-    """Why a stateful service's unit cannot be stopped without a SIGKILL, or None.
+def _held_by(pid: int, unit: str) -> None:
+    """Re-read right before acting: the unit must still hold the PID."""
+    holder = _systemd_unit(pid)
+    if holder != unit:
+        raise RefusedError(
+            f"PID {pid} is no longer in system unit {unit} (now: {holder or 'no system unit'}); "
+            "nothing was stopped; replan"
+        )
 
-    ``systemctl stop`` SIGKILLs what is left after TimeoutStopSec, so a stateful unit is stopped
-    by its clean signal through ``systemctl kill`` and waited for; under ``Restart=always`` (or
-    ``on-success``) systemd would start it again at once, so that is refused instead."""
-    if restart not in RESTARTS_AFTER_CLEAN_EXIT:
-        return None
-    return (
-        f"systemd unit {unit} has Restart={restart}: after its clean stop signal systemd would start it again, "
-        "and `systemctl stop` SIGKILLs a stateful service after TimeoutStopSec; stackwarden stops it neither way. "
-        "Give the unit Restart=on-failure (a drop-in), stop it yourself, or pass --force"
+
+def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
+    if result.returncode != 0:
+        raise StackwardenError(f"{what} failed: {result.stderr.strip()[-500:]}")
+
+
+def _stop_stateful_unit(proc: psutil.Process, unit: str, signal_name: str, grace_seconds: float, force: bool) -> str:
+    """A stateful service's unit: its clean signal to the main process through ``systemctl kill``
+    and this function's own wait. ``systemctl stop`` would SIGKILL it after TimeoutStopSec, and
+    under ``Restart=always`` systemd would start it again after the clean exit: refused. Only
+    ``force`` hands a process still running after the grace period to ``systemctl stop``."""
+    problem = unit_restart_problem(unit, unit_restart_setting(unit))
+    if problem:
+        raise RefusedError(f"{problem}; nothing was stopped")
+    how = f"systemctl kill --signal={signal_name}"
+    _checked(
+        _systemctl_argv(["kill", "--kill-whom=main", f"--signal={signal_name}", "--", unit], "kill", unit, 30), how
     )
+    if _wait_gone(proc, grace_seconds):
+        return f"stopped by {how}"
+    if not force:
+        raise StackwardenError(
+            f"PID {proc.pid} ({proc.name()}) of {unit} did not stop within {grace_seconds:g}s after {signal_name}; "
+            "it is stateful, so it is not stopped with systemctl stop (which SIGKILLs after TimeoutStopSec) "
+            "without --force"
+        )
+    _checked(_systemctl("stop", unit, 120), f"systemctl stop {unit}")
+    _wait_gone(proc, 10)
+    return f"stopped by systemctl stop after {grace_seconds:g}s (forced)"
 
 
 def stop_process(
@@ -245,36 +267,21 @@ def stop_process(
     """Stop a host process gracefully; idempotent (a process already gone is fine).
 
     A systemd unit is stopped through systemctl (a signal would be answered by a restart): a
-    stateful one by ``systemctl kill --kill-whom=main --signal=SIGNAL`` and this function's own
-    wait (``systemctl stop`` would SIGKILL it after TimeoutStopSec), any other by ``systemctl
-    stop``. A stateful service that outlives its grace period is never SIGKILLed without ``force``.
+    stateful one as ``_stop_stateful_unit`` says, any other by ``systemctl stop``. A stateful
+    service that outlives its grace period is never SIGKILLed without ``force``.
     """
     proc = _verified(pid, create_time, exe)
     if proc is None:
         return Unchanged("already stopped")
-    how = signal_name
     if systemd_unit:
-        holder = _systemd_unit(pid)
-        if holder != systemd_unit:  # re-read right before acting: the unit must still hold the PID
-            raise RefusedError(
-                f"PID {pid} is no longer in system unit {systemd_unit} (now: {holder or 'no system unit'}); "
-                "nothing was stopped; replan"
-            )
-        if stateful and not force:
-            problem = graceful_unit_problem(systemd_unit, unit_restart_setting(systemd_unit))
-            if problem:
-                raise RefusedError(f"{problem}; nothing was stopped")
-            result = _systemctl_argv(
-                ["kill", "--kill-whom=main", f"--signal={signal_name}", "--", systemd_unit], "kill", systemd_unit, 30
-            )
-            how = f"systemctl kill --signal={signal_name}"
-        else:
-            result = _systemctl("stop", systemd_unit, grace_seconds + 30)
-            how = "systemctl stop"
-        if result.returncode != 0:
-            raise StackwardenError(f"{how} {systemd_unit} failed: {result.stderr.strip()[-500:]}")
+        _held_by(pid, systemd_unit)
+        if stateful:
+            return _stop_stateful_unit(proc, systemd_unit, signal_name, grace_seconds, force)
+        _checked(_systemctl("stop", systemd_unit, grace_seconds + 30), f"systemctl stop {systemd_unit}")
+        how = "systemctl stop"
     else:
         proc.send_signal(signal.Signals[signal_name])
+        how = signal_name
     if _wait_gone(proc, grace_seconds):
         return f"stopped by {how}"
     if stateful and not force:
@@ -304,9 +311,21 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
                 return False
 
 
-def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None, run_as: RunAs | None = None) -> str:
-    """Start a host service again (rollback): its unit, else the profile's start_command, detached,
-    as the user the stopped process ran as (its uid, gid and that user's groups)."""
+def start_process(
+    systemd_unit: str | None,
+    start_command: tuple[str, ...] | None,
+    run_as: RunAs | None = None,
+    *,
+    replaces: tuple[int, float] | None = None,
+) -> str:
+    """Start a host service again (rollback, repair): its unit, else the profile's start_command,
+    detached, as the user the stopped process ran as (its uid, gid and that user's groups).
+    While the process it replaces still runs (a stop that never happened, a repair run twice),
+    nothing is started: a second copy would fight the first for its port and data."""
+    if replaces is not None:
+        with contextlib.suppress(RefusedError):
+            if _verified(replaces[0], replaces[1], None) is not None:
+                return Unchanged(f"PID {replaces[0]} still runs; nothing started")
     if systemd_unit:
         result = _systemctl("start", systemd_unit, 120)
         if result.returncode != 0:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from stackwarden.adapters.compose import compose_config
 from stackwarden.adapters.docker import missing_images
-from stackwarden.adapters.host import executable_exists, unit_exists
+from stackwarden.adapters.host import executable_exists, unit_exists, unit_restart_setting
 from stackwarden.adapters.kubernetes import access_denials
 from stackwarden.errors import StackwardenError
 from stackwarden.model.plan import Plan, ScaleWorkload
@@ -68,10 +68,13 @@ def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds, cache: ComposeC
         except StackwardenError as exc:
             errors.append(f"kubernetes access reviews: {exc}")
     units: list[str] = []
+    restart: dict[str, str] = {}
     for unit in wanted.units:
         try:
             if not unit_exists(unit):
                 units.append(unit)
+            elif unit in wanted.graceful_units:
+                restart[unit] = unit_restart_setting(unit)
         except StackwardenError as exc:
             errors.append(str(exc))
     return PreflightFacts(
@@ -79,6 +82,7 @@ def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds, cache: ComposeC
         missing_images=images,
         access_denied=tuple(denied),
         missing_units=tuple(units),
+        unit_restart=restart,
         missing_executables=tuple(e for e in wanted.executables if not executable_exists(e)),
         errors=tuple(errors),
     )

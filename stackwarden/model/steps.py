@@ -153,6 +153,7 @@ class StartProcessRequest(Frozen):
     systemd_unit: str | None
     start_command: tuple[str, ...] | None
     run_as: RunAs | None
+    replaces: tuple[int, float] | None = None
 
 
 class StopContainerRequest(Frozen):
@@ -468,6 +469,7 @@ class StopProcess(_StepBase):
             systemd_unit=self.systemd_unit,
             start_command=self.start_command,
             run_as=None if self.systemd_unit else self.run_as,
+            replaces=(self.pid, self.create_time),
             **self._undo_base(),
         )
 
@@ -489,6 +491,10 @@ class StartProcess(_StepBase):
     systemd_unit: str | None = None
     start_command: tuple[str, ...] | None = None
     run_as: RunAs | None = None
+    replaces: tuple[int, float] | None = Field(
+        default=None,
+        description="PID and start time of the process this one replaces: while that one still runs, nothing starts.",
+    )
 
     def commands(self) -> list[list[str]]:
         """``systemctl start -- UNIT``, or the start command (under ``setpriv`` for another user)."""
@@ -499,7 +505,9 @@ class StartProcess(_StepBase):
 
     def request(self, *, force: bool = False, recheck_generation: bool = True) -> StartProcessRequest:
         """The start."""
-        return StartProcessRequest(systemd_unit=self.systemd_unit, start_command=self.start_command, run_as=self.run_as)
+        return StartProcessRequest(
+            systemd_unit=self.systemd_unit, start_command=self.start_command, run_as=self.run_as, replaces=self.replaces
+        )
 
     def undo(self) -> None:
         """A rollback step is not undone."""
@@ -510,8 +518,10 @@ class StartProcess(_StepBase):
         return self._name(self.systemd_unit or (self.start_command[0] if self.start_command else ""))
 
     def identity(self) -> str:
-        """Nothing to re-check: it starts a new process."""
-        return "a new process"
+        """The process it replaces must be gone (a start never makes a second copy)."""
+        if self.replaces is None:
+            return "a new process"
+        return f"PID {self.replaces[0]} (started {self.replaces[1]:.2f}) must have exited"
 
 
 class StopContainer(_StepBase):

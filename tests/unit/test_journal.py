@@ -128,7 +128,7 @@ def test_a_journal_anyone_else_could_have_written_is_not_read(tmp_path: Path) ->
     stop = _stateful_stop()
     the_plan = Plan(profile="fake", mode=Mode.K8S_ONLY, steps=(stop,))
     journal = _dead_journal(tmp_path, the_plan, [(stop, None)])
-    os.chmod(journal.path, 0o666)
+    os.chmod(journal.path, 0o666)  # noqa: S103 - a file others could have written
     assert read_interrupted("fake", tmp_path) == []
     os.chmod(journal.path, 0o600)
     link = tmp_path / "journal-fake-symlink.jsonl"
