@@ -327,7 +327,8 @@ def _undo_one(run: _Run, step: Step, book: _Undo) -> None:
             book.pending[step.id] = undo
         return
     if undo is None:
-        book.notes.append(f"{step.id} cannot be undone ({step.target})")
+        if step.phase != "break":  # an old owner that cannot come back was said once, up front
+            book.notes.append(f"{step.run_name()} cannot be undone")
         return
     done = run.run_steps([undo], "undo", concurrent=False, recheck_generation=False)
     if not done:
@@ -373,7 +374,8 @@ def rollback(run: _Run, reason: str, result: Verdict | None) -> SwitchOutcome:
         if step.phase == "break" and step.undo() is None:
             book.unrestored |= set(step.profile_services)
             book.notes.append(
-                f"{', '.join(step.profile_services)}: {step.target} cannot be started again by stackwarden"
+                f"{', '.join(step.profile_services)}: its old owner ({step.run_name()}) cannot be started again "
+                "by stackwarden"
             )
     for step in reversed(run.applied):
         _undo_one(run, step, book)
@@ -388,7 +390,8 @@ def rollback(run: _Run, reason: str, result: Verdict | None) -> SwitchOutcome:
         for r in run.results
         if r.step_id.startswith(("undo:", "redo:")) and r.status in {StepStatus.FAILED, StepStatus.REFUSED}
     ]
-    kept = [r.step_id.removeprefix("undo:") for r in run.results if r.status is StepStatus.KEPT]
+    names = {step.id: step.run_name() for step in run.applied}
+    kept = [names.get(r.step_id.removeprefix("undo:"), r.step_id) for r in run.results if r.status is StepStatus.KEPT]
     parts = [reason]
     if failed:
         parts.append(f"{len(failed)} undo step(s) failed ({', '.join(failed)})")
