@@ -463,3 +463,33 @@ def test_a_service_that_runs_but_fails_its_health_check_is_a_finding() -> None:
     assert not [f for f in diagnose(passing, data) if f.rule == "health-failing"]
     down = snapshot(containers=(container("redis", "exited", exit_code=1),)).model_copy(update={"health": failing})
     assert not [f for f in diagnose(down, data) if f.rule == "health-failing"]
+
+
+def test_an_unobserved_cluster_never_says_a_workload_does_not_exist() -> None:
+    """With the cluster unreachable, a k8s-only refusal says the workload was not observed, and the
+    verdict judges nothing there ("scaled to 0 or missing" would be a guess)."""
+    from stackwarden.model import RuntimeStatus
+
+    snap = seed_snapshot()
+    blind = snap.model_copy(
+        update={
+            "runtimes": (
+                *snap.runtimes,
+                RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=False, error="connection refused"),
+            )
+        }
+    )
+    refusals = " ".join(plan(blind, profile(), Mode.K8S_ONLY).refusals)
+    assert "backend: Deployment backend was not observed (kubernetes could not be read: connection refused)" in refusals
+    assert "does not exist" not in refusals
+    observed = snap.model_copy(
+        update={
+            "kubernetes": _kube(),
+            "runtimes": (*snap.runtimes, RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True)),
+        }
+    )
+    seen = plan(observed, profile(), Mode.K8S_ONLY).refusals
+    assert any("Deployment backend does not exist in the namespace" in r for r in seen)  # seen, and absent
+    result = verdict(blind, profile(), Mode.K8S_ONLY)
+    assert "backend: not observed under kubernetes (connection refused)" in result.unobserved
+    assert not [f for f in result.failures if "scaled to 0 or missing" in f]
