@@ -5,7 +5,7 @@ Two are documented in docs/automations.md and created by ``create_automations``:
 - **critical finding -> compose-only switch**: when an audit opens a critical finding, run the
   compose-only switch deployment of that host and profile. The deployment's parameters say
   ``approval: ui``, so the run only publishes its plan and waits for a person: an automation
-  never changes a host on its own (DESIGN.md safety invariant 5).
+  never changes a host on its own (a switch always waits for a person).
 - **finding event -> webhook**: every ``stackwarden.finding.opened``/``.resolved`` is posted to a
   webhook (chat, paging, a ticket system) with its host, profile, rule, severity and summary.
 

@@ -158,7 +158,7 @@ def _foreign_owners(view: StackView, profile: Profile, service: str) -> list[str
 
 
 def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> list[str]:
-    """Kubernetes steps need an observed, allowed context (DESIGN.md §5.1)."""
+    """Kubernetes steps need an observed, allowed context (the profile's allowlist is the scope)."""
     if not any(isinstance(s, ScaleWorkload) for s in steps):
         return []
     kube = snapshot.kubernetes

@@ -408,7 +408,7 @@ def stop_container(
 ) -> str:
     """Stop one container; idempotent (an already stopped container is left as it is).
 
-    ``docker stop`` SIGKILLs after its timeout, which DESIGN.md §5.4 forbids for a stateful
+    ``docker stop`` SIGKILLs after its timeout, which the safety rules forbid for a stateful
     service without force: such a container is stopped exactly as the plan's ``graceful`` says
     (the printed commands say the same), and an error, not a SIGKILL, ends a wait that runs out.
     """

@@ -1,6 +1,6 @@
 """The stack profile: what one application stack is and where it may run.
 
-A profile is the scope of every action stackwarden takes (DESIGN.md §5.1): only the compose
+A profile is the scope of every action stackwarden takes: only the compose
 project, Kubernetes namespace/workloads and host executables named here are ever touched.
 """
 
@@ -50,7 +50,7 @@ NEVER_STOPS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", 
 
 
 class ProfileModel(Frozen):
-    """Base of every profile model: strict types (DESIGN.md §5.1: the profile is the scope of
+    """Base of every profile model: strict types (the profile is the scope of
     every action, so it must mean exactly what it says). ``true`` is not a port, ``1`` is not a
     boolean, ``5`` is not a string. The loader hands lists over as tuples; enum fields opt out
     with ``Field(strict=False)`` so YAML can name them by value (a new enum field must too)."""
@@ -109,7 +109,7 @@ class HostMatcher(ProfileModel):
     """Which host processes are this service: matched by port AND executable name.
 
     A process on the service's port whose executable is not listed is an unknown owner and is
-    never touched (DESIGN.md §5.1).
+    never touched.
     """
 
     executables: tuple[str, ...] = Field(min_length=1)

@@ -2,7 +2,7 @@
 
 Adapters convert wire payloads (docker inspect, psutil, Kubernetes objects) into these models at
 the boundary; nothing past the adapters sees a raw payload. A runtime that could not be observed
-is recorded in ``runtimes`` with the reason, never raised (DESIGN.md §2).
+is recorded in ``runtimes`` with the reason, never raised.
 """
 
 from __future__ import annotations

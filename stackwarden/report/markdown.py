@@ -1,4 +1,4 @@
-"""The audit as markdown, in the shape of the seed report (docs/architecture.md §report).
+"""The audit as markdown, in the shape of the seed report (docs/seed-situation.md).
 
 Sections: executive summary, detected conflicts, current configuration, recommendations (the
 three modes with pros and cons), immediate actions, conflict resolution status, next steps,

@@ -208,7 +208,7 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
     """A profile port whose only owner is not this service in any profile runtime.
 
     Not a conflict between deployments, but it blocks the service everywhere and stackwarden
-    must never stop it (DESIGN.md §5.1), so the user needs to know.
+    must never stop it (nothing outside the profile is touched), so the user needs to know.
     """
     view = stack_view(snapshot, profile)
     for port, owners in view.port_owners.items():
