@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 
+from stackwarden.commands import step_commands
 from stackwarden.model.plan import Plan, SwitchOutcome
 from stackwarden.sanitize import deep, document, md_cell, md_code, md_fence
 from stackwarden.sanitize import md_inline as _t
 
 
 def render_plan(plan: Plan) -> str:
-    """Numbered steps with why, exact target and inverse; refusals first when there are any."""
+    """Numbered steps with why, exact target, inverse and the exact commands a person would run
+    to do the same (the step kind's, as the report prints them); refusals first."""
     out = [f"# Switch plan: {_t(plan.profile)} -> {plan.mode}", ""]
     if plan.refusals:
         out += ["**REFUSED** - nothing will be changed:", "", *[f"- {_t(r, 2000)}" for r in plan.refusals], ""]
@@ -24,9 +26,12 @@ def render_plan(plan: Plan) -> str:
     for number, step in enumerate(plan.steps, start=1):
         undo = f"reversible: {_t(step.inverse)}" if step.reversible else "not reversible"
         out += [
-            f"{number}. **{step.kind}** {md_code(step.service)} ({step.runtime}) - {_t(step.target)}",
+            f"{number}. **{step.kind}** {md_code(step.service)} ({step.runtime}, {step.phase}) - {_t(step.target)}",
             f"   - why: {_t(step.why, 2000)}",
             f"   - {undo}",
+            "",
+            *(f"   {line}" for line in md_fence(step_commands(step))),
+            "",
         ]
     if plan.notes:
         out += ["", "**Notes:**", *[f"- {_t(n, 2000)}" for n in plan.notes]]
