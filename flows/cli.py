@@ -17,7 +17,6 @@ secrets, line length), and rich is never allowed to interpret markup in it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import re
@@ -27,7 +26,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
@@ -384,20 +383,17 @@ def _runtime_hints(snapshot: object) -> None:
                 _fail(f"{status.runtime} not observed: {status.error}", 0, hint)
 
 
-@contextlib.contextmanager
-def _prefect_api() -> Iterator[None]:
+def _prefect_api() -> None:
     """The Prefect API a recorded run talks to: the configured one, else a temporary server this
     process owns (it dies with the CLI, SIGKILL included: no orphan server is left behind)."""
     if prefect_api_configured():
-        yield
         return
-    from flows.ephemeral import temporary_server
+    from flows.ephemeral import start_temporary_server
     from flows.local_server import ServerError
 
     allowance = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
     try:
-        server = temporary_server(float(allowance))
-        server.__enter__()
+        start_temporary_server(float(allowance))
     except ServerError as exc:
         raise _Surroundings(
             str(exc),
@@ -408,10 +404,6 @@ def _prefect_api() -> Iterator[None]:
             f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={allowance!r} is not a number of seconds",
             "set it to a number such as 120",
         ) from None
-    try:
-        yield
-    finally:
-        server.__exit__(None, None, None)
 
 
 def _switch(args: argparse.Namespace) -> int:
@@ -421,8 +413,8 @@ def _switch(args: argparse.Namespace) -> int:
     if args.apply and not args.yes and not sys.stdin.isatty():
         return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
     _check_prefect()
-    with _prefect_api():
-        return _recorded_switch(args, profile_path)
+    _prefect_api()
+    return _recorded_switch(args, profile_path)
 
 
 def _recorded_switch(args: argparse.Namespace, profile_path: Path) -> int:
@@ -502,7 +494,8 @@ def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
         return run_audit(profile, progress=progress, prometheus_path=prometheus)
     _check_prefect()
     prepare_prefect(verbose=args.verbose)
-    with _prefect_api(), progress.step("running the recorded audit flow"):
+    _prefect_api()
+    with progress.step("running the recorded audit flow"):
         from flows.audit import audit_flow
 
         return audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)

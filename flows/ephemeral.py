@@ -10,7 +10,7 @@ imports Prefect: the environment must be set before Prefect reads its settings.
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import os
 import socket
 import subprocess
@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from dataclasses import dataclass
 
 from flows.local_server import ServerError, _stop, dies_with_this_process
 
@@ -71,15 +71,28 @@ def _start(port: int) -> subprocess.Popen[bytes]:
     )
 
 
-@contextlib.contextmanager
-def temporary_server(allowance_seconds: float) -> Iterator[str]:
-    """Start the temporary server, wait (up to ``allowance_seconds``) until it answers, set
-    ``PREFECT_API_URL`` to it for this process, and stop it on the way out."""
+@dataclass
+class TemporaryServer:
+    """A running temporary server and its process."""
+
+    process: subprocess.Popen[bytes]
+    api_url: str
+
+    def stop(self) -> None:
+        """SIGTERM its process group, SIGKILL what is left after 10 s."""
+        _stop(self.process, grace_seconds=10)
+
+
+def start_temporary_server(allowance_seconds: float) -> TemporaryServer:
+    """Start the temporary server, wait (up to ``allowance_seconds``) until it answers, and set
+    ``PREFECT_API_URL`` to it for this process. It is stopped at interpreter exit, after Prefect
+    has drained its log and event workers (those drain at thread shutdown, before ``atexit``),
+    and by the kernel if this process dies first."""
     port = _free_port()
     process = _start(port)
     api_url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + allowance_seconds
     try:
-        deadline = time.monotonic() + allowance_seconds
         while not _answers(api_url):
             if process.poll() == ADDRESS_IN_USE_EXIT:
                 port = _free_port()
@@ -93,8 +106,10 @@ def temporary_server(allowance_seconds: float) -> Iterator[str]:
                     "(a heavily loaded machine?)"
                 )
             time.sleep(0.2)
-        os.environ["PREFECT_API_URL"] = api_url
-        yield api_url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
+    except BaseException:
         _stop(process, grace_seconds=10)
+        raise
+    server = TemporaryServer(process, api_url)
+    atexit.register(server.stop)
+    os.environ["PREFECT_API_URL"] = api_url
+    return server

@@ -13,7 +13,6 @@ from pathlib import Path
 from stackwarden.adapters.compose import compose_config
 from stackwarden.adapters.docker import missing_images
 from stackwarden.adapters.host import executable_exists, unit_exists, unit_restart_setting
-from stackwarden.adapters.kubernetes import access_denials
 from stackwarden.errors import StackwardenError
 from stackwarden.model.plan import Plan, ScaleWorkload
 from stackwarden.model.profile import ComposeSpec, Profile
@@ -62,6 +61,8 @@ def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds, cache: ComposeC
             errors.append(f"images {', '.join(sorted(needed))}: {exc}")
     denied: list[str] = []
     if wanted.access and profile.kubernetes is not None:
+        from stackwarden.adapters.kubernetes import access_denials  # the client loads only for a cluster side
+
         context = next((s.context for s in plan.steps if isinstance(s, ScaleWorkload)), None)
         try:
             denied = access_denials(profile.kubernetes, context, list(wanted.access), profile.timeouts)
