@@ -363,7 +363,13 @@ class ScaleWorkload(_StepBase):
         """Scale back to the count it had."""
         if not self.reversible:
             return None
-        update = {**self._undo_base(), "replicas": self.previous_replicas, "previous_replicas": self.replicas}
+        target = f"{self.workload_kind} {self.namespace}/{self.name} (uid {self.uid}): {self.replicas} -> {self.previous_replicas}"
+        update = {
+            **self._undo_base(),
+            "target": target,
+            "replicas": self.previous_replicas,
+            "previous_replicas": self.replicas,
+        }
         return self.model_copy(update=update)
 
     def run_name(self) -> str:
