@@ -363,7 +363,8 @@ class ScaleWorkload(_StepBase):
         """Scale back to the count it had."""
         if not self.reversible:
             return None
-        target = f"{self.workload_kind} {self.namespace}/{self.name} (uid {self.uid}): {self.replicas} -> {self.previous_replicas}"
+        where = f"{self.workload_kind} {self.namespace}/{self.name} (uid {self.uid})"
+        target = f"{where}: {self.replicas} -> {self.previous_replicas}"
         update = {
             **self._undo_base(),
             "target": target,
