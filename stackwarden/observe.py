@@ -11,6 +11,7 @@ from stackwarden.model.snapshot import (
     Coverage,
     DockerNetwork,
     HealthResult,
+    HostContext,
     KubeObservation,
     Listener,
     ProcessInfo,
@@ -131,6 +132,7 @@ def assemble_snapshot(
     processes: Sequence[ProcessInfo] = (),
     kubernetes: KubeObservation | None = None,
     health: Sequence[HealthResult] = (),
+    host_context: HostContext | None = None,
 ) -> Snapshot:
     """One Snapshot from the per-runtime parts, docker-proxy listeners attributed."""
     return Snapshot(
@@ -144,5 +146,6 @@ def assemble_snapshot(
         processes=tuple(processes),
         kubernetes=kubernetes,
         health=tuple(health),
+        host_context=host_context,
         coverage=coverage_of(runtimes, kubernetes),
     )
