@@ -34,10 +34,12 @@ class HostIdentity:
     """What one host process is to one service.
 
     ``claims``: it answers to one of the service's executable names (comm, argv[0], its
-    executable's base name) or runs one of its files. ``refusal``: why a claimant is not the
-    service after all (None: it is)."""
+    executable's base name) or runs one of its files; ``named``: the former, what ``ps`` shows
+    and an impostor forges. ``refusal``: why a claimant is not the service after all (None: it
+    is)."""
 
     claims: bool
+    named: bool = False
     refusal: str | None = None
 
     @property
@@ -77,11 +79,12 @@ def host_identity(profile: Profile, service: str, process: ProcessInfo, context:
         )
         if problem
     ]
+    named = claimed is not None
     if not problems:
-        return HostIdentity(claims=True)
+        return HostIdentity(claims=True, named=named)
     runs = f"runs {process.exe or 'an executable that cannot be read'} as {process.owner}"
-    subject = f"named {claimed} but {runs}" if claimed is not None else runs
-    return HostIdentity(claims=True, refusal=f"{subject}: " + "; ".join(problems))
+    subject = f"named {claimed} but {runs}" if named else runs
+    return HostIdentity(claims=True, named=named, refusal=f"{subject}: " + "; ".join(problems))
 
 
 def _namespace_problem(process: ProcessInfo, context: HostContext | None) -> str | None:

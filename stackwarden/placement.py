@@ -29,9 +29,9 @@ class ServicePlacement:
     workloads: tuple[KubeWorkloadState, ...] = ()
     pods: tuple[PodState, ...] = ()
     passed_over: tuple[tuple[ProcessInfo, str], ...] = ()
-    """Host processes that answer to the service's name (or run its file) but are not it, with
-    why (stackwarden.identity): never planned for, reported so a person can tell an impostor from
-    a profile that needs its ``user`` or ``exe``."""
+    """Host processes that answer to the service's name (on its port: or run its file) but are
+    not it, with why (stackwarden.identity): never planned for, reported so a person can tell an
+    impostor from a profile that needs its ``user`` or ``exe``."""
 
     @property
     def runtimes(self) -> tuple[Runtime, ...]:
@@ -258,7 +258,9 @@ def _host_processes(
         identity = host_identity(profile, service, process, snapshot.host_context)
         if identity.is_service:
             found.append(process)
-        elif identity.refusal is not None:
+        elif identity.refusal is not None and (ports or identity.named):
+            # a port-less service's file may be an interpreter every user runs: only a process
+            # that looks like the service in ps is worth a word, not each Python of another user
             passed.append((process, identity.refusal))
     return tuple(found), tuple(passed)
 

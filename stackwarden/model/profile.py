@@ -470,15 +470,6 @@ class Profile(ProfileModel):
         """Every port the profile declares, sorted."""
         return tuple(sorted(p for spec in self.services.values() for p in spec.ports))
 
-    def portless_executables(self) -> tuple[str, ...]:
-        """Executables of host services that declare no port: the host is searched for them by
-        name, since no listening socket leads to them."""
-        return tuple(
-            sorted(
-                {e for spec in self.services.values() if not spec.ports and spec.host for e in spec.host.executables}
-            )
-        )
-
     def host_lookup(self) -> HostLookup:
         """What the host observation needs beyond the ports: the names and paths to search for
         (port-less services) and every name and path whose installed file decides identity."""

@@ -201,3 +201,15 @@ def test_the_host_lookup_searches_portless_services_and_resolves_every_name_and_
         "redis-server",
         "reconciliation-backend",
     }
+
+
+def test_an_interpreter_run_worker_is_pinned_by_exe_and_user_and_other_pythons_are_no_news() -> None:
+    profile = _profile(exe="/usr/bin/python3.11", user="celery")
+    worker = process(90, "swworker", ("/usr/bin/python3", "/srv/bin/swworker"), exe="/usr/bin/python3.11", uid=999)
+    worker = worker.model_copy(update={"user": "celery"})
+    alices_python = process(91, "python3", exe="/usr/bin/python3.11", uid=1000, user="alice")
+    nobodys_worker = _nobody(92, "swworker", "/usr/bin/python3.11")
+    placement = stack_view(snapshot(processes=(worker, alices_python, nobodys_worker)), profile).placements["worker"]
+    assert placement.processes == (worker,)
+    # alice's python runs the worker's file but looks nothing like it: not a finding, not a note
+    assert [p.pid for p, _ in placement.passed_over] == [92]
