@@ -264,6 +264,21 @@ def passed_over_notes(view: StackView, profile: Profile) -> list[str]:
     ]
 
 
+def signal_refusals(snapshot: Snapshot, steps: list[Step]) -> list[str]:
+    """A process of another user that the profile names (``host.user``) while stackwarden runs
+    as neither root nor that user: the kernel would refuse the signal (EPERM) halfway through
+    the switch. Say so before anything changes."""
+    context = snapshot.host_context
+    if context is None or context.uid == 0:
+        return []
+    return [
+        f"{step.service}: PID {step.pid} runs as {step.run_as.user or step.run_as.uid}, and stackwarden runs as "
+        f"{context.runner}, who may not signal it; run the switch as root (or as that user)"
+        for step in steps
+        if isinstance(step, StopProcess) and step.run_as is not None and step.run_as.uid != context.uid
+    ]
+
+
 def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> list[str]:
     """Kubernetes steps need an observed, allowed context (DESIGN.md §5.1)."""
     if not any(isinstance(s, ScaleWorkload) for s in steps):
@@ -509,7 +524,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
             if wanted:
                 phased[phase].append(_compose_up(project, mode, wanted).model_copy(update={"phase": phase}))
     steps = phased["make"] + phased["break"] + phased["start"]
-    refusals += _kube_refusals(snapshot, profile, steps)
+    refusals += _kube_refusals(snapshot, profile, steps) + signal_refusals(snapshot, steps)
     refusals += _visibility_refusals(snapshot)
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:

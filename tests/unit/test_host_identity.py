@@ -213,3 +213,23 @@ def test_an_interpreter_run_worker_is_pinned_by_exe_and_user_and_other_pythons_a
     assert placement.processes == (worker,)
     # alice's python runs the worker's file but looks nothing like it: not a finding, not a note
     assert [p.pid for p, _ in placement.passed_over] == [92]
+
+
+def test_a_non_root_run_refuses_to_plan_a_stop_the_kernel_would_refuse() -> None:
+    data = profile_data()
+    data["services"]["postgres"]["host"]["user"] = "postgres"
+    profile = parse_profile(data, "<test>")
+    port = PORTS["postgres"]
+    packaged = process(95, "postgres", exe=PG, uid=106, user="postgres")
+    listeners = (Listener(address="127.0.0.1", port=port, pid=95),)
+    as_alice = HOST_CONTEXT.model_copy(update={"uid": 1000, "user": "alice"})
+    refusals = plan(
+        snapshot(listeners=listeners, processes=(packaged,), host_context=as_alice), profile, Mode.COMPOSE_ONLY
+    )
+    assert any(
+        "postgres: PID 95 runs as postgres, and stackwarden runs as alice, who may not signal it" in r
+        for r in refusals.refusals
+    )
+    as_root = plan(snapshot(listeners=listeners, processes=(packaged,)), profile, Mode.COMPOSE_ONLY)
+    assert not any("may not signal it" in r for r in as_root.refusals)
+    assert [s.pid for s in as_root.steps if isinstance(s, StopProcess)] == [95]
