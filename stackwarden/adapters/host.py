@@ -229,6 +229,8 @@ def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process |
     try:
         proc = psutil.Process(pid)
         started, current_exe = proc.create_time(), _safe(proc.exe)
+        if abs(started - create_time) <= 0.05 and proc.status() == psutil.STATUS_ZOMBIE:
+            return None  # the planned process has exited (a zombie has no exe to compare); only its parent reaps it
     except psutil.NoSuchProcess:
         return None
     if abs(started - create_time) > 0.05 or (exe is not None and current_exe != exe):

@@ -155,6 +155,28 @@ def test_reused_pid_is_refused_and_not_signalled(tmp_path: Path) -> None:
         assert proc.poll() is None
 
 
+def test_a_planned_process_that_exited_meanwhile_is_already_stopped_not_a_different_one(tmp_path: Path) -> None:
+    """A process that exits between plan and stop stays a zombie until its parent reaps it; its
+    exe can no longer be read. It is the planned process, gone: not "a different process"."""
+    (port,) = free_ports(1)
+    with host_listener("postgres", "127.0.0.1", port, slow_stop=0) as proc:
+        seen = psutil.Process(proc.pid)
+        create_time, exe = seen.create_time(), seen.exe()
+        proc.send_signal(signal.SIGTERM)  # exits; the test (its parent) does not reap it yet
+        wait_for(lambda: seen.status() == psutil.STATUS_ZOMBIE, 10, "the listener to become a zombie")
+        result = stop_process(
+            pid=proc.pid,
+            create_time=create_time,
+            exe=exe,
+            signal_name="SIGINT",
+            grace_seconds=5,
+            systemd_unit=None,
+            stateful=True,
+            force=False,
+        )
+        assert result == "already stopped"
+
+
 def _cli(args: list[str], tmp_path: Path, **kwargs: Any) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
