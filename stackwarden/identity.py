@@ -138,3 +138,17 @@ def _owner_problem(service: str, matcher: HostMatcher, process: ProcessInfo, con
         f"{process.owner} is not {context.runner}, the user stackwarden runs as, and services.{service}.host.user "
         "names no other user"
     )
+
+
+def is_docker_proxy(process: ProcessInfo | None, context: HostContext | None) -> bool:
+    """A docker-proxy that speaks for a container: its executable is named docker-proxy and it
+    runs as root (dockerd's) or as the user stackwarden runs as (a rootless engine). Anyone can
+    copy a listener to ``~/docker-proxy`` and put a container's IP on its command line; taken at
+    its word, a stranger's socket would count as the service's container and a switch would
+    verify over it. (Root's own process may be named by its comm when a non-root observer cannot
+    read its exe: only root can start one.)"""
+    if process is None or process.exe_basename != "docker-proxy":
+        return False
+    uids = set(process.uids) or ({process.uid} if process.uid is not None else set())
+    allowed = {0} | ({context.uid} if context is not None else set())
+    return bool(uids) and uids <= allowed

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stackwarden import commands
-from stackwarden.identity import NOT_CLAIMED, host_identity
+from stackwarden.identity import NOT_CLAIMED, host_identity, is_docker_proxy
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import (
     Container,
+    HostContext,
     KubeWorkloadState,
     Listener,
     PodState,
@@ -67,6 +68,7 @@ class PortOwner:
     """``IP:PORT`` of a container behind docker-proxy that the engine did not name (engine
     unreachable, or no observed container has that address): a container, not a process."""
     passed_over: str | None = None
+    """Why a process that answers to the service's name is not it (stackwarden.identity)."""
 
     @property
     def not_ours(self) -> str:
@@ -138,9 +140,9 @@ def is_service_container(profile: Profile, service: str, container: Container) -
     ).project and container.compose_service == profile.compose_service_name(service)
 
 
-def proxy_target(process: ProcessInfo | None) -> str | None:
-    """``container_ip:container_port`` a docker-proxy process forwards to, else None."""
-    if process is None or process.exe_basename != "docker-proxy":
+def proxy_target(process: ProcessInfo | None, context: HostContext | None = None) -> str | None:
+    """``container_ip:container_port`` a real docker-proxy process forwards to, else None."""
+    if process is None or not is_docker_proxy(process, context):
         return None
     args = dict(zip(process.cmdline[1::2], process.cmdline[2::2], strict=False))
     ip, port = args.get("-container-ip"), args.get("-container-port")
@@ -153,7 +155,7 @@ def _owner_key(snapshot: Snapshot, listener: Listener) -> str:
     the same container: two PIDs, one owner); else its PID."""
     if listener.container_id:
         return f"c:{listener.container_id}"
-    target = proxy_target(snapshot.process(listener.pid))
+    target = proxy_target(snapshot.process(listener.pid), snapshot.host_context)
     return f"d:{target}" if target else f"p:{listener.pid}"
 
 
