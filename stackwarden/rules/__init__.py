@@ -10,6 +10,7 @@ from stackwarden.rules import (
     crash_loops,
     dual_deployment,
     health,
+    host,
     interrupted,
     kubernetes,
     network,
@@ -18,7 +19,18 @@ from stackwarden.rules import (
 )
 from stackwarden.rules.registry import RULES, Rule, rule
 
-RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, availability, health, network, kubernetes, interrupted)
+RULE_MODULES = (
+    runtimes,
+    dual_deployment,
+    ports,
+    host,
+    crash_loops,
+    availability,
+    health,
+    network,
+    kubernetes,
+    interrupted,
+)
 
 
 def diagnose(snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:

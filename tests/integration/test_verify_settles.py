@@ -10,7 +10,6 @@ import secrets
 import shlex
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from stackwarden.profiles import load_profile
 from stackwarden.run.executor import LocalExecutor
 from stackwarden.run.switch import Options, run
 from tests.support.compose import compose_project, unique_name
-from tests.support.realparts import _LISTENER, IMAGE, free_ports, listening, wait_for
+from tests.support.realparts import _LISTENER, IMAGE, free_ports, listening, named_interpreter, wait_for
 
 pytestmark = [pytest.mark.docker]
 
@@ -56,7 +55,8 @@ def test_a_process_a_supervisor_restarts_a_second_later_fails_verify(tmp_path: P
     )
     script = tmp_path / "listener.py"
     script.write_text(_LISTENER)
-    listener = shlex.join([sys.executable, str(script), "swworker", "127.0.0.1", str(port), "0"])
+    # a file called swworker: a host service is the file its process runs, not its name
+    listener = shlex.join([named_interpreter("swworker"), str(script), "swworker", "127.0.0.1", str(port), "0"])
     supervisor = subprocess.Popen(  # a restart loop, as systemd's Restart=always or supervisord would be
         ["bash", "-c", f"while true; do {listener}; sleep 1; done"],
         stdout=subprocess.DEVNULL,

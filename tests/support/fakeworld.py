@@ -40,8 +40,8 @@ from stackwarden.model.plan import (
 from stackwarden.observe import assemble_snapshot
 from stackwarden.profiles import parse_profile
 from stackwarden.run.executor import result_of
+from tests.support.builders import HOST_CONTEXT, process, proxy_for
 from tests.support.builders import container as make_container
-from tests.support.builders import process, proxy_for
 
 PORT = 41234
 PID = 4242
@@ -132,6 +132,7 @@ class World:
             listeners=tuple(listeners),
             processes=tuple(processes),
             kubernetes=kube if self.kube_up else None,
+            host_context=HOST_CONTEXT,
         )
 
     def change(self, step: Step) -> str:
