@@ -27,6 +27,7 @@ ADDRESS_IN_USE_EXIT = 3
 
 
 def _free_port() -> int:
+    """A free loopback port (uvicorn may still lose it: then it exits 3 and another is drawn)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -34,6 +35,7 @@ def _free_port() -> int:
 
 
 def _answers(api_url: str) -> bool:
+    """The server's health endpoint says 200."""
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:  # noqa: S310 (http to our child)
             return bool(response.status == 200)
@@ -42,6 +44,7 @@ def _answers(api_url: str) -> bool:
 
 
 def _start(port: int) -> subprocess.Popen[bytes]:
+    """The server as Prefect starts its ephemeral one, in a process that dies with this one."""
     env = {k: v for k, v in os.environ.items() if k not in {"PREFECT_API_URL", "PREFECT_API_KEY"}}
     env.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
     argv = dies_with_this_process(

@@ -24,6 +24,7 @@ from stackwarden.model.steps import (
 
 
 def _scale(request: ScaleRequest, profile: Profile) -> str:
+    """The Kubernetes client loads only for a profile with a cluster side."""
     if profile.kubernetes is None:
         raise ValueError("scale-workload step without a kubernetes section in the profile")
     from stackwarden.adapters.kubernetes import scale_workload  # the client loads only for a cluster side
@@ -41,6 +42,7 @@ def _scale(request: ScaleRequest, profile: Profile) -> str:
 
 
 def _stop_process(request: StopProcessRequest, profile: Profile) -> str:
+    """pid + start time + exe re-checked, and the unit must still hold the PID."""
     return stop_process(
         pid=request.pid,
         create_time=request.create_time,
@@ -54,10 +56,12 @@ def _stop_process(request: StopProcessRequest, profile: Profile) -> str:
 
 
 def _start_process(request: StartProcessRequest, profile: Profile) -> str:
+    """Never a second copy while the process it replaces still runs."""
     return start_process(request.systemd_unit, request.start_command, request.run_as, replaces=request.replaces)
 
 
 def _stop_container(request: StopContainerRequest, profile: Profile) -> str:
+    """Id and project re-checked; a stateful one as its GracefulStop says."""
     return stop_container(
         request.container_id,
         request.project,
@@ -69,15 +73,18 @@ def _stop_container(request: StopContainerRequest, profile: Profile) -> str:
 
 
 def _start_container(request: StartContainerRequest, profile: Profile) -> str:
+    """Id and project re-checked."""
     return start_container(request.container_id, request.project)
 
 
 def _compose(request: ComposeRequest, profile: Profile) -> str:
+    """up or stop of exactly the named services."""
     run = compose_up if request.verb == "up" else compose_stop
     return run(request.project, request.files, request.working_dir, request.services)
 
 
 def _restore_policy(request: RestorePolicyRequest, profile: Profile) -> str:
+    """Only while the policy is still the no an interrupted stop left."""
     return restore_restart_policy(request.container_id, request.project, request.policy)
 
 

@@ -45,10 +45,12 @@ MAX_JOURNAL_BYTES = 8 * 1024 * 1024
 
 
 def _stem(profile: str) -> str:
+    """The file-name prefix of a profile's journals (a safe file name, bounded)."""
     return "journal-" + re.sub(r"[^A-Za-z0-9._-]", "_", profile)[:80]
 
 
 def _now() -> str:
+    """A record's time stamp (UTC, seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -224,6 +226,7 @@ def _dead(fd: int) -> bool:
 
 
 def _journal_files(profile: str, directory: Path | None) -> Iterator[Path]:
+    """The profile's journal files in the lock directory, which is never created by a reader."""
     where = directory
     if where is None:
         location = lock_dir_location()

@@ -182,6 +182,7 @@ class _Run:
         return out
 
     def _batch(self, steps: Sequence[Step], role: Role, recheck_generation: bool) -> list[tuple[Step, StepResult]]:
+        """Every intent on disk before any step of the batch runs, every outcome after."""
         seqs = [self.journal.intent(step, role) for step in steps]
         results = self.executor.apply(
             steps, concurrent=len(steps) > 1, force=self.options.force, recheck_generation=recheck_generation
@@ -303,6 +304,7 @@ class _Undo:
 
 
 def _record(run: _Run, result: StepResult, status: StepStatus | None = None) -> None:
+    """Journal an undo's result (an applied undo as rolled-back)."""
     run.results.append(result.model_copy(update={"status": status}) if status is not None else result)
 
 
