@@ -1,7 +1,14 @@
 """Pydantic models of the domain: profile, snapshot, finding (plan, journal, verdict follow)."""
 
 from stackwarden.model.base import CrashCategory, Frozen, Mode, Runtime, Severity
-from stackwarden.model.finding import AuditResult, CrashCause, Finding, Location, ModeRecommendation
+from stackwarden.model.finding import (
+    AuditResult,
+    CrashCause,
+    DependencyFailure,
+    Finding,
+    Location,
+    ModeRecommendation,
+)
 from stackwarden.model.profile import (
     ComposeSpec,
     HealthCheck,
@@ -16,7 +23,10 @@ from stackwarden.model.profile import (
 from stackwarden.model.snapshot import (
     Container,
     ContainerDeath,
+    DependencyRef,
     DockerNetwork,
+    KubeContainer,
+    KubeContainerPort,
     KubeContext,
     KubeEndpoints,
     KubeEvent,
@@ -40,11 +50,15 @@ __all__ = [
     "ContainerDeath",
     "CrashCategory",
     "CrashCause",
+    "DependencyFailure",
+    "DependencyRef",
     "DockerNetwork",
     "Finding",
     "Frozen",
     "HealthCheck",
     "HostMatcher",
+    "KubeContainer",
+    "KubeContainerPort",
     "KubeContext",
     "KubeEndpoints",
     "KubeEvent",
