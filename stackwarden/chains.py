@@ -33,6 +33,10 @@ from stackwarden.model.snapshot import Snapshot
 from stackwarden.placement import StackView, home_runtime, ready_in, stack_view, start_command
 
 FAILURE_RULES = frozenset({"crash-loops", "service-unavailable"})
+"""Findings whose failure may be a dependency's fault (they are linked when it is)."""
+ROUTING_RULES = frozenset({"service-port-mismatch", "service-no-endpoints", "service-selector-unmatched"})
+"""Findings that make a ready service unreachable through its Service: a root for whoever
+connects through that Service."""
 _RUNTIMES = (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST)
 
 
@@ -73,7 +77,7 @@ def _down_findings(findings: Sequence[Finding]) -> dict[str, list[Finding]]:
     """Per service, the findings that say it is down (a crash loop, no ready instance)."""
     out: dict[str, list[Finding]] = {}
     for f in findings:
-        if f.rule in FAILURE_RULES and f.severity is not Severity.OK:
+        if f.rule in FAILURE_RULES | ROUTING_RULES and f.severity is not Severity.OK:
             for service in f.services:
                 out.setdefault(service, []).append(f)
     return out
@@ -91,6 +95,17 @@ def _own_finding(down: list[Finding], runtime: Runtime | None, home: Runtime | N
         return 2 if home is not None and home in f.runtimes else 3
 
     return min(down, key=rank) if down else None
+
+
+_UNMAPPED_ADVICE = {
+    "outside": "That address is outside the profile: check it, or start what should answer there.",
+    "loopback": "Point it at the dependency's compose service or Kubernetes Service name, not at its own loopback.",
+    "port": "Point it at a port that Service serves (or add the port to the Service).",
+}
+_ACTIONS = {
+    CrashCategory.CONFIGURATION: "Fix the address it connects to",
+    CrashCategory.DEPLOYMENT_CONFLICT: "Run both in one runtime",
+}
 
 
 class _Linker:
@@ -129,7 +144,7 @@ class _Linker:
         return Resolution(
             edge.target,
             edge.runtime,
-            f"the log names no address; of what {service} is configured to reach, {edge.via} ({edge.target}) is down",
+            f"{edge.target} (the log names no address; of what {service} is configured to reach, {edge.via} is down)",
         )
 
     def resolve_all(self) -> None:
@@ -141,12 +156,9 @@ class _Linker:
                 continue
             service = f.services[0]
             if found.service is None:
-                inside = "itself" in found.how
                 self.notes[f.id] = (
                     f"It connects to {found.how}.",
-                    "Point it at the dependency's compose service or Kubernetes Service name, not at its own loopback."
-                    if inside
-                    else "That address is outside the profile: check it, or start what should answer there.",
+                    _UNMAPPED_ADVICE[found.kind],
                     CrashCategory.CONFIGURATION,
                 )
                 continue
@@ -160,6 +172,19 @@ class _Linker:
         dep = found.service or ""
         placement = self.view.placements[dep]
         reached = found.runtime
+        origin = _origin(self.snapshot, f).runtime
+        if reached is not None and not found.host_port and origin is not Runtime.HOST and reached is not origin:
+            self.notes[f.id] = (  # a pod naming a compose service, a container naming a Service
+                f"It connects to {found.how}.",
+                f"Run {service} and {dep} in one runtime (stackwarden switch MODE), or give {service} an address "
+                f"it can reach {dep} at.",
+                CrashCategory.DEPLOYMENT_CONFLICT,
+            )
+            return
+        routing = [g for g in self.down.get(dep, []) if g.rule in ROUTING_RULES]
+        if reached is Runtime.KUBERNETES and routing:
+            self.links[f.id] = _Link(f, dep, reached, found.how)  # ready pods, but its Service leads nowhere
+            return
         if reached is not None and ready_in(placement, reached):
             self.notes[f.id] = (
                 f"It connects to {found.how}, which is ready in {reached}: {dep} is up, so check the port, "
@@ -169,7 +194,6 @@ class _Linker:
             )
             return
         served = [r for r in _RUNTIMES if ready_in(placement, r)]
-        origin = _origin(self.snapshot, f).runtime
         if served:
             self.notes[f.id] = (
                 f"It connects to {found.how}; {dep} runs only in {', '.join(served)}, where {service} in {origin} "
@@ -221,11 +245,18 @@ class _Linker:
         steps.append(f"{root_service} {self._condition(root_service, own)}")
         chain = " because ".join(steps)
         decisive = f.cause.decisive_line if f.cause else None
-        where = "; ".join(f"{loc.name} ({loc.detail})" for loc in f.locations if loc.detail)
-        summary = f"{chain}. {link.how}." + (f" {path[0]}: {where}" if where else "")
+        where = "; ".join(
+            loc.detail if loc.detail.startswith(loc.name) else f"{loc.name} ({loc.detail})"
+            for loc in f.locations
+            if loc.detail
+        )
+        summary = f"{chain}. {path[0]} connects to {link.how}." + (f" {path[0]}: {where}" if where else "")
         summary += f"; it reports: {decisive}" if decisive else ""
         cause = f.cause or CrashCause(category=CrashCategory.UNKNOWN, signature="", explanation="", confidence=0.5)
-        recovery = "on its next restart" if f.rule == "crash-loops" else "once it is started again"
+        recovery = {
+            "crashes": f"{path[0]} recovers on its next restart once {link.dependency} answers.",
+            "waits": f"{path[0]} goes on by itself once {link.dependency} answers.",
+        }.get(verb(f), f"Start {path[0]} again once {link.dependency} answers.")
         advice = f" (finding {own.id}): {own.recommendation}" if own is not None else ": start it where it belongs."
         own_commands = tuple(c for c in f.commands if " logs " in f" {c} " or " describe " in f" {c} ")
         dependency_state = self._condition(
@@ -246,8 +277,7 @@ class _Linker:
                 ),
                 "caused_by": own.id if own is not None else None,
                 "chain": tuple(path),
-                "recommendation": f"Fix {root_service} first, not {path[0]}{advice} {path[0]} recovers {recovery} "
-                f"once {link.dependency} answers.",
+                "recommendation": f"Fix {root_service} first, not {path[0]}{advice} {recovery}",
                 "commands": tuple(dict.fromkeys((*self._root_commands(root_service, own), *own_commands))),
                 "action": f"Fix {root_service} first",
                 "evidence": (*f.evidence, f"{link.dependency}: {dependency_state}"),
@@ -262,8 +292,15 @@ class _Linker:
         out: dict[str, Finding] = {}
         for fid, link in self.links.items():
             path, own = self.root(link)
-            if path[-1] in path[:-1]:
-                continue  # a cycle: each waits for the other; their own findings stand
+            if path[-1] in path[:-1]:  # a cycle: each waits for the other; their own findings stand
+                loop = " -> ".join(path[path.index(path[-1]) :])
+                self.notes[fid] = (
+                    f"It waits for {link.dependency}, and they wait for each other ({loop}): a dependency cycle.",
+                    "Break the cycle: one of them must start without the other (retry in the background, or "
+                    "drop the hard dependency at start-up).",
+                    None,
+                )
+                continue
             out[fid] = self._chained(link, path, own)
             if own is not None:
                 decisive = link.finding.cause.decisive_line if link.finding.cause else None
@@ -271,12 +308,14 @@ class _Linker:
                 dependents.setdefault(own.id, []).append((path[0], line))
         for fid, (note, advice, category) in self.notes.items():
             f = out.get(fid, by_id[fid])
-            update: dict[str, object] = {
-                "summary": f"{f.summary.rstrip('.')}. {note}",
-                "recommendation": f"{f.recommendation} {advice}".strip(),
-            }
-            if category is not None and f.cause is not None:
+            update: dict[str, object] = {"summary": f"{f.summary.rstrip('.')}. {note}"}
+            if category is not None and f.cause is not None and category is not f.cause.category:
+                # what the crash alone suggested no longer holds: the note's advice replaces it
                 update["cause"] = f.cause.model_copy(update={"category": category})
+                update["recommendation"] = f"{f.cause.explanation} {advice}"
+                update["action"] = _ACTIONS[category]
+            else:
+                update["recommendation"] = f"{f.recommendation} {advice}".strip()
             out[fid] = f.model_copy(update=update)
         for rid, items in dependents.items():
             root = out.get(rid, by_id[rid])

@@ -22,6 +22,7 @@ import re
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from stackwarden.model.base import Runtime
 from stackwarden.model.profile import Profile
@@ -155,7 +156,9 @@ def refs_from_env(env: Iterable[tuple[str, str]]) -> tuple[DependencyRef, ...]:
 def _script_words(argv: Sequence[str]) -> list[list[str]]:
     """The command, and for ``sh -c SCRIPT`` each simple command of the script, as word lists."""
     if len(argv) >= 3 and argv[0].rsplit("/", 1)[-1] in _SHELLS and "-c" in argv[1:3]:
-        script = argv[argv.index("-c") + 1] if argv.index("-c") + 1 < len(argv) else ""
+        at = argv.index("-c") + 1
+        script = argv[at] if at < len(argv) else ""
+        rest = [list(argv[at + 1 :])] if len(argv) > at + 1 else []  # $0 $1...: what the script execs
         try:
             words = shlex.split(script, comments=True)
         except ValueError:
@@ -170,7 +173,7 @@ def _script_words(argv: Sequence[str]) -> list[list[str]]:
                     commands.append([])
                 elif piece:
                     commands[-1].append(piece)
-        return [c for c in commands if c]
+        return [c for c in commands if c] + rest
     return [list(argv)]
 
 
@@ -280,6 +283,11 @@ class Resolution:
     service: str | None
     runtime: Runtime | None
     how: str
+    host_port: bool = False
+    """Reached through a port on this host (whoever holds it), not by a runtime's own name."""
+    kind: Literal["outside", "loopback", "port"] = "outside"
+    """Why no service, when none: outside the profile, the caller's own loopback, a port the
+    service does not serve."""
 
 
 @dataclass
@@ -376,7 +384,7 @@ class AddressBook:
             return Resolution(None, None, f"{shown}, which no profile service provides")
         owners = self._view.port_owners.get(port or 0, ())
         runtime = next((o.runtime for o in owners if o.in_profile), None)
-        return Resolution(service, runtime or Runtime.HOST, f"{shown} is profile port {port} of {service}")
+        return Resolution(service, runtime or Runtime.HOST, f"{shown}, profile port {port} of {service}", True)
 
     def resolve(self, host: str | None, port: int | None, origin: Origin) -> Resolution:
         """The profile service at ``host:port`` as seen from ``origin``, or why none is."""
@@ -387,7 +395,10 @@ class AddressBook:
                 return self._host_port(port, shown)
             where = "its pod" if origin.runtime is Runtime.KUBERNETES else "its container"
             return Resolution(
-                None, None, f"{shown}: inside {where} that address is {where} itself, not another service"
+                None,
+                None,
+                f"{shown}, but inside {where} that address is {where} itself, not another service",
+                kind="loopback",
             )
         if name in _HOST_GATEWAY:
             return self._host_port(port, shown)
@@ -402,24 +413,24 @@ class AddressBook:
             other = self._book.compose.get(name)
             if other is not None:
                 return Resolution(
-                    other, Runtime.COMPOSE, f"{shown} is the compose service {other}, which a pod cannot reach by name"
+                    other, Runtime.COMPOSE, f"{shown}, the compose service {other}, which a pod cannot reach by name"
                 )
             return Resolution(None, None, f"{shown}, which no profile service provides")
         if origin.runtime is Runtime.COMPOSE:
             hit = self._book.compose.get(name)
             if hit is not None:
-                return Resolution(hit, Runtime.COMPOSE, f"{shown} is the compose service {hit}")
+                return Resolution(hit, Runtime.COMPOSE, f"{shown}, the compose service {hit}")
             other = self._book.kube.get(name) or self._book.kube.get(first)
             if other is not None and not _is_ip(name):
                 return Resolution(
                     other,
                     Runtime.KUBERNETES,
-                    f"{shown} is the Kubernetes Service of {other}, which a compose container cannot reach by name",
+                    f"{shown}, the Kubernetes Service of {other}, which a compose container cannot reach by name",
                 )
             return Resolution(None, None, f"{shown}, which no profile service provides")
         hit = self._book.compose.get(name) if _is_ip(name) else None
         if hit is not None:
-            return Resolution(hit, Runtime.COMPOSE, f"{shown} is a container of {hit}")
+            return Resolution(hit, Runtime.COMPOSE, f"{shown}, a container of {hit}")
         if name == self._snapshot.hostname.lower():
             return self._host_port(port, shown)
         return Resolution(None, None, f"{shown}, which no profile service provides")
@@ -432,9 +443,10 @@ class AddressBook:
             return Resolution(
                 None,
                 None,
-                f"{shown}: Service {svc} of {service} serves port(s) {listed}, not {port}",
+                f"{shown}, but Service {svc} of {service} serves port(s) {listed}, not {port}",
+                kind="port",
             )
-        return Resolution(service, Runtime.KUBERNETES, f"{shown} is the Kubernetes Service of {service}")
+        return Resolution(service, Runtime.KUBERNETES, f"{shown}, the Kubernetes Service of {service}")
 
 
 # ---------------------------------------------------------------------------- the graph

@@ -570,7 +570,7 @@ def _pod_logs(api: Any, pod: PodState, tail: int, timeout: Any, reads: _LogReads
     container, previous = target
     which = f"{'previous ' if previous else ''}logs of {pod.name}" + (f" container {container}" if container else "")
     if pod.node and pod.node in reads.hung_nodes:
-        return _log_gap(pod, which, f"not read: {reads.hung_nodes[pod.node]}", "timeout", reads)
+        return _log_gap(pod, which, reads.hung_nodes[pod.node], "timeout", reads)
     query: list[tuple[str, Any]] = [("tailLines", tail)]
     if previous:
         query.insert(0, ("previous", "true"))
@@ -584,17 +584,24 @@ def _pod_logs(api: Any, pod: PodState, tail: int, timeout: Any, reads: _LogReads
             return pod
         return _log_gap(pod, which, f"HTTP {exc.status}: {api_reason(exc)}", "error", reads)
     except StackwardenError as exc:  # a timeout, or retries of a 5xx exhausted
-        reason: CoverageReason = "timeout" if "timed out" in str(exc) else "error"
-        if reason == "timeout" and pod.node:
-            reads.hung_nodes[pod.node] = f"the kubelet of node {pod.node} did not answer a log read in time"
-        return _log_gap(pod, which, str(exc), reason, reads)
+        timed_out = "timed out" in str(exc)
+        reason: CoverageReason = "timeout" if timed_out else "error"
+        if timed_out and pod.node:
+            reads.hung_nodes[pod.node] = f"the kubelet of node {pod.node} did not answer an earlier log read in time"
+        why = (
+            f"timed out after {timeout[1]:g}s (node {pod.node or '?'}: its kubelet, or the apiserver's way to it, "
+            "did not answer)"
+            if timed_out
+            else str(exc).removeprefix(f"{which}: ")
+        )
+        return _log_gap(pod, which, why, reason, reads)
     lines = tuple(redact_text(line) for line in raw.decode(errors="replace").splitlines() if line.strip())
     return pod.model_copy(update={"log_tail": lines, "log_container": container})
 
 
 def _log_gap(pod: PodState, which: str, why: str, reason: CoverageReason, reads: _LogReads) -> PodState:
     """Record a log read that failed, on the pod (its finding says so) and in the coverage."""
-    text = f"{which}: {redact_text(why)}"
+    text = f"{which} not read: {redact_text(why)}"
     LOG.warning("%s", text)
     reads.gaps.append(
         Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason=reason, detail=text)

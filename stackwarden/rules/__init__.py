@@ -6,10 +6,20 @@ from stackwarden.chains import link_chains
 from stackwarden.model.finding import Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.rules import availability, crash_loops, dual_deployment, health, kubernetes, network, ports, runtimes
+from stackwarden.rules import (
+    availability,
+    crash_loops,
+    dual_deployment,
+    health,
+    kubernetes,
+    network,
+    ports,
+    runtimes,
+    services,
+)
 from stackwarden.rules.registry import RULES, Rule, rule
 
-RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, availability, health, network, kubernetes)
+RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, availability, services, health, network, kubernetes)
 
 
 def diagnose(snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:

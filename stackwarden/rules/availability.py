@@ -253,7 +253,9 @@ def _pod_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str]:
     unschedulable = pod.unschedulable
     if unschedulable is not None:
         message = unschedulable.message or unschedulable.reason or "not scheduled"
-        resources = bool(re.search(r"Insufficient (cpu|memory)|Too many pods", message, re.IGNORECASE))
+        resources = bool(
+            re.search(r"Insufficient (cpu|memory)|Too many pods|(memory|disk|pid)-pressure", message, re.IGNORECASE)
+        )
         cause = _cause(
             CrashCategory.RESOURCES if resources else CrashCategory.CONFIGURATION,
             "Unschedulable",
@@ -810,4 +812,5 @@ def service_selector_unmatched(snapshot: Snapshot, profile: Profile) -> Iterator
                 "The Service's selector matches no pod, so it has no endpoints.",
                 [f"Service {svc.name} selector {selector_text}; pods labelled {pod_labels}"],
             ),
+            condition="has a Service that selects no pod",
         )

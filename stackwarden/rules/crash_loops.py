@@ -222,7 +222,8 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
         ]
         if main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
             evidence += [f"port {main.port}: {o.label} listens on {o.addresses}" for o in owners]
-        evidence += _pod_events(snapshot, view.placements[service])
+        said = "\n".join(evidence)
+        evidence += [line for line in _pod_events(snapshot, view.placements[service]) if line not in said]
         recommendation = main.explanation + " " + _recommendation(main, service, owners)
         if main.signature == "missing-setting":
             advice, setting_commands = _setting_advice(snapshot, profile, service, main, set(runtimes))

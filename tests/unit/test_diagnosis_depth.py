@@ -137,7 +137,7 @@ def test_a_missing_cluster_dependency_is_named_with_ready_of_desired_and_scaled_
     findings = {f.id: f for f in diagnose(snapshot(kubernetes=kube), prof)}
     crash = findings["crash-loop:backend"]
     assert crash.summary.startswith("backend crashes because postgres is scaled to 0")
-    assert f"10.96.0.12:{PORTS['postgres']} is the Kubernetes Service of postgres" in crash.summary
+    assert f"10.96.0.12:{PORTS['postgres']}, the Kubernetes Service of postgres" in crash.summary
     assert crash.caused_by == "service-unavailable:postgres:kubernetes"
     assert crash.commands[0] == "kubectl -n seedstack scale deployment/postgres --replicas=1"
     assert crash.action == "Fix postgres first"
