@@ -929,4 +929,3 @@ def test_root_causes_name_their_dependents_and_quote_the_cluster(stack: Stack) -
     assert any(": Evicted: The node was low on resource: memory" in line for line in evicted.evidence)
     init = stack.findings["crash-loop:k02-api"]
     assert "init container wait-for-db" in init.locations[0].detail and "exit code 1" in init.locations[0].detail
-
