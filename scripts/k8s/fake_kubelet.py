@@ -554,6 +554,35 @@ class FakeKubelet:
                 except (OSError, ssl.SSLError):
                     pass  # the caller gave up waiting (a hung kubelet's read timed out)
 
+            def do_POST(self) -> None:
+                """``/portForward/{ns}/{pod}``: accept the stream upgrade as a kubelet does, then
+                hold the connection (no stream is ever served). Enough for ``kubectl
+                port-forward`` to start listening on its local port, which is what a host
+                observation sees of a port-forward."""
+                if (
+                    not self.path.startswith("/portForward/")
+                    or "upgrade" not in self.headers.get("Connection", "").lower()
+                ):
+                    self.send_error(404)
+                    return
+                protocol = self.headers.get("X-Stream-Protocol-Version", "portforward.k8s.io").split(",")[0].strip()
+                self.send_response(101, "Switching Protocols")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "SPDY/3.1")
+                self.send_header("X-Stream-Protocol-Version", protocol)
+                self.end_headers()
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.settimeout(1.0)
+                while not kubelet._stop.is_set():
+                    try:
+                        if not self.connection.recv(4096):
+                            return
+                    except (TimeoutError, ssl.SSLWantReadError):
+                        continue
+                    except (OSError, ssl.SSLError):
+                        return
+
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
