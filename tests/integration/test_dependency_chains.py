@@ -587,7 +587,7 @@ SITUATIONS = (
         CrashCategory.DEPENDENCY_DOWN,
         ("c16-api", "c16-cache"),
         "service-unavailable:c16-cache:compose",
-        ("c16-api crashes because c16-cache died (exited, exit code 137, OOM-killed)",),
+        ("c16-api crashes because c16-cache died (exited, exit code 137",),
     ),
     Situation(
         "c17-a-cycle",
