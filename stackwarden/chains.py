@@ -147,6 +147,19 @@ class _Linker:
             f"{edge.target} (the log names no address; of what {service} is configured to reach, {edge.via} is down)",
         )
 
+    def _declared(self, service: str) -> str:
+        """What the service is configured to reach and how each is: when the address it failed on
+        leads nowhere, whether its own dependencies are up tells a wrong address from a down one."""
+        edges = self.graph.needs(service)
+        if not edges:
+            return ""
+        parts = []
+        for edge in edges:
+            placement = self.view.placements[edge.target]
+            state = f"ready in {edge.runtime}" if ready_in(placement, edge.runtime) else f"not ready in {edge.runtime}"
+            parts.append(f"{edge.target} ({edge.via.split(' -> ')[0]}, {state})")
+        return f" What {service} is configured to reach: {'; '.join(dict.fromkeys(parts))}."
+
     def resolve_all(self) -> None:
         for f in self.findings:
             if f.rule not in FAILURE_RULES:
@@ -157,7 +170,7 @@ class _Linker:
             service = f.services[0]
             if found.service is None:
                 self.notes[f.id] = (
-                    f"It connects to {found.how}.",
+                    f"It connects to {found.how}.{self._declared(service)}",
                     _UNMAPPED_ADVICE[found.kind],
                     CrashCategory.CONFIGURATION,
                 )

@@ -213,8 +213,9 @@ def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
             JAVA_REFUSED_NO_HOST, environment={"SPRING_DATASOURCE_URL": "jdbc:postgresql://c05-db:5432/o"}
         ),
         "c05-db": sleeper(),
-        # c06: an address outside the profile
-        "c06-migrate": crasher(PY_TIMEOUT_EXTERNAL),
+        # c06: an address outside the profile, while the database it is configured with is up
+        "c06-migrate": crasher(PY_TIMEOUT_EXTERNAL, environment={"DATABASE_URL": "postgres://app:pw@c06-db:5432/app"}),
+        "c06-db": tcp_service(5432, None),
         # c07: the dependency is up, the port is wrong
         "c07-api": crasher(GO_WRONG_PORT),
         "c07-db": tcp_service(5432, None),
@@ -363,8 +364,9 @@ def kube_situations(ips: dict[str, str], hung_node: str) -> list[tuple[str, int,
         # k07: the Service sends port 80 to 8081; the pods declare 8080
         ("k07-api", 1, Running(), pod_spec("k07-api", ports={"http": 8080})),
         ("k07-web", 1, CrashLoopBackOff(logs=_node_refused(ips["k07-api"], 80)), None),
-        # k08: a named targetPort no container declares
+        # k08: a named targetPort no container declares: no endpoint, its client is refused
         ("k08-search", 1, Running(), pod_spec("k08-search", ports={"web": 9200})),
+        ("k08-api", 1, CrashLoopBackOff(logs=_go_dial("k08-search", 9200)), None),
         # k09: the dependency is killed by its liveness probe
         (
             "k09-api",
@@ -417,8 +419,13 @@ def kube_situations(ips: dict[str, str], hung_node: str) -> list[tuple[str, int,
         # k13: Java names no address; the pod's env does
         ("k13-db", 0, Running(), None),
         ("k13-api", 1, CrashLoopBackOff(logs=JAVA_REFUSED_NO_HOST), pod_spec("k13-api", env=spring)),
-        # k14: an address outside the profile
-        ("k14-api", 1, CrashLoopBackOff(logs=_go_dial("10.0.0.5", 5432, "i/o timeout")), None),
+        # k14: an address outside the profile, while the cache it is configured with is up
+        (
+            "k14-api",
+            1,
+            CrashLoopBackOff(logs=_go_dial("10.0.0.5", 5432, "i/o timeout")),
+            pod_spec("k14-api", env={"REDIS_ADDR": "k19-cache:6379"}),
+        ),
         # k15: the dependency misses a Secret key
         ("k15-db", 1, ConfigError(), None),
         ("k15-api", 1, CrashLoopBackOff(logs=_node_refused(ips["k15-db"], 5432)), None),
@@ -511,7 +518,10 @@ SITUATIONS = (
         "c06-outside-the-profile",
         "crash-loop:c06-migrate",
         CrashCategory.CONFIGURATION,
-        says=("connects to 10.0.0.5:5432, which no profile service provides",),
+        says=(
+            "connects to 10.0.0.5:5432, which no profile service provides",
+            "What c06-migrate is configured to reach: c06-db (env DATABASE_URL, ready in compose)",
+        ),
         severity=Severity.CRITICAL,
     ),
     Situation(
@@ -656,10 +666,12 @@ SITUATIONS = (
     ),
     Situation(
         "k08-named-target-port-nobody-declares",
+        "crash-loop:k08-api",
+        CrashCategory.DEPENDENCY_DOWN,
+        ("k08-api", "k08-search"),
         "service-port-mismatch:k08-search",
-        CrashCategory.CONFIGURATION,
-        says=("targetPort 'http', a name no container of the pods declares",),
-        severity=Severity.HIGH,
+        ("k08-api crashes because k08-search has a Service that routes to a port its pods do not declare",),
+        Severity.HIGH,
     ),
     Situation(
         "k09-liveness-kills-the-dependency",
@@ -706,7 +718,10 @@ SITUATIONS = (
         "k14-outside-the-profile",
         "crash-loop:k14-api",
         CrashCategory.CONFIGURATION,
-        says=("connects to 10.0.0.5:5432, which no profile service provides",),
+        says=(
+            "connects to 10.0.0.5:5432, which no profile service provides",
+            "What k14-api is configured to reach: k19-cache (container k14-api: env REDIS_ADDR, ready in kubernetes)",
+        ),
     ),
     Situation(
         "k15-config-error",
@@ -927,5 +942,8 @@ def test_root_causes_name_their_dependents_and_quote_the_cluster(stack: Stack) -
     assert any('configmap "orders-config" not found' in line for line in mount.evidence)
     evicted = stack.findings["service-unavailable:k10-search:kubernetes"]
     assert any(": Evicted: The node was low on resource: memory" in line for line in evicted.evidence)
+    named = stack.findings["service-port-mismatch:k08-search"]
+    assert "targetPort 'http', a name no container of the pods declares" in named.summary
+    assert any("Endpoints k08-search: " in line for line in named.evidence)
     init = stack.findings["crash-loop:k02-api"]
     assert "init container wait-for-db" in init.locations[0].detail and "exit code 1" in init.locations[0].detail
