@@ -295,6 +295,19 @@ def _logs_if_any(client: docker.APIClient, container: Container, tail: int) -> t
         raise
 
 
+def _with_logs(client: docker.APIClient, container: Container, tail: int) -> Container:
+    """The container with its last lines; a logs read that times out or keeps failing marks
+    only this container partially observed (its finding says so), never the whole engine."""
+    try:
+        return container.model_copy(update={"log_tail": _logs_if_any(client, container, tail)})
+    except (PermanentError, TransientError) as exc:
+        if isinstance(exc, AbsentError):
+            raise  # the engine itself went away: that is the engine's state, not this container's
+        LOG.warning("logs of %s not read: %s", container.name, exc)
+        gap = f"logs of container {container.name} not read: {redact_text(str(exc))[:300]}"
+        return container.model_copy(update={"unobserved": (*container.unobserved, gap)})
+
+
 DEATH_WINDOW_SECONDS = 600.0
 """How far back ``die`` events are read: longer than Docker's largest restart back-off (1 min)
 and than a loop's run between crashes, short enough to stay one small reply."""
@@ -381,7 +394,7 @@ def observe_docker(
                 # entrypoint may wait for a dependency that never answers)
                 unhealthy = container.state == "running" and "unhealthy" in container.status
                 if container.is_crash_looping or container.died_failing or unhealthy:
-                    container = container.model_copy(update={"log_tail": _logs_if_any(client, container, log_tail)})
+                    container = _with_logs(client, container, log_tail)
             containers.append(container)
     except docker.errors.APIError as exc:
         raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc

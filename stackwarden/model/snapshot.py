@@ -137,6 +137,9 @@ class Container(Frozen):
         description="Addresses its environment, command line and links name (inspected containers; hosts and "
         "ports only, never the values).",
     )
+    unobserved: tuple[str, ...] = Field(
+        default=(), description="What of this container could not be read and why (its logs timed out)."
+    )
     cluster_node: str | None = Field(
         default=None,
         description="Set when the container is a node of a local Kubernetes cluster (kind, k3d, minikube): "

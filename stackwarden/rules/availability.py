@@ -679,8 +679,17 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
                 commands=unready.commands,
                 cause=unready.cause,
                 condition=_condition(unready, service),
-                gaps=tuple(g for p in placement.pods for g in p.unobserved) if runtime is Runtime.KUBERNETES else (),
+                gaps=_gaps(placement, runtime),
             )
+
+
+def _gaps(placement: ServicePlacement, runtime: Runtime) -> tuple[str, ...]:
+    """What of the service's objects in ``runtime`` could not be read (a log read that failed)."""
+    if runtime is Runtime.KUBERNETES:
+        return tuple(g for p in placement.pods for g in p.unobserved)
+    if runtime is Runtime.COMPOSE:
+        return tuple(g for c in placement.containers for g in c.unobserved)
+    return ()
 
 
 _SEEN_KINDS = frozenset({"*", "containers", "pods", "deployments", "statefulsets"})

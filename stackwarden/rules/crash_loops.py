@@ -38,16 +38,18 @@ def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) 
         if not c.is_crash_looping:
             continue
         cause = classify_crash(c.recorded_exit_code, c.log_tail, ports, c.oom_killed)
+        unread = "; its logs could not be read" if c.unobserved else ""
         out.append(
             _Crash(
                 Location(
                     runtime=Runtime.COMPOSE,
                     kind="container",
                     name=c.name,
-                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {c.restart_count or 0} restarts",
+                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {c.restart_count or 0} restarts{unread}",
                 ),
                 cause,
                 commands.docker_logs(c),
+                c.unobserved,
             )
         )
     for p in placement.pods:

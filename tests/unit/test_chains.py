@@ -230,3 +230,19 @@ def test_the_report_says_the_chain_and_the_roots_dependents() -> None:
     assert "**Caused by:** `service-unavailable:postgres:compose` (backend → postgres)" in text
     assert "**Root cause of:** backend" in text
     assert "Dependency down" in text and "Code issue" not in text
+
+
+def test_a_container_log_read_that_times_out_marks_only_that_container() -> None:
+    import requests
+
+    from stackwarden.adapters import docker as docker_adapter
+
+    class HungLogs:
+        def logs(self, *args: Any, **kwargs: Any) -> bytes:
+            raise requests.exceptions.ReadTimeout("Read timed out. (read timeout=5)")
+
+    looping = container("backend", "restarting", exit_code=1, restart_count=4)
+    seen = docker_adapter._with_logs(HungLogs(), looping, 40)  # type: ignore[arg-type]
+    assert seen.log_tail == () and "timed out" in seen.unobserved[0]
+    crash = _by_id(snapshot(containers=(seen,)), profile())["crash-loop:backend"]
+    assert crash.gaps == seen.unobserved and "its logs could not be read" in crash.summary
