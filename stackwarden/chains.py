@@ -117,7 +117,7 @@ class _Linker:
         self.profile = profile
         self.view: StackView = stack_view(snapshot, profile)
         self.book = AddressBook(snapshot, profile, self.view)
-        self.graph: DependencyGraph = dependency_graph(snapshot, profile, self.view)
+        self.graph: DependencyGraph = dependency_graph(profile, self.view, self.book)
         self.down = _down_findings(findings)
         self.links: dict[str, _Link] = {}
         self.notes: dict[str, tuple[str, str, CrashCategory | None]] = {}
@@ -351,6 +351,8 @@ class _Linker:
 
 def link_chains(findings: Sequence[Finding], snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:
     """The findings with every dependency failure linked to its root cause (see the module)."""
+    if not any(f.rule in FAILURE_RULES and f.cause is not None and f.cause.dependency for f in findings):
+        return tuple(findings)  # nothing about a dependency: no graph to build
     linker = _Linker(findings, snapshot, profile)
     linker.resolve_all()
     return tuple(linker.rewrite())

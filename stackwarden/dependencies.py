@@ -34,7 +34,7 @@ from stackwarden.model.snapshot import (
     ProcessInfo,
     Snapshot,
 )
-from stackwarden.placement import StackView, is_service_container
+from stackwarden.placement import ServicePlacement, StackView
 
 # ---------------------------------------------------------------------------- extraction
 _HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_-]{1,63})*\.?$")
@@ -314,15 +314,32 @@ def _service_names(svc: KubeServiceState, namespace: str | None) -> list[str]:
     return names
 
 
+def compose_owners(profile: Profile) -> dict[tuple[str, str], str]:
+    """(compose project, compose service) -> profile service: one lookup per container instead of
+    one per container and service."""
+    return {(profile.compose_for(s).project, profile.compose_service_name(s)): s for s in profile.services}
+
+
+def _containers_of(snapshot: Snapshot, profile: Profile) -> dict[str, list[Container]]:
+    """Every container (in any state) of each profile service."""
+    owners = compose_owners(profile)
+    out: dict[str, list[Container]] = {}
+    for c in snapshot.containers:
+        service = owners.get((c.compose_project or "", c.compose_service or ""))
+        if service is not None:
+            out.setdefault(service, []).append(c)
+    return out
+
+
 def _book(snapshot: Snapshot, profile: Profile, view: StackView) -> _Book:
     book = _Book()
+    containers = _containers_of(snapshot, profile)
     for service in profile.services:
         book.compose[profile.compose_service_name(service)] = service
-        for c in snapshot.containers:
-            if is_service_container(profile, service, c):
-                book.compose[c.name.lower()] = service
-                for ip in c.ip_addresses:
-                    book.compose[ip] = service
+        for c in containers.get(service, ()):
+            book.compose[c.name.lower()] = service
+            for ip in c.ip_addresses:
+                book.compose[ip] = service
     for c in snapshot.containers:  # link aliases lead to the linked container's service
         for ref in c.targets:
             if ref.source.startswith("link "):
@@ -338,12 +355,13 @@ def _book(snapshot: Snapshot, profile: Profile, view: StackView) -> _Book:
         placement = view.placements.get(service)
         pods = placement.pods if placement is not None else ()
         workloads = placement.workloads if placement is not None else ()
+        label_sets = [dict(labels) for labels in {tuple(sorted(p.labels.items())) for p in pods}]
         selected = [
             s
             for s in kube.services
             if s.name == spec.kubernetes.service
-            or any(_selects(s.selector, p.labels) for p in pods)
             or any(_selects(s.selector, w.selector) for w in workloads)
+            or any(_selects(s.selector, labels) for labels in label_sets)
         ]
         book.kube.setdefault(spec.kubernetes.name, service)
         if spec.kubernetes.service:
@@ -376,6 +394,8 @@ class AddressBook:
         self._profile = profile
         self._view = view
         self._book = _book(snapshot, profile, view)
+        self.containers = _containers_of(snapshot, profile)
+        """Every container of each profile service, in any state."""
 
     def _host_port(self, port: int | None, shown: str) -> Resolution:
         """An address on this host: the profile service that declares the port (whoever holds it)."""
@@ -481,38 +501,35 @@ def origin_of_container(container: Container) -> Origin:
 
 
 def declared_refs(
-    snapshot: Snapshot, profile: Profile, view: StackView, service: str
+    containers: Sequence[Container], placement: ServicePlacement | None
 ) -> list[tuple[DependencyRef, Origin]]:
-    """Every address ``service`` is declared to need, with where it connects from: its compose
+    """Every address a service is declared to need, with where it connects from: its compose
     containers' depends_on, links, env and command; its pods' (init) containers' env and args;
     its host processes' command lines."""
-    placement = view.placements.get(service)
     out: list[tuple[DependencyRef, Origin]] = []
-    containers = [c for c in snapshot.containers if is_service_container(profile, service, c)]
     for c in containers:
         origin = origin_of_container(c)
         out += [(DependencyRef(host=d.lower(), source="compose depends_on"), origin) for d in c.depends_on]
         out += [(ref, origin) for ref in c.targets]
     pods: Sequence[PodState] = placement.pods if placement is not None else ()
-    for pod in pods:
-        for kc in (*pod.init_containers, *pod.containers):
-            kind = "init container" if kc.init else "container"
-            out += [
-                (ref.model_copy(update={"source": f"{kind} {kc.name}: {ref.source}"}), Origin(Runtime.KUBERNETES))
-                for ref in kc.targets
-            ]
+    specs = {(kc.init, kc.name, kc.targets) for pod in pods for kc in (*pod.init_containers, *pod.containers)}
+    for init, name, targets in sorted(specs, key=lambda spec: (not spec[0], spec[1])):  # replicas share a spec
+        kind = "init container" if init else "container"
+        out += [
+            (ref.model_copy(update={"source": f"{kind} {name}: {ref.source}"}), Origin(Runtime.KUBERNETES))
+            for ref in targets
+        ]
     processes: Sequence[ProcessInfo] = placement.processes if placement is not None else ()
     for process in processes:
         out += [(ref, Origin(Runtime.HOST)) for ref in refs_from_argv(process.cmdline, "command line")]
     return list(dict.fromkeys(out))
 
 
-def dependency_graph(snapshot: Snapshot, profile: Profile, view: StackView) -> DependencyGraph:
+def dependency_graph(profile: Profile, view: StackView, book: AddressBook) -> DependencyGraph:
     """The graph of the whole stack, one edge per (dependent, dependency, declaration)."""
-    book = AddressBook(snapshot, profile, view)
     edges: list[Edge] = []
     for service in profile.services:
-        for ref, origin in declared_refs(snapshot, profile, view, service):
+        for ref, origin in declared_refs(book.containers.get(service, ()), view.placements.get(service)):
             found = book.resolve(ref.host, ref.port, origin)
             if found.service is not None and found.service != service:
                 via = f"{ref.source} -> {ref.display}"
