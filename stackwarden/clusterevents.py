@@ -29,12 +29,29 @@ def event_line(event: KubeEvent) -> str:
     return f"{event.kind} {event.name}: {event.reason}: {event.message}{count}"
 
 
+_INDEX: list[tuple[tuple[KubeEvent, ...], dict[tuple[str, str], list[KubeEvent]]]] = []
+"""The last events tuple seen and its Warnings by (kind, name): rules ask per pod, and a namespace
+may hold thousands of pods and events. Kept with the tuple itself, so it cannot go stale."""
+
+
+def _by_object(events: tuple[KubeEvent, ...]) -> dict[tuple[str, str], list[KubeEvent]]:
+    if _INDEX and _INDEX[0][0] is events:
+        return _INDEX[0][1]
+    index: dict[tuple[str, str], list[KubeEvent]] = {}
+    for e in events:
+        if e.type == "Warning":
+            index.setdefault((e.kind, e.name), []).append(e)
+    _INDEX[:] = [(events, index)]
+    return index
+
+
 def _warnings(snapshot: Snapshot, kind: str, names: Iterable[str]) -> list[KubeEvent]:
-    wanted = set(names)
     kube = snapshot.kubernetes
-    if kube is None or not wanted:
+    if kube is None:
         return []
-    return [e for e in kube.events if e.type == "Warning" and e.kind == kind and e.name in wanted]
+    index = _by_object(kube.events)
+    found = [e for name in dict.fromkeys(names) for e in index.get((kind, name), ())]
+    return sorted(found, key=lambda e: e.last_seen.timestamp() if e.last_seen else 0.0)
 
 
 def pod_warnings(snapshot: Snapshot, pod: PodState, reasons: Iterable[str] | None = None) -> list[KubeEvent]:

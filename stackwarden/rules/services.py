@@ -34,17 +34,18 @@ def _profile_services(snapshot: Snapshot, profile: Profile) -> list[tuple[str, K
         return []
     view = stack_view(snapshot, profile)
     live = [p for p in kube.pods if p.phase not in {"Succeeded", "Failed"}]
+    uids = {name: {p.uid for p in placement.pods} for name, placement in view.placements.items()}
     out = []
     for svc in kube.services:
         if not svc.selector:
             continue  # endpoints managed by hand: nothing to check against
         selected = [p for p in live if _selects(svc.selector, p.labels)]
+        chosen = {p.uid for p in selected}
         owner = next(
             (
                 name
                 for name, spec in profile.services.items()
-                if spec.kubernetes is not None
-                and (spec.kubernetes.service == svc.name or any(p in view.placements[name].pods for p in selected))
+                if spec.kubernetes is not None and (spec.kubernetes.service == svc.name or uids[name] & chosen)
             ),
             None,
         )
