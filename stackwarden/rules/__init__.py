@@ -11,6 +11,7 @@ from stackwarden.rules import (
     crash_loops,
     dual_deployment,
     health,
+    host,
     kubernetes,
     network,
     ports,
@@ -19,7 +20,18 @@ from stackwarden.rules import (
 )
 from stackwarden.rules.registry import RULES, Rule, rule
 
-RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, availability, services, health, network, kubernetes)
+RULE_MODULES = (
+    runtimes,
+    dual_deployment,
+    ports,
+    host,
+    crash_loops,
+    availability,
+    services,
+    health,
+    network,
+    kubernetes,
+)
 
 
 def diagnose(snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:
