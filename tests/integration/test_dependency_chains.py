@@ -845,6 +845,9 @@ def stack(control_plane: Any, kubelet: Any, tmp_path_factory: pytest.TempPathFac
         services = compose_services(ports)
         services["c12-api"] = crasher(f"> api@2.1.0 start\n> node index.js\n\n{refused}", network_mode="host")
         project = stack_.enter_context(compose_project(tmp, unique_name("swtest-chain"), services))
+        # stopped first (by hand: the engine stops restarting them), so `down` never races a restart
+        # for the project's network
+        stack_.callback(project.compose, "stop", "--timeout", "0", check=False)
         project.compose("stop", "c01-db", "c04-db", "c05-db", "c09-cache", "c10-db", "c14-db")
         project_b.compose("stop", "c12-db")
         wait_for(lambda: _compose_settled(project, project_b), 120, "the compose situations to settle")
