@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stackwarden.chains import link_chains
 from stackwarden.model.finding import Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
@@ -16,6 +17,7 @@ from stackwarden.rules import (
     network,
     ports,
     runtimes,
+    services,
 )
 from stackwarden.rules.registry import RULES, Rule, rule
 
@@ -26,6 +28,7 @@ RULE_MODULES = (
     host,
     crash_loops,
     availability,
+    services,
     health,
     network,
     kubernetes,
@@ -34,8 +37,9 @@ RULE_MODULES = (
 
 
 def diagnose(snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:
-    """Run every registered rule; worst first, then by id, so output is stable across runs."""
-    findings = [f for check in RULES.values() for f in check(snapshot, profile)]
+    """Run every registered rule, then link each failure that a down dependency explains to
+    its root cause (``stackwarden.chains``); worst first, then by id, so output is stable."""
+    findings = link_chains([f for check in RULES.values() for f in check(snapshot, profile)], snapshot, profile)
     return tuple(sorted(findings, key=lambda f: (-f.severity.rank, f.id)))
 
 
