@@ -122,7 +122,13 @@ def _judge(
             out.failures.append(f"{name}: still runs under {runtime} ({what}); {mode} allows only {want}")
     for port in profile.services[name].ports:
         for owner in view.port_owners.get(port, ()):
-            if owner.runtime is not want:
+            if owner.container is None and owner.proxied_to is not None and Runtime.COMPOSE in blind_runtimes:
+                # a docker-proxy whose container the engine could not name because it was not
+                # observed: not seen, not someone else's
+                line = f"{name}: port {port} is published by a container not identified (compose not observed)"
+                out.failures.append(line)
+                out.unobserved.append(line)
+            elif owner.runtime is not want:
                 out.failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
             elif not owner.in_profile:  # right runtime, someone else's: its answer is not ours
                 out.failures.append(f"{name}: port {port} is owned by {owner.label}, which is not {name}")

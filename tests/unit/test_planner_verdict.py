@@ -534,3 +534,21 @@ def test_a_good_record_or_none_plans_without_a_replica_refusal() -> None:
         assert not [r for r in result.refusals if PREVIOUS_REPLICAS in r]
         up = [(s.name, s.replicas) for s in result.steps if isinstance(s, ScaleWorkload)]
         assert up == [("backend", 7 if record.get(PREVIOUS_REPLICAS) == "7" else 4)]
+
+
+def test_a_docker_proxy_whose_engine_was_not_observed_is_not_a_foreign_owner() -> None:
+    """Docker did not answer: the docker-proxy on redis's port cannot be attributed to a container.
+    That is not seen, not "someone else's": the verdict is blind, not failed (no rollback)."""
+    redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    listener, proxy = proxy_for(redis, "127.0.0.1", PORTS["redis"], 803)
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    result = verdict(
+        snapshot(containers=(redis,), listeners=(listener,), processes=(proxy,), docker_reachable=False),
+        data,
+        Mode.COMPOSE_ONLY,
+        {"redis": None},
+    )
+    assert result.blind, result
+    assert any("published by a container not identified (compose not observed)" in u for u in result.unobserved)
+    assert not [f for f in result.seen_failures if "unidentified" in f]
