@@ -23,7 +23,7 @@ def ops_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer
 
 @pytest.fixture
 def api(ops_server: LocalServer) -> Iterator[Api]:
-    client = Api(ops_server.api_url)
+    client = Api.of(ops_server)
     yield client
     client.close()
 

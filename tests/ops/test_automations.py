@@ -15,7 +15,6 @@ from uuid import UUID
 import pytest
 from prefect.blocks.webhook import Webhook
 from prefect.events.worker import EventsWorker
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 
 from flows.automations import create_automations, critical_finding_switch, finding_webhook
@@ -28,7 +27,7 @@ from stackwarden.profiles import load_profile
 from tasks.diagnose import emit_finding_events_task
 from tests.ops.conftest import small_profile
 from tests.support.compose import unique_name
-from tests.support.prefect_api import Api, poll
+from tests.support.prefect_api import Api, client_settings, poll
 from tests.support.realparts import free_ports
 
 pytestmark = [pytest.mark.prefect]
@@ -87,7 +86,7 @@ def test_automations_fire_on_finding_events(
     # The events worker is a process-wide singleton bound to the API it started with: one left
     # by an earlier test in this session would send these events to that test's server.
     EventsWorker.drain_all()
-    with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
+    with client_settings(ops_server):
         block_id = Webhook(method="POST", url=SecretStr(url)).save(name=unique_name("sw-hook"))
         deployment_id = switch_flow.to_deployment(  # type: ignore[union-attr]
             name=f"switch-{profile.name}-compose-only@{host}",

@@ -30,7 +30,7 @@ def test_serve_schedules_audits_writes_metrics_and_stops_on_sigterm(
     host = f"host-{name}"
     metrics = tmp_path / "metrics"
     metrics.mkdir()
-    env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+    env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
     args = ["--profile", str(profile_path), "--audit-every", "10s", "--host-name", host]
     args += ["--prometheus-dir", str(metrics)]
     with (
@@ -124,7 +124,7 @@ def test_a_runtime_absent_by_design_is_reported_but_no_failed_task_run(
     data["kubernetes"] = {"namespace": "nowhere", "kubeconfig": str(tmp_path / "no-such-kubeconfig")}
     profile_path.write_text(yaml.safe_dump(data))
     name = data["name"]
-    env = {**os.environ, "PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client")}
+    env = {**os.environ, **ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client")}
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile_path), "--json", "--fail-on", "critical"],
         cwd=REPO,

@@ -52,7 +52,7 @@ def test_sigterm_lets_an_audit_in_flight_finish(ops_server: LocalServer, api: Ap
     name = data["name"]
     host = f"host-{name}"
     env = {
-        "PREFECT_API_URL": ops_server.api_url,
+        **ops_server.client_env,
         "PREFECT_HOME": str(tmp_path / "client-home"),
         "DOCKER_HOST": f"tcp://127.0.0.1:{engine_port}",  # accepts, never answers
     }
@@ -94,7 +94,7 @@ def test_sigterm_cancels_a_switch_paused_for_approval_at_once(
             "services": {"api": {"ports": [port], "host": {"executables": ["swdrain-api"]}, "runtime": "compose"}},
         }
         profile_path.write_text(yaml.safe_dump(profile, sort_keys=False))
-        env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+        env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
         args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
         with stackwarden_serve(args, env, tmp_path / "serve.log") as serve:
             switch_id = _start(api, f"switch-{name}-compose-only@{host}")
@@ -115,7 +115,7 @@ def test_sigterm_while_serve_registers_its_deployments_stops_cleanly(
     name = yaml.safe_load(profile_path.read_text())["name"]
     host = f"host-{name}"
     log = tmp_path / "serve.log"
-    env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+    env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
     args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
     with stackwarden_serve(args, env, log) as serve:
         # printed before the deployments are registered and before the runner starts

@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 import yaml
 from prefect.flow_runs import resume_flow_run
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.local_server import LocalServer
 from tests.support.compose import compose_project, tcp_service, unique_name
-from tests.support.prefect_api import Api, poll, stackwarden_serve
+from tests.support.prefect_api import Api, client_settings, poll, stackwarden_serve
 from tests.support.realparts import REPO, docker_ready, free_ports, host_listener, require
 
 pytestmark = [pytest.mark.prefect, pytest.mark.docker, pytest.mark.timeout(900)]
@@ -95,7 +94,7 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
             "services": {"api": {"ports": [port], "host": {"executables": ["swui-api"]}, "runtime": "compose"}},
         }
         profile_path.write_text(yaml.safe_dump(profile, sort_keys=False))
-        env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+        env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
         args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
         with stackwarden_serve(args, env, tmp_path / "serve.log"):
             poll(
@@ -160,7 +159,7 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
             )
             for page in before.values():
                 assert not page["missing"] and not page["errors"], page
-            with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
+            with client_settings(ops_server):
                 resume_flow_run(switch_id, run_input={"approve": True, "comment": "ui test"})
             switched = poll(
                 lambda: (

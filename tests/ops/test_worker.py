@@ -27,7 +27,7 @@ def test_deploy_script_creates_the_pool_and_a_bare_worker_runs_the_audit(
     name = load_profile(profile_path).name
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("STACKWARDEN_", "PREFECT_"))},
-        "PREFECT_API_URL": ops_server.api_url,
+        **ops_server.client_env,
         "PREFECT_HOME": str(tmp_path / "home"),
         "PREFECT": str(Path(sys.executable).parent / "prefect"),
     }
