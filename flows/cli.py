@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
 from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
@@ -670,8 +670,8 @@ def worker_pool(host: str) -> str:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    """Check, then replace this process with ``prefect worker start`` (same Python, same
-    environment plus what the runs act on)."""
+    """Check what a worker needs, then poll this host's pool with ``flows.worker.StackwardenWorker``
+    (Prefect's process worker with the command, environment and flow of each run fixed)."""
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         raise _Usage(
@@ -686,9 +686,10 @@ def _worker(args: argparse.Namespace) -> int:
     _fix_for_runs(served, host, args.allow_unauthenticated_api)
     pool = args.pool or worker_pool(host)
     _out(f"stackwarden worker: pool {pool}, host {host}, profiles " + ", ".join(p.name for _, p in served))
-    argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"]
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)  # noqa: S606 - a list argv, no shell: this process becomes the worker
+    from flows.worker import run_worker
+
+    run_worker(pool)
+    return EXIT_OK
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -697,11 +698,14 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Namespace, ui_url: str) -> None:
     """Import Prefect only now, after the environment names the server it must talk to."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     from flows.serve import Served, serve_stack
 
-    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"], PREFECT_UI_URL: ui_url}):
+    settings: dict[Any, Any] = {PREFECT_API_URL: os.environ["PREFECT_API_URL"], PREFECT_UI_URL: ui_url}
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        settings[PREFECT_API_AUTH_STRING] = os.environ["PREFECT_API_AUTH_STRING"]
+    with temporary_settings(updates=settings):
         serve_stack(
             [Served(path=path, profile=profile) for path, profile in served],
             host=host,

@@ -184,7 +184,8 @@ def _home_lock(home: Path) -> Iterator[None]:
     """One embedded server per home: two servers on one SQLite file would corrupt each other's
     view. A second ``serve`` gets a clear message instead."""
     private_home(home)
-    with open(home / "serve.lock", "a+", encoding="utf-8") as lock:
+    fd = os.open(home / "serve.lock", os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "a+", encoding="utf-8") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

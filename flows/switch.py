@@ -6,6 +6,7 @@ import contextlib
 import contextvars
 import math
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -14,7 +15,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
 from prefect.states import Cancelled, Failed
@@ -175,6 +176,40 @@ def _reject(the_plan: Plan, state_name: str, reason: str) -> State[Any]:
     return Cancelled(name=state_name, message=one_line(f"{state_name}: {reason}; nothing was changed"), data=outcome)
 
 
+PAUSE_BACKSTOP_SECONDS = 120
+"""The server fails a run whose pause outlives its timeout ("paused and never resumed") and
+refuses any other state for it; so the server's timeout is this much longer than the approval
+timeout, and the run itself ends the wait on time, as Cancelled "Approval timed out"."""
+
+
+def wait_for_approval(form: type[Approval], timeout_seconds: float) -> tuple[Approval, bool]:
+    """Pause for the person's answer: (the answer, whether the approval timeout expired first).
+
+    At the timeout the run answers itself (approve: false) through the API, as the UI would; if
+    a person answered first, that resume is refused and the person's answer stands. The run has
+    no Prefect concurrency slot to lose while it waits (``flows.serve``): it waits as long as
+    the timeout says."""
+    run_id = flow_run.id
+    expired = threading.Event()
+
+    def at_deadline() -> None:
+        with contextlib.suppress(Exception):  # already answered (or cancelled): nothing to do
+            resume_flow_run(run_id, run_input={"approve": False, "comment": ""})
+            expired.set()
+
+    timer = threading.Timer(timeout_seconds, contextvars.copy_context().run, args=(at_deadline,))
+    timer.daemon = True
+    timer.start()
+    try:
+        answer = pause_flow_run(
+            wait_for_input=form, timeout=int(timeout_seconds) + PAUSE_BACKSTOP_SECONDS, poll_interval=2
+        )
+    finally:
+        timer.cancel()
+        timer.join()  # a resume in flight has finished (and said whether it was the deadline's)
+    return answer, expired.is_set()
+
+
 def approval_scope(loaded: LoadedProfile, snapshot: Snapshot) -> ApprovalScope:
     """What the approval form names beside the plan: the profile file and its sha256, the compose
     files, and the kubeconfig, context and API server the observation used."""
@@ -322,15 +357,7 @@ def _phase_failure(
     return reason
 
 
-@flow(
-    name="switch-mode",
-    flow_run_name=_run_name,
-    # explicit: PREFECT_FLOW_DEFAULT_RETRIES must not re-plan and re-apply a refused or
-    # rolled-back switch behind the person who approved one attempt
-    retries=0,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
-)
-def switch_flow(
+def switch_mode(
     mode: str | None = None,
     profile: str | None = None,
     *,
@@ -353,7 +380,7 @@ def switch_flow(
     anything is observed: one line, the run Failed, nothing changed. See ``_switch`` for the rest.
     """
     deployment_run = is_deployment_run()
-    APPROVAL_COMMENT.set(None)
+    _forget_approval_comment()
     try:
         problems = parameter_problems(deadline_seconds, approval_timeout_seconds, lock_wait_seconds)
         if problems:
@@ -377,6 +404,26 @@ def switch_flow(
         )
     except StackwardenError as exc:  # a lock, a choice, a server: nothing was changed
         return _refuse_unplanned(exc)
+
+
+switch_flow = flow(
+    name="switch-mode",
+    flow_run_name=_run_name,
+    # explicit: PREFECT_FLOW_DEFAULT_RETRIES must not re-plan and re-apply a refused or
+    # rolled-back switch behind the person who approved one attempt
+    retries=0,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
+)(switch_mode)
+"""The ``switch-mode`` flow. Its function keeps a module-level name of its own (``switch_mode``),
+so the runner of ``stackwarden serve`` pickles it by reference, not by value: a function pickled
+by value loses the module globals its annotations name, and Prefect could not validate the
+parameters of the run in the child process."""
+
+
+def _forget_approval_comment() -> None:
+    """No comment yet in this run. (A function, not inline in the flow: the runner pickles the
+    flow's own function by value, and a ContextVar cannot be pickled.)"""
+    APPROVAL_COMMENT.set(None)
 
 
 def _with_approval_comment(result: SwitchOutcome | State[Any]) -> SwitchOutcome | State[Any]:
@@ -441,13 +488,12 @@ def _switch(
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
         if approval == "ui" and the_plan.steps:
             get_run_logger().info("waiting for approval of plan %s", the_plan.digest)
+            form = _approval_form(the_plan, plan_artifact, approval_scope(loaded, snapshot))
             try:
-                answer = pause_flow_run(
-                    wait_for_input=_approval_form(the_plan, plan_artifact, approval_scope(loaded, snapshot)),
-                    timeout=approval_timeout_seconds,
-                    poll_interval=2,
-                )
-            except FlowPauseTimeout:  # no answer in time is a rejection: nothing changes
+                answer, expired = wait_for_approval(form, approval_timeout_seconds)
+            except FlowPauseTimeout:  # the server's backstop ran out: a rejection all the same
+                expired = True
+            if expired:  # no answer in time is a rejection: nothing changes
                 return _reject(the_plan, "Approval timed out", f"no answer within {approval_timeout_seconds}s")
             APPROVAL_COMMENT.set(clean(answer.comment, FIELD_MAX))
             get_run_logger().info(
