@@ -43,7 +43,7 @@ from stackwarden.model.snapshot import (
     PodState,
     RuntimeStatus,
 )
-from stackwarden.sanitize import redact_text
+from stackwarden.sanitize import redact_lines, redact_text
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -452,7 +452,7 @@ def _previous_logs(api: Any, pod: PodState, tail: int, forbidden: list[str], tim
         else:
             LOG.warning("previous logs of %s/%s unavailable: %s", pod.namespace, pod.name, exc.reason)
         return ()
-    return tuple(redact_text(line) for line in str(text).splitlines() if line.strip())
+    return tuple(redact_lines(line for line in str(text).splitlines() if line.strip()))
 
 
 def _client_for(
