@@ -162,7 +162,8 @@ def auth_string(home: Path) -> str:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
-        secret = secrets.token_urlsafe(32)
+        # user:password form, as Prefect's UI login suggests and ``curl -u "$PREFECT_API_AUTH_STRING"`` sends it
+        secret = f"stackwarden:{secrets.token_urlsafe(32)}"
         write_private(path, secret + "\n")
         return secret
     with os.fdopen(fd, encoding="utf-8") as stored:

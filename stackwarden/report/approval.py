@@ -30,6 +30,12 @@ class ApprovalScope:
     api_server: str | None = None
 
 
+def grouped(digest: str, size: int = 8) -> str:
+    """A hex digest in groups of ``size`` (``5f3a9c0e 1d2b3a4c ...``): read group by group, and it
+    wraps in a narrow form instead of needing a sideways scroll (64 characters do not fit)."""
+    return " ".join(digest[i : i + size] for i in range(0, len(digest), size))
+
+
 def irreversible_summary(plan: Plan) -> str:
     """ "2 of 8 steps cannot be undone: 3 (stop-process ...), 5 (...)", or that all can be."""
     irreversible = [(number, step) for number, step in enumerate(plan.steps, 1) if not step.reversible]
@@ -50,7 +56,7 @@ def _scope_lines(scope: ApprovalScope) -> list[str]:
     return [
         "**What it acts on**",
         "",
-        f"- Profile file {md_code(scope.profile_file)}, sha256 {md_code(scope.profile_sha256)}",
+        f"- Profile file {md_code(scope.profile_file)}, sha256 {md_code(grouped(scope.profile_sha256))}",
         f"- Compose files: {compose}",
         f"- Cluster: {cluster}",
         "",
@@ -68,10 +74,11 @@ def render_approval(plan: Plan, plan_link: str | None = None, scope: ApprovalSco
         "",
         "Nothing has changed yet. Set **approve** to true and Resume to apply exactly this plan; "
         "leave it false (or add a comment) and Resume to reject it. The run re-observes the host "
-        "and applies the plan only if its digest is still the one below. Your comment is kept "
+        "and applies the plan only if its digest is still the one below (the plan artifact and the "
+        "terminal show it in one piece). Your comment is kept "
         "with the outcome and its events.",
         "",
-        f"Plan digest (sha256): {md_code(plan.digest)}",
+        f"Plan digest (sha256): {md_code(grouped(plan.digest))}",
         "",
     ]
     if scope is not None:

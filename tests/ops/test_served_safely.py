@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import stat
@@ -26,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from tests.ops.conftest import SwitchableStack, switchable_stack
 from tests.support.prefect_api import Api, poll, stackwarden_serve
-from tests.support.realparts import free_ports, require
+from tests.support.realparts import REPO, free_ports, require
 
 pytestmark = [pytest.mark.prefect, pytest.mark.docker]
 
@@ -250,8 +252,6 @@ def _system_python() -> str:
 
 def _children(pid: int) -> list[int]:
     """Every descendant of ``pid`` (the server, the runner's flow-run processes)."""
-    import psutil
-
     return [child.pid for child in psutil.Process(pid).children(recursive=True)]
 
 
@@ -321,3 +321,101 @@ def test_a_second_switch_waits_for_no_slot_and_rejection_and_timeout_are_quiet(s
     output = served.log.read_text(errors="replace")
     assert "Traceback" not in output, output[-4000:]
     assert not re.search(r"\|\s*ERROR\s*\|", output), [line for line in output.splitlines() if "ERROR" in line]
+
+
+ACTIONS = ("read runs", "start audit", "start switch", "approve", "change files")
+
+
+def security_table() -> dict[str, dict[str, bool]]:
+    """docs/security.md's table of actors and actions: actor -> action -> allowed ("yes..." / "no...")."""
+    text = (REPO / "docs" / "security.md").read_text()
+    section = text[text.index("## Who can do what") :]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]  # past the header and |---|
+    table: dict[str, dict[str, bool]] = {}
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        if len(cells) != len(ACTIONS) + 1:
+            break
+        table[cells[0].split(" (")[0]] = {
+            a: c.lower().startswith("yes") for a, c in zip(ACTIONS, cells[1:], strict=True)
+        }
+    return table
+
+
+def _as_nobody(served: Served, switch_run: str) -> dict[str, bool]:
+    """What a local user gets: each action tried as uid 65534 (True: it worked)."""
+    audit_id, switch_id = served.deployment_id(_audit(served)), served.deployment_id(_switch(served))
+    script = r"""
+import json, sys, urllib.error, urllib.request
+api, audit_id, switch_id, run_id, home, profile = sys.argv[1:7]
+def ok(method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(api + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20):
+            return True
+    except urllib.error.HTTPError:
+        return False
+def writes(path):
+    try:
+        with open(path, "a"):
+            return True
+    except OSError:
+        return False
+print(json.dumps({
+    "read runs": ok("GET", f"/flow_runs/{run_id}"),
+    "start audit": ok("POST", f"/deployments/{audit_id}/create_flow_run", {}),
+    "start switch": ok("POST", f"/deployments/{switch_id}/create_flow_run", {}),
+    "approve": ok("POST", f"/flow_runs/{run_id}/resume", {"run_input": {"approve": True}}),
+    "change files": writes(home + "/prefect.db") or writes(home + "/client.env") or writes(profile),
+}))
+"""
+    done = subprocess.run(
+        [_system_python(), "-c", script, served.api.api_url, audit_id, switch_id, switch_run, str(served.home),
+         str(served.stack.profile_path)],
+        user=NOBODY, group=NOBODY, extra_groups=[], env={"PATH": "/usr/bin:/bin"}, cwd="/",
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(json.loads(done.stdout))
+
+
+def _as_secret_holder(served: Served, switch_run: str, tmp_path: Path) -> dict[str, bool]:
+    """What the holder of the secret gets (True: it worked); "change files": a run that names a
+    file of the caller's choosing is refused, so it changes nothing."""
+    did = {"read runs": served.api.http.get(f"/flow_runs/{switch_run}").status_code == 200}
+    audit = served.final(served.run(_audit(served)))
+    did["start audit"] = audit["state_type"] == "COMPLETED"
+    did["start switch"] = served.state(switch_run)["state_type"] == "PAUSED"
+    served.api.post(f"/flow_runs/{switch_run}/resume", {"run_input": {"approve": False, "comment": "table"}})
+    did["approve"] = served.final(switch_run)["state"]["name"] == "Rejected"  # its answer was taken
+    target = tmp_path / "chosen.prom"
+    refused = served.final(served.run(_audit(served), {"prometheus_path": str(target)}))
+    did["change files"] = refused["state_type"] != "FAILED" or target.exists()
+    return did
+
+
+def test_the_security_table_is_what_each_actor_meets(served: Served, tmp_path: Path) -> None:
+    table = security_table()
+    assert set(table) == {"local root", "local user", "network peer", "holder of the API secret"}, table
+    switch_run = served.run(_switch(served))
+    served.paused(switch_run)
+    observed = {"local user": _as_nobody(served, switch_run)}
+    # a network peer: the server listens on loopback only, so no peer reaches any of it
+    server_pids = [served.serve.pid, *_children(served.serve.pid)]
+    listening = {
+        c.laddr.ip
+        for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN
+        and c.pid in server_pids
+        and c.laddr.port == int(served.api.api_url.split(":")[2].split("/")[0])
+    }
+    assert listening == {"127.0.0.1"}, listening
+    observed["network peer"] = dict.fromkeys(ACTIONS, False)
+    observed["holder of the API secret"] = _as_secret_holder(served, switch_run, tmp_path)
+    observed["local root"] = {
+        **dict.fromkeys(ACTIONS, "PREFECT_API_AUTH_STRING=" in (served.home / "client.env").read_text()),
+        "change files": os.access(served.home / "prefect.db", os.W_OK),
+    }
+    for actor, actions in observed.items():
+        assert actions == table[actor], (actor, actions, table[actor])

@@ -60,7 +60,7 @@ def test_a_workload_step_names_kind_name_short_uid_and_replicas() -> None:
 def test_the_approval_text_carries_every_step_why_reversibility_digest_and_link() -> None:
     from stackwarden.model.base import Mode
     from stackwarden.model.plan import Plan
-    from stackwarden.report.approval import ApprovalScope, render_approval
+    from stackwarden.report.approval import ApprovalScope, grouped, render_approval
 
     stop = StopProcess(
         id="s2",
@@ -104,7 +104,7 @@ def test_the_approval_text_carries_every_step_why_reversibility_digest_and_link(
         api_server="https://127.0.0.1:6443",
     )
     text = render_approval(plan, "/artifacts/artifact/123", scope)
-    assert plan.digest in text
+    assert grouped(plan.digest) in text and grouped(plan.digest).replace(" ", "") == plan.digest
     assert "[The plan artifact, with the exact commands](/artifacts/artifact/123)" in text
     lines = text.splitlines()
     # what cannot be undone comes first, before any step, naming the step
@@ -116,7 +116,13 @@ def test_the_approval_text_carries_every_step_why_reversibility_digest_and_link(
     assert "scale back to 4" in steps[1]
     # no table: a row wider than the form would have to be scrolled sideways
     assert not any(line.startswith("|") for line in lines)
-    for shown in ("/etc/stackwarden/shop.yaml", "ab" * 32, "/srv/shop/compose.yaml", "/root/.kube/config", "kind-dev"):
+    for shown in (
+        "/etc/stackwarden/shop.yaml",
+        grouped("ab" * 32),
+        "/srv/shop/compose.yaml",
+        "/root/.kube/config",
+        "kind-dev",
+    ):
         assert shown in text, shown
     assert "https://127.0.0.1:6443" in text
 
