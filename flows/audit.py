@@ -109,7 +109,7 @@ def audit(
         speaks_for = run_host(host, deployment_run=deployment_run)
     except StackwardenError as exc:  # a bad choice, or a served file that is broken or not root's
         get_run_logger().warning("audit refused: %s; nothing was observed", exc)
-        return Failed(message=one_line(f"refused: {exc}"))
+        return Failed(message=one_line(f"refused: {exc}"), data=exc)  # a terminal run raises it again
     requested = Mode(mode) if mode else None
     snapshot = observe_all(the_profile)
     result = diagnose_task(snapshot, the_profile, requested)

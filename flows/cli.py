@@ -34,7 +34,7 @@ from flows.terminal import LiveProgress, configure_logging, prefect_api_configur
 from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
 from stackwarden.model.base import Mode, Severity
 from stackwarden.model.profile import Profile
-from stackwarden.profiles import default_profile_path, load_profile, profile_json_schema
+from stackwarden.profiles import ProfileChoiceError, default_profile_path, load_profile, profile_json_schema
 from stackwarden.sanitize import one_line, strip_controls, terminal
 
 if TYPE_CHECKING:
@@ -757,6 +757,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except _Usage as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except ProfileChoiceError as exc:  # a file where only a served profile's name is taken
+        return _fail(str(exc), EXIT_USAGE, "unset STACKWARDEN_PROFILES to run on a file of your own at a terminal")
     except _Surroundings as exc:
         return _fail(str(exc), EXIT_INTERNAL, exc.hint)
     except LockedError as exc:

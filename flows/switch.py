@@ -18,6 +18,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -387,8 +388,8 @@ def switch_mode(
             raise StackwardenError("; ".join(problems))
         loaded = read_profile(choose_profile(profile, profile_path, deployment_run=deployment_run))
         run_host(host, deployment_run=deployment_run)
-        if deployment_run and apply:
-            require_authentication(os.environ.get("PREFECT_API_URL", ""), allowed=unauthenticated_allowed())
+        if deployment_run and apply and (api_url := PREFECT_API_URL.value()):  # none: an in-process server
+            require_authentication(api_url, allowed=unauthenticated_allowed())
         return _with_approval_comment(
             _switch(
                 loaded,

@@ -48,7 +48,7 @@ from tests.support.realparts import REPO, require
 
 RUN_LANGUAGES = {"bash", "sh", "shell", "console", "python"}
 MARKER = re.compile(r"^<!--\s*doc-test:\s*(?P<kind>[a-z-]+)\s*(?::\s*(?P<argument>.*?))?\s*-->\s*$")
-FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)[^`]*$")
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)[^`]*$")  # also in a list item
 HEADING = re.compile(r"^#{1,6}\s")
 READY_SECONDS = 300
 STOP_SECONDS = 360
@@ -102,17 +102,18 @@ def parse(file: Path) -> list[Block]:
         if not opening:
             index += 1
             continue
-        fence, language = opening.group("fence"), opening.group("info").lower()
+        fence, language, indent = opening.group("fence"), opening.group("info").lower(), len(opening.group("indent"))
         end = next(
             (j for j in range(index + 1, len(lines)) if lines[j].strip().startswith(fence[0] * len(fence))), len(lines)
         )
+        body = [line[indent:] if not line[:indent].strip() else line.lstrip() for line in lines[index + 1 : end]]
         marker = MARKER.match(lines[index - 1].strip()) if index > 0 else None
         blocks.append(
             Block(
                 file=file,
                 line=index + 1,
                 language=language,
-                text="\n".join(lines[index + 1 : end]) + "\n",
+                text="\n".join(body) + "\n",
                 marker=marker.group("kind") if marker else None,
                 argument=(marker.group("argument") or "") if marker else "",
                 section=section,
@@ -202,8 +203,8 @@ class Run:
             with _suppress_lookup():
                 os.killpg(group, signal.SIGTERM)
             deadline = time.monotonic() + STOP_SECONDS
-            while _group_alive(group) and time.monotonic() < deadline:
-                time.sleep(0.5)
+            while (item.process.poll() is None or _group_alive(group)) and time.monotonic() < deadline:
+                time.sleep(0.5)  # poll() reaps our own child: a zombie still counts as in the group
             if _group_alive(group):
                 with _suppress_lookup():
                     os.killpg(group, signal.SIGKILL)

@@ -56,7 +56,7 @@ async def _input_description(run_id: UUID) -> str:
 
 
 def test_a_deployment_run_pauses_whatever_its_parameters(
-    tmp_path: Path, docker_engine: None, prefect_server: None
+    tmp_path: Path, docker_engine: None, prefect_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (port,) = free_ports(1)
     name = unique_name("swfault-ap")
@@ -72,9 +72,13 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
                 }
             )
         )
+        # what serve fixes for its runs: the profiles they may act on, and (the test harness's
+        # server has no authentication) that an open server was accepted
+        monkeypatch.setenv("STACKWARDEN_PROFILES", str(profile))
+        monkeypatch.setenv("STACKWARDEN_ALLOW_UNAUTHENTICATED_API", "1")
         parameters = {
             "mode": "compose-only",
-            "profile_path": str(profile),
+            "profile": name,
             "apply": True,
             "approval": "auto",  # overridden for this run: must not skip the approval
             "force": True,
@@ -109,3 +113,25 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
         assert isinstance(outcome, SwitchOutcome) and outcome.status is SwitchStatus.REJECTED, result
         assert grouped(outcome.plan.digest) in description  # the form showed the digest of the plan it paused on
         assert project.containers()[0]["State"] == "exited"
+
+
+def test_a_deployment_switch_refuses_a_server_that_lets_anyone_in(
+    tmp_path: Path, prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test harness's server answers API calls without credentials: anyone who reaches it
+    could start and approve a switch, so a deployment run of a switch refuses it (before it
+    observes anything) unless the operator accepted such a server."""
+    name = unique_name("swfault-open")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {"name": name, "compose": {"project": name, "files": [str(tmp_path / "c.yaml")]}, "services": {"web": {}}}
+        )
+    )
+    monkeypatch.setenv("STACKWARDEN_PROFILES", str(profile))
+    monkeypatch.delenv("STACKWARDEN_ALLOW_UNAUTHENTICATED_API", raising=False)
+    parameters = {"mode": "compose-only", "profile": name, "apply": True, "approval": "ui"}
+    flow_run = asyncio.run(_deployment_run(parameters))
+    state = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
+    assert state.is_failed(), state
+    assert "answers API calls without authentication" in (state.message or ""), state.message

@@ -4,6 +4,7 @@ a medium finding); every finding event is posted to a webhook with host, rule an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -90,9 +91,9 @@ def test_automations_fire_on_finding_events(
         block_id = Webhook(method="POST", url=SecretStr(url)).save(name=unique_name("sw-hook"))
         deployment_id = switch_flow.to_deployment(  # type: ignore[union-attr]
             name=f"switch-{profile.name}-compose-only@{host}",
-            parameters={"mode": "compose-only", "profile_path": str(tmp_path / "p.yaml"), "apply": True},
+            parameters={"mode": "compose-only", "profile": profile.name, "apply": True, "approval": "ui"},
         ).apply()
-        ids = __import__("asyncio").run(
+        ids = asyncio.run(
             create_automations(
                 [
                     critical_finding_switch(deployment_id, host=host, profile=profile.name),
@@ -101,8 +102,12 @@ def test_automations_fire_on_finding_events(
             )
         )
         assert len(ids) == 2
-        listed = {a["name"] for a in api.post("/automations/filter", {})}
-        assert any("critical finding -> compose-only switch" in name for name in listed)
+        again = asyncio.run(  # as a re-run of the documented snippet: replaced, not doubled
+            create_automations([critical_finding_switch(deployment_id, host=host, profile=profile.name)])
+        )
+        listed = [a["name"] for a in api.post("/automations/filter", {})]
+        ours = [name for name in listed if "critical finding -> compose-only switch" in name and host in name]
+        assert len(ours) == 1 and again[0] not in ids, listed
         critical = _finding("port-conflict:1", "port-conflicts", Severity.CRITICAL)
         medium = _finding("runtime-unreachable:compose", "runtime-unreachable", Severity.MEDIUM)
         emit_finding_events_task(_result(profile.name, critical, medium), profile, host=host)
