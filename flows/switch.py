@@ -306,7 +306,12 @@ def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
             for r in journal
         ],
         key=_key(profile, "switch-journal"),
-        description=f"Step journal of the switch of {profile.name}: {len(journal)} step result(s)",
+        description=f"Step journal of the switch of {profile.name}: {len(journal)} step result(s)"
+        + (
+            f"; approved in the UI: {comment or '(no comment)'}"
+            if (comment := APPROVAL_COMMENT.get()) is not None
+            else ""
+        ),
     )
 
 
