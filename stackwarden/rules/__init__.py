@@ -5,10 +5,20 @@ from __future__ import annotations
 from stackwarden.model.finding import Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.rules import availability, crash_loops, dual_deployment, health, kubernetes, network, ports, runtimes
+from stackwarden.rules import (
+    availability,
+    crash_loops,
+    dual_deployment,
+    health,
+    host,
+    kubernetes,
+    network,
+    ports,
+    runtimes,
+)
 from stackwarden.rules.registry import RULES, Rule, rule
 
-RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, availability, health, network, kubernetes)
+RULE_MODULES = (runtimes, dual_deployment, ports, host, crash_loops, availability, health, network, kubernetes)
 
 
 def diagnose(snapshot: Snapshot, profile: Profile) -> tuple[Finding, ...]:
