@@ -6,6 +6,7 @@ and executed by Prefect's own flow engine, as a worker would."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,7 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
                     "name": name,
                     "compose": {"project": name, "files": [str(project.file)]},
                     "services": {"web": {"ports": [port]}},
+                    "timeouts": {"read_seconds": 60},  # a loaded shared machine: a slow engine is no absent one
                 }
             )
         )
@@ -107,6 +109,10 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
         assert project.containers()[0]["State"] == "exited"  # nothing applied while it waits
         description = asyncio.run(_input_description(flow_run.id))
         assert "Plan digest (sha256)" in description, description
+        # beside the plan: which file, in which version, and what it names
+        assert str(profile) in description and str(project.file) in description, description
+        assert grouped(hashlib.sha256(profile.read_bytes()).hexdigest()) in description, description
+        assert "Cluster: no cluster side" in description
         resume_flow_run(flow_run.id, run_input={"approve": False, "comment": "policy test"})
         thread.join(120)
         outcome = result["state"].result(raise_on_failure=False)
