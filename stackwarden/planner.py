@@ -8,7 +8,6 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
-import shlex
 from dataclasses import dataclass, field
 
 from stackwarden import commands
@@ -28,6 +27,7 @@ from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo
 from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
 from stackwarden.rules.kubernetes import any_context_warning
+from stackwarden.sanitize import command
 
 _RUNNING = {"running", "restarting", "paused"}
 
@@ -328,7 +328,7 @@ def _target_refusals(
     if want is Runtime.COMPOSE:  # frozen by `docker pause`: running to Docker, serving nothing
         out += [
             f"{name}: container {c.name} is paused, so it serves nothing, and stackwarden does not unpause "
-            f"what someone froze; run `{shlex.join(['docker', 'unpause', c.name])}` (or stop it), then switch again"
+            f"what someone froze; run `{command(['docker', 'unpause', c.name])}` (or stop it), then switch again"
             for c in placement.containers
             if c.state == "paused"
         ]

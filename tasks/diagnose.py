@@ -17,7 +17,7 @@ from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.pipeline import artifact_key, diagnose_step, findings_summary, findings_table, render_step
-from tasks.publish import event, markdown_artifact, table_artifact
+from tasks.publish import event, markdown_artifact, set_variable, table_artifact, variable_value
 
 T = TypeVar("T")
 
@@ -129,11 +129,11 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
             f"{len(opened)} new, {len(rows) - len(opened) - len(resolved)} persisting, {len(resolved)} resolved"
         ),
     )
-    current = open_set(result.findings)
+    current = variable_value(open_set(result.findings))  # compared as stored: sanitized
     written = False
     if current != previous:
         try:
-            with_backoff(lambda: Variable.set(name, current, overwrite=True), f"writing {name}")
+            with_backoff(lambda: set_variable(name, current), f"writing {name}")
             written = True
         except Exception as exc:
             log.warning("open findings not remembered: writing %s failed: %s", name, exc)

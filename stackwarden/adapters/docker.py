@@ -37,7 +37,7 @@ from stackwarden.model.snapshot import (
     PublishedPort,
     RuntimeStatus,
 )
-from stackwarden.sanitize import redact_text
+from stackwarden.sanitize import redact_lines, redact_text
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -279,7 +279,7 @@ def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[s
         tail=tail,
     )
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    return tuple(redact_text(line) for line in text.splitlines() if line.strip())
+    return tuple(redact_lines(line for line in text.splitlines() if line.strip()))
 
 
 def _logs_if_any(client: docker.APIClient, container: Container, tail: int) -> tuple[str, ...]:

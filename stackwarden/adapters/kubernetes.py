@@ -50,7 +50,7 @@ from stackwarden.model.snapshot import (
     PodState,
     RuntimeStatus,
 )
-from stackwarden.sanitize import redact_text
+from stackwarden.sanitize import redact_lines, redact_text
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -595,7 +595,7 @@ def _pod_logs(api: Any, pod: PodState, tail: int, timeout: Any, reads: _LogReads
             else str(exc).removeprefix(f"{which}: ")
         )
         return _log_gap(pod, which, why, reason, reads)
-    lines = tuple(redact_text(line) for line in raw.decode(errors="replace").splitlines() if line.strip())
+    lines = tuple(redact_lines(line for line in raw.decode(errors="replace").splitlines() if line.strip()))
     return pod.model_copy(update={"log_tail": lines, "log_container": container})
 
 

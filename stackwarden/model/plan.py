@@ -222,3 +222,6 @@ class SwitchOutcome(Frozen):
     to_finish: tuple[str, ...] = Field(
         default=(), description="The commands, in order, that would finish an incomplete rollback."
     )
+    approval_comment: str | None = Field(
+        default=None, description="What the person who approved or rejected the plan in the UI wrote."
+    )

@@ -19,7 +19,6 @@ what the switch does: same target, signal, grace period, replica count, context 
 
 from __future__ import annotations
 
-import shlex
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
@@ -28,6 +27,7 @@ from stackwarden.argv import compose_argv, kubectl_argv, signal_argv, wait_gone_
 from stackwarden.model.base import Frozen, Runtime
 from stackwarden.model.profile import clean_stop_signal, signal_name
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo
+from stackwarden.sanitize import command
 
 PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
 """The annotation a scale to 0 writes on the workload (its count before), read to restore it:
@@ -40,9 +40,9 @@ PHASES: tuple[Phase, ...] = ("make", "break", "start")
 
 
 def printed(argv: list[str]) -> str:
-    """One argument vector as a POSIX shell line (the plan's inverse text; the report quotes
-    through ``sanitize.command``, which also masks secrets and caps lengths)."""
-    return shlex.join(argv)
+    """One argument vector as a POSIX shell line, as every printed command is made: cleaned,
+    secrets masked before quoting, lengths capped (``sanitize.command``)."""
+    return command(argv)
 
 
 # --------------------------------------------------------------------------- shared parts

@@ -43,6 +43,7 @@ from stackwarden.model.plan import (
     Verdict,
 )
 from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
 from stackwarden.model.steps import printed
 from stackwarden.planner import plan as make_plan
 from stackwarden.planner import undo_after_failure
@@ -421,12 +422,14 @@ def _to_finish(run: _Run, book: _Undo) -> list[str]:
 # --------------------------------------------------------------------------- plan, approve, run
 
 
-def prepare(profile: Profile, mode: Mode, executor: Executor) -> Plan:
-    """Observe, plan, and run preflight on an applicable plan (refusals then name every failure)."""
-    the_plan = make_plan(executor.observe(), profile, mode)
+def prepare(profile: Profile, mode: Mode, executor: Executor) -> tuple[Plan, Snapshot]:
+    """Observe, plan, and run preflight on an applicable plan (refusals then name every failure);
+    the observation too (the approval form names the cluster it saw)."""
+    snapshot = executor.observe()
+    the_plan = make_plan(snapshot, profile, mode)
     if the_plan.applicable:
         the_plan = the_plan.model_copy(update={"refusals": tuple(executor.preflight(the_plan))})
-    return the_plan
+    return the_plan, snapshot
 
 
 def recheck(approved: Plan, profile: Profile, executor: Executor) -> tuple[Plan, str | None]:
@@ -449,8 +452,8 @@ class Surroundings(Protocol[T_co]):
         """Whether an applying run pauses for a person (then the plan is made again after)."""
         ...
 
-    def planned(self, plan: Plan) -> None:
-        """The plan is ready (a recorded run publishes it as an artifact)."""
+    def planned(self, plan: Plan, snapshot: Snapshot) -> None:
+        """The plan is ready, made from ``snapshot`` (a recorded run publishes it as an artifact)."""
         ...
 
     def approve(self, plan: Plan) -> T_co | None:
@@ -493,11 +496,11 @@ def run(
                 Plan(profile=profile.name, mode=mode),
                 repaired.lines,
             )
-        the_plan = prepare(profile, mode, executor)
+        the_plan, snapshot = prepare(profile, mode, executor)
         if not apply:
             the_plan = the_plan.model_copy(update={"notes": the_plan.notes + pending_repair_notes(profile)})
         if surroundings is not None:
-            surroundings.planned(the_plan)
+            surroundings.planned(the_plan, snapshot)
         if not the_plan.applicable:
             return _refused("; ".join(the_plan.refusals), the_plan, repaired.lines)
         if expected_digest is not None and the_plan.digest != expected_digest:
