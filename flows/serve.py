@@ -33,6 +33,7 @@ from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
 from flows.audit import audit_flow
+from flows.interrupted import announce_interrupted
 from flows.served import metrics_file
 from flows.switch import switch_flow
 from stackwarden.model.base import Mode
@@ -235,6 +236,8 @@ def serve_stack(
         print(f"  {deployment.flow.name}/{deployment.settings['name']}", flush=True)
     if ui_url:
         print(f"Prefect UI: {ui_url}", flush=True)
+    for line in announce_interrupted([s.profile for s in served]):  # switches that died part way
+        print(f"stackwarden serve: {line}", flush=True)
     runner = DrainingRunner(drain_seconds=drain_seconds, pause_on_shutdown=True)
     runner.install_signal_handlers()
     for deployment in deployments:

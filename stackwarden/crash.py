@@ -1,6 +1,6 @@
 """Crash classification: exit code + the decisive log line -> cause, category, confidence.
 
-The category decides what to do (DESIGN.md §4): a Rust panic in ``spawn_local`` is a code
+The category decides what to do: a Rust panic in ``spawn_local`` is a code
 issue that no deployment switch fixes, while "address already in use" or "connection refused"
 to a port the profile declares is a deployment conflict that names the port's owner.
 

@@ -451,7 +451,7 @@ def stop_container(
 ) -> str:
     """Stop one container; idempotent (an already stopped container is left as it is).
 
-    ``docker stop`` SIGKILLs after its timeout, which DESIGN.md §5.4 forbids for a stateful
+    ``docker stop`` SIGKILLs after its timeout, which the safety rules forbid for a stateful
     service without force: such a container is stopped exactly as the plan's ``graceful`` says
     (the printed commands say the same), and an error, not a SIGKILL, ends a wait that runs out.
     """
@@ -514,6 +514,28 @@ def start_container(container_id: str, project: str) -> str:
             return Unchanged("already running")
         _call(client.start, f"start {container_id[:12]}", container_id)
         return "started"
+    finally:
+        client.close()
+
+
+def restore_restart_policy(container_id: str, project: str, policy: str) -> str:
+    """Put back a restart policy that a graceful stop paused (``no``) and did not restore (the
+    switch died in between). Only while it is still ``no``: a policy someone set since is theirs."""
+    name, _, retries = policy.partition(":")
+    client = _client(30.0)
+    try:
+        inspect = _container_for(client, container_id, project)
+        now = ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if now != "no":
+            return Unchanged(f"restart policy is {now} now; left as it is")
+        restore = {"Name": name, "MaximumRetryCount": int(retries) if retries.isdigit() else 0}
+        _call(
+            client.update_container,
+            f"restore restart policy of {container_id[:12]}",
+            container_id,
+            restart_policy=restore,
+        )
+        return f"restart policy {policy} restored"
     finally:
         client.close()
 

@@ -632,7 +632,7 @@ def _client_for(
         )
     except ConfigException as exc:
         raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
-    configuration.retries = False  # one retry layer: ours (DESIGN.md §6)
+    configuration.retries = False  # one retry layer: ours (adapters/retry.py)
     return k8s.ApiClient(configuration), context, contexts
 
 

@@ -12,6 +12,7 @@ from stackwarden.rules import (
     dual_deployment,
     health,
     host,
+    interrupted,
     kubernetes,
     network,
     ports,
@@ -31,6 +32,7 @@ RULE_MODULES = (
     health,
     network,
     kubernetes,
+    interrupted,
 )
 
 

@@ -1,4 +1,4 @@
-"""A counting, fault-injecting proxy in front of the real Docker socket (DESIGN.md §8:
+"""A counting, fault-injecting proxy in front of the real Docker socket (real parts, not mocks:
 faults go through a proxy in front of the real endpoint rather than a fake of it).
 
 It parses HTTP/1.1 requests from the client (keep-alive included) to count them, forwards
