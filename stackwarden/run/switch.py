@@ -209,7 +209,7 @@ class _Run:
             self.results.append(result)
             if result.status is StepStatus.APPLIED or (result.status is StepStatus.FAILED and undo_after_failure(step)):
                 self.applied.append(step)
-            elif result.status is not StepStatus.SKIPPED and reason is None:
+            if result.status not in {StepStatus.APPLIED, StepStatus.SKIPPED} and reason is None:
                 reason = f"step {step.id} {result.status}: {result.error}"
         return reason
 

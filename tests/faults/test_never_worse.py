@@ -4,7 +4,8 @@ served before the switch is served by at least one owner after it, and the statu
 what happened: the apiserver killed or frozen after the break (the compose owners serve, the
 cluster cannot be seen: unverified, nothing undone on a guess), a make phase whose new owner
 never serves (rolled back; the old owner never stopped), and an undo that fails halfway
-(rollback-incomplete: the owner that serves is kept, the commands to finish are printed).
+(rollback-incomplete: the owner that serves is kept, the commands to finish are printed), and a
+break step that fails outright (a 500) stops the switch there.
 
 The switch runs in process (``stackwarden.run``): the decisions are under test, not Prefect."""
 
@@ -251,3 +252,60 @@ def test_an_undo_that_fails_halfway_keeps_what_serves_and_says_how_to_finish(tmp
         stop_api = f"docker stop --time 10 {stack.project.name}-api-1"
         assert outcome.to_finish.index(scale_back) < outcome.to_finish.index(stop_api)
         assert {w.service: w.serving for w in outcome.where}["api"] is True
+
+
+@contextlib.contextmanager
+def unreachable_webhook(api: Any, namespace: str) -> Iterator[None]:
+    """A validating webhook on Deployment updates in ``namespace`` whose server is down, with
+    failurePolicy Fail: the apiserver answers every scale with a 500 (not a refusal: the write
+    may or may not have been meant to go through, as after a lost answer)."""
+    (port,) = free_ports(1)  # nothing listens there
+    name = unique_name("swnw-down")
+    label = {"stackwarden-test-down": name}
+    k8s.CoreV1Api(api).patch_namespace(namespace, {"metadata": {"labels": label}})
+    registration = k8s.AdmissionregistrationV1Api(api)
+    registration.create_validating_webhook_configuration(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                {
+                    "name": f"{name}.stackwarden.test",
+                    "clientConfig": {"url": f"https://127.0.0.1:{port}/validate"},
+                    "rules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["UPDATE"],
+                            "resources": ["deployments"],
+                            "scope": "Namespaced",
+                        }
+                    ],
+                    "namespaceSelector": {"matchLabels": label},
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 2,
+                }
+            ],
+        }
+    )
+    try:
+        yield
+    finally:
+        registration.delete_validating_webhook_configuration(name)
+
+
+def test_a_failed_break_step_stops_the_switch_at_once(tmp_path: Path, own_cluster: Any) -> None:
+    """The scale to 0 fails (500): the switch stops there and rolls back, saying why, instead of
+    going on to verify a break that never happened until the deadline."""
+    cp, _ = own_cluster
+    with k8s_served(tmp_path, cp, ["web"]) as stack, unreachable_webhook(stack.api, stack.namespace):
+        outcome = _switch(stack, deadline=60)
+        assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
+        scale = next(s for s in outcome.plan.steps if s.kind == "scale-workload")
+        assert outcome.message.startswith(f"step {scale.id} failed:"), outcome.message
+        assert outcome.verdict is None, "no verify after a failed step"
+        assert not stack.project.inspect("web")["State"]["Running"]  # the make was undone
+        assert _cluster_serves(stack, "web")
