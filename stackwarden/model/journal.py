@@ -78,7 +78,7 @@ def _may_have_changed(entry: JournalEntry) -> bool:
     """Applied, or no outcome (it died during the step), or a failure that may have half-happened."""
     if entry.status is None or entry.status in CHANGED:
         return True
-    return entry.status == "failed" and entry.step.reversible and entry.step.UNDO_AFTER_FAILURE
+    return entry.status == "failed" and entry.step.UNDO_AFTER_FAILURE
 
 
 def effective_steps(entries: Iterable[JournalEntry]) -> list[JournalEntry]:

@@ -219,6 +219,11 @@ class _StepBase(Frozen):
     UNDO_AFTER_FAILURE: ClassVar[bool] = False
     """Whether a *failed* attempt is undone by a rollback too: it may have half-happened."""
 
+    MAY_COMPLETE_LATER: ClassVar[bool] = False
+    """Whether a *failed* attempt may still take effect after it gave up (a stop whose signal went
+    out: its target may exit seconds later), so an undo that finds the target as it was before
+    (still running) does not mean it stays so."""
+
     id: str
     service: str
     runtime: Runtime
@@ -389,6 +394,8 @@ class StopProcess(_StepBase):
     left after its TimeoutStopSec): its main process gets the clean signal through ``systemctl
     kill`` and the switch waits for it, as for a process without a unit."""
 
+    UNDO_AFTER_FAILURE: ClassVar[bool] = True  # its signal may have gone out before it failed
+    MAY_COMPLETE_LATER: ClassVar[bool] = True
     kind: Literal["stop-process"] = "stop-process"
     pid: int
     create_time: float
@@ -536,6 +543,8 @@ class StopContainer(_StepBase):
     stopped as ``graceful`` says (its clean signal, ``timeout_seconds`` to exit, no SIGKILL
     without force); any other with ``docker stop``."""
 
+    UNDO_AFTER_FAILURE: ClassVar[bool] = True  # its signal may have gone out before it failed
+    MAY_COMPLETE_LATER: ClassVar[bool] = True
     kind: Literal["stop-container"] = "stop-container"
     container_id: str
     name: str

@@ -4,8 +4,9 @@ served before the switch is served by at least one owner after it, and the statu
 what happened: the apiserver killed or frozen after the break (the compose owners serve, the
 cluster cannot be seen: unverified, nothing undone on a guess), a make phase whose new owner
 never serves (rolled back; the old owner never stopped), and an undo that fails halfway
-(rollback-incomplete: the owner that serves is kept, the commands to finish are printed), and a
-break step that fails outright (a 500) stops the switch there.
+(rollback-incomplete: the owner that serves is kept, the commands to finish are printed), a
+break step that fails outright (a 500) stops the switch there, and a stateful stop that fails
+after its signal went out keeps the new owner (the old one is on its way out).
 
 The switch runs in process (``stackwarden.run``): the decisions are under test, not Prefect."""
 
@@ -76,8 +77,10 @@ def k8s_served(
     tmp: Path,
     cp: Any,
     services: Sequence[str],
+    *,
     compose: Callable[[str, int], dict[str, Any]] | None = None,
     health_paths: dict[str, str] | None = None,
+    service_settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     api = cp.admin_api_client()
     ns = new_namespace(api, "swnw")
@@ -103,7 +106,11 @@ def k8s_served(
                 },
                 "switch": {"settle_seconds": 1},
                 "services": {
-                    s: {"ports": [p], "kubernetes": {"name": s, "service": f"{s}-service", "replicas": REPLICAS}}
+                    s: {
+                        "ports": [p],
+                        "kubernetes": {"name": s, "service": f"{s}-service", "replicas": REPLICAS},
+                        **(service_settings or {}),
+                    }
                     for s, p in ports.items()
                 },
             }
@@ -134,11 +141,13 @@ class AfterTheBreak(LocalExecutor):
         return results
 
 
-def _switch(stack: Stack, executor: LocalExecutor | None = None, deadline: float = 12) -> SwitchOutcome:
+def _switch(
+    stack: Stack, executor: LocalExecutor | None = None, deadline: float = 12, mode: Mode = Mode.COMPOSE_ONLY
+) -> SwitchOutcome:
     profile = load_profile(stack.profile_path)
     outcome = run(
         profile,
-        Mode.COMPOSE_ONLY,
+        mode,
         executor or LocalExecutor(profile),
         apply=True,
         options=Options(deadline_seconds=deadline, poll_seconds=1),
@@ -309,3 +318,33 @@ def test_a_failed_break_step_stops_the_switch_at_once(tmp_path: Path, own_cluste
         assert outcome.verdict is None, "no verify after a failed step"
         assert not stack.project.inspect("web")["State"]["Running"]  # the make was undone
         assert _cluster_serves(stack, "web")
+
+
+def test_a_stateful_stop_that_fails_after_its_signal_keeps_the_new_owner(tmp_path: Path, own_cluster: Any) -> None:
+    """compose-only -> k8s-only: the database container got its signal and takes longer than its
+    grace period to shut down, so its stop fails; it exits a few seconds later. The rollback must
+    not scale the cluster's copy back to 0 behind it (nothing would serve db), nor call the host
+    restored: rollback-incomplete, the new owner kept, and how to finish once the old one exited."""
+    cp, _ = own_cluster
+    slow = 'trap "sleep 5; exit 0" TERM; httpd -p 8080; while true; do sleep 0.2; done'
+
+    def slow_to_stop(name: str, port: int) -> dict[str, Any]:
+        return {**tcp_service(8080, f"127.0.0.1:{port}:8080"), "command": ["sh", "-c", slow]}
+
+    settings = {"stateful": True, "host": {"executables": ["swnw-no-such-exe"], "grace_period_seconds": 1}}
+    with k8s_served(tmp_path, cp, ["db"], compose=slow_to_stop, service_settings=settings) as stack:
+        apps = k8s.AppsV1Api(stack.api)
+        apps.patch_namespaced_deployment("db", stack.namespace, {"spec": {"replicas": 0}})  # compose-only
+        stack.project.compose("start")
+        wait_for(lambda: _answers(stack.ports["db"]), 30, "db's container to serve")
+        outcome = _switch(stack, deadline=30, mode=Mode.K8S_ONLY)
+        assert outcome.status is SwitchStatus.ROLLBACK_INCOMPLETE, outcome.message
+        assert "did not stop within 1s" in outcome.message and "may have got its signal" in outcome.message
+        scale = next(s for s in outcome.plan.steps if s.kind == "scale-workload")
+        assert {r.step_id: r.status for r in outcome.journal}[f"undo:{scale.id}"] is StepStatus.KEPT
+        wait_for(lambda: not stack.project.inspect("db")["State"]["Running"], 30, "the old owner to finish its stop")
+        assert _cluster_serves(stack, "db"), "db is served by its new owner"
+        container = stack.project.inspect("db")["Name"].lstrip("/")
+        start = outcome.to_finish.index(f"docker start {container}")
+        assert outcome.to_finish[start - 1].startswith("# db: wait until container")
+        assert any(line.endswith("scale deployment/db --replicas=0") for line in outcome.to_finish[start:])
