@@ -356,15 +356,81 @@ def _check_named_files(profile: Profile, file: Path) -> None:
         named += [(f"{where}.files", f) for f in spec.files]
         if spec.working_dir:
             named.append((f"{where}.working_dir", spec.working_dir))
+    kubeconfigs = []
     if profile.kubernetes is not None and profile.kubernetes.kubeconfig:
-        named += [("kubernetes.kubeconfig", p) for p in profile.kubernetes.kubeconfig.split(os.pathsep) if p]
+        kubeconfigs = [p for p in profile.kubernetes.kubeconfig.split(os.pathsep) if p]
+        named += [("kubernetes.kubeconfig", p) for p in kubeconfigs]
     problems = [
         (field, f"{named_path} is {reason}; a root run reads only files only root can change")
         for field, named_path in named
         if (reason := untrusted_path(named_path))
     ]
+    for kubeconfig in kubeconfigs:  # a trusted kubeconfig can still make root run someone else's file
+        problems += [
+            (
+                "kubernetes.kubeconfig",
+                f"{kubeconfig} runs {what}, which is {reason}; a root run runs only files only root can change",
+            )
+            for what, path in exec_plugin_files(Path(kubeconfig))
+            if (reason := untrusted_path(path))
+        ]
     if problems:
         raise ProfileError(str(file), problems)
+
+
+def exec_plugin_files(kubeconfig: Path) -> list[tuple[str, str]]:
+    """The files a kubeconfig's ``exec`` credential plugins make the Kubernetes client run, as
+    ``(what, path)``: each plugin's command, resolved as the client resolves it (a path with a
+    slash from the kubeconfig's directory, a bare name along the ``PATH`` the plugin runs with: each
+    directory up to the one that has it, where an earlier one could get a file of that name), and
+    each argument that is an absolute path (a script handed to an interpreter). A kubeconfig that
+    cannot be read or parsed names none here: the observation reports it."""
+    try:
+        fd = os.open(kubeconfig, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []  # the client reads regular files only
+            doc = yaml.safe_load(stream.read())
+    except (OSError, yaml.YAMLError):
+        return []
+    users = doc.get("users") if isinstance(doc, dict) else None
+    out: list[tuple[str, str]] = []
+    for index, entry in enumerate(users if isinstance(users, list) else []):
+        user = entry.get("user") if isinstance(entry, dict) else None
+        plugin = user.get("exec") if isinstance(user, dict) else None
+        if not isinstance(plugin, dict) or not isinstance(plugin.get("command"), str):
+            continue
+        where = f"users[{index}].user.exec"
+        command = plugin["command"]
+        out += [(f"{path} ({where}.command)", path) for path in _command_candidates(command, plugin, kubeconfig)]
+        args = plugin.get("args")
+        out += [
+            (f"{arg} ({where}.args)", arg)
+            for arg in (args if isinstance(args, list) else [])
+            if isinstance(arg, str) and arg.startswith("/")
+        ]
+    return out
+
+
+def _command_candidates(command: str, plugin: dict[str, Any], kubeconfig: Path) -> list[str]:
+    """Where the client would find ``command``: one path when it has a slash (relative to the
+    kubeconfig's directory, the plugin's working directory); else every ``PATH`` directory of the
+    plugin's environment in order, up to and including the first that holds an executable file
+    of that name."""
+    if "/" in command:
+        return [str(kubeconfig.parent / command)]
+    env = dict(os.environ)
+    items = plugin.get("env")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("value"), str):
+            env[item["name"]] = item["value"]
+    out = []
+    for directory in os.get_exec_path(env):
+        candidate = os.path.join(kubeconfig.parent, directory or ".", command)
+        out.append(candidate)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            break
+    return out
 
 
 def _parse_profile_text(text: str, file: Path) -> Profile:
