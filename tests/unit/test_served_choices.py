@@ -189,7 +189,8 @@ def test_root_runs_no_exec_plugin_another_user_may_change(tmp_path: Path, capsys
     path.write_text(yaml.safe_dump(data))
     assert main(["audit", "--no-record", "--profile", str(path)]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"runs {plugin} (users[0].user.exec.command)" in err and "owned by nobody" in err
+    assert err.count("\n") == 1 and f"{plugin} (run by {kubeconfig}: users[0].user.exec.command)" in err
+    assert "owned by nobody" in err
     assert not ran.exists(), "root ran nobody's plugin"
     # a bare name is looked up along the plugin's PATH: a directory nobody owns comes first
     user["exec"] = {
@@ -198,8 +199,42 @@ def test_root_runs_no_exec_plugin_another_user_may_change(tmp_path: Path, capsys
         "env": [{"name": "PATH", "value": f"{theirs}:/usr/bin:/bin"}],
     }
     kubeconfig.write_text(yaml.safe_dump(doc))
-    with pytest.raises(ProfileError, match=f"runs {theirs}/sh .*its directory {theirs} is owned by nobody"):
+    with pytest.raises(ProfileError, match=rf"{theirs}/sh \(run by .*its directory {theirs} is owned by nobody"):
         load_profile(path)
     user["exec"] = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sh"}
     kubeconfig.write_text(yaml.safe_dump(doc))
     assert load_profile(path).kubernetes is not None  # root's own sh along root's PATH
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+def test_root_reads_no_compose_file_another_user_may_change_through_a_trusted_one(tmp_path: Path) -> None:
+    """A root-owned compose file that pulls in files another user may change: an ``include`` and
+    an ``extends.file`` (nobody's service definitions: privileged, the host's / mounted), an
+    ``env_file``, and a ``.env`` anyone may write (it picks the image). Compose reads them all
+    for root's ``compose up``: each is refused, naming the file that pulls it in."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    evil = theirs / "more.yaml"
+    evil.write_text(yaml.safe_dump({"services": {"evil": {"image": "x", "privileged": True, "volumes": ["/:/host"]}}}))
+    os.chown(evil, NOBODY, NOBODY)
+    path = _profile(tmp_path, "shop")
+    compose = tmp_path / "compose.yaml"
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("IMAGE=busybox\n")
+    dotenv.chmod(0o666)
+    compose.write_text(
+        "include:\n  - path: [theirs/more.yaml]\n"
+        "services:\n  web:\n    image: ${IMAGE}\n    env_file: [{path: theirs/web.env, required: false}]\n"
+        "    extends: {file: theirs/more.yaml, service: evil}\n    ports: !override ['8080:80']\n"
+    )
+    with pytest.raises(ProfileError) as refused:
+        load_profile(path)
+    lines = [reason for field, reason in refused.value.problems if field == "compose.files"]
+    assert any(line.startswith(f"{dotenv} (the project's .env) is writable by group and others") for line in lines)
+    assert any(line.startswith(f"{evil} (include of {compose}) is owned by nobody") for line in lines)
+    assert any(line.startswith(f"{evil} (extends.file of {compose}) is owned by nobody") for line in lines)
+    assert any(line.startswith(f"{theirs}/web.env (env_file of {compose}) is its directory {theirs}") for line in lines)
+    dotenv.chmod(0o644)
+    compose.write_text("services:\n  web:\n    image: ${IMAGE}\n")
+    assert load_profile(path).compose.project == "shop"  # root's own files only
