@@ -270,6 +270,12 @@ class _StepBase(Frozen):
         """The step that undoes this one (None when it cannot be undone)."""
         raise NotImplementedError
 
+    def after_failure(self) -> Step | None:
+        """What puts back a change that a *failed* attempt may have left behind beside its own
+        effect (a restart policy paused for a graceful stop and never restored); None for most
+        kinds. The rollback runs it before the undo, the repair of a dead run too."""
+        return None
+
     def run_name(self) -> str:
         """The task run's name: kind, service and a short identity."""
         raise NotImplementedError
@@ -604,6 +610,28 @@ class StopContainer(_StepBase):
             stateful=self.stateful,
             graceful=self.graceful,
             **self._undo_base(),
+        )
+
+    def after_failure(self) -> RestoreRestartPolicy | None:
+        """The restart policy put back (while it is still the ``no`` of the pause) when the plan
+        paused it: a stop that failed may have failed to put it back itself (the engine stopped
+        answering), and a container left at ``no`` would not come back after a reboot."""
+        if self.graceful is None or self.graceful.pause_restart_policy is None:
+            return None
+        return RestoreRestartPolicy(
+            id=f"restore-policy:{self.container_id}",
+            service=self.service,
+            runtime=Runtime.COMPOSE,
+            why=f"{self.id} paused this restart policy for a graceful stop and may not have restored it",
+            target=f"container {self.name} ({self.container_id[:12]}): restart policy no -> "
+            f"{self.graceful.pause_restart_policy}",
+            reversible=False,
+            inverse="",
+            phase=self.phase,
+            container_id=self.container_id,
+            name=self.name,
+            compose_project=self.compose_project,
+            policy=self.graceful.pause_restart_policy,
         )
 
     def run_name(self) -> str:

@@ -325,8 +325,23 @@ def _kept(run: _Run, step: Step, why: str) -> None:
     )
 
 
+def _put_back(run: _Run, step: Step, book: _Undo) -> None:
+    """What a failed step may have left changed beside its own effect (a paused restart policy)
+    is put back first, whatever happens to the step's own undo; if it cannot be, it is left to
+    finish by hand."""
+    fix = step.after_failure() if step.id in run.failed else None
+    if fix is None:
+        return
+    for _, result in run.run_steps([fix], "undo", concurrent=False, recheck_generation=False):
+        _record(run, result, StepStatus.ROLLED_BACK if result.status is StepStatus.APPLIED else None)
+        if result.status not in {StepStatus.APPLIED, StepStatus.SKIPPED}:
+            book.pending[fix.id] = fix
+            book.notes.append(f"{fix.target} could not be put back: {result.error}")
+
+
 def _undo_one(run: _Run, step: Step, book: _Undo) -> None:
     """Undo one applied step, unless doing so would stop what serves for what cannot come back."""
+    _put_back(run, step, book)
     services = set(step.profile_services)
     undo = step.undo()
     if step.phase in {"make", "start"} and services & book.unrestored:
@@ -427,6 +442,9 @@ def _to_finish(run: _Run, book: _Undo) -> list[str]:
     (newest step first: a new owner stopped before its port's old owner is started again)."""
     lines: list[str] = []
     for step in reversed(run.applied):
+        fix = step.after_failure()
+        if fix is not None and fix.id in book.pending:
+            lines += [printed(argv) for argv in fix.commands()]
         undo = book.pending.get(step.id)
         if undo is not None and step.id in book.on_its_way_out:
             lines.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from stackwarden.profiles import load_profile
 from stackwarden.run.executor import LocalExecutor
 from stackwarden.run.switch import Options, run
 from tests.support.compose import Project, compose_project, tcp_service, unique_name
+from tests.support.http_proxy import CountingProxy
 from tests.support.kube import (
     FakeKubelet,
     cluster_ip_service,
@@ -41,7 +43,7 @@ from tests.support.kube import (
     restart_apiserver,
     start_control_plane,
 )
-from tests.support.realparts import free_ports, wait_for
+from tests.support.realparts import IMAGE, free_ports, wait_for
 from tests.support.webhook import DENIAL, denying_webhook
 
 pytestmark = [pytest.mark.docker, pytest.mark.kube]
@@ -348,3 +350,64 @@ def test_a_stateful_stop_that_fails_after_its_signal_keeps_the_new_owner(tmp_pat
         start = outcome.to_finish.index(f"docker start {container}")
         assert outcome.to_finish[start - 1].startswith("# db: wait until container")
         assert any(line.endswith("scale deployment/db --replicas=0") for line in outcome.to_finish[start:])
+
+
+def test_a_restart_policy_a_failed_stop_left_paused_is_put_back_by_the_rollback(
+    tmp_path: Path, docker_engine: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stateful container whose image says SIGKILL, under ``restart: always``: the graceful stop
+    pauses the policy, sends SIGTERM, the container exits, and then the engine answers the
+    restore with 503s, so the step fails with the policy at ``no``. The rollback starts the
+    container again and must put the policy back too: a database left at ``no`` does not come
+    back after a reboot, and nothing else would ever say so (the journal ends with the run)."""
+    name = unique_name("swnw")
+    db = {
+        "image": IMAGE,
+        "command": ["sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done'],
+        "stop_signal": "SIGKILL",
+        "restart": "always",
+    }
+    restore_fails = threading.Event()
+
+    def restore_of_the_policy(method: str, path: str, body: bytes) -> bool:
+        return restore_fails.is_set() and path.endswith("/update") and b'"always"' in body
+
+    proxy = CountingProxy(tmp_path / "docker.sock", fail_if=restore_of_the_policy)
+    with compose_project(tmp_path, name, {"db": db}) as project:
+        profile_path = tmp_path / f"{name}.yaml"
+        data = {
+            "name": name,
+            "compose": {"project": name, "files": [str(project.file)]},
+            "switch": {"settle_seconds": 0},
+            "services": {
+                "db": {
+                    "stateful": True,
+                    "no_home": "stop",  # k8s-only stops it: a break step and nothing else
+                    "host": {"executables": ["swnw-no-such-exe"], "grace_period_seconds": 10},
+                }
+            },
+        }
+        profile_path.write_text(yaml.safe_dump(data))
+        profile = load_profile(profile_path)
+        proxy.start()
+        try:
+            monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)  # the switch's engine, not the test's
+            restore_fails.set()
+            outcome = run(
+                profile,
+                Mode.K8S_ONLY,
+                AfterTheBreak(profile, restore_fails.clear),  # the engine answers again for the rollback
+                apply=True,
+                options=Options(deadline_seconds=10, poll_seconds=1),
+            )
+        finally:
+            monkeypatch.delenv("DOCKER_HOST")
+            proxy.stop()
+        assert isinstance(outcome, SwitchOutcome)
+        assert "restore restart policy" in outcome.message, outcome.message
+        container = project.inspect("db")
+        assert container["HostConfig"]["RestartPolicy"]["Name"] == "always", "the policy is put back"
+        assert container["State"]["Running"], "the rollback started the database again"
+        statuses = {r.step_id: r.status for r in outcome.journal}
+        assert statuses[f"restore-policy:{container['Id']}"] is StepStatus.ROLLED_BACK
+        assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
