@@ -500,10 +500,12 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
 
 
 def undo_after_failure(step: Step) -> bool:
-    """Whether a step that *failed* is undone by the rollback too (its kind says: a failed
+    """Whether a step that *failed* is taken into the rollback too (its kind says: a failed
     ``compose up a b`` may have started a, a failed start or scale may have gone through before
-    its answer was lost; a failed process stop is not undone: the process may still run)."""
-    return step.reversible and step.UNDO_AFTER_FAILURE
+    its answer was lost, a failed stop may have sent its signal). A failed stop that cannot be
+    undone is taken too: its old owner may be on its way out, and the rollback must not stop
+    the new owner that serves for it."""
+    return step.UNDO_AFTER_FAILURE
 
 
 def inverse_of(step: Step) -> Step | None:

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from stackwarden.model.base import Frozen, Mode, Runtime
+from stackwarden.model.base import Frozen, Mode
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import InterruptedRun
 from stackwarden.model.steps import (
@@ -78,7 +78,7 @@ def _may_have_changed(entry: JournalEntry) -> bool:
     """Applied, or no outcome (it died during the step), or a failure that may have half-happened."""
     if entry.status is None or entry.status in CHANGED:
         return True
-    return entry.status == "failed" and entry.step.reversible and entry.step.UNDO_AFTER_FAILURE
+    return entry.status == "failed" and entry.step.UNDO_AFTER_FAILURE
 
 
 def effective_steps(entries: Iterable[JournalEntry]) -> list[JournalEntry]:
@@ -114,25 +114,17 @@ def _paused_policies(entries: Sequence[JournalEntry]) -> list[Step]:
     be ``no`` (the run died between the pause and the restore)."""
     out: dict[str, Step] = {}
     for entry in entries:
-        step = entry.step
-        if not isinstance(step, StopContainer) or step.graceful is None or step.graceful.pause_restart_policy is None:
-            continue
         if entry.status in {"applied", "skipped", "refused"}:
             continue  # its own finally put the policy back, or it never paused it
-        out[step.container_id] = RestoreRestartPolicy(
-            id=f"repair:policy:{step.container_id}",
-            service=step.service,
-            runtime=Runtime.COMPOSE,
-            why="an interrupted switch paused this restart policy for a graceful stop and died before restoring it",
-            target=f"container {step.name} ({step.container_id[:12]}): restart policy no -> "
-            f"{step.graceful.pause_restart_policy}",
-            reversible=False,
-            inverse="",
-            container_id=step.container_id,
-            name=step.name,
-            compose_project=step.compose_project,
-            policy=step.graceful.pause_restart_policy,
-        )
+        restore = entry.step.after_failure()
+        if isinstance(entry.step, StopContainer) and restore is not None:
+            out[entry.step.container_id] = restore.model_copy(
+                update={
+                    "id": f"repair:policy:{entry.step.container_id}",
+                    "why": "an interrupted switch paused this restart policy for a graceful stop and died before "
+                    "restoring it",
+                }
+            )
     return list(out.values())
 
 

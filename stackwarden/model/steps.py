@@ -219,6 +219,11 @@ class _StepBase(Frozen):
     UNDO_AFTER_FAILURE: ClassVar[bool] = False
     """Whether a *failed* attempt is undone by a rollback too: it may have half-happened."""
 
+    MAY_COMPLETE_LATER: ClassVar[bool] = False
+    """Whether a *failed* attempt may still take effect after it gave up (a stop whose signal went
+    out: its target may exit seconds later), so an undo that finds the target as it was before
+    (still running) does not mean it stays so."""
+
     id: str
     service: str
     runtime: Runtime
@@ -264,6 +269,12 @@ class _StepBase(Frozen):
     def undo(self) -> Step | None:
         """The step that undoes this one (None when it cannot be undone)."""
         raise NotImplementedError
+
+    def after_failure(self) -> Step | None:
+        """What puts back a change that a *failed* attempt may have left behind beside its own
+        effect (a restart policy paused for a graceful stop and never restored); None for most
+        kinds. The rollback runs it before the undo, the repair of a dead run too."""
+        return None
 
     def run_name(self) -> str:
         """The task run's name: kind, service and a short identity."""
@@ -389,6 +400,8 @@ class StopProcess(_StepBase):
     left after its TimeoutStopSec): its main process gets the clean signal through ``systemctl
     kill`` and the switch waits for it, as for a process without a unit."""
 
+    UNDO_AFTER_FAILURE: ClassVar[bool] = True  # its signal may have gone out before it failed
+    MAY_COMPLETE_LATER: ClassVar[bool] = True
     kind: Literal["stop-process"] = "stop-process"
     pid: int
     create_time: float
@@ -536,6 +549,8 @@ class StopContainer(_StepBase):
     stopped as ``graceful`` says (its clean signal, ``timeout_seconds`` to exit, no SIGKILL
     without force); any other with ``docker stop``."""
 
+    UNDO_AFTER_FAILURE: ClassVar[bool] = True  # its signal may have gone out before it failed
+    MAY_COMPLETE_LATER: ClassVar[bool] = True
     kind: Literal["stop-container"] = "stop-container"
     container_id: str
     name: str
@@ -595,6 +610,28 @@ class StopContainer(_StepBase):
             stateful=self.stateful,
             graceful=self.graceful,
             **self._undo_base(),
+        )
+
+    def after_failure(self) -> RestoreRestartPolicy | None:
+        """The restart policy put back (while it is still the ``no`` of the pause) when the plan
+        paused it: a stop that failed may have failed to put it back itself (the engine stopped
+        answering), and a container left at ``no`` would not come back after a reboot."""
+        if self.graceful is None or self.graceful.pause_restart_policy is None:
+            return None
+        return RestoreRestartPolicy(
+            id=f"restore-policy:{self.container_id}",
+            service=self.service,
+            runtime=Runtime.COMPOSE,
+            why=f"{self.id} paused this restart policy for a graceful stop and may not have restored it",
+            target=f"container {self.name} ({self.container_id[:12]}): restart policy no -> "
+            f"{self.graceful.pause_restart_policy}",
+            reversible=False,
+            inverse="",
+            phase=self.phase,
+            container_id=self.container_id,
+            name=self.name,
+            compose_project=self.compose_project,
+            policy=self.graceful.pause_restart_policy,
         )
 
     def run_name(self) -> str:

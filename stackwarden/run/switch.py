@@ -166,6 +166,8 @@ class _Run:
     options: Options
     applied: list[Step] = field(default_factory=list)
     results: list[StepResult] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)
+    """Ids of the applied steps that failed part way (undone too: they may have half-happened)."""
 
     def run_steps(
         self, steps: Sequence[Step], role: Role, *, concurrent: bool, recheck_generation: bool = True
@@ -207,9 +209,11 @@ class _Run:
         reason = None
         for step, result in self.run_steps(steps, "forward", concurrent=concurrent):
             self.results.append(result)
-            if result.status is StepStatus.APPLIED or (result.status is StepStatus.FAILED and undo_after_failure(step)):
+            if result.status is StepStatus.FAILED and undo_after_failure(step):
+                self.failed.add(step.id)
+            if result.status is StepStatus.APPLIED or step.id in self.failed:
                 self.applied.append(step)
-            elif result.status is not StepStatus.SKIPPED and reason is None:
+            if result.status not in {StepStatus.APPLIED, StepStatus.SKIPPED} and reason is None:
                 reason = f"step {step.id} {result.status}: {result.error}"
         return reason
 
@@ -302,6 +306,8 @@ class _Undo:
     undone_starts: dict[str, list[Step]] = field(default_factory=dict)
     pending: dict[str, Step] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    on_its_way_out: set[str] = field(default_factory=set)
+    """Ids of failed stops whose old owner still ran at the undo: it may have got its signal."""
 
 
 def _record(run: _Run, result: StepResult, status: StepStatus | None = None) -> None:
@@ -319,8 +325,23 @@ def _kept(run: _Run, step: Step, why: str) -> None:
     )
 
 
+def _put_back(run: _Run, step: Step, book: _Undo) -> None:
+    """What a failed step may have left changed beside its own effect (a paused restart policy)
+    is put back first, whatever happens to the step's own undo; if it cannot be, it is left to
+    finish by hand."""
+    fix = step.after_failure() if step.id in run.failed else None
+    if fix is None:
+        return
+    for _, result in run.run_steps([fix], "undo", concurrent=False, recheck_generation=False):
+        _record(run, result, StepStatus.ROLLED_BACK if result.status is StepStatus.APPLIED else None)
+        if result.status not in {StepStatus.APPLIED, StepStatus.SKIPPED}:
+            book.pending[fix.id] = fix
+            book.notes.append(f"{fix.target} could not be put back: {result.error}")
+
+
 def _undo_one(run: _Run, step: Step, book: _Undo) -> None:
     """Undo one applied step, unless doing so would stop what serves for what cannot come back."""
+    _put_back(run, step, book)
     services = set(step.profile_services)
     undo = step.undo()
     if step.phase in {"make", "start"} and services & book.unrestored:
@@ -337,7 +358,10 @@ def _undo_one(run: _Run, step: Step, book: _Undo) -> None:
     if not done:
         return
     result = done[0][1]
-    if result.status in {StepStatus.APPLIED, StepStatus.SKIPPED}:
+    # a stop that failed part way and whose old owner still runs: its signal may have been sent
+    # (a database still shutting down after its grace period), so it is not known to stay
+    on_its_way_out = step.id in run.failed and step.MAY_COMPLETE_LATER and result.status is StepStatus.SKIPPED
+    if result.status in {StepStatus.APPLIED, StepStatus.SKIPPED} and not on_its_way_out:
         _record(run, result, StepStatus.ROLLED_BACK if result.status is StepStatus.APPLIED else None)
         if step.phase == "start":
             for service in services:
@@ -346,6 +370,12 @@ def _undo_one(run: _Run, step: Step, book: _Undo) -> None:
     _record(run, result)
     book.pending[step.id] = undo
     if step.phase == "break":
+        if on_its_way_out:
+            book.on_its_way_out.add(step.id)
+            book.notes.append(
+                f"{', '.join(services)}: its stop ({step.run_name()}) failed part way; the old owner still runs but "
+                "may have got its signal and be on its way out, so its new owner is kept"
+            )
         book.unrestored |= services
         _restart_new_owners(run, services, book)
 
@@ -376,9 +406,10 @@ def rollback(run: _Run, reason: str, result: Verdict | None) -> SwitchOutcome:
     for step in run.applied:  # an old owner that no step of ours can bring back is lost from the start
         if step.phase == "break" and step.undo() is None:
             book.unrestored |= set(step.profile_services)
+            how = " (its stop failed part way: it may be on its way out)" if step.id in run.failed else ""
             book.notes.append(
                 f"{', '.join(step.profile_services)}: its old owner ({step.run_name()}) cannot be started again "
-                "by stackwarden"
+                f"by stackwarden{how}"
             )
     for step in reversed(run.applied):
         _undo_one(run, step, book)
@@ -411,7 +442,14 @@ def _to_finish(run: _Run, book: _Undo) -> list[str]:
     (newest step first: a new owner stopped before its port's old owner is started again)."""
     lines: list[str] = []
     for step in reversed(run.applied):
+        fix = step.after_failure()
+        if fix is not None and fix.id in book.pending:
+            lines += [printed(argv) for argv in fix.commands()]
         undo = book.pending.get(step.id)
+        if undo is not None and step.id in book.on_its_way_out:
+            lines.append(
+                f"# {step.service}: wait until {step.target} has exited (it may have got its stop signal), then"
+            )
         if undo is not None:
             lines += [printed(argv) for argv in undo.commands()]
         elif step.phase == "break" and step.undo() is None:

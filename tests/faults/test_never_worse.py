@@ -4,7 +4,9 @@ served before the switch is served by at least one owner after it, and the statu
 what happened: the apiserver killed or frozen after the break (the compose owners serve, the
 cluster cannot be seen: unverified, nothing undone on a guess), a make phase whose new owner
 never serves (rolled back; the old owner never stopped), and an undo that fails halfway
-(rollback-incomplete: the owner that serves is kept, the commands to finish are printed).
+(rollback-incomplete: the owner that serves is kept, the commands to finish are printed), a
+break step that fails outright (a 500) stops the switch there, and a stateful stop that fails
+after its signal went out keeps the new owner (the old one is on its way out).
 
 The switch runs in process (``stackwarden.run``): the decisions are under test, not Prefect."""
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +30,7 @@ from stackwarden.profiles import load_profile
 from stackwarden.run.executor import LocalExecutor
 from stackwarden.run.switch import Options, run
 from tests.support.compose import Project, compose_project, tcp_service, unique_name
+from tests.support.http_proxy import CountingProxy
 from tests.support.kube import (
     FakeKubelet,
     cluster_ip_service,
@@ -39,7 +43,7 @@ from tests.support.kube import (
     restart_apiserver,
     start_control_plane,
 )
-from tests.support.realparts import free_ports, wait_for
+from tests.support.realparts import IMAGE, free_ports, wait_for
 from tests.support.webhook import DENIAL, denying_webhook
 
 pytestmark = [pytest.mark.docker, pytest.mark.kube]
@@ -75,8 +79,10 @@ def k8s_served(
     tmp: Path,
     cp: Any,
     services: Sequence[str],
+    *,
     compose: Callable[[str, int], dict[str, Any]] | None = None,
     health_paths: dict[str, str] | None = None,
+    service_settings: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
     api = cp.admin_api_client()
     ns = new_namespace(api, "swnw")
@@ -102,7 +108,11 @@ def k8s_served(
                 },
                 "switch": {"settle_seconds": 1},
                 "services": {
-                    s: {"ports": [p], "kubernetes": {"name": s, "service": f"{s}-service", "replicas": REPLICAS}}
+                    s: {
+                        "ports": [p],
+                        "kubernetes": {"name": s, "service": f"{s}-service", "replicas": REPLICAS},
+                        **(service_settings or {}),
+                    }
                     for s, p in ports.items()
                 },
             }
@@ -133,11 +143,13 @@ class AfterTheBreak(LocalExecutor):
         return results
 
 
-def _switch(stack: Stack, executor: LocalExecutor | None = None, deadline: float = 12) -> SwitchOutcome:
+def _switch(
+    stack: Stack, executor: LocalExecutor | None = None, deadline: float = 12, mode: Mode = Mode.COMPOSE_ONLY
+) -> SwitchOutcome:
     profile = load_profile(stack.profile_path)
     outcome = run(
         profile,
-        Mode.COMPOSE_ONLY,
+        mode,
         executor or LocalExecutor(profile),
         apply=True,
         options=Options(deadline_seconds=deadline, poll_seconds=1),
@@ -251,3 +263,151 @@ def test_an_undo_that_fails_halfway_keeps_what_serves_and_says_how_to_finish(tmp
         stop_api = f"docker stop --time 10 {stack.project.name}-api-1"
         assert outcome.to_finish.index(scale_back) < outcome.to_finish.index(stop_api)
         assert {w.service: w.serving for w in outcome.where}["api"] is True
+
+
+@contextlib.contextmanager
+def unreachable_webhook(api: Any, namespace: str) -> Iterator[None]:
+    """A validating webhook on Deployment updates in ``namespace`` whose server is down, with
+    failurePolicy Fail: the apiserver answers every scale with a 500 (not a refusal: the write
+    may or may not have been meant to go through, as after a lost answer)."""
+    (port,) = free_ports(1)  # nothing listens there
+    name = unique_name("swnw-down")
+    label = {"stackwarden-test-down": name}
+    k8s.CoreV1Api(api).patch_namespace(namespace, {"metadata": {"labels": label}})
+    registration = k8s.AdmissionregistrationV1Api(api)
+    registration.create_validating_webhook_configuration(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": name},
+            "webhooks": [
+                {
+                    "name": f"{name}.stackwarden.test",
+                    "clientConfig": {"url": f"https://127.0.0.1:{port}/validate"},
+                    "rules": [
+                        {
+                            "apiGroups": ["apps"],
+                            "apiVersions": ["v1"],
+                            "operations": ["UPDATE"],
+                            "resources": ["deployments"],
+                            "scope": "Namespaced",
+                        }
+                    ],
+                    "namespaceSelector": {"matchLabels": label},
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 2,
+                }
+            ],
+        }
+    )
+    try:
+        yield
+    finally:
+        registration.delete_validating_webhook_configuration(name)
+
+
+def test_a_failed_break_step_stops_the_switch_at_once(tmp_path: Path, own_cluster: Any) -> None:
+    """The scale to 0 fails (500): the switch stops there and rolls back, saying why, instead of
+    going on to verify a break that never happened until the deadline."""
+    cp, _ = own_cluster
+    with k8s_served(tmp_path, cp, ["web"]) as stack, unreachable_webhook(stack.api, stack.namespace):
+        outcome = _switch(stack, deadline=60)
+        assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
+        scale = next(s for s in outcome.plan.steps if s.kind == "scale-workload")
+        assert outcome.message.startswith(f"step {scale.id} failed:"), outcome.message
+        assert outcome.verdict is None, "no verify after a failed step"
+        assert not stack.project.inspect("web")["State"]["Running"]  # the make was undone
+        assert _cluster_serves(stack, "web")
+
+
+def test_a_stateful_stop_that_fails_after_its_signal_keeps_the_new_owner(tmp_path: Path, own_cluster: Any) -> None:
+    """compose-only -> k8s-only: the database container got its signal and takes longer than its
+    grace period to shut down, so its stop fails; it exits a few seconds later. The rollback must
+    not scale the cluster's copy back to 0 behind it (nothing would serve db), nor call the host
+    restored: rollback-incomplete, the new owner kept, and how to finish once the old one exited."""
+    cp, _ = own_cluster
+    slow = 'trap "sleep 5; exit 0" TERM; httpd -p 8080; while true; do sleep 0.2; done'
+
+    def slow_to_stop(name: str, port: int) -> dict[str, Any]:
+        return {**tcp_service(8080, f"127.0.0.1:{port}:8080"), "command": ["sh", "-c", slow]}
+
+    settings = {"stateful": True, "host": {"executables": ["swnw-no-such-exe"], "grace_period_seconds": 1}}
+    with k8s_served(tmp_path, cp, ["db"], compose=slow_to_stop, service_settings=settings) as stack:
+        apps = k8s.AppsV1Api(stack.api)
+        apps.patch_namespaced_deployment("db", stack.namespace, {"spec": {"replicas": 0}})  # compose-only
+        stack.project.compose("start")
+        wait_for(lambda: _answers(stack.ports["db"]), 30, "db's container to serve")
+        outcome = _switch(stack, deadline=30, mode=Mode.K8S_ONLY)
+        assert outcome.status is SwitchStatus.ROLLBACK_INCOMPLETE, outcome.message
+        assert "did not stop within 1s" in outcome.message and "may have got its signal" in outcome.message
+        scale = next(s for s in outcome.plan.steps if s.kind == "scale-workload")
+        assert {r.step_id: r.status for r in outcome.journal}[f"undo:{scale.id}"] is StepStatus.KEPT
+        wait_for(lambda: not stack.project.inspect("db")["State"]["Running"], 30, "the old owner to finish its stop")
+        assert _cluster_serves(stack, "db"), "db is served by its new owner"
+        container = stack.project.inspect("db")["Name"].lstrip("/")
+        start = outcome.to_finish.index(f"docker start {container}")
+        assert outcome.to_finish[start - 1].startswith("# db: wait until container")
+        assert any(line.endswith("scale deployment/db --replicas=0") for line in outcome.to_finish[start:])
+
+
+def test_a_restart_policy_a_failed_stop_left_paused_is_put_back_by_the_rollback(
+    tmp_path: Path, docker_engine: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stateful container whose image says SIGKILL, under ``restart: always``: the graceful stop
+    pauses the policy, sends SIGTERM, the container exits, and then the engine answers the
+    restore with 503s, so the step fails with the policy at ``no``. The rollback starts the
+    container again and must put the policy back too: a database left at ``no`` does not come
+    back after a reboot, and nothing else would ever say so (the journal ends with the run)."""
+    name = unique_name("swnw")
+    db = {
+        "image": IMAGE,
+        "command": ["sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done'],
+        "stop_signal": "SIGKILL",
+        "restart": "always",
+    }
+    restore_fails = threading.Event()
+
+    def restore_of_the_policy(method: str, path: str, body: bytes) -> bool:
+        return restore_fails.is_set() and path.endswith("/update") and b'"always"' in body
+
+    proxy = CountingProxy(tmp_path / "docker.sock", fail_if=restore_of_the_policy)
+    with compose_project(tmp_path, name, {"db": db}) as project:
+        profile_path = tmp_path / f"{name}.yaml"
+        data = {
+            "name": name,
+            "compose": {"project": name, "files": [str(project.file)]},
+            "switch": {"settle_seconds": 0},
+            "services": {
+                "db": {
+                    "stateful": True,
+                    "no_home": "stop",  # k8s-only stops it: a break step and nothing else
+                    "host": {"executables": ["swnw-no-such-exe"], "grace_period_seconds": 10},
+                }
+            },
+        }
+        profile_path.write_text(yaml.safe_dump(data))
+        profile = load_profile(profile_path)
+        proxy.start()
+        try:
+            monkeypatch.setenv("DOCKER_HOST", proxy.docker_host)  # the switch's engine, not the test's
+            restore_fails.set()
+            outcome = run(
+                profile,
+                Mode.K8S_ONLY,
+                AfterTheBreak(profile, restore_fails.clear),  # the engine answers again for the rollback
+                apply=True,
+                options=Options(deadline_seconds=10, poll_seconds=1),
+            )
+        finally:
+            monkeypatch.delenv("DOCKER_HOST")
+            proxy.stop()
+        assert isinstance(outcome, SwitchOutcome)
+        assert "restore restart policy" in outcome.message, outcome.message
+        container = project.inspect("db")
+        assert container["HostConfig"]["RestartPolicy"]["Name"] == "always", "the policy is put back"
+        assert container["State"]["Running"], "the rollback started the database again"
+        statuses = {r.step_id: r.status for r in outcome.journal}
+        assert statuses[f"restore-policy:{container['Id']}"] is StepStatus.ROLLED_BACK
+        assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
