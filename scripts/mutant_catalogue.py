@@ -38,6 +38,7 @@ I = "tests/integration/"  # noqa: E741 - short prefixes keep the selections read
 F = "tests/faults/"
 E = "tests/e2e/"
 O = "tests/ops/"  # noqa: E741
+U = "tests/unit/"
 
 # fmt: off
 CATALOGUE: tuple[Mutant, ...] = (
@@ -245,6 +246,25 @@ CATALOGUE: tuple[Mutant, ...] = (
         "verify passes only after the invariants held for the settle window",
     ),
     Mutant(
+        "verify-window-cut-at-the-deadline", "switch", "stackwarden/run/switch.py",
+        "            end = max(deadline, held_since + settle_seconds)", "            end = deadline  # mutant",
+        (U + "test_run_switch.py::test_once_the_invariants_hold_the_settle_window_is_completed_even_past_the_deadline",),  # noqa: E501
+        "once the invariants hold, the settle window is completed even past the deadline",
+    ),
+    Mutant(
+        "stops-unbounded", "switch", "stackwarden/run/executor.py",
+        "MAX_CONCURRENT_STOPS = 4", "MAX_CONCURRENT_STOPS = 64",
+        (U + "test_run_switch.py::test_at_most_four_stops_run_at_once_in_process",),
+        "the break phase runs at most 4 stops at once",
+    ),
+    Mutant(
+        "hybrid-guard-ignores-host-ports", "switch", "stackwarden/planner.py",
+        '            for port in pod.host_ports if pod.phase not in {"Succeeded", "Failed"} else ():',
+        "            for port in ():  # mutant",
+        (U + "test_planner_verdict.py::test_hybrid_guard_refuses_a_host_port_of_a_pod_that_compose_publishes_too",),
+        "the hybrid guard counts a pod's hostPort as a Kubernetes exposure",
+    ),
+    Mutant(
         "make-before-break-no-wait", "switch", "stackwarden/run/switch.py",
         "        if missing:\n            reason = \"new owners did not serve",
         "        if False:\n            reason = \"new owners did not serve",
@@ -336,7 +356,10 @@ CATALOGUE: tuple[Mutant, ...] = (
         "repair-scope-unchecked", "switch", "stackwarden/model/journal.py",
         "    services = [s for s in step.profile_services if s not in profile.services]\n",
         "    return None  # mutant\n    services = [s for s in step.profile_services if s not in profile.services]\n",
-        (I + "test_interrupted_switch.py",),
+        (
+            I + "test_interrupted_switch.py",
+            "tests/unit/test_journal.py::test_a_planted_repair_outside_the_profile_refuses_the_switch_and_runs_nothing",
+        ),
         "a repair step outside the profile's scope refuses the switch and is never executed",
     ),
     Mutant(
@@ -526,6 +549,13 @@ CATALOGUE: tuple[Mutant, ...] = (
         "        if False\n        else contextlib.nullcontext()",
         (I + "test_switch_safety.py::test_second_concurrent_switch_fails_fast_naming_the_holder",),
         "a second switch fails fast naming the holder",
+    ),
+    Mutant(
+        "dry-run-takes-the-lock", "locks", "stackwarden/run/switch.py",
+        "        if apply\n        else contextlib.nullcontext()",
+        "        if True\n        else contextlib.nullcontext()",
+        (U + "test_run_switch.py::test_a_dry_run_takes_no_lock_and_an_apply_waits_for_none",),
+        "a dry run takes no lock",
     ),
     # ----------------------------------------------------------------------------- preflight
     Mutant(
