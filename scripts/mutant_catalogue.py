@@ -658,7 +658,7 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant(
         "strict-modes-off", "served", "stackwarden/profiles.py",
         "    return os.geteuid() == 0", "    return False  # mutant",
-        (O + "test_served_safely.py::test_the_security_table_is_what_each_actor_meets", E + "test_cli_audit.py"),
+        (E + "test_cli_refusals.py", U + "test_served_choices.py::test_root_refuses_a_profile_others_may_change"),
         "run as root, a profile (compose file, kubeconfig) anyone but root may change is refused",
     ),
     Mutant(
