@@ -248,9 +248,9 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
     return []
 
 
-def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
+def _hybrid_guard(snapshot: Snapshot, profile: Profile, view: StackView) -> list[str]:
     """No host port may be reachable through two runtimes: compose-published ports of compose
-    services against NodePort/LoadBalancer/hostPort of Kubernetes services."""
+    services against NodePort/LoadBalancer of Kubernetes services and hostPorts of their pods."""
     missing = [n for n, s in profile.services.items() if s.runtime is None]
     refusals = ["hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing)] if missing else []
     kube = snapshot.kubernetes
@@ -264,6 +264,9 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
                     exposed = [p.node_port, p.port if svc.type == "LoadBalancer" else None]
                     for port in (x for x in exposed if x is not None):
                         k8s_exposed[port] = f"{name} (Service {svc.name} {svc.type})"
+        for pod in view.placements[name].pods:  # a hostPort binds the node's port: this host's, here
+            for port in pod.host_ports if pod.phase not in {"Succeeded", "Failed"} else ():
+                k8s_exposed.setdefault(port, f"{name} (pod {pod.name} hostPort {port})")
     for name, spec in profile.services.items():
         if spec.runtime is not Runtime.COMPOSE:
             continue
@@ -452,7 +455,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     independent, so run concurrently), then the new owners that needed a freed port start
     (``start``), back to back with the stops."""
     view = stack_view(snapshot, profile)
-    refusals: list[str] = _hybrid_guard(snapshot, profile) if mode is Mode.HYBRID_GUARDED else []
+    refusals: list[str] = _hybrid_guard(snapshot, profile, view) if mode is Mode.HYBRID_GUARDED else []
     notes: list[str] = passed_over_notes(view, profile)
     phased: dict[str, list[Step]] = {"make": [], "break": [], "start": []}
     compose_up: dict[tuple[str, str], list[tuple[str, str]]] = {}

@@ -166,3 +166,38 @@ def test_the_audit_reports_an_interrupted_switch_with_the_repair_commands(tmp_pa
     assert finding.severity == "high"
     assert finding.commands == ("docker update --restart always fakeproj-web-1",)
     assert "died during stop-container:c1" in finding.summary
+
+
+def test_a_planted_repair_outside_the_profile_refuses_the_switch_and_runs_nothing(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    """docs/security.md: a repair step outside the current profile's scope refuses the switch,
+    naming the journal, and is never executed (nor is anything else of the switch)."""
+    monkeypatch.setenv("STACKWARDEN_LOCK_DIR", str(tmp_path))  # type: ignore[attr-defined]
+    world = World(container="exited", replicas=2)
+    profile = fake_profile(settle_seconds=0)
+    foreign = _stateful_stop(None).model_copy(
+        update={"id": "stop-container:theirs", "compose_project": "someone-elses", "container_id": "d4" * 32}
+    )
+    start = StartContainer(
+        id="start-container:web",
+        service="web",
+        runtime="compose",  # type: ignore[arg-type]
+        why="compose-only",
+        target="container fakeproj-web-1",
+        reversible=True,
+        inverse="docker stop fakeproj-web-1",
+        container_id="c1" * 32,
+        name="fakeproj-web-1",
+        compose_project="fakeproj",
+        phase="start",
+    )
+    journal = _dead_journal(
+        tmp_path, Plan(profile="fake", mode=Mode.COMPOSE_ONLY, steps=(foreign, start)), [(foreign, "applied")]
+    )
+    outcome = run(profile, Mode.COMPOSE_ONLY, FakeExecutor(world, profile), apply=True)
+    assert outcome.status is SwitchStatus.REFUSED, outcome.message  # type: ignore[union-attr]
+    message = outcome.message  # type: ignore[union-attr]
+    assert "compose project someone-elses is not in the profile" in message and str(journal.path) in message
+    assert world.applied == []  # not the planted start, nor the plan's steps
+    assert journal.path.exists()  # kept for a person to check

@@ -143,6 +143,20 @@ def test_hybrid_guard_refuses_a_port_reachable_through_two_runtimes() -> None:
     assert any(f"hybrid guard: host port {port}" in r for r in result.refusals)
 
 
+def test_hybrid_guard_refuses_a_host_port_of_a_pod_that_compose_publishes_too() -> None:
+    """docs/runbooks/hybrid-guarded.md: the guard checks NodePort, LoadBalancer *and hostPort*
+    exposures; a pod of a service assigned to Kubernetes that binds the host port a compose
+    service publishes makes that port reachable through two runtimes."""
+    port = PORTS["postgres"]
+    base = _kube(_workload("backend", 1))
+    pods = tuple(p.model_copy(update={"host_ports": (port,)}) for p in base.pods)
+    snap = snapshot(kubernetes=base.model_copy(update={"pods": pods}))
+    result = plan(snap, profile(), Mode.HYBRID_GUARDED)
+    (refusal,) = [r for r in result.refusals if r.startswith("hybrid guard")]
+    assert f"host port {port} would be reachable through compose (postgres) and kubernetes (backend" in refusal
+    assert "hostPort" in refusal
+
+
 def test_rerun_after_success_plans_nothing() -> None:
     redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
     pg = container("postgres", publish=(("0.0.0.0", PORTS["postgres"]),))

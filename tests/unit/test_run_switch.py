@@ -4,10 +4,20 @@ The planner and the verdict are the real ones; only the world and the clock are 
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from stackwarden.adapters.lock import lock_resources, switch_lock
+from stackwarden.errors import LockedError
 from stackwarden.model import Mode
-from stackwarden.model.plan import Plan, StepStatus, SwitchStatus
+from stackwarden.model.plan import Plan, StepStatus, StopProcess, SwitchOutcome, SwitchStatus
 from stackwarden.planner import plan
-from stackwarden.run.switch import Options, carry_out
+from stackwarden.run.executor import MAX_CONCURRENT_STOPS, LocalExecutor
+from stackwarden.run.switch import Options, carry_out, run, verify
+from tests.support.builders import process
 from tests.support.fakeworld import FakeExecutor, World, fake_profile
 
 OPTIONS = Options(deadline_seconds=10, poll_seconds=1)
@@ -167,3 +177,60 @@ def test_a_refusal_of_the_first_step_changes_nothing_and_ends_refused() -> None:
     outcome = carry_out(the_plan, executor.profile, executor, options=OPTIONS)
     assert outcome.status is SwitchStatus.REFUSED and "nothing changed" in outcome.message
     assert world.applied == []
+
+
+def test_once_the_invariants_hold_the_settle_window_is_completed_even_past_the_deadline() -> None:
+    """docs/architecture.md: once they hold, the window is completed even past the deadline."""
+    world = World(container="running", replicas=0)
+    profile = fake_profile(settle_seconds=5)
+    executor = FakeExecutor(world, profile)
+    result = verify(profile, Mode.COMPOSE_ONLY, executor, deadline_seconds=2, settle_seconds=5, poll_seconds=1)
+    assert result.passed, result.failures
+    assert executor.clock >= 1 + 5  # the first passing look at 1 s, then the whole window, though the deadline was 2 s
+
+
+def test_a_dry_run_takes_no_lock_and_an_apply_waits_for_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/security.md: a dry run takes no lock (it changes nothing); an applying run of the same
+    profile meanwhile fails fast naming the holder."""
+    monkeypatch.setenv("STACKWARDEN_LOCK_DIR", str(tmp_path))
+    world = World(container="exited", replicas=2)
+    profile = fake_profile()
+    with switch_lock(lock_resources(profile), "another switch (test)", profile=profile.name):
+        dry = run(profile, Mode.COMPOSE_ONLY, FakeExecutor(world, profile))
+        assert isinstance(dry, SwitchOutcome) and dry.status is SwitchStatus.DRY_RUN, dry
+        with pytest.raises(LockedError, match=r"another switch of profile 'fake' holds .*another switch \(test\)"):
+            run(profile, Mode.COMPOSE_ONLY, FakeExecutor(world, profile), apply=True)
+    assert world.applied == []
+
+
+def test_at_most_four_stops_run_at_once_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/architecture.md: the break phase's stops run concurrently, at most 4 at once."""
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def slow(request: object, profile: object) -> str:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.2)
+        with lock:
+            running[0] -= 1
+        return "stopped"
+
+    monkeypatch.setattr("stackwarden.run.executor.execute", slow)
+    profile = fake_profile()
+    stops = [
+        StopProcess.of(
+            process(4000 + i, "webd"),
+            service="web",
+            why="t",
+            signal="SIGTERM",
+            grace_seconds=1,
+            systemd_unit=None,
+            stateful=False,
+            start_command=None,
+        )
+        for i in range(7)
+    ]
+    results = LocalExecutor(profile).apply(stops, concurrent=True, force=False, recheck_generation=True)
+    assert [r.status for r in results] == [StepStatus.APPLIED] * 7
+    assert peak[0] == MAX_CONCURRENT_STOPS == 4
