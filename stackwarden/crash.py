@@ -361,14 +361,40 @@ def _target_in(text: str) -> tuple[str, int | None] | None:
     return None
 
 
-def dependency_failure(texts: Sequence[str]) -> DependencyFailure | None:
+_OWN_ADDRESS = re.compile(
+    r"\blisten(?:s|ing)?\b|(?<!server )\brunning on\b|\bbound to\b|\bbind(?:ing)? (?:to|on)\b|\bserving (?:on|at)\b"
+    r"|\bstarted (?:on|at)\b|\bListening at\b",
+    re.IGNORECASE,
+)
+_CONNECTING = re.compile(r"\bconnect(?:s|ing|ion)?\b|\bdial(?:ing)?\b|\bupstream\b", re.IGNORECASE)
+
+
+def names_a_dependency(line: str) -> bool:
+    """A log line that may name the address a failure was about: a failure or a connection
+    attempt, never the service's own listen banner (``Uvicorn running on http://0.0.0.0:8000``),
+    a stack frame or a file position (``node:internal/process/promises:289``)."""
+    if _OWN_ADDRESS.search(line) or _FRAME.match(line):
+        return False
+    return bool(_CONNECTING.search(line)) or any(pattern.search(line) for _, pattern in _LINK_KINDS)
+
+
+def dependency_failure(texts: Sequence[str], context: Sequence[str] = ()) -> DependencyFailure | None:
     """What the failure says about a dependency (refused, reset, timed out, unresolved, waited
-    for) and the address it names, from the decisive text first, then the lines around it."""
+    for) and the address it names, from the decisive text first, then the lines around it, then
+    ``context`` (the failure's own lines in log order) read as one text: libpq names the host on
+    one line and the port on the next. Never from a listen banner (``Uvicorn running on
+    http://0.0.0.0:8000``): that address is the service's own."""
     hit = next(((kind, t) for t in texts for kind, pattern in _LINK_KINDS if pattern.search(t)), None)
     if hit is None:
         return None
     kind, line = hit
-    target = _target_in(line) or next((found for t in texts if (found := _target_in(t)) is not None), None)
+    candidates = [t for t in texts if not _OWN_ADDRESS.search(t)]
+    joined = " ".join(t.strip() for t in context if not _OWN_ADDRESS.search(t) and not _FRAME.match(t))
+    target = (
+        _target_in(line)
+        or next((found for t in candidates if (found := _target_in(t)) is not None), None)
+        or (_target_in(joined) if joined else None)
+    )
     host, port = target if target is not None else (None, None)
     return DependencyFailure(kind=kind, host=host, port=port, line=_trim(line))
 
@@ -688,11 +714,14 @@ def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) ->
 
 def _with_dependency(cause: CrashCause, lines: Sequence[str]) -> CrashCause:
     """A cause that is about a dependency carries what the log says of it: how the connection
-    failed and the address, from the decisive line first, then the most recent lines."""
+    failed and the address, from the decisive line and its context first, then the most recent
+    lines that are failures or connection attempts themselves (``names_a_dependency``)."""
     if cause.signature not in _DEPENDENCY_SIGNATURES:
         return cause
-    texts = [cause.decisive_line or "", *cause.evidence, *reversed(lines)]
-    return cause.model_copy(update={"dependency": dependency_failure([t for t in texts if t])})
+    elsewhere = (line for line in reversed(lines) if names_a_dependency(line))
+    texts = [cause.decisive_line or "", *cause.evidence, *elsewhere]
+    failure = dependency_failure([t for t in texts if t], context=cause.evidence)
+    return cause.model_copy(update={"dependency": failure})
 
 
 def classify_crash(

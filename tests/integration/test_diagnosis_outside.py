@@ -1,0 +1,126 @@
+"""Situations an outside check of the audit found it got wrong, rebuilt on real parts: each is
+a multi-service failure as it happens on a developer's or a CI host, and the test says what an
+experienced SRE would conclude from the same evidence.
+
+One compose project serves every compose situation (crash logs printed as the real runtimes
+print them), so the whole file costs one ``compose up`` and one audit (``pipeline.observe_all``,
+the audit's own path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stackwarden.model import CrashCategory, Finding, Snapshot
+from stackwarden.pipeline import observe_all
+from stackwarden.profiles import load_profile
+from stackwarden.rules import diagnose
+from tests.support.compose import Project, compose_project, unique_name
+from tests.support.realparts import IMAGE, wait_for
+
+pytestmark = [pytest.mark.docker]
+
+
+def _printf(lines: str) -> str:
+    """A shell command that prints ``lines`` exactly (to stderr, as a crash does)."""
+    return "printf '%s\\n' " + " ".join(shlex.quote(line) for line in lines.strip("\n").splitlines()) + " >&2"
+
+
+def crasher(log: str, code: int = 1, **extra: Any) -> dict[str, Any]:
+    """A container that prints a real runtime's crash and exits ``code``, restarted: a crash loop."""
+    return {"image": IMAGE, "command": ["sh", "-c", f"{_printf(log)}; exit {code}"], "restart": "always", **extra}
+
+
+def sleeper(**extra: Any) -> dict[str, Any]:
+    """A container that runs and listens on nothing (stopped by the fixture, per situation)."""
+    return {"image": IMAGE, "command": ["sleep", "3600"], "init": True, **extra}
+
+
+# ------------------------------------------------------------------------------ crash logs
+UVICORN_BANNER_THEN_RESET = """
+INFO:     Started server process [1]
+INFO:     Waiting for application startup.
+INFO:     Uvicorn running on http://0.0.0.0:8000 (Press CTRL+C to quit)
+Traceback (most recent call last):
+  File "/app/main.py", line 20, in startup
+    await redis.ping()
+redis.exceptions.ConnectionError: Error while reading from socket: (104, 'Connection reset by peer')
+"""
+
+STOPPED = ("o02-cache",)
+"""Dependencies stopped by hand once the project is up."""
+LOOPING = ("o02-api",)
+"""Crash loops that must have restarted before the audit."""
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    """Every compose situation's services."""
+    return {
+        # o02: the log announces its own listen address before the reset that killed it
+        "o02-api": crasher(UVICORN_BANNER_THEN_RESET, environment={"REDIS_URL": "redis://o02-cache:6379/0"}),
+        "o02-cache": sleeper(),
+    }
+
+
+# ------------------------------------------------------------------------------ the world
+@dataclass(frozen=True)
+class World:
+    project: Project
+    snapshot: Snapshot
+    findings: dict[str, Finding]
+
+
+def _profile(path: Path, project: Project) -> Path:
+    services: dict[str, Any] = {name: {"runtime": "compose"} for name in compose_services()}
+    doc = {
+        "name": project.name,
+        "default_mode": "hybrid-guarded",
+        "compose": [{"project": project.name, "files": [str(project.file)]}],
+        "timeouts": {"connect_seconds": 3, "read_seconds": 3},
+        "services": services,
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _settled(project: Project) -> bool:
+    """Every crash loop restarted at least once, every stopped dependency exited."""
+    try:
+        loops = all(int(project.inspect(s)["RestartCount"]) >= 1 for s in LOOPING)
+        stopped = all(project.inspect(s)["State"]["Status"] == "exited" for s in STOPPED)
+    except LookupError:
+        return False
+    return loops and stopped
+
+
+@pytest.fixture(scope="module")
+def world(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("outside")
+    with contextlib.ExitStack() as stack:
+        project = stack.enter_context(compose_project(tmp, unique_name("swtest-outside"), compose_services()))
+        # stopped first (by hand: the engine stops restarting them), so `down` never races a restart
+        stack.callback(project.compose, "stop", "--timeout", "0", check=False)
+        project.compose("stop", *STOPPED)
+        wait_for(lambda: _settled(project), 120, "the compose situations to settle")
+        profile = load_profile(_profile(tmp / "profile.yaml", project))
+        snapshot = observe_all(profile)
+        yield World(project, snapshot, {f.id: f for f in diagnose(snapshot, profile)})
+
+
+# ------------------------------------------------------------------------------ the tests
+def test_a_listen_banner_is_the_service_own_address_not_its_dependency(world: World) -> None:
+    """uvicorn prints where it listens (``http://0.0.0.0:8000``) before the reset that kills it:
+    that is its own address, not the dependency's. The reset is its Redis's, which is stopped."""
+    crash = world.findings["crash-loop:o02-api"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.DEPENDENCY_DOWN, crash.summary
+    assert crash.chain == ("o02-api", "o02-cache")
+    assert crash.caused_by == "service-unavailable:o02-cache:compose"
+    assert "0.0.0.0" not in crash.summary and "loopback" not in crash.recommendation
