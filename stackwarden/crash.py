@@ -330,6 +330,8 @@ _TARGETS: tuple[re.Pattern[str], ...] = (
     re.compile(r"connect to " + _ADDR + r" port (\d+)"),
     re.compile(r"Failed to connect to " + _ADDR + r" port (\d+)"),
     re.compile(r"dial tcp " + _ADDR + r":(\d+)"),
+    # Node prints an IPv6 address unbracketed: ``ECONNREFUSED ::1:5432`` (the last colon is the port's)
+    re.compile(r"(?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ECONNRESET) ([0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f]):(\d+)"),
     re.compile(r"(?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ECONNRESET) " + _ADDR + r":(\d+)"),
     re.compile(r"tcp://" + _ADDR + r":(\d+)"),
     re.compile(r"waiting (?:\d+ seconds )?for " + _ADDR + r":(\d+)", re.IGNORECASE),
@@ -678,7 +680,7 @@ def _classify_decisive(
         rule = (
             "connection-refused-profile-port",
             CrashCategory.DEPLOYMENT_CONFLICT,
-            "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
+            "A dependency on a profile port refused the connection.",
             0.85,
         )
         return _cause(rule, exit_code, shown, found.text, port=refused)
@@ -705,7 +707,7 @@ def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) ->
             rule = (
                 "connection-refused-profile-port",
                 CrashCategory.DEPLOYMENT_CONFLICT,
-                "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
+                "A dependency on a profile port refused the connection.",
                 0.8,
             )
             return _cause(rule, exit_code, _evidence(lines, [index]), line, port=port)

@@ -3,8 +3,8 @@ a multi-service failure as it happens on a developer's or a CI host, and the tes
 experienced SRE would conclude from the same evidence.
 
 One compose project serves every compose situation (crash logs printed as the real runtimes
-print them), so the whole file costs one ``compose up`` and one audit (``pipeline.observe_all``,
-the audit's own path).
+print them), beside a real redis-server on the host, so the whole file costs one ``compose up``
+and one audit (``pipeline.observe_all``, the audit's own path).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from stackwarden.pipeline import observe_all
 from stackwarden.profiles import load_profile
 from stackwarden.rules import diagnose
 from tests.support.compose import Project, compose_project, unique_name
-from tests.support.realparts import IMAGE, wait_for
+from tests.support.realparts import IMAGE, free_ports, redis_server, wait_for
 
 pytestmark = [pytest.mark.docker]
 
@@ -55,15 +55,32 @@ Traceback (most recent call last):
 redis.exceptions.ConnectionError: Error while reading from socket: (104, 'Connection reset by peer')
 """
 
+
+def node_refused(address: str, port: int) -> str:
+    """Node's crash on a refused connection, as it prints an IPv6 address: unbracketed."""
+    return (
+        "node:internal/process/promises:289\n            triggerUncaughtException(err, true /* fromPromise */);\n"
+        f"            ^\n\nError: connect ECONNREFUSED {address}:{port}\n"
+        "    at TCPConnectWrap.afterConnect [as oncomplete] (node:net:1555:16) {\n"
+        f"  errno: -111,\n  code: 'ECONNREFUSED',\n  syscall: 'connect',\n  address: '{address}',\n  port: {port}\n}}\n"
+    )
+
+
 STOPPED = ("o02-cache",)
 """Dependencies stopped by hand once the project is up."""
-LOOPING = ("o02-api",)
+LOOPING = ("o01-web", "o02-api")
 """Crash loops that must have restarted before the audit."""
 
 
-def compose_services() -> dict[str, dict[str, Any]]:
+def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
     """Every compose situation's services."""
     return {
+        # o01: localhost is ::1 to Node 18+, while the host's redis-server listens on 127.0.0.1 only
+        "o01-web": crasher(
+            node_refused("::1", ports["o01-cache"]),
+            network_mode="host",
+            environment={"REDIS_URL": f"redis://localhost:{ports['o01-cache']}"},
+        ),
         # o02: the log announces its own listen address before the reset that killed it
         "o02-api": crasher(UVICORN_BANNER_THEN_RESET, environment={"REDIS_URL": "redis://o02-cache:6379/0"}),
         "o02-cache": sleeper(),
@@ -78,13 +95,15 @@ class World:
     findings: dict[str, Finding]
 
 
-def _profile(path: Path, project: Project) -> Path:
-    services: dict[str, Any] = {name: {"runtime": "compose"} for name in compose_services()}
+def _profile(path: Path, project: Project, ports: dict[str, int]) -> Path:
+    services: dict[str, Any] = {name: {"runtime": "compose"} for name in compose_services(ports)}
+    redis = {"executables": ["redis-server"]}
+    services["o01-cache"] = {"runtime": "host", "ports": [ports["o01-cache"]], "host": redis}
     doc = {
         "name": project.name,
         "default_mode": "hybrid-guarded",
         "compose": [{"project": project.name, "files": [str(project.file)]}],
-        "timeouts": {"connect_seconds": 3, "read_seconds": 3},
+        "timeouts": {"connect_seconds": 5, "read_seconds": 20},  # a loaded CI host must not make it blind
         "services": services,
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -104,13 +123,15 @@ def _settled(project: Project) -> bool:
 @pytest.fixture(scope="module")
 def world(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("outside")
+    ports = dict(zip(("o01-cache",), free_ports(1), strict=True))
     with contextlib.ExitStack() as stack:
-        project = stack.enter_context(compose_project(tmp, unique_name("swtest-outside"), compose_services()))
+        stack.enter_context(redis_server(ports["o01-cache"], "127.0.0.1"))
+        project = stack.enter_context(compose_project(tmp, unique_name("swtest-outside"), compose_services(ports)))
         # stopped first (by hand: the engine stops restarting them), so `down` never races a restart
         stack.callback(project.compose, "stop", "--timeout", "0", check=False)
         project.compose("stop", *STOPPED)
         wait_for(lambda: _settled(project), 120, "the compose situations to settle")
-        profile = load_profile(_profile(tmp / "profile.yaml", project))
+        profile = load_profile(_profile(tmp / "profile.yaml", project, ports))
         snapshot = observe_all(profile)
         yield World(project, snapshot, {f.id: f for f in diagnose(snapshot, profile)})
 
@@ -124,3 +145,16 @@ def test_a_listen_banner_is_the_service_own_address_not_its_dependency(world: Wo
     assert crash.chain == ("o02-api", "o02-cache")
     assert crash.caused_by == "service-unavailable:o02-cache:compose"
     assert "0.0.0.0" not in crash.summary and "loopback" not in crash.recommendation
+
+
+def test_a_refusal_on_the_other_address_family_is_configuration_not_a_conflict(world: World) -> None:
+    """Node 18+ resolves localhost to ::1 first; the host's redis-server listens on 127.0.0.1
+    only. The connection is refused although Redis is up: no runtime holds the port against it,
+    and no switch helps. The finding says which address it listens on and which it was asked."""
+    crash = world.findings["crash-loop:o01-web"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.CONFIGURATION, crash.summary
+    assert crash.cause.dependency is not None and crash.cause.dependency.host == "::1"
+    assert "listens on 127.0.0.1:" in crash.summary and "nothing takes IPv6 connections to ::1" in crash.summary
+    assert "Cause: configuration (" in crash.summary and "deployment conflict" not in crash.summary
+    assert "promises" not in crash.summary
+    assert "::1" in crash.recommendation and "switch" not in crash.recommendation
