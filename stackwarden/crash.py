@@ -695,7 +695,24 @@ def _classify_decisive(
 
 
 def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) -> CrashCause | None:
-    """No decisive line classified: the strongest deployment signals anywhere in the log."""
+    """No decisive line classified: the strongest deployment signals anywhere in the log, then
+    the last failed connection or lookup (Ecto's ``tcp connect (orders-db:5432): connection
+    refused`` logged before Elixir's generic ``Application app exited`` report)."""
+    found = _scan_deployment(lines, exit_code, ports)
+    if found is not None:
+        return found
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if _FRAME.match(line) or _OWN_ADDRESS.search(line):
+            continue
+        for named in (_UNRESOLVED, _UNREACHABLE):
+            if named.pattern.search(line):
+                return _cause(named, exit_code, _evidence(lines, [index, *_after(lines, index, 1)]), line)
+    return None
+
+
+def _scan_deployment(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) -> CrashCause | None:
+    """A bind failure, or a refusal on a profile port, anywhere in the log (the last one)."""
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         if _ADDRESS_IN_USE.pattern.search(line):

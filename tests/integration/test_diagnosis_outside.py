@@ -54,6 +54,16 @@ Traceback (most recent call last):
     await redis.ping()
 redis.exceptions.ConnectionError: Error while reading from socket: (104, 'Connection reset by peer')
 """
+ELIXIR_REFUSED_THEN_EXITED = """
+12:00:00.101 [info] Running AppWeb.Endpoint with cowboy 2.10.0 at :::4000 (http)
+12:00:00.123 [error] Postgrex.Protocol (#PID<0.2418.0>) failed to connect: ** (DBConnection.ConnectionError) tcp connect (o03-db:5432): connection refused - :econnrefused
+12:00:03.003 [notice] Application app exited: App.Application.start(:normal, []) returned an error: shutdown: failed to start child: App.Repo
+    ** (EXIT) an exception was raised:
+        ** (DBConnection.ConnectionError) connection not available and request was dropped from queue after 2977ms. This means requests are coming in and your connection pool cannot serve them fast enough.
+Kernel pid terminated (application_controller) ({application_start_failure,app,{{shutdown,{failed_to_start_child,'Elixir.App.Repo',shutdown}}}})
+
+Crash dump is being written to: erl_crash.dump...done
+"""  # noqa: E501
 
 
 def node_refused(address: str, port: int) -> str:
@@ -66,9 +76,9 @@ def node_refused(address: str, port: int) -> str:
     )
 
 
-STOPPED = ("o02-cache",)
+STOPPED = ("o02-cache", "o03-db")
 """Dependencies stopped by hand once the project is up."""
-LOOPING = ("o01-web", "o02-api")
+LOOPING = ("o01-web", "o02-api", "o03-api")
 """Crash loops that must have restarted before the audit."""
 
 
@@ -84,6 +94,9 @@ def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
         # o02: the log announces its own listen address before the reset that killed it
         "o02-api": crasher(UVICORN_BANNER_THEN_RESET, environment={"REDIS_URL": "redis://o02-cache:6379/0"}),
         "o02-cache": sleeper(),
+        # o03: Elixir logs Ecto's refused connection, then a generic "Application app exited" report
+        "o03-api": crasher(ELIXIR_REFUSED_THEN_EXITED),
+        "o03-db": sleeper(),
     }
 
 
@@ -158,3 +171,14 @@ def test_a_refusal_on_the_other_address_family_is_configuration_not_a_conflict(w
     assert "Cause: configuration (" in crash.summary and "deployment conflict" not in crash.summary
     assert "promises" not in crash.summary
     assert "::1" in crash.recommendation and "switch" not in crash.recommendation
+
+
+def test_an_elixir_crash_names_the_refused_database_logged_before_its_exit_report(world: World) -> None:
+    """Elixir ends with a generic report (``Application app exited``, ``Kernel pid terminated``)
+    that names no cause; the connection Ecto logged as refused just before is the cause, and the
+    database it names is stopped."""
+    crash = world.findings["crash-loop:o03-api"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.DEPENDENCY_DOWN, crash.summary
+    assert crash.chain == ("o03-api", "o03-db")
+    assert crash.caused_by == "service-unavailable:o03-db:compose"
+    assert "tcp connect (o03-db:5432): connection refused" in crash.summary
