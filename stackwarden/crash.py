@@ -156,6 +156,21 @@ def _java(lines: Sequence[str]) -> Decisive | None:
     return Decisive("java", index, lines[index].strip(), (index, *_after(lines, index, 2)), related)
 
 
+_DOTNET_TYPE = r"(?:[A-Za-z_][\w`]*\.)*[A-Za-z_][\w`]*(?:Exception|Error)\b"
+_DOTNET_UNHANDLED = re.compile(r"^Unhandled [eE]xception\.\s+" + _DOTNET_TYPE)
+_DOTNET_INNER = re.compile(r"^\s*---> " + _DOTNET_TYPE)
+
+
+def _dotnet(lines: Sequence[str]) -> Decisive | None:
+    """.NET's ``Unhandled exception. Type: message``, with the exceptions it wraps (`` ---> ``
+    lines: ``System.Net.Sockets.SocketException (111): Connection refused``) as related lines."""
+    index = _last(lines, _DOTNET_UNHANDLED)
+    if index is None:
+        return None
+    inner = tuple(i for i in range(index + 1, len(lines)) if _DOTNET_INNER.match(lines[i]))
+    return Decisive("dotnet", index, lines[index].strip(), (index, *inner[:2]), inner)
+
+
 _NODE_ERROR = re.compile(
     r"^(?:Uncaught )?(?:[A-Za-z_$][\w$]*\.)*(?:[A-Z]\w*)?(?:Error|Exception)(?: \[[A-Z_]+\])?: \S"
     r"|^FATAL ERROR: "
@@ -230,9 +245,15 @@ _NOISE = re.compile(r"\b(0 errors?|no errors?|error_log|errors?=0)\b", re.IGNORE
 
 
 def _generic(lines: Sequence[str]) -> Decisive | None:
-    """The last line that sounds like a failure, for programs with no known format."""
+    """The last line that sounds like a failure, for programs with no known format; never a
+    stack frame (``at Npgsql.Connect(NpgsqlTimeout timeout)`` only names a parameter)."""
     index = next(
-        (i for i in range(len(lines) - 1, -1, -1) if _GENERIC.search(lines[i]) and not _NOISE.search(lines[i])), None
+        (
+            i
+            for i in range(len(lines) - 1, -1, -1)
+            if _GENERIC.search(lines[i]) and not _NOISE.search(lines[i]) and not _FRAME.match(lines[i])
+        ),
+        None,
     )
     if index is None:
         return None
@@ -258,6 +279,7 @@ def _wait(lines: Sequence[str]) -> Decisive | None:
 
 _FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
     _java,
+    _dotnet,
     _python,
     _rust,
     _go,
@@ -297,7 +319,7 @@ _LINK_KINDS: tuple[tuple[LinkFailure, re.Pattern[str]], ...] = (
         re.compile(
             r"connection refused|ECONNREFUSED|ConnectionRefused|Connection to \S+ refused|actively refused"
             r"|can't connect to remote host|Couldn't connect to server|Errno 111\b|Communications link failure"
-            r"|No connection could be made",
+            r"|No connection could be made|It was not possible to connect|UnableToConnect",
             re.IGNORECASE,
         ),
     ),
@@ -558,6 +580,12 @@ _FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
         "spring-startup-failure",
         CrashCategory.CONFIGURATION,
         "Spring Boot could not start the application.",
+        0.7,
+    ),
+    "dotnet": (
+        "dotnet-exception",
+        CrashCategory.CODE_ISSUE,
+        ".NET exception: an unhandled exception ended the program.",
         0.7,
     ),
     "error-line": ("uncaught-error", CrashCategory.CODE_ISSUE, "An uncaught error ended the process.", 0.65),

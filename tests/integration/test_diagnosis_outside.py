@@ -64,6 +64,13 @@ Kernel pid terminated (application_controller) ({application_start_failure,app,{
 
 Crash dump is being written to: erl_crash.dump...done
 """  # noqa: E501
+DOTNET_REDIS_UNABLE_TO_CONNECT = """
+info: Microsoft.Hosting.Lifetime[0]
+      Hosting environment: Production
+Unhandled exception. StackExchange.Redis.RedisConnectionException: It was not possible to connect to the redis server(s). Error connecting right now. To allow this multiplexer to continue retrying until it's able to connect, use abortConnect=false in your connection string or AbortOnConnectFail=false; in your code. UnableToConnect on o05-cache:6379/Interactive, Initializing/NotStarted, last: NONE, origin: BeginConnectAsync, outstanding: 0, last-read: 0s ago, last-write: 0s ago, keep-alive: 60s, state: Connecting, mgr: 10 of 10 available, last-heartbeat: never, global: 0s ago, v: 2.6.122.38350
+   at StackExchange.Redis.ConnectionMultiplexer.ConnectImpl(ConfigurationOptions configuration, TextWriter log, Nullable`1 serverType, EndPointCollection endpoints) in /_/src/StackExchange.Redis/ConnectionMultiplexer.cs:line 683
+   at Program.<Main>$(String[] args) in /src/Program.cs:line 9
+"""  # noqa: E501
 
 
 def node_refused(address: str, port: int) -> str:
@@ -76,9 +83,9 @@ def node_refused(address: str, port: int) -> str:
     )
 
 
-STOPPED = ("o02-cache", "o03-db")
+STOPPED = ("o02-cache", "o03-db", "o05-cache")
 """Dependencies stopped by hand once the project is up."""
-LOOPING = ("o01-web", "o02-api", "o03-api")
+LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api")
 """Crash loops that must have restarted before the audit."""
 
 
@@ -97,6 +104,9 @@ def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
         # o03: Elixir logs Ecto's refused connection, then a generic "Application app exited" report
         "o03-api": crasher(ELIXIR_REFUSED_THEN_EXITED),
         "o03-db": sleeper(),
+        # o05: a .NET client of a stopped Redis aborts (exit 134, SIGABRT: a "code issue" by its code alone)
+        "o05-api": crasher(DOTNET_REDIS_UNABLE_TO_CONNECT, 134),
+        "o05-cache": sleeper(),
     }
 
 
@@ -182,3 +192,14 @@ def test_an_elixir_crash_names_the_refused_database_logged_before_its_exit_repor
     assert crash.chain == ("o03-api", "o03-db")
     assert crash.caused_by == "service-unavailable:o03-db:compose"
     assert "tcp connect (o03-db:5432): connection refused" in crash.summary
+
+
+def test_a_dotnet_unhandled_connection_exception_is_its_dependency_not_a_code_issue(world: World) -> None:
+    """.NET aborts on an unhandled exception (exit 134, SIGABRT, which alone reads as a code
+    issue); the exception is StackExchange.Redis failing to reach its Redis, which is stopped."""
+    crash = world.findings["crash-loop:o05-api"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.DEPENDENCY_DOWN, crash.summary
+    assert crash.chain == ("o05-api", "o05-cache")
+    assert crash.caused_by == "service-unavailable:o05-cache:compose"
+    assert crash.cause.decisive_line is not None
+    assert crash.cause.decisive_line.startswith("Unhandled exception. StackExchange.Redis.RedisConnectionException")
