@@ -171,6 +171,18 @@ def _dotnet(lines: Sequence[str]) -> Decisive | None:
     return Decisive("dotnet", index, lines[index].strip(), (index, *inner[:2]), inner)
 
 
+_PHP_FATAL = re.compile(r"^(?:\[[^\]]*\]\s+)?(?:PHP )?(?:Fatal error|Parse error):\s+\S")
+
+
+def _php(lines: Sequence[str]) -> Decisive | None:
+    """PHP's ``PHP Fatal error:  Uncaught PDOException: ... in /app/Db.php:14`` (its stack trace
+    follows as ``#0 ...`` lines)."""
+    index = _last(lines, _PHP_FATAL)
+    if index is None:
+        return None
+    return Decisive("php", index, lines[index].strip(), (index,))
+
+
 _NODE_ERROR = re.compile(
     r"^(?:Uncaught )?(?:[A-Za-z_$][\w$]*\.)*(?:[A-Z]\w*)?(?:Error|Exception)(?: \[[A-Z_]+\])?: \S"
     r"|^FATAL ERROR: "
@@ -280,6 +292,7 @@ def _wait(lines: Sequence[str]) -> Decisive | None:
 _FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
     _java,
     _dotnet,
+    _php,
     _python,
     _rust,
     _go,
@@ -339,6 +352,7 @@ _ADDR = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._\-]*)"
 _TARGETS: tuple[re.Pattern[str], ...] = (
     re.compile(r"lookup " + _ADDR + r"(?: on \S+)?: (?:no such host|server misbehaving|i/o timeout)"),
     re.compile(r"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) " + _ADDR),
+    re.compile(r"getaddrinfo for " + _ADDR + r" failed"),  # PHP's php_network_getaddresses
     re.compile(r"could not translate host name \"([^\"]+)\""),
     re.compile(r"UnknownHostException: " + _ADDR),
     re.compile(r"bad address '" + _ADDR + r"(?::(\d+))?'"),
@@ -462,6 +476,7 @@ _OOM = _Rule(
     "out-of-memory",
     re.compile(
         r"out of memory|OOMKilled|Cannot allocate memory|MemoryError|OutOfMemoryError|heap limit"
+        r"|Allowed memory size of \d+ bytes exhausted"
         r"|memory allocation of \d+ bytes failed",
         re.IGNORECASE,
     ),
@@ -586,6 +601,12 @@ _FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
         "dotnet-exception",
         CrashCategory.CODE_ISSUE,
         ".NET exception: an unhandled exception ended the program.",
+        0.7,
+    ),
+    "php": (
+        "php-fatal",
+        CrashCategory.CODE_ISSUE,
+        "PHP fatal error: an uncaught exception or error ended the script.",
         0.7,
     ),
     "error-line": ("uncaught-error", CrashCategory.CODE_ISSUE, "An uncaught error ended the process.", 0.65),

@@ -71,6 +71,14 @@ Unhandled exception. StackExchange.Redis.RedisConnectionException: It was not po
    at StackExchange.Redis.ConnectionMultiplexer.ConnectImpl(ConfigurationOptions configuration, TextWriter log, Nullable`1 serverType, EndPointCollection endpoints) in /_/src/StackExchange.Redis/ConnectionMultiplexer.cs:line 683
    at Program.<Main>$(String[] args) in /src/Program.cs:line 9
 """  # noqa: E501
+PHP_GETADDRINFO_FAILED = r"""
+PHP Fatal error:  Uncaught PDOException: SQLSTATE[HY000] [2002] php_network_getaddresses: getaddrinfo for o07-db failed: Name or service not known in /var/www/html/src/Db.php:14
+Stack trace:
+#0 /var/www/html/src/Db.php(14): PDO->__construct('pgsql:host=o07-...', 'app', Object(SensitiveParameterValue))
+#1 /var/www/html/public/index.php(7): App\Db::connect()
+#2 {main}
+  thrown in /var/www/html/src/Db.php on line 14
+"""  # noqa: E501
 
 
 def node_refused(address: str, port: int) -> str:
@@ -83,9 +91,9 @@ def node_refused(address: str, port: int) -> str:
     )
 
 
-STOPPED = ("o02-cache", "o03-db", "o05-cache")
+STOPPED = ("o02-cache", "o03-db", "o05-cache", "o07-db")
 """Dependencies stopped by hand once the project is up."""
-LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api")
+LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api", "o07-web")
 """Crash loops that must have restarted before the audit."""
 
 
@@ -107,6 +115,9 @@ def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
         # o05: a .NET client of a stopped Redis aborts (exit 134, SIGABRT: a "code issue" by its code alone)
         "o05-api": crasher(DOTNET_REDIS_UNABLE_TO_CONNECT, 134),
         "o05-cache": sleeper(),
+        # o07: PHP names the host it could not resolve only in php_network_getaddresses' wording
+        "o07-web": crasher(PHP_GETADDRINFO_FAILED, 255),
+        "o07-db": sleeper(),
     }
 
 
@@ -203,3 +214,14 @@ def test_a_dotnet_unhandled_connection_exception_is_its_dependency_not_a_code_is
     assert crash.caused_by == "service-unavailable:o05-cache:compose"
     assert crash.cause.decisive_line is not None
     assert crash.cause.decisive_line.startswith("Unhandled exception. StackExchange.Redis.RedisConnectionException")
+
+
+def test_a_php_fatal_error_names_the_database_it_could_not_resolve(world: World) -> None:
+    """PHP's ``PHP Fatal error:  Uncaught PDOException ... getaddrinfo for o07-db failed`` is the
+    decisive line and names the host (nothing else declares it: the DSN is in code); o07-db is
+    stopped, so its name does not resolve."""
+    crash = world.findings["crash-loop:o07-web"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.DEPENDENCY_DOWN, crash.summary
+    assert crash.chain == ("o07-web", "o07-db")
+    assert crash.caused_by == "service-unavailable:o07-db:compose"
+    assert crash.cause.dependency is not None and crash.cause.dependency.host == "o07-db"
