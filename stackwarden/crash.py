@@ -183,6 +183,21 @@ def _php(lines: Sequence[str]) -> Decisive | None:
     return Decisive("php", index, lines[index].strip(), (index,))
 
 
+_RUBY_CLASS = r"(?:[A-Z]\w*::)*[A-Z]\w*"
+_RUBY_RAISE = re.compile(
+    r"^(?:\S+\.rb:\d+:in [`'][^']*'|" + _RUBY_CLASS + r"): .* \(" + _RUBY_CLASS + r"\)\s*$"
+)  # ``file.rb:12:in `m': message (Class)``, or rake's ``Class: message (Class)``
+
+
+def _ruby(lines: Sequence[str]) -> Decisive | None:
+    """Ruby's uncaught exception, the last one printed: ``/app/models/order.rb:12:in `total':
+    undefined method `sum' for nil (NoMethodError)`` (its ``from ...`` frames after it)."""
+    index = _last(lines, _RUBY_RAISE)
+    if index is None:
+        return None
+    return Decisive("ruby", index, lines[index].strip(), (index, *_after(lines, index, 1)))
+
+
 _NODE_ERROR = re.compile(
     r"^(?:Uncaught )?(?:[A-Za-z_$][\w$]*\.)*(?:[A-Z]\w*)?(?:Error|Exception)(?: \[[A-Z_]+\])?: \S"
     r"|^FATAL ERROR: "
@@ -293,6 +308,7 @@ _FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
     _java,
     _dotnet,
     _php,
+    _ruby,
     _python,
     _rust,
     _go,
@@ -378,7 +394,7 @@ _TARGETS: tuple[re.Pattern[str], ...] = (
 )
 _NOT_TARGETS = re.compile(r"^(?:\d+|https?|tcp|udp|[A-Z][a-z]+Error|Error|Caused|at|line|thread)$", re.IGNORECASE)
 _SOURCE_FILE = re.compile(r"\.(?:java|kt|scala|py|rs|go|js|mjs|cjs|ts|rb|php|cs|c|cc|cpp|h)$", re.IGNORECASE)
-_FRAME = re.compile(r"^\s*(?:at |File \"|\d+: |\S+\.go:\d+)")
+_FRAME = re.compile(r"^\s*(?:at |File \"|\d+: |\S+\.go:\d+|from \S+:\d+:in )")
 
 
 def _target_in(text: str) -> tuple[str, int | None] | None:
@@ -526,7 +542,8 @@ _CONFIGURATION = _Rule(
         r"no such file or directory|permission denied|wrong ownership|invalid config|configuration error|"
         r"missing required|exec format error|executable file not found|unknown directive|"
         r"host not found in upstream|FATAL CONFIG FILE ERROR|Bad directive|password authentication failed|"
-        r"Cannot find module|ModuleNotFoundError|No module named|invalid value for|unknown (flag|option)|"
+        r"Cannot find module|ModuleNotFoundError|No module named|cannot load such file|"
+        r"invalid value for|unknown (flag|option)|"
         r"could not open (file|configuration)|certificate|x509|Access denied for user|role \"[^\"]+\" does not exist",
         re.IGNORECASE,
     ),
@@ -601,6 +618,12 @@ _FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
         "dotnet-exception",
         CrashCategory.CODE_ISSUE,
         ".NET exception: an unhandled exception ended the program.",
+        0.7,
+    ),
+    "ruby": (
+        "ruby-exception",
+        CrashCategory.CODE_ISSUE,
+        "Ruby exception: an uncaught exception ended the program.",
         0.7,
     ),
     "php": (

@@ -79,6 +79,13 @@ Stack trace:
 #2 {main}
   thrown in /var/www/html/src/Db.php on line 14
 """  # noqa: E501
+RAILS_NO_METHOD = """
+=> Booting Puma
+=> Rails 7.1.2 application starting in production
+/app/app/models/order.rb:12:in `total': undefined method `sum' for nil:NilClass (NoMethodError)
+	from /app/config/initializers/warmup.rb:3:in `<main>'
+	from /usr/local/bundle/gems/railties-7.1.2/lib/rails/engine.rb:667:in `load'
+"""
 
 
 def node_refused(address: str, port: int) -> str:
@@ -93,7 +100,7 @@ def node_refused(address: str, port: int) -> str:
 
 STOPPED = ("o02-cache", "o03-db", "o05-cache", "o07-db")
 """Dependencies stopped by hand once the project is up."""
-LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api", "o07-web")
+LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api", "o07-web", "o08-app")
 """Crash loops that must have restarted before the audit."""
 
 
@@ -118,6 +125,8 @@ def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
         # o07: PHP names the host it could not resolve only in php_network_getaddresses' wording
         "o07-web": crasher(PHP_GETADDRINFO_FAILED, 255),
         "o07-db": sleeper(),
+        # o08: a Rails app raises NoMethodError while booting (its database is fine: it has none here)
+        "o08-app": crasher(RAILS_NO_METHOD),
     }
 
 
@@ -225,3 +234,12 @@ def test_a_php_fatal_error_names_the_database_it_could_not_resolve(world: World)
     assert crash.chain == ("o07-web", "o07-db")
     assert crash.caused_by == "service-unavailable:o07-db:compose"
     assert crash.cause.dependency is not None and crash.cause.dependency.host == "o07-db"
+
+
+def test_a_ruby_exception_is_a_code_issue_quoted_from_its_raise_line(world: World) -> None:
+    """Ruby prints ``file.rb:12:in `total': message (NoMethodError)`` and its ``from`` frames:
+    a code issue, quoted from that line (not "unknown" with nothing quoted)."""
+    crash = world.findings["crash-loop:o08-app"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.CODE_ISSUE, crash.summary
+    assert crash.cause.signature == "ruby-exception"
+    assert crash.cause.decisive_line is not None and "(NoMethodError)" in crash.cause.decisive_line
