@@ -541,16 +541,28 @@ _CONFIGURATION = _Rule(
     re.compile(
         r"no such file or directory|permission denied|wrong ownership|invalid config|configuration error|"
         r"missing required|exec format error|executable file not found|unknown directive|"
-        r"host not found in upstream|FATAL CONFIG FILE ERROR|Bad directive|password authentication failed|"
+        r"host not found in upstream|FATAL CONFIG FILE ERROR|Bad directive|"
         r"Cannot find module|ModuleNotFoundError|No module named|cannot load such file|"
         r"invalid value for|unknown (flag|option)|"
-        r"could not open (file|configuration)|certificate|x509|Access denied for user|role \"[^\"]+\" does not exist",
+        r"could not open (file|configuration)|certificate|x509|role \"[^\"]+\" does not exist",
         re.IGNORECASE,
     ),
     CrashCategory.CONFIGURATION,
     "The process could not start with its configuration (file, setting, permission or dependency).",
     0.75,
     alternative=CrashCategory.CODE_ISSUE,
+)
+_CREDENTIALS = _Rule(
+    "credentials-rejected",
+    re.compile(
+        r"\bNOAUTH\b|\bWRONGPASS\b|invalid username-password pair|AuthenticationError|Authentication failed|"
+        r"password authentication failed|Access denied for user|ACCESS_REFUSED|Login failed for user",
+        re.IGNORECASE,
+    ),
+    CrashCategory.CONFIGURATION,
+    "The dependency answered and refused the credentials it was sent (password, user): the client and the "
+    "dependency disagree on them.",
+    0.85,
 )
 _UNRESOLVED = _Rule(
     "dependency-name-unresolved",
@@ -756,7 +768,7 @@ def _classify_decisive(
             0.85,
         )
         return _cause(rule, exit_code, shown, found.text, port=refused)
-    for named in (_OOM, _MISSING_SETTING, _UNRESOLVED, _UNREACHABLE, _WAITING, _CONFIGURATION, _SEGFAULT):
+    for named in (_OOM, _CREDENTIALS, _MISSING_SETTING, _UNRESOLVED, _UNREACHABLE, _WAITING, _CONFIGURATION, _SEGFAULT):
         if named.pattern.search(joined):
             setting = _setting_name(texts) if named is _MISSING_SETTING else None
             return _cause(named, exit_code, shown, found.text, setting=setting)

@@ -23,7 +23,7 @@ from stackwarden.model import CrashCategory, Finding, Snapshot
 from stackwarden.pipeline import observe_all
 from stackwarden.profiles import load_profile
 from stackwarden.rules import diagnose
-from tests.support.compose import Project, compose_project, unique_name
+from tests.support.compose import Project, compose_project, tcp_service, unique_name
 from tests.support.realparts import IMAGE, free_ports, redis_server, wait_for
 
 pytestmark = [pytest.mark.docker]
@@ -86,6 +86,15 @@ RAILS_NO_METHOD = """
 	from /app/config/initializers/warmup.rb:3:in `<main>'
 	from /usr/local/bundle/gems/railties-7.1.2/lib/rails/engine.rb:667:in `load'
 """
+NODE_REDIS_NOAUTH = """
+/app/node_modules/redis-parser/lib/parser.js:179
+    return new ReplyError(string)
+           ^
+
+ReplyError: NOAUTH Authentication required.
+    at parseError (/app/node_modules/redis-parser/lib/parser.js:179:12)
+    at parseType (/app/node_modules/redis-parser/lib/parser.js:302:14)
+"""
 
 
 def node_refused(address: str, port: int) -> str:
@@ -100,7 +109,7 @@ def node_refused(address: str, port: int) -> str:
 
 STOPPED = ("o02-cache", "o03-db", "o05-cache", "o07-db")
 """Dependencies stopped by hand once the project is up."""
-LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api", "o07-web", "o08-app")
+LOOPING = ("o01-web", "o02-api", "o03-api", "o05-api", "o07-web", "o08-app", "o09-app")
 """Crash loops that must have restarted before the audit."""
 
 
@@ -127,6 +136,9 @@ def compose_services(ports: dict[str, int]) -> dict[str, dict[str, Any]]:
         "o07-db": sleeper(),
         # o08: a Rails app raises NoMethodError while booting (its database is fine: it has none here)
         "o08-app": crasher(RAILS_NO_METHOD),
+        # o09: Redis is up and asks for a password the client does not send
+        "o09-app": crasher(NODE_REDIS_NOAUTH, environment={"REDIS_URL": "redis://o09-cache:6379"}),
+        "o09-cache": tcp_service(6379, None),
     }
 
 
@@ -243,3 +255,12 @@ def test_a_ruby_exception_is_a_code_issue_quoted_from_its_raise_line(world: Worl
     assert crash.cause is not None and crash.cause.category is CrashCategory.CODE_ISSUE, crash.summary
     assert crash.cause.signature == "ruby-exception"
     assert crash.cause.decisive_line is not None and "(NoMethodError)" in crash.cause.decisive_line
+
+
+def test_credentials_a_dependency_rejects_are_configuration_not_a_code_issue(world: World) -> None:
+    """Redis answers NOAUTH: the client reached it and was refused for its credentials. That is
+    configuration (set the password), not a bug to fix in the code."""
+    crash = world.findings["crash-loop:o09-app"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.CONFIGURATION, crash.summary
+    assert crash.cause.signature == "credentials-rejected"
+    assert "Fix the code" not in crash.recommendation and "credentials" in crash.recommendation
