@@ -15,6 +15,7 @@ scanned, and the exit code alone is the fallback with lower confidence.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -702,6 +703,26 @@ def _refused_port(texts: Sequence[str], ports: frozenset[int]) -> int | None:
     return None
 
 
+_THIS_HOST_NAMES = frozenset({"localhost", "host.docker.internal", "host.minikube.internal", "gateway.docker.internal"})
+
+
+def _refused_by_named_host(texts: Sequence[str]) -> bool:
+    """Whether the refusal names its target by a host name (``db``, ``orders-db``) that is not
+    this host: a profile port refused *there* is that dependency down or elsewhere (a chain the
+    graph resolves), not an owner of the port on this host. Addresses stay as they were: a
+    loopback or container address is what the port's owners are compared with."""
+    failure = dependency_failure(texts)
+    host = failure.host if failure is not None and failure.kind == "refused" else None
+    if not host:
+        return False
+    literal = host.strip("[]")
+    try:
+        ipaddress.ip_address(literal)
+    except ValueError:
+        return literal.lower() not in _THIS_HOST_NAMES
+    return False
+
+
 def _agrees(exit_code: int | None, category: CrashCategory) -> bool:
     return exit_code is not None and exit_code in _EXIT_CODES and _EXIT_CODES[exit_code][1] is category
 
@@ -759,7 +780,7 @@ def _classify_decisive(
         in_text = [p for t in texts for p in ports_in_line(t)]
         port = next((p for p in in_text if p in ports), in_text[0] if in_text else None)
         return _cause(_ADDRESS_IN_USE, exit_code, shown, found.text, port=port)
-    refused = _refused_port(texts, ports)
+    refused = None if _refused_by_named_host(texts) else _refused_port(texts, ports)
     if refused is not None:
         rule = (
             "connection-refused-profile-port",

@@ -1,7 +1,11 @@
 """The crash classifier on a corpus of real-shaped crash logs (tests/data/crash_corpus.yaml):
 Rust (tokio, actix), Go, Python (chained tracebacks too), Node, Java/Spring, PostgreSQL, Redis,
-nginx, OOM and exit-only cases. Category accuracy must be >= 95%, and the decisive line must be
-in the evidence every time; the accuracy is printed (pytest -s shows it)."""
+nginx, OOM and exit-only cases. Every case must be classified in its category with its decisive
+line in the evidence: the gate is 100%. A case the classifier cannot handle yet carries
+``known_miss: REASON`` in the corpus: it is listed (pytest -s shows the list), kept out of the
+gate, and must still miss, so that a fix removes the marker instead of hiding under a
+percentage. New cases are written before the classifier changes: write the case, see it fail,
+then fix."""
 
 from __future__ import annotations
 
@@ -54,31 +58,33 @@ def test_the_corpus_is_broad_enough() -> None:
         assert any(i.startswith(family) or family in i for i in ids), family
 
 
-def test_accuracy_on_the_corpus() -> None:
-    cases = _cases()
-    right_category, decisive_shown, wrong = 0, 0, []
-    for case in cases:
-        cause = _classify(case)
-        expected = CrashCategory(case["category"])
-        if cause.category is expected:
-            right_category += 1
-        else:
-            wrong.append(f"{case['id']}: {cause.category} ({cause.signature}), expected {expected}")
-        decisive = case["decisive"]
-        if (decisive and decisive.rstrip() in cause.evidence) or (not decisive and cause.decisive_line is None):
-            decisive_shown += 1
-        else:
-            wrong.append(f"{case['id']}: decisive line not in evidence {cause.evidence}")
-    category_accuracy = right_category / len(cases)
-    decisive_accuracy = decisive_shown / len(cases)
-    print(
-        f"\ncrash corpus: {len(cases)} cases, category accuracy {category_accuracy:.1%}, "
-        f"decisive line in evidence {decisive_accuracy:.1%}"
-    )
-    for line in wrong:
-        print("  " + line)
-    assert category_accuracy >= 0.95, wrong
-    assert decisive_accuracy == 1.0, wrong
+def _misses(case: dict[str, Any]) -> list[str]:
+    """What the classifier gets wrong on ``case``: its category, or its decisive line."""
+    cause = _classify(case)
+    expected = CrashCategory(case["category"])
+    wrong = []
+    if cause.category is not expected:
+        wrong.append(f"{case['id']}: {cause.category} ({cause.signature}), expected {expected}")
+    decisive = case["decisive"]
+    if not ((decisive and decisive.rstrip() in cause.evidence) or (not decisive and cause.decisive_line is None)):
+        wrong.append(f"{case['id']}: decisive line not in evidence {cause.evidence}")
+    return wrong
+
+
+def test_every_case_of_the_corpus_is_right() -> None:
+    cases = [c for c in _cases() if not c.get("known_miss")]
+    known = [c for c in _cases() if c.get("known_miss")]
+    wrong = [line for case in cases for line in _misses(case)]
+    print(f"\ncrash corpus: {len(cases)} cases in the gate, {len(cases) - len({w.split(':')[0] for w in wrong})} right")
+    for case in known:
+        print(f"  known miss {case['id']}: {case['known_miss']}")
+    assert wrong == []
+
+
+def test_a_known_miss_still_misses() -> None:
+    """A known miss that the classifier now gets right must lose its marker (and join the gate)."""
+    fixed = [c["id"] for c in _cases() if c.get("known_miss") and not _misses(c)]
+    assert fixed == [], f"right now, remove their known_miss: {fixed}"
 
 
 @pytest.mark.parametrize("case", [c for c in _cases() if c.get("setting")], ids=lambda c: c["id"])
