@@ -27,6 +27,7 @@ from prefect.flow_runs import resume_flow_run
 
 from flows.switch import run_switch
 from stackwarden.model.plan import SwitchOutcome, SwitchStatus
+from tests.support.realparts import alive
 from tests.support.stack import REPLICAS, fresh_stack
 
 pytestmark = [pytest.mark.prefect, pytest.mark.docker, pytest.mark.kube]
@@ -113,4 +114,4 @@ def test_rejected_in_the_ui_changes_nothing(
         apps = k8s.AppsV1Api(s.api)
         assert {n: apps.read_namespaced_deployment(n, s.namespace).spec.replicas for n in REPLICAS} == REPLICAS
         for pid in s.host_pids.values():
-            assert Path(f"/proc/{pid}").exists()
+            assert alive(pid), pid

@@ -15,6 +15,7 @@ from kubernetes import client as k8s
 from flows.switch import run_switch
 from stackwarden.model.plan import SwitchStatus
 from tests.support.kube import audit_events, audit_offset, bind_read_only
+from tests.support.realparts import alive
 from tests.support.stack import REPLICAS, Stack, fresh_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.kube, pytest.mark.prefect]
@@ -35,7 +36,7 @@ def _unchanged(stack: Stack) -> None:
     apps = k8s.AppsV1Api(stack.api)
     assert {n: apps.read_namespaced_deployment(n, stack.namespace).spec.replicas for n in REPLICAS} == REPLICAS
     for pid in stack.host_pids.values():
-        assert Path(f"/proc/{pid}").exists()
+        assert alive(pid), pid
 
 
 def _writes(events: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from kubernetes import client as k8s
 
@@ -18,6 +17,7 @@ from stackwarden.model import Mode, Runtime
 from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, StepStatus, SwitchStatus
 from tests.integration.audit_helpers import audit
 from tests.support.kube import pods_settled
+from tests.support.realparts import alive
 from tests.support.stack import REPLICAS, Stack, fresh_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.kube, pytest.mark.prefect]
@@ -41,7 +41,7 @@ def _states(project: Any) -> dict[str, str]:
 def _assert_bystanders_untouched(s: Stack) -> None:
     assert _replicas(s, "backend", s.bystander_namespace)[0] == 2
     assert set(_states(s.bystander_project).values()) == {"running"}
-    assert psutil.pid_exists(s.bystander_pid)
+    assert alive(s.bystander_pid)
 
 
 def _switch(s: Stack, mode: Mode, **kwargs: Any) -> Any:
@@ -58,7 +58,7 @@ def test_compose_only(stack: Stack) -> None:
         replicas, annotations = _replicas(stack, name)
         assert replicas == 0 and annotations[PREVIOUS_REPLICAS] == str(count)
     for pid in stack.host_pids.values():
-        assert not psutil.pid_exists(pid)
+        assert not alive(pid)
     states = _states(stack.project)
     assert states[f"{stack.project.name}-postgres-1"] == "running"  # it could bind once the port was freed
     _assert_bystanders_untouched(stack)

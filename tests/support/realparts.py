@@ -65,6 +65,17 @@ def wait_for(predicate: object, timeout: float, what: str, interval: float = 0.2
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def alive(pid: int) -> bool:
+    """The process runs, as a person would see it: it exists and is not a zombie (a killed
+    child not yet reaped still has its /proc entry and answers ``pid_exists``)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def listening(port: int, host: str = "127.0.0.1") -> bool:
     """True when something accepts TCP connections on host:port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
