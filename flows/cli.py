@@ -252,6 +252,31 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
 
+    watch = sub.add_parser(
+        "watch",
+        help="follow the live view in the foreground: one line per finding change",
+        description=(
+            "Watch every runtime of the profile (the Docker events stream, Kubernetes watches, the host's "
+            "listening sockets and processes every second), re-diagnose on each change, and print one line per "
+            "finding that opens, resolves or changes severity, and per runtime lost or seen again. Findings "
+            "open at the start are printed first (event 'open'). Read-only; needs no Prefect. Ctrl-C or "
+            "SIGTERM stops it."
+        ),
+    )
+    watch.add_argument(
+        "--profile",
+        type=Path,
+        action="append",
+        default=None,
+        help="stack profile YAML; repeat for several (default as for audit)",
+    )
+    watch.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line: time, event, profile, id, rule, severity, summary, services",
+    )
+    watch.add_argument("-v", "--verbose", action="store_true", help="show log lines on stderr")
+
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
     validate = profile_sub.add_parser("validate", help="validate FILE; print every problem with its field path")
@@ -567,6 +592,44 @@ def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Nam
         )
 
 
+def _watch(args: argparse.Namespace) -> int:
+    """The live view in the foreground, one line per change, until Ctrl-C or SIGTERM."""
+    import threading
+    import time
+
+    from stackwarden.live.findings import LiveEvent
+    from stackwarden.live.lines import as_json, as_text
+    from stackwarden.watch.runner import LiveView, Update
+
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
+    profiles = [load_profile(path) for path in (args.profile or [default_profile_path()])]
+    names = [profile.name for profile in profiles]
+    if len(set(names)) != len(names):
+        raise _Usage(f"two --profile files share a profile name: {', '.join(names)}")
+    lock = threading.Lock()
+
+    def print_changes(update: Update) -> None:
+        with lock:
+            events: list[LiveEvent] = [*update.coverage, *update.findings]
+            for event in events:
+                _out(as_json(event) if args.json else as_text(event), json_text=args.json)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    views = [LiveView(profile, [print_changes]) for profile in profiles]
+    try:
+        for view in views:
+            view.start()
+        _fail(f"watching {', '.join(names)} (Ctrl-C to stop)", EXIT_OK)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for view in views:
+            view.stop()
+    return EXIT_OK
+
+
 def _profile(args: argparse.Namespace) -> int:
     if args.profile_command == "schema":
         _out(profile_json_schema(), json_text=True)
@@ -598,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
             return _switch(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "watch":
+            return _watch(args)
         return _profile(args)
     except ProfileError as exc:
         for field, reason in exc.problems or [("", "invalid")]:

@@ -10,13 +10,12 @@ not grow with the number of healthy containers.
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,11 +47,13 @@ SERVICE_LABEL = "com.docker.compose.service"
 
 @dataclass(frozen=True)
 class DockerObservation:
-    """What the Docker side of one audit saw."""
+    """What the Docker side of one audit saw (``deaths``: each container's last ``die``, which
+    the live view keeps up to date from the events it follows)."""
 
     status: RuntimeStatus
     containers: tuple[Container, ...] = ()
     networks: tuple[DockerNetwork, ...] = ()
+    deaths: dict[str, ContainerDeath] = field(default_factory=dict)
 
 
 def docker_endpoint() -> str:
@@ -127,6 +128,12 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     return with_retries(attempt, what, LOG)
 
 
+def call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """A read under this adapter's retry policy and error sorting (the live view's watch
+    makes its calls through it, as the audit does)."""
+    return _call(func, what, *args, **kwargs)
+
+
 def _client(timeout: float) -> docker.APIClient:
     """A low-level docker-py client for writes; ``version="auto"`` negotiates with old and new
     engines alike. docker-py is imported here, when a switch acts, never for a read."""
@@ -184,15 +191,9 @@ class _DockerPyReader:
     ) -> list[dict[str, Any]]:
         return list(self._do(self._client.events, since=since, until=until, filters=filters, decode=True))
 
-    def stream(self, path: str, query: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        query = query or {}
-        filters = query.get("filters")
-        return self._do(
-            self._client.events,
-            since=query.get("since"),
-            filters=json.loads(filters) if isinstance(filters, str) else filters,
-            decode=True,
-        )
+    def follow_events(self, *, since: str, filters: dict[str, Any]) -> Any:
+        """docker-py's cancellable events stream (it has ``close``)."""
+        return self._do(self._client.events, since=since, filters=filters, decode=True)
 
     def close(self) -> None:
         self._client.close()
@@ -481,8 +482,14 @@ def observe_with(
     return DockerObservation(
         status=engine_status(version),
         containers=sorted_containers(containers),
-        networks=tuple(sorted((network_of(n) for n in networks), key=lambda n: n.name)),
+        networks=networks_of(networks),
+        deaths=deaths,
     )
+
+
+def networks_of(summaries: list[dict[str, Any]]) -> tuple[DockerNetwork, ...]:
+    """The engine's network list as the snapshot holds it (by name)."""
+    return tuple(sorted((network_of(n) for n in summaries), key=lambda n: n.name))
 
 
 def _container_for(client: docker.APIClient, container_id: str, project: str) -> dict[str, Any]:

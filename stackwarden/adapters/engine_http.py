@@ -13,6 +13,7 @@ Errors keep docker-py's shape where the adapter sorts them: an HTTP error carrie
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -118,19 +119,18 @@ class EngineReader:
         """One GET, its body decoded as JSON."""
         return json.loads(self.get(path, query))
 
-    def stream(self, path: str, query: Mapping[str, Any] | None = None, timeout: float | None = None) -> Iterator[Any]:
+    def stream(self, path: str, query: Mapping[str, Any] | None = None, timeout: float | None = None) -> Stream:
         """The JSON objects of a streaming answer (events), one per line, on a connection of
         its own; ``timeout`` bounds each wait for the next line (None: wait for ever)."""
         conn = _UnixConnection(self.path, self.timeout)
         try:
             response = self._request(conn, self._target(path, query))
-            if conn.sock is not None:
-                conn.sock.settimeout(timeout)
-            while line := response.readline():
-                if line.strip():
-                    yield json.loads(line)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return Stream(conn, response)
 
     def close(self) -> None:
         """Close the keep-alive connection (a later GET opens a new one)."""
@@ -183,7 +183,42 @@ class EngineReader:
         self, *, since: str | None = None, until: str | None = None, filters: Mapping[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """``GET /events`` between ``since`` and ``until`` (both given: a bounded answer)."""
-        return list(self.stream("/events", {"since": since, "until": until, "filters": _filters(filters)}))
+        return list(
+            self.stream("/events", {"since": since, "until": until, "filters": _filters(filters)}, self.timeout)
+        )
+
+    def follow_events(self, *, since: str, filters: Mapping[str, Any]) -> Stream:
+        """``GET /events`` from ``since`` on, open until closed: the live view's stream."""
+        return self.stream("/events", {"since": since, "filters": _filters(filters)}, None)
+
+
+class Stream:
+    """An open streaming answer: iterate its JSON lines; ``close`` (from any thread) ends the
+    iteration, as a lost connection would."""
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._response = response
+        self.closed_by_us = False
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while line := self._response.readline():
+                if line.strip():
+                    yield json.loads(line)
+        except (OSError, ValueError, http.client.HTTPException):
+            if not self.closed_by_us:  # the connection really broke
+                raise
+        finally:
+            self._conn.close()
+
+    def close(self) -> None:
+        """Shut the connection down from any thread (unblocks a reader waiting on it)."""
+        self.closed_by_us = True
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 def demultiplex(raw: bytes) -> bytes:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +94,15 @@ def _named_pids(executables: frozenset[str]) -> set[int]:
     return found
 
 
-def observe_host(ports: frozenset[int] | None = None, executables: frozenset[str] = frozenset()) -> HostObservation:
+def observe_host(
+    ports: frozenset[int] | None = None,
+    executables: frozenset[str] = frozenset(),
+    known_replies: Mapping[Listener, str | None] | None = None,
+) -> HostObservation:
     """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None), and the
-    processes behind them plus those named ``executables`` (port-less services)."""
+    processes behind them plus those named ``executables`` (port-less services).
+    ``known_replies``: docker-proxy listeners already probed (the live view re-reads the host
+    every second and probes only a proxy it has not seen)."""
     listeners = []
     for conn in psutil.net_connections(kind="tcp"):
         if conn.status != psutil.CONN_LISTEN or not conn.laddr:
@@ -108,7 +114,9 @@ def observe_host(ports: frozenset[int] | None = None, executables: frozenset[str
     pids = {item.pid for item in unique if item.pid} | _named_pids(executables)
     processes = [p for pid in sorted(pids) if (p := process_info(pid))]
     if ports is not None:  # profile ports only: never probe every port of the host
-        unique = _probe_proxies(unique, {p.pid for p in processes if p.exe_basename == "docker-proxy"})
+        unique = _probe_proxies(
+            unique, {p.pid for p in processes if p.exe_basename == "docker-proxy"}, known_replies or {}
+        )
     return HostObservation(
         status=RuntimeStatus(runtime=Runtime.HOST, reachable=True, endpoint=socket.gethostname()),
         listeners=tuple(unique),
@@ -152,16 +160,23 @@ def _probe_address(listener: Listener) -> str:
     return listener.address
 
 
-def _probe_proxies(listeners: list[Listener], proxy_pids: set[int]) -> list[Listener]:
+def _probe_proxies(
+    listeners: list[Listener], proxy_pids: set[int], known: Mapping[Listener, str | None]
+) -> list[Listener]:
     """Probe each docker-proxy listener once, concurrently (a live service costs the probe's
-    wait, a dead one milliseconds), and record the ones that close at once."""
-    proxied = [item for item in listeners if item.pid in proxy_pids]
-    if not proxied:
-        return listeners
-    with ThreadPoolExecutor(max_workers=min(8, len(proxied)), thread_name_prefix="probe") as pool:
-        replies = dict(
-            zip(proxied, pool.map(lambda item: forwarded_reply(_probe_address(item), item.port), proxied), strict=True)
-        )
+    wait, a dead one milliseconds), and record the ones that close at once; a listener in
+    ``known`` keeps its earlier answer."""
+    proxied = [item for item in listeners if item.pid in proxy_pids and item not in known]
+    replies = {item: known[item] for item in listeners if item in known}
+    if proxied:
+        with ThreadPoolExecutor(max_workers=min(8, len(proxied)), thread_name_prefix="probe") as pool:
+            replies.update(
+                zip(
+                    proxied,
+                    pool.map(lambda item: forwarded_reply(_probe_address(item), item.port), proxied),
+                    strict=True,
+                )
+            )
     return [item.model_copy(update={"no_reply": replies[item]}) if replies.get(item) else item for item in listeners]
 
 

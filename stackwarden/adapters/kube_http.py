@@ -18,9 +18,11 @@ client's ``ApiException`` carries them; transport failures are the standard libr
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
+import socket
 import ssl
 import tempfile
 import urllib.request
@@ -177,6 +179,35 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
 Timeout = tuple[float, float] | float | None
 
 
+class Stream:
+    """An open streaming answer: iterate its JSON lines; ``close`` (from any thread) ends the
+    iteration, as a lost connection would."""
+
+    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
+        self._conn = conn
+        self._response = response
+        self.closed_by_us = False
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            while line := self._response.readline():
+                if line.strip():
+                    yield json.loads(line)
+        except (OSError, ValueError, http.client.HTTPException):
+            if not self.closed_by_us:  # the connection really broke
+                raise
+        finally:
+            self._conn.close()
+
+    def close(self) -> None:
+        """Shut the connection down from any thread (unblocks a reader waiting on it)."""
+        self.closed_by_us = True
+        sock = self._conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 def _split(timeout: Timeout) -> tuple[float | None, float | None]:
     """(connect, read) seconds from the official client's ``_request_timeout`` shapes."""
     if isinstance(timeout, tuple):
@@ -238,19 +269,22 @@ class KubeReader:
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def stream(
-        self, path: str, query: Sequence[tuple[str, Any]] | None = None, timeout: Timeout = None
-    ) -> Iterator[Any]:
+    def stream(self, path: str, query: Sequence[tuple[str, Any]] | None = None, timeout: Timeout = None) -> Stream:
         """The JSON objects of a streaming answer (a watch), one per line, on a connection of
         its own; the read part of ``timeout`` bounds each wait for the next line."""
         conn = self._connect(timeout)
         try:
             response = self._send(conn, path, query)
-            while line := response.readline():
-                if line.strip():
-                    yield json.loads(line)
-        finally:
+        except BaseException:
             conn.close()
+            raise
+        return Stream(conn, response)
+
+    def clone(self) -> KubeReader:
+        """A reader of the same endpoint with connections of its own (one per thread)."""
+        twin = KubeReader.__new__(KubeReader)
+        twin.endpoint, twin._tls, twin._conn, twin._conn_timeout = self.endpoint, self._tls, None, None
+        return twin
 
     def close(self) -> None:
         """Close the keep-alive connection."""

@@ -267,20 +267,44 @@ class OfficialReader:
 
     def stream(
         self, path: str, query: Sequence[tuple[str, Any]] | None = None, timeout: Timeout = None
-    ) -> Iterator[Any]:
+    ) -> _OfficialStream:
         """The JSON objects of a streaming answer (a watch), one per line."""
         with _official_errors():
-            response = self._response(path, query, timeout).response
-            try:
-                while line := response.readline():
-                    if line.strip():
-                        yield json.loads(line)
-            finally:
-                response.release_conn()
+            return _OfficialStream(self._response(path, query, timeout).response)
+
+    def clone(self) -> OfficialReader:
+        """The same client (its connection pool serves many threads)."""
+        return self
 
     def close(self) -> None:
         """Close the client's connection pool."""
         self.api.close()
+
+
+class _OfficialStream:
+    """A watch answer through urllib3: its JSON lines; ``close`` shuts the connection down."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.closed_by_us = False
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            with _official_errors():
+                while line := self._response.readline():
+                    if line.strip():
+                        yield json.loads(line)
+        except (OSError, ValueError):
+            if not self.closed_by_us:
+                raise
+        finally:
+            self._response.release_conn()
+
+    def close(self) -> None:
+        """Shut the connection down from any thread."""
+        self.closed_by_us = True
+        with contextlib.suppress(Exception):
+            self._response.shutdown()
 
 
 Reader = KubeReader | OfficialReader
