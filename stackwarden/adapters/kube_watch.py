@@ -323,7 +323,13 @@ class _Session:
                 if self.done.is_set():
                     stream.close()
                     return
-                version, expired = self._events(reader, kind, stream, version)
+                self.versions[kind] = version
+                try:
+                    expired = self._events(reader, kind, stream)
+                except (OSError, ValueError) as exc:  # broke mid-stream: a new watch says whether it is lost
+                    LOG.info("watch of %s broke (%s); watching again", kind, why(exc))
+                    expired = False
+                version = self.versions[kind]
                 if expired:
                     version = self._relist(reader, kind)
                     continue
@@ -336,17 +342,19 @@ class _Session:
         finally:
             reader.close()
 
-    def _events(self, reader: Reader, kind: KubeKind, stream: Any, version: str) -> tuple[str, bool]:
-        """Apply one watch answer's events; (the last version seen, whether it said 410 Gone)."""
+    def _events(self, reader: Reader, kind: KubeKind, stream: Any) -> bool:
+        """Apply one watch answer's events, keeping the last version seen in ``versions``;
+        True when the apiserver said 410 Gone."""
         convert = _KINDS[kind][1]
         for event in stream:
             kind_of_event = event.get("type")
             obj = _Raw(event.get("object") or {})
             if kind_of_event == "ERROR":
                 if obj.code == 410:
-                    return version, True
+                    return True
                 raise KubeApiError(int(obj.code or 500), str(obj.reason or "watch error"), str(obj.message or ""))
-            version = str(obj.metadata.resource_version or version) if obj.metadata else version
+            if obj.metadata and obj.metadata.resource_version:
+                self.versions[kind] = str(obj.metadata.resource_version)
             if kind_of_event == "BOOKMARK":
                 self.watch.emit(Heard(runtime=Runtime.KUBERNETES, at=now()))
                 continue
@@ -360,4 +368,4 @@ class _Session:
             if kind == "pods":
                 converted = self.watch.pod_with_logs(reader, converted)
             self.watch.emit(KubeObjectSeen(kind=kind, name=name, obj=converted, at=now()))
-        return version, False
+        return False
