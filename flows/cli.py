@@ -22,23 +22,22 @@ import re
 import signal
 import socket
 import sys
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
+from stackwarden.basics import Mode, Severity, default_profile_path
 from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
-from stackwarden.model.base import Mode, Severity
-from stackwarden.model.profile import Profile
-from stackwarden.profiles import default_profile_path, load_profile, profile_json_schema
 from stackwarden.sanitize import one_line, strip_controls, terminal
 
 if TYPE_CHECKING:
+    from stackwarden.model.profile import Profile
     from stackwarden.pipeline import AuditOutcome
+
+# The models (pydantic), the profile loader (yaml) and the observation are imported where they
+# are needed: an audit answered by a running serve needs none of them.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
 
@@ -156,6 +155,11 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="run as a recorded Prefect flow (default: only when a Prefect API is configured)",
+    )
+    audit.add_argument(
+        "--fresh",
+        action="store_true",
+        help="observe now, in this process, even when a running stackwarden serve could answer from its live view",
     )
     audit.add_argument("-v", "--verbose", action="store_true", help="show log lines (Prefect's too) on stderr")
 
@@ -338,6 +342,10 @@ def _prefect_home() -> Path:
 def _check_prefect() -> None:
     """Before any flow: PREFECT_HOME must be writable (Prefect keeps its database and results
     there) and a configured PREFECT_API_URL must answer; each failure is one line and a hint."""
+    import tempfile
+    import urllib.error
+    import urllib.request
+
     home = _prefect_home()
     try:  # try it: permissions, a read-only file system or a file in the way (root passes os.access)
         home.mkdir(parents=True, exist_ok=True)
@@ -387,17 +395,18 @@ def _explain(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _runtime_hints(snapshot: object) -> None:
+def _runtime_hints(unreachable: Sequence[tuple[str, str]]) -> None:
     """One stderr line per unreachable runtime whose error has a known fix (socket permission,
     malformed kubeconfig): the report says what was not seen, this says what to do."""
-    for status in getattr(snapshot, "runtimes", ()):
-        if not status.reachable:
-            hint = environment_hint(str(status.runtime), status.error or "")
-            if hint:
-                _fail(f"{status.runtime} not observed: {status.error}", 0, hint)
+    for runtime, error in unreachable:
+        hint = environment_hint(runtime, error)
+        if hint:
+            _fail(f"{runtime} not observed: {error}", 0, hint)
 
 
 def _switch(args: argparse.Namespace) -> int:
+    from stackwarden.profiles import load_profile
+
     prepare_prefect(verbose=args.verbose)  # a switch is always a recorded flow
     from flows.switch import run_switch
     from stackwarden.model.plan import Outcome, SwitchStatus
@@ -464,6 +473,8 @@ def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
 
 def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
     """In process by default; the recorded flow when a Prefect API is configured or asked for."""
+    from stackwarden.profiles import load_profile
+
     profile = load_profile(profile_path)  # fail fast with a clear message before any flow starts
     progress = LiveProgress(sys.stderr)
     record = args.record if args.record is not None else prefect_api_configured()
@@ -487,13 +498,46 @@ def _audit(args: argparse.Namespace) -> int:
         _check_output(args.output)
     if args.prometheus is not None:
         _check_output(args.prometheus, "--prometheus")
+    if not args.fresh and args.record is not True:
+        answered = _audit_from_serve(args, profile_path)
+        if answered is not None:
+            return answered
     outcome = _run_audit(args, profile_path)
     from stackwarden.report import render_json
 
     text = render_json(outcome.result, outcome.snapshot) if args.json else outcome.markdown
+    findings = [(str(f.severity), f.id, f.title) for f in outcome.result.findings]
+    unreachable = [(str(r.runtime), r.error or "") for r in outcome.snapshot.runtimes if not r.reachable]
+    return _report(args, text, findings, unreachable)
+
+
+def _audit_from_serve(args: argparse.Namespace, profile_path: Path) -> int | None:
+    """The report from a running serve's live view, printed as an audit prints it; None when
+    no serve answers for this profile (the audit then observes in process)."""
+    from stackwarden.watch.ask import Answer, ask
+
+    answer = ask(profile_path, as_json=args.json, prometheus=args.prometheus is not None)
+    if not isinstance(answer, Answer):
+        if args.verbose:
+            _fail(f"{answer.reason}; observing in this process", EXIT_OK)
+        return None
+    if args.prometheus is not None and answer.prometheus is not None:
+        from stackwarden.adapters.textfile import write_textfile
+
+        write_textfile(args.prometheus, answer.prometheus)
+    return _report(args, answer.report, answer.findings, answer.unreachable)
+
+
+def _report(
+    args: argparse.Namespace,
+    text: str,
+    findings: Sequence[tuple[str, str, str]],
+    unreachable: Sequence[tuple[str, str]],
+) -> int:
+    """Print (or write) the report, the hints for runtimes not observed, and the exit code."""
     if args.output:
         args.output.write_text((strip_controls(text) if args.json else terminal(text)) + "\n", encoding="utf-8")
-        _summary([(str(f.severity), f.id, f.title) for f in outcome.result.findings], sys.stdout)
+        _summary(list(findings), sys.stdout)
         _out(f"report written to {args.output}")
     elif sys.stdout.isatty() and not args.json:
         from rich.console import Console
@@ -502,12 +546,10 @@ def _audit(args: argparse.Namespace) -> int:
         Console(markup=False, emoji=False, highlight=False).print(Markdown(terminal(text)))
     else:
         _out(text, json_text=args.json)
-    _runtime_hints(outcome.snapshot)
-    failing = outcome.result.at_least(args.fail_on)
+    _runtime_hints(unreachable)
+    failing = [fid for severity, fid, _ in findings if Severity(severity).at_least(args.fail_on)]
     if failing:
-        return _fail(
-            f"{len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(f.id for f in failing), EXIT_FINDINGS
-        )
+        return _fail(f"{len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(failing), EXIT_FINDINGS)
     return EXIT_OK
 
 
@@ -543,6 +585,7 @@ def _drain_seconds(text: str) -> float:
 
 def _serve(args: argparse.Namespace) -> int:
     from flows.local_server import local_server, stackwarden_prefect_home
+    from stackwarden.profiles import load_profile
 
     paths: list[Path] = args.profile or [default_profile_path()]
     served = [(path, load_profile(path)) for path in paths]  # every profile valid before anything starts
@@ -599,6 +642,7 @@ def _watch(args: argparse.Namespace) -> int:
 
     from stackwarden.live.findings import LiveEvent
     from stackwarden.live.lines import as_json, as_text
+    from stackwarden.profiles import load_profile
     from stackwarden.watch.runner import LiveView, Update
 
     configure_logging(verbose=args.verbose, stream=sys.stderr)
@@ -631,6 +675,8 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
+    from stackwarden.profiles import load_profile, profile_json_schema
+
     if args.profile_command == "schema":
         _out(profile_json_schema(), json_text=True)
         return EXIT_OK

@@ -13,10 +13,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from stackwarden.basics import BUNDLED_PROFILE, bundled_profile_path, default_profile_path
 from stackwarden.errors import ProfileError
 from stackwarden.model.profile import Profile
 
-BUNDLED_PROFILE = "reconciliation-platform.yaml"
+__all__ = [
+    "BUNDLED_PROFILE",
+    "bundled_profile_path",
+    "default_profile_path",
+    "load_profile",
+    "parse_profile",
+    "profile_json_schema",
+    "read_profile_text",
+]
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -248,20 +257,3 @@ def profile_json_schema() -> str:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "stackwarden profile"
     return json.dumps(schema, indent=2, sort_keys=True)
-
-
-def bundled_profile_path() -> Path:
-    """The bundled profile modelling the seed's stack.
-
-    Found through the package (``stackwarden/bundled_profiles`` ships in the wheel; in a checkout
-    it is a link to ``profiles/``), so it works from an installed package and from any working
-    directory.
-    """
-    return (Path(__file__).parent / "bundled_profiles" / BUNDLED_PROFILE).resolve()
-
-
-def default_profile_path() -> Path:
-    """``$STACKWARDEN_PROFILE`` when set, else the bundled profile: the one default the CLI and
-    every flow parameter share, so a scheduled run never depends on its working directory."""
-    env = os.environ.get("STACKWARDEN_PROFILE")
-    return Path(env) if env else bundled_profile_path()
