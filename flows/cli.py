@@ -50,7 +50,8 @@ An audit runs in this process unless a Prefect API is configured (PREFECT_API_UR
 active Prefect profile): then it runs as the recorded flow "audit" on that server. --record and
 --no-record override the choice; --record without a server starts Prefect's ephemeral one
 (allowed PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, default here 120 s, to start).
-A switch always runs as the recorded flow "switch-mode".
+A switch's dry run runs in this process (no Prefect); an applying switch always runs as the
+recorded flow "switch-mode".
 """
 
 
@@ -405,21 +406,25 @@ def _runtime_hints(unreachable: Sequence[tuple[str, str]]) -> None:
 
 
 def _switch(args: argparse.Namespace) -> int:
-    from stackwarden.profiles import load_profile
-
-    prepare_prefect(verbose=args.verbose)  # a switch is always a recorded flow
-    from flows.switch import run_switch
+    """A dry run (and the plan shown before ``--apply`` asks) runs in this process, as the
+    audit does; the applying switch always runs as the recorded ``switch-mode`` flow."""
     from stackwarden.model.plan import Outcome, SwitchStatus
+    from stackwarden.pipeline import dry_run_switch
+    from stackwarden.profiles import load_profile
     from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
 
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
     profile_path = args.profile or default_profile_path()
-    load_profile(profile_path)
-    reviewed: str | None = None
+    profile = load_profile(profile_path)
     if args.apply and not args.yes and not sys.stdin.isatty():
         return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
-    _check_prefect()
-    if args.apply and not args.yes:
-        preview = run_switch(mode=args.mode, profile_path=str(profile_path))
+    if not args.apply:
+        outcome = dry_run_switch(profile, Mode(args.mode), LiveProgress(sys.stderr))
+        _out(render_outcome_json(outcome) if args.json else render_outcome(outcome), json_text=args.json)
+        return EXIT_REFUSED if outcome.status is SwitchStatus.REFUSED else EXIT_OK
+    reviewed: str | None = None
+    if not args.yes:
+        preview = dry_run_switch(profile, Mode(args.mode), LiveProgress(sys.stderr))
         _out(render_plan(preview.plan))
         if preview.status is SwitchStatus.REFUSED:
             return EXIT_REFUSED
@@ -433,10 +438,14 @@ def _switch(args: argparse.Namespace) -> int:
             _out("nothing changed")
             return EXIT_OK
         reviewed = preview.plan.digest
+    prepare_prefect(verbose=args.verbose)  # an applying switch is always a recorded flow
+    _check_prefect()
+    from flows.switch import run_switch
+
     outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
-        apply=args.apply,
+        apply=True,
         expected_digest=reviewed,
         force=args.force,
         deadline_seconds=args.deadline,

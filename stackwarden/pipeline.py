@@ -38,6 +38,7 @@ from stackwarden.rules import diagnose
 
 if TYPE_CHECKING:
     from stackwarden.adapters.kubernetes import KubeObservationResult
+    from stackwarden.model.plan import SwitchOutcome
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -341,6 +342,29 @@ def run_audit(
         written = metrics_step(result, snapshot, profile, prometheus_path, time.monotonic() - started)
         LOG.info("metrics written to %s", written)
     return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)
+
+
+def dry_run_switch(profile: Profile, mode: Mode, progress: Progress | None = None) -> SwitchOutcome:
+    """A switch's dry run in this process, no Prefect: observe (threads, the audit's retries),
+    plan, and, when the plan may proceed, preflight: the same planner and checks as the
+    ``switch-mode`` flow before it would change anything. The applying switch stays a recorded
+    flow; this is what it would do, and what would refuse it."""
+    from stackwarden.adapters.preflight import preflight
+    from stackwarden.model.plan import SwitchOutcome, SwitchStatus
+    from stackwarden.planner import plan
+
+    shown = progress or _NoProgress()
+    with shown.step("observing " + ", ".join(observed_runtimes(profile))):
+        snapshot = observe_all(profile)
+    with shown.step("planning"):
+        the_plan = plan(snapshot, profile, mode)
+    if the_plan.applicable:
+        with shown.step("preflight checks"):
+            the_plan = the_plan.model_copy(update={"refusals": tuple(preflight(the_plan, profile))})
+    if not the_plan.applicable:
+        reason = "; ".join(the_plan.refusals)
+        return SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
+    return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
 
 
 def observed_runtimes(profile: Profile) -> list[str]:

@@ -93,7 +93,8 @@ class DockerWatch:
             reason = self._session()
             if self._stop.is_set():
                 return
-            LOG.warning("Docker watch lost: %s", reason)
+            # said once per loss, not at every attempt to get it back
+            (LOG.info if self._backoff.retrying else LOG.warning)("Docker watch lost: %s", reason)
             self._emit(Lost(runtime=Runtime.COMPOSE, reason=reason, at=now(), endpoint=docker_endpoint()))
             self._stop.wait(self._backoff.next())
 

@@ -146,7 +146,8 @@ class KubeWatch:
             reason = self._session()
             if self.stop.is_set():
                 return
-            LOG.warning("Kubernetes watch lost: %s", reason)
+            # said once per loss, not at every attempt to get it back
+            (LOG.info if self._backoff.retrying else LOG.warning)("Kubernetes watch lost: %s", reason)
             self.emit(Lost(runtime=Runtime.KUBERNETES, reason=reason, at=now(), endpoint=self.endpoint))
             self.stop.wait(self._backoff.next())
 

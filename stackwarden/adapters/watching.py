@@ -38,6 +38,11 @@ class Backoff:
         wait, self._next = self._next, min(self._next * 2, self.cap)
         return wait
 
+    @property
+    def retrying(self) -> bool:
+        """Attempts have failed since the last success (the loss was already reported)."""
+        return self._next != self.first
+
     def reset(self) -> None:
         """An attempt succeeded: the next loss starts from ``first`` again."""
         self._next = self.first
