@@ -246,6 +246,21 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=int, default=None, help="port of the local Prefect server (default 4200, or a free one)"
     )
     serve.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="no live view: findings change only with the scheduled audit, and audits observe in process",
+    )
+    serve.add_argument(
+        "--socket-group",
+        default=None,
+        metavar="GROUP",
+        help=(
+            "let members of GROUP ask the live view too (stackwarden audit): the audit socket is then mode 0660 "
+            "with that group; by default only its owner (root) may"
+        ),
+    )
+    serve.add_argument(
         "--drain-timeout",
         type=_drain_seconds,
         default=300.0,
@@ -603,6 +618,13 @@ def _serve(args: argparse.Namespace) -> int:
         raise _Usage(f"two --profile files share a profile name: {', '.join(names)}")
     if args.prometheus_dir is not None and not args.prometheus_dir.is_dir():
         raise _Usage(f"--prometheus-dir {args.prometheus_dir}: not a directory")
+    if args.socket_group is not None:
+        import grp
+
+        try:
+            grp.getgrnam(args.socket_group)
+        except KeyError:
+            raise _Usage(f"--socket-group {args.socket_group}: no such group") from None
     host = args.host_name or os.environ.get("STACKWARDEN_HOST") or socket.gethostname()
     # SIGTERM stops us like Ctrl-C until Prefect's runner installs its own graceful handler.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -641,6 +663,8 @@ def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Nam
             prometheus_dir=args.prometheus_dir,
             ui_url=ui_url,
             drain_seconds=args.drain_timeout,
+            watch=args.watch,
+            socket_group=args.socket_group,
         )
 
 

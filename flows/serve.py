@@ -9,6 +9,7 @@ tag and a parameter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import sys
@@ -26,6 +27,7 @@ from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
 from flows.audit import audit_flow
+from flows.live import Watched, live_views
 from flows.switch import switch_flow
 from stackwarden.model.base import Mode
 from stackwarden.model.profile import Profile
@@ -199,9 +201,13 @@ def serve_stack(
     prometheus_dir: Path | None,
     ui_url: str | None,
     drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+    watch: bool = True,
+    socket_group: str | None = None,
 ) -> None:
     """Register the deployments and run them until Ctrl-C or SIGTERM. Runs in flight finish first
-    (``DrainingRunner``); schedules are paused on the way out so no run is left unattended."""
+    (``DrainingRunner``); schedules are paused on the way out so no run is left unattended.
+    With ``watch`` (the default) each profile also has a live view (``flows.live``): finding
+    changes published within seconds, ``stackwarden audit`` answered from it."""
     deployments = [
         d for s in served for d in deployments_for(s, host=host, audit_every=audit_every, prometheus_dir=prometheus_dir)
     ]
@@ -214,7 +220,16 @@ def serve_stack(
     runner.install_signal_handlers()
     for deployment in deployments:
         runner.add_deployment(deployment)
-    try:
-        asyncio.run(runner.start())
-    except KeyboardInterrupt:
-        print("stackwarden serve: stopped", flush=True)
+    metrics = (
+        {s.profile.name: metrics_file(prometheus_dir.resolve(), s.profile) for s in served} if prometheus_dir else None
+    )
+    live: contextlib.AbstractContextManager[object] = (
+        live_views([Watched(s.path, s.profile) for s in served], host=host, metrics=metrics, socket_group=socket_group)
+        if watch
+        else contextlib.nullcontext()
+    )
+    with live:
+        try:
+            asyncio.run(runner.start())
+        except KeyboardInterrupt:
+            print("stackwarden serve: stopped", flush=True)
