@@ -401,16 +401,19 @@ class LiveState:
             coverage=[k.coverage[kind] for kind in KUBE_KINDS if kind in k.coverage],
         )
 
-    def next_deadline(self) -> datetime | None:
+    def next_deadline(self, now: datetime) -> datetime | None:
         """When the next object that is up for under ``RECENT_START_SECONDS`` crosses that line
-        (a crash loop seen between two crashes stops counting as one without any event)."""
+        after ``now`` (a crash loop seen between two crashes stops counting as one without any
+        event); lines already crossed are in every snapshot taken since."""
+        after = now.timestamp()
         due = [
-            at.timestamp() + RECENT_START_SECONDS - (obj.uptime_seconds or 0.0)
+            crossing
             for objects, seen in self._timed()
             for key, obj in objects.items()
             if obj.uptime_seconds is not None
             and obj.uptime_seconds < RECENT_START_SECONDS
             and (at := seen.get(key)) is not None
+            and (crossing := at.timestamp() + RECENT_START_SECONDS - obj.uptime_seconds) > after
         ]
         return datetime.fromtimestamp(min(due), tz=UTC) if due else None
 

@@ -187,7 +187,7 @@ class LiveView:
 
     def _loop(self) -> None:
         while not self.stop_event.is_set():
-            deadline = self.state.next_deadline()
+            deadline = self.state.next_deadline(datetime.now(UTC))
             wait = 1.0 if deadline is None else max(0.0, (deadline - datetime.now(UTC)).total_seconds())
             try:
                 first = self.changes.get(timeout=min(1.0, wait))

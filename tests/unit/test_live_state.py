@@ -110,7 +110,8 @@ def test_recent_uptimes_advance_and_the_next_deadline_is_when_they_cross_the_lin
     )
     flapping = _pod("flap", 5.0, restart_count=3, last_exit_code=1, ready=True)
     state.apply(KubeObjectSeen(kind="pods", name="flap", obj=flapping, at=T0))
-    assert state.next_deadline() == T0 + timedelta(seconds=25)
+    assert state.next_deadline(T0) == T0 + timedelta(seconds=25)
+    assert state.next_deadline(T0 + timedelta(seconds=26)) is None  # crossed: nothing left to wait for
     kube = state.snapshot(T0 + timedelta(seconds=10)).kubernetes
     assert kube is not None
     pods = {p.name: p for p in kube.pods}
