@@ -20,7 +20,7 @@ from stackwarden.adapters.docker import DockerObservation
 from stackwarden.adapters.host import HostObservation
 from stackwarden.errors import ProfileError
 from stackwarden.model.base import Mode
-from stackwarden.model.profile import HealthCheck, KubernetesSpec, Profile, Timeouts
+from stackwarden.model.profile import HealthCheck, HostLookup, KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.pipeline import AuditOutcome, Result
 from stackwarden.pipeline import observe_all as observe_with
@@ -66,10 +66,10 @@ class TaskSubmitter:
         return observe_docker_task.submit(timeouts=timeouts, stateful=stateful)
 
     def host(
-        self, ports: list[int], executables: list[str], checks: tuple[tuple[str, HealthCheck], ...]
+        self, ports: list[int], lookup: HostLookup, checks: tuple[tuple[str, HealthCheck], ...]
     ) -> Result[HostObservation]:
         """Submit observe-host."""
-        return observe_host_task.submit(ports, executables, checks)
+        return observe_host_task.submit(ports, lookup, checks)
 
     def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult | RuntimeStatus]:
         """Submit observe-kubernetes."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from stackwarden.identity import is_docker_proxy
 from stackwarden.model.base import Runtime
 from stackwarden.model.snapshot import (
     Container,
     Coverage,
     DockerNetwork,
     HealthResult,
+    HostContext,
     KubeContext,
     KubeEndpoints,
     KubeEvent,
@@ -78,19 +80,23 @@ def _publisher(listener: Listener, containers: Iterable[Container]) -> Container
 
 
 def attribute_docker_proxies(
-    listeners: Sequence[Listener], processes: Sequence[ProcessInfo], containers: Sequence[Container]
+    listeners: Sequence[Listener],
+    processes: Sequence[ProcessInfo],
+    containers: Sequence[Container],
+    context: HostContext | None = None,
 ) -> tuple[Listener, ...]:
     """Mark docker-proxy listeners with the container they forward to.
 
     The proxy's command line names the container IP; failing that, the container that publishes
-    that address and port. A docker-proxy socket is the container's, not a host process's.
+    that address and port. A docker-proxy socket is the container's, not a host process's; only
+    a real one (``is_docker_proxy``: root's, or a rootless engine's) speaks for a container.
     """
     by_pid = {p.pid: p for p in processes}
     out = []
     for listener in listeners:
         proc = by_pid.get(listener.pid or -1)
         container: Container | None = None
-        if proc is not None and proc.exe_basename == "docker-proxy":
+        if proc is not None and is_docker_proxy(proc, context):
             target = _proxy_target(proc.cmdline)
             if target is not None:
                 # only a running container owns its IP: a created or exited one may still list
@@ -179,6 +185,7 @@ def assemble_snapshot(
     processes: Sequence[ProcessInfo] = (),
     kubernetes: KubeObservation | None = None,
     health: Sequence[HealthResult] = (),
+    host_context: HostContext | None = None,
 ) -> Snapshot:
     """One Snapshot from the per-runtime parts, docker-proxy listeners attributed."""
     return Snapshot(
@@ -188,9 +195,10 @@ def assemble_snapshot(
         runtimes=tuple(runtimes),
         containers=tuple(containers),
         networks=tuple(networks),
-        listeners=attribute_docker_proxies(listeners, processes, containers),
+        listeners=attribute_docker_proxies(listeners, processes, containers, host_context),
         processes=tuple(processes),
         kubernetes=kubernetes,
         health=tuple(health),
+        host_context=host_context,
         coverage=coverage_of(runtimes, kubernetes),
     )

@@ -28,7 +28,7 @@ from stackwarden.adapters.textfile import write_textfile
 from stackwarden.errors import TransientError
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult, Finding
-from stackwarden.model.profile import HealthCheck, KubernetesSpec, Profile, Timeouts
+from stackwarden.model.profile import HealthCheck, HostLookup, KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
 from stackwarden.recommend import recommend_mode
@@ -88,12 +88,13 @@ def stateful_containers(profile: Profile) -> tuple[tuple[str, str], ...]:
 
 
 def observe_host_step(
-    ports: list[int], executables: list[str] | None = None, checks: tuple[tuple[str, HealthCheck], ...] = ()
+    ports: list[int], lookup: HostLookup | None = None, checks: tuple[tuple[str, HealthCheck], ...] = ()
 ) -> HostObservation:
     """Listening sockets on the profile's ports and the processes behind them, plus the
-    processes of port-less host services found by executable name, and the profile's health
-    checks (what a client of the service meets, which a listening socket alone does not tell)."""
-    observed = observe_host(frozenset(ports), frozenset(executables or ()))
+    processes of port-less host services found by executable name or path, where the profile's
+    executables are installed, and the profile's health checks (what a client of the service
+    meets, which a listening socket alone does not tell)."""
+    observed = observe_host(frozenset(ports), lookup or HostLookup())
     return replace(observed, health=run_health_checks(checks))
 
 
@@ -126,7 +127,7 @@ class Submitter(Protocol):
     ) -> Result[DockerObservation | RuntimeStatus]: ...
 
     def host(
-        self, ports: list[int], executables: list[str], checks: tuple[tuple[str, HealthCheck], ...]
+        self, ports: list[int], lookup: HostLookup, checks: tuple[tuple[str, HealthCheck], ...]
     ) -> Result[HostObservation]: ...
 
     def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult | RuntimeStatus]: ...
@@ -159,11 +160,11 @@ class ThreadSubmitter:
         return self._executor.submit(with_retries, step, policy, "observe-docker")
 
     def host(
-        self, ports: list[int], executables: list[str], checks: tuple[tuple[str, HealthCheck], ...]
+        self, ports: list[int], lookup: HostLookup, checks: tuple[tuple[str, HealthCheck], ...]
     ) -> Result[HostObservation]:
         """Start the host observation."""
         policy = OBSERVE_RETRIES[Runtime.HOST]
-        step = partial(observe_host_step, ports, executables, checks)
+        step = partial(observe_host_step, ports, lookup, checks)
         return self._executor.submit(with_retries, step, policy, "observe-host")
 
     def kubernetes(self, spec: KubernetesSpec, timeouts: Timeouts) -> Result[KubeObservationResult]:
@@ -209,7 +210,12 @@ def assemble(
         runtimes.append(host_obs)
     else:
         runtimes.append(host_obs.status)
-        kwargs.update(listeners=host_obs.listeners, processes=host_obs.processes, health=host_obs.health)
+        kwargs.update(
+            listeners=host_obs.listeners,
+            processes=host_obs.processes,
+            health=host_obs.health,
+            host_context=host_obs.context,
+        )
     return assemble_snapshot(
         taken_at=datetime.now(UTC),
         hostname=socket.gethostname(),
@@ -232,9 +238,7 @@ def observe_all(
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="observe") as executor:
             return observe_all(profile, ThreadSubmitter(executor), log)
     docker_pending = submitter.docker(profile.timeouts, stateful_containers(profile))
-    host_pending = submitter.host(
-        list(profile.all_ports()), list(profile.portless_executables()), health_checks(profile)
-    )
+    host_pending = submitter.host(list(profile.all_ports()), profile.host_lookup(), health_checks(profile))
     kube_pending = submitter.kubernetes(profile.kubernetes, profile.timeouts) if profile.kubernetes else None
     return assemble(
         profile,

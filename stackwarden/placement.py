@@ -9,10 +9,12 @@ from types import MappingProxyType
 
 from stackwarden import commands
 from stackwarden.derivations import per_snapshot
+from stackwarden.identity import NOT_CLAIMED, host_identity, is_docker_proxy
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import (
     Container,
+    HostContext,
     KubeWorkloadState,
     Listener,
     PodState,
@@ -30,6 +32,10 @@ class ServicePlacement:
     processes: tuple[ProcessInfo, ...] = ()
     workloads: tuple[KubeWorkloadState, ...] = ()
     pods: tuple[PodState, ...] = ()
+    passed_over: tuple[tuple[ProcessInfo, str], ...] = ()
+    """Host processes that answer to the service's name (on its port: or run its file) but are
+    not it, with why (stackwarden.identity): never planned for, reported so a person can tell an
+    impostor from a profile that needs its ``user`` or ``exe``."""
 
     @property
     def runtimes(self) -> tuple[Runtime, ...]:
@@ -49,7 +55,9 @@ class PortOwner:
     """One owner of a host port: a container (through docker-proxy) or a host process.
 
     ``in_profile`` is true when the owner is this service in one of the profile's runtimes:
-    the profile's compose container, or a process whose executable the profile names.
+    the profile's compose container, or a process that is the service by its executable file and
+    owner (stackwarden.identity). ``passed_over`` says why a process that answers to the
+    service's name was not taken for it.
     """
 
     port: int
@@ -62,6 +70,16 @@ class PortOwner:
     proxied_to: str | None = None
     """``IP:PORT`` of a container behind docker-proxy that the engine did not name (engine
     unreachable, or no observed container has that address): a container, not a process."""
+    passed_over: str | None = None
+    """Why a process that answers to the service's name is not it (stackwarden.identity)."""
+
+    @property
+    def not_ours(self) -> str:
+        """Why the profile does not own it, for messages: the identity check's reason when the
+        process answers to the service's name, else that the profile does not name it."""
+        if self.passed_over is not None:
+            return f"which is not the profile's service ({self.passed_over})"
+        return "which the profile does not name"
 
     @property
     def label(self) -> str:
@@ -113,14 +131,6 @@ def home_runtime(profile: Profile, service: str) -> Runtime | None:
     return want if want is not None and profile.has_home(service, want) else None
 
 
-def _matches_host(profile: Profile, service: str, process: ProcessInfo) -> bool:
-    """Port AND executable: a process counts as the service only if the profile names it."""
-    matcher = profile.services[service].host
-    if matcher is None:
-        return False
-    return any(exe in process.names for exe in matcher.executables)
-
-
 def profile_containers(snapshot: Snapshot, profile: Profile, service: str) -> tuple[Container, ...]:
     """Active containers of ``service`` in the compose project that runs it."""
     return tuple(c for c in snapshot.containers if is_service_container(profile, service, c) and c.is_active)
@@ -134,9 +144,9 @@ def is_service_container(profile: Profile, service: str, container: Container) -
     ).project and container.compose_service == profile.compose_service_name(service)
 
 
-def proxy_target(process: ProcessInfo | None) -> str | None:
-    """``container_ip:container_port`` a docker-proxy process forwards to, else None."""
-    if process is None or process.exe_basename != "docker-proxy":
+def proxy_target(process: ProcessInfo | None, context: HostContext | None = None) -> str | None:
+    """``container_ip:container_port`` a real docker-proxy process forwards to, else None."""
+    if process is None or not is_docker_proxy(process, context):
         return None
     args = dict(zip(process.cmdline[1::2], process.cmdline[2::2], strict=False))
     ip, port = args.get("-container-ip"), args.get("-container-port")
@@ -149,7 +159,7 @@ def _owner_key(snapshot: Snapshot, listener: Listener) -> str:
     the same container: two PIDs, one owner); else its PID."""
     if listener.container_id:
         return f"c:{listener.container_id}"
-    target = proxy_target(snapshot.process(listener.pid))
+    target = proxy_target(snapshot.process(listener.pid), snapshot.host_context)
     return f"d:{target}" if target else f"p:{listener.pid}"
 
 
@@ -168,6 +178,7 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
         proxied = key[2:] if key.startswith("d:") else None
         process = None if container or proxied else snapshot.process(first.pid)
         in_profile = False
+        passed_over = None
         runtime: Runtime | None = None
         if container is not None or proxied is not None:
             runtime = Runtime.COMPOSE
@@ -176,7 +187,8 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
             )
         elif process is not None:
             runtime = Runtime.HOST
-            in_profile = service is not None and _matches_host(profile, service, process)
+            identity = host_identity(profile, service, process, snapshot.host_context) if service else NOT_CLAIMED
+            in_profile, passed_over = identity.is_service, identity.refusal
         owners.append(
             PortOwner(
                 port=port,
@@ -186,6 +198,7 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
                 in_profile=in_profile,
                 runtime=runtime,
                 proxied_to=proxied,
+                passed_over=passed_over,
             )
         )
     return tuple(owners) + _kube_exposures(snapshot, profile, port)
@@ -234,13 +247,28 @@ def _kube_exposures(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
     return tuple(out)
 
 
-def _host_processes(snapshot: Snapshot, profile: Profile, service: str) -> tuple[ProcessInfo, ...]:
-    """Host processes listening on one of the service's ports with a profile-named executable;
-    for a service without ports (a worker), every process with a profile-named executable."""
+def _host_processes(
+    snapshot: Snapshot, profile: Profile, service: str
+) -> tuple[tuple[ProcessInfo, ...], tuple[tuple[ProcessInfo, str], ...]]:
+    """(the service's host processes, the ones that claim to be it but are not, with why).
+
+    Candidates are the processes listening on one of the service's ports; for a service without
+    ports (a worker), every observed process. Which of them is the service is decided by
+    stackwarden.identity: executable file, owner, namespace; never a name alone."""
     ports = profile.services[service].ports
     pids = {listener.pid for listener in snapshot.listeners if listener.port in ports and listener.container_id is None}
-    found = [p for p in snapshot.processes if (p.pid in pids or not ports) and _matches_host(profile, service, p)]
-    return tuple(sorted(found, key=lambda p: p.pid))
+    found, passed = [], []
+    for process in sorted(snapshot.processes, key=lambda p: p.pid):
+        if ports and process.pid not in pids:
+            continue
+        identity = host_identity(profile, service, process, snapshot.host_context)
+        if identity.is_service:
+            found.append(process)
+        elif identity.refusal is not None and (ports or identity.named):
+            # a port-less service's file may be an interpreter every user runs: only a process
+            # that looks like the service in ps is worth a word, not each Python of another user
+            passed.append((process, identity.refusal))
+    return tuple(found), tuple(passed)
 
 
 def _kube_objects(
@@ -351,12 +379,14 @@ def _derive_stack_view(snapshot: Snapshot, profile: Profile) -> StackView:
     placements = {}
     for service in profile.services:
         workloads, pods = _kube_objects(snapshot, profile, service)
+        processes, passed_over = _host_processes(snapshot, profile, service)
         placements[service] = ServicePlacement(
             service=service,
             containers=profile_containers(snapshot, profile, service),
-            processes=_host_processes(snapshot, profile, service),
+            processes=processes,
             workloads=workloads,
             pods=pods,
+            passed_over=passed_over,
         )
     owners = {port: _owners_of_port(snapshot, profile, port) for port in profile.all_ports()}
     return StackView(placements=MappingProxyType(placements), port_owners=MappingProxyType(owners))

@@ -11,6 +11,7 @@ import math
 import shlex
 from dataclasses import dataclass, field
 
+from stackwarden import commands
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
     PREVIOUS_REPLICAS,
@@ -26,7 +27,7 @@ from stackwarden.model.plan import (
     StopProcess,
     graceful_stop,
 )
-from stackwarden.model.profile import ComposeSpec, NoHomePolicy, Profile
+from stackwarden.model.profile import MAX_REPLICAS, ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
 from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
@@ -44,10 +45,46 @@ def target_runtime(profile: Profile, mode: Mode, service: str) -> Runtime | None
     return profile.services[service].runtime
 
 
+def parse_replicas(raw: str) -> int | None:
+    """A replica count exactly as stackwarden writes it (``str(int)``): ASCII digits, no sign,
+    space or leading zero, at most ``MAX_REPLICAS``; anything else is None. ``str.isdigit``
+    alone would take ``²`` (then ``int`` raises) and ``100000``."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(MAX_REPLICAS)) or str(int(raw)) != raw:
+        return None
+    count = int(raw)
+    return count if count <= MAX_REPLICAS else None
+
+
 def recorded_replicas(workload: KubeWorkloadState, profile_replicas: int) -> int:
-    """The count to restore: the annotation written when we scaled down, else the profile's."""
-    raw = workload.annotations.get(PREVIOUS_REPLICAS, "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else profile_replicas
+    """The count to restore: the annotation written when we scaled down, else the profile's (no
+    annotation, or ``0``: nothing recorded to restore). An annotation that is not a count
+    stackwarden could have written refuses the plan (``replica_record_refusals``); until then
+    the profile's count stands in, so nothing downstream ever sees the bad value."""
+    count = parse_replicas(workload.annotations.get(PREVIOUS_REPLICAS, ""))
+    return count if count else profile_replicas
+
+
+def replica_record_refusals(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[str]:
+    """A workload to be scaled up from 0 whose recorded count is not one stackwarden wrote: too
+    big (``100000``), not a number (``²``, ``-1``, ``4 ``). The record is the only word on how
+    many replicas ran, and someone or something other than stackwarden changed it: guessing
+    (the profile's count) could start far fewer than served before or overrun the cluster, so
+    the switch refuses and says how to fix the record."""
+    spec = profile.services[placement.service].kubernetes
+    out = []
+    for w in placement.workloads:
+        raw = w.annotations.get(PREVIOUS_REPLICAS)
+        if w.replicas != 0 or raw is None or parse_replicas(raw) is not None or spec is None:
+            continue
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        ref = f"{w.kind.lower()}/{w.name}"
+        drop = commands.kubectl_for(snapshot, profile, "annotate", ref, f"{PREVIOUS_REPLICAS}-")
+        out.append(
+            f"{placement.service}: {w.kind} {w.namespace}/{w.name} records {PREVIOUS_REPLICAS}={shown!r}, which is "
+            f"not a replica count (a whole number 0..{MAX_REPLICAS}); stackwarden will not guess how many to start. "
+            f"Set it to the count that ran, or remove it to restore the profile's {spec.replicas}: `{drop}`"
+        )
+    return out
 
 
 def _home_hint(runtime: Runtime, name: str) -> str:
@@ -204,11 +241,42 @@ def _foreign_owners(view: StackView, profile: Profile, service: str) -> list[str
     for port in profile.services[service].ports:
         for owner in view.port_owners.get(port, ()):
             if not owner.in_profile:
+                name_it = (
+                    f"name its file and user in services.{service}.host.exe / .user if it really is {service}"
+                    if owner.passed_over is not None
+                    else "name its executable in the profile"
+                )
                 out.append(
-                    f"{service}: port {port} is held by {owner.label}, which the profile does not name; "
-                    "stackwarden will not stop it. Stop it yourself or name its executable in the profile."
+                    f"{service}: port {port} is held by {owner.label}, {owner.not_ours}; "
+                    f"stackwarden will not stop it. Stop it yourself or {name_it}."
                 )
     return out
+
+
+def passed_over_notes(view: StackView, profile: Profile) -> list[str]:
+    """Processes that answer to a port-less service's name but are not it: left alone, and the
+    plan says so with why (a port's such owners refuse the plan instead, as foreign owners)."""
+    return [
+        f"{name}: PID {process.pid} is left alone, not taken for {name}: {why}"
+        for name, placement in view.placements.items()
+        if not profile.services[name].ports
+        for process, why in placement.passed_over
+    ]
+
+
+def signal_refusals(snapshot: Snapshot, steps: list[Step]) -> list[str]:
+    """A process of another user that the profile names (``host.user``) while stackwarden runs
+    as neither root nor that user: the kernel would refuse the signal (EPERM) halfway through
+    the switch. Say so before anything changes."""
+    context = snapshot.host_context
+    if context is None or context.uid == 0:
+        return []
+    return [
+        f"{step.service}: PID {step.pid} runs as {step.run_as.user or step.run_as.uid}, and stackwarden runs as "
+        f"{context.runner}, who may not signal it; run the switch as root (or as that user)"
+        for step in steps
+        if isinstance(step, StopProcess) and step.run_as is not None and step.run_as.uid != context.uid
+    ]
 
 
 def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> list[str]:
@@ -427,7 +495,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     (``start``), back to back with the stops."""
     view = stack_view(snapshot, profile)
     refusals: list[str] = _hybrid_guard(snapshot, profile) if mode is Mode.HYBRID_GUARDED else []
-    notes: list[str] = []
+    notes: list[str] = passed_over_notes(view, profile)
     phased: dict[str, list[Step]] = {"make": [], "break": [], "start": []}
     compose_up: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for name, placement in view.placements.items():
@@ -448,13 +516,15 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         for compose_name in ups:
             compose_up.setdefault((profile.compose_for(name).project, phase), []).append((name, compose_name))
         refusals += _target_refusals(view, profile, mode, placement, want) + _missing_workload(profile, placement, want)
+        if want is Runtime.KUBERNETES:
+            refusals += replica_record_refusals(snapshot, profile, placement)
     for project in profile.compose_projects:  # one compose up per project and phase, in profile order
         for phase in ("make", "start"):
             wanted = compose_up.get((project.project, phase), [])
             if wanted:
                 phased[phase].append(_compose_up(project, mode, wanted).model_copy(update={"phase": phase}))
     steps = phased["make"] + phased["break"] + phased["start"]
-    refusals += _kube_refusals(snapshot, profile, steps)
+    refusals += _kube_refusals(snapshot, profile, steps) + signal_refusals(snapshot, steps)
     refusals += _visibility_refusals(snapshot)
     for finding in diagnose(snapshot, profile):
         if finding.cause is not None and finding.cause.category is CrashCategory.CODE_ISSUE:

@@ -18,7 +18,7 @@ from stackwarden.adapters.docker import DockerObservation, docker_endpoint
 from stackwarden.adapters.host import HostObservation
 from stackwarden.errors import AbsentError
 from stackwarden.model.base import Runtime
-from stackwarden.model.profile import HealthCheck, KubernetesSpec, Timeouts
+from stackwarden.model.profile import HealthCheck, HostLookup, KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus
 from stackwarden.observe import unreachable
 from stackwarden.pipeline import (
@@ -64,11 +64,11 @@ def observe_docker_task(
     persist_result=False,
 )
 def observe_host_task(
-    ports: list[int], executables: list[str] | None = None, checks: tuple[tuple[str, HealthCheck], ...] = ()
+    ports: list[int], lookup: HostLookup | None = None, checks: tuple[tuple[str, HealthCheck], ...] = ()
 ) -> HostObservation:
-    """Listening sockets on the profile's ports and the processes behind them, and the
-    profile's health checks."""
-    return observe_host_step(ports, executables, checks)
+    """Listening sockets on the profile's ports and the processes behind them, the processes of
+    port-less services, where the profile's executables are installed, and its health checks."""
+    return observe_host_step(ports, lookup, checks)
 
 
 @task(

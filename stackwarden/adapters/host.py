@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -21,8 +22,8 @@ import psutil
 from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.plan import RunAs, Unchanged
-from stackwarden.model.profile import HealthCheck
-from stackwarden.model.snapshot import HealthResult, Listener, ProcessInfo, RuntimeStatus
+from stackwarden.model.profile import HealthCheck, HostLookup
+from stackwarden.model.snapshot import HealthResult, HostContext, Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
 from stackwarden.sanitize import redact_argv
 
@@ -38,6 +39,7 @@ class HostObservation:
     listeners: tuple[Listener, ...] = ()
     processes: tuple[ProcessInfo, ...] = ()
     health: tuple[HealthResult, ...] = ()
+    context: HostContext | None = None
 
 
 def _systemd_unit(pid: int) -> str | None:
@@ -62,6 +64,8 @@ def process_info(pid: int) -> ProcessInfo | None:
                 user=_safe(proc.username),
                 uid=_safe(lambda: proc.uids().real),
                 gid=_safe(lambda: proc.gids().real),
+                uids=tuple(_safe(proc.uids) or ()),
+                mount_namespace=mount_namespace(pid),
                 ppid=proc.ppid(),
                 systemd_unit=_systemd_unit(pid),
             )
@@ -78,31 +82,84 @@ def _safe(getter: Callable[[], T]) -> T | None:
         return None
 
 
-def _named_pids(executables: frozenset[str]) -> set[int]:
-    """PIDs of processes answering to one of ``executables`` (comm, argv[0] or exe): a service
-    without ports has no socket that leads to it, so it is found by name."""
-    if not executables:
+def mount_namespace(pid: int | str) -> str | None:
+    """``mnt:[N]`` of a process (``"self"`` for ours); None when the kernel will not say (another
+    user's process, seen by a non-root user)."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/mnt")
+    except OSError:
+        return None
+
+
+SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+"""Where a profile's bare executable name is looked up: the system's directories, which only
+root can write. Never ``$PATH``: whoever starts stackwarden chooses it, and a directory of
+theirs on it could make any file "the service's"."""
+
+
+def resolve_executable(name_or_path: str) -> tuple[str, ...]:
+    """The executable files a profile entry names on this host, symlinks resolved: a path
+    through its links, a bare name in each of ``SYSTEM_BIN_DIRS`` (``redis-server`` ->
+    ``/usr/bin/redis-check-rdb`` on Debian). Empty when nothing is installed there."""
+    if name_or_path.startswith("/"):
+        candidates = [name_or_path]
+    else:
+        candidates = [os.path.join(directory, name_or_path) for directory in SYSTEM_BIN_DIRS]
+    found = []
+    for candidate in candidates:
+        real = os.path.realpath(candidate)
+        if os.path.isfile(real) and os.access(real, os.X_OK):
+            found.append(real)
+    return tuple(dict.fromkeys(found))
+
+
+def host_context(lookup: HostLookup) -> HostContext:
+    """Who observes (and will act): our effective uid, user name and mount namespace, and where
+    each of the profile's executable names and paths is installed here."""
+    uid = os.geteuid()
+    try:
+        user: str | None = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = None
+    return HostContext(
+        uid=uid,
+        user=user,
+        mount_namespace=mount_namespace("self"),
+        executables={entry: resolve_executable(entry) for entry in lookup.resolve},
+    )
+
+
+def _searched_pids(search: tuple[str, ...], context: HostContext) -> set[int]:
+    """PIDs of processes answering to one of ``search`` (a name as comm, argv[0] or executable
+    base name; a path as the executable, or what it resolves to): a service without ports has no
+    socket that leads to it. These are candidates only; stackwarden.identity decides."""
+    if not search:
         return set()
+    names = {entry for entry in search if not entry.startswith("/")}
+    paths = {path for entry in search for path in (entry, *context.executables.get(entry, ())) if path.startswith("/")}
     found = set()
     for proc in psutil.process_iter(["name", "cmdline", "exe"]):
         info = proc.info
         argv = info.get("cmdline") or []
         argv0 = argv[0].split(" ", 1)[0].rsplit("/", 1)[-1] if argv else ""
-        exe = (info.get("exe") or "").rsplit("/", 1)[-1]
-        if {info.get("name") or "", argv0, exe} & executables:
+        exe = info.get("exe") or ""
+        if {info.get("name") or "", argv0, exe.rsplit("/", 1)[-1]} & names or exe in paths:
             found.add(proc.pid)
     return found
 
 
 def observe_host(
     ports: frozenset[int] | None = None,
-    executables: frozenset[str] = frozenset(),
+    lookup: HostLookup | None = None,
     known_replies: Mapping[Listener, str | None] | None = None,
 ) -> HostObservation:
-    """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None), and the
-    processes behind them plus those named ``executables`` (port-less services).
-    ``known_replies``: docker-proxy listeners already probed (the live view re-reads the host
-    every second and probes only a proxy it has not seen)."""
+    """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None), the
+    processes behind them plus those ``lookup`` searches for (port-less services), and the
+    context their identity is judged in (stackwarden.identity). ``known_replies``: docker-proxy
+    listeners already probed (the live view re-reads the host every second and probes only a
+    proxy it has not seen)."""
+    lookup = lookup or HostLookup()
+    context = host_context(lookup)
     listeners = []
     for conn in psutil.net_connections(kind="tcp"):
         if conn.status != psutil.CONN_LISTEN or not conn.laddr:
@@ -111,7 +168,7 @@ def observe_host(
             continue
         listeners.append(Listener(address=conn.laddr.ip, port=conn.laddr.port, pid=conn.pid))
     unique = sorted(set(listeners), key=lambda item: (item.port, item.address, item.pid or 0))
-    pids = {item.pid for item in unique if item.pid} | _named_pids(executables)
+    pids = {item.pid for item in unique if item.pid} | _searched_pids(lookup.search, context)
     processes = [p for pid in sorted(pids) if (p := process_info(pid))]
     if ports is not None:  # profile ports only: never probe every port of the host
         unique = _probe_proxies(
@@ -121,6 +178,7 @@ def observe_host(
         status=RuntimeStatus(runtime=Runtime.HOST, reachable=True, endpoint=socket.gethostname()),
         listeners=tuple(unique),
         processes=tuple(processes),
+        context=context,
     )
 
 
@@ -186,6 +244,8 @@ def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process |
     try:
         proc = psutil.Process(pid)
         started, current_exe = proc.create_time(), _safe(proc.exe)
+        if abs(started - create_time) <= 0.05 and proc.status() == psutil.STATUS_ZOMBIE:
+            return None  # the planned process has exited (a zombie has no exe to compare); only its parent reaps it
     except psutil.NoSuchProcess:
         return None
     if abs(started - create_time) > 0.05 or (exe is not None and current_exe != exe):

@@ -28,7 +28,7 @@ from stackwarden.adapters.host import HostObservation, observe_host, run_health_
 from stackwarden.adapters.watching import Emit, now, why
 from stackwarden.live.state import Heard, HostSeen, Lost
 from stackwarden.model.base import Runtime
-from stackwarden.model.profile import HealthCheck
+from stackwarden.model.profile import HealthCheck, HostLookup
 from stackwarden.model.snapshot import HealthResult, Listener
 
 LOG = logging.getLogger(__name__)
@@ -105,18 +105,22 @@ def proc_listeners(ports: frozenset[int]) -> frozenset[Socket]:
     return frozenset(out)
 
 
-def _names(pid: str) -> frozenset[str]:
-    """What a process answers to, as ``ProcessInfo.names`` reads it: comm, argv[0], the exe."""
+def _searched(pid: str, names: frozenset[str], paths: frozenset[str]) -> bool:
+    """The process answers to one of ``names`` (comm, argv[0] or the executable's base name) or
+    runs one of ``paths``: a candidate the host observation searches for (as ``observe_host``
+    searches; stackwarden.identity decides whether it is the service)."""
     base = Path("/proc") / pid
-    names = set()
+    seen = set()
     with contextlib.suppress(OSError):
-        names.add((base / "comm").read_text(encoding="utf-8", errors="replace").strip())
+        seen.add((base / "comm").read_text(encoding="utf-8", errors="replace").strip())
     with contextlib.suppress(OSError):
         argv0 = (base / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
-        names.add(argv0.split(" ", 1)[0].rsplit("/", 1)[-1])
+        seen.add(argv0.split(" ", 1)[0].rsplit("/", 1)[-1])
+    exe = ""
     with contextlib.suppress(OSError):
-        names.add(os.readlink(base / "exe").rsplit("/", 1)[-1])
-    return frozenset(n for n in names if n)
+        exe = os.readlink(base / "exe")
+        seen.add(exe.rsplit("/", 1)[-1])
+    return bool(seen & names) or exe in paths
 
 
 class HostWatch:
@@ -128,14 +132,14 @@ class HostWatch:
         stop: threading.Event,
         *,
         ports: frozenset[int],
-        executables: frozenset[str] = frozenset(),
+        lookup: HostLookup | None = None,
         checks: tuple[tuple[str, HealthCheck], ...] = (),
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._emit = emit
         self._stop = stop
         self._ports = ports
-        self._executables = executables
+        self._lookup = lookup or HostLookup()
         self._checks = checks
         self._poll = poll_seconds
         self._sockets: frozenset[Socket] | None = None
@@ -169,13 +173,18 @@ class HostWatch:
             return proc_listeners(self._ports)
 
     def _named_changed(self) -> bool:
-        """A process of a port-less executable started or ended since the last look."""
-        if not self._executables:
+        """A process the observation searches for (a port-less service's) started or ended
+        since the last look; only new PIDs are read."""
+        search = self._lookup.search
+        if not search:
             return False
+        resolved = self._observed.context.executables if self._observed and self._observed.context else {}
+        names = frozenset(e for e in search if not e.startswith("/"))
+        paths = frozenset(p for e in search for p in (e, *resolved.get(e, ())) if p.startswith("/"))
         pids = {p for p in os.listdir("/proc") if p.isdigit()}
         changed = any(self._named.pop(p) for p in set(self._named) - pids)
         for pid in pids - set(self._named):
-            self._named[pid] = bool(_names(pid) & self._executables)
+            self._named[pid] = _searched(pid, names, paths)
             changed = changed or self._named[pid]
         return changed
 
@@ -191,7 +200,7 @@ class HostWatch:
                 if before is not None and not full
                 else None
             )
-            seen = observe_host(self._ports, self._executables, known_replies=known)
+            seen = observe_host(self._ports, self._lookup, known_replies=known)
             changed = before is None or (seen.listeners, seen.processes) != (before.listeners, before.processes)
             self._observed, self._sockets = seen, sockets
             if full:
@@ -209,6 +218,7 @@ class HostWatch:
                     processes=seen.processes,
                     health=self._health,
                     at=now(),
+                    context=seen.context,
                 )
             )
             self._lost = False

@@ -1,8 +1,9 @@
 """One switch at a time per resource (DESIGN.md §5.6): flock'ed files that name their holder.
 
 A switch locks every resource its profile can change: the profile itself, each declared port,
-each compose project and each Kubernetes workload. Two profiles that overlap (a shared port, a
-shared project) therefore cannot switch at once, and the second is told who holds what.
+each compose project, each Kubernetes workload and each executable its port-less host services
+run. Two profiles that overlap (a shared port, a shared project, a port-less service both could
+stop) therefore cannot switch at once, and the second is told who holds what.
 
 Where: ``$STACKWARDEN_LOCK_DIR`` (tests), else ``/run/stackwarden`` when running as root, else
 ``$XDG_RUNTIME_DIR/stackwarden``: directories that only their owner can write, never a shared
@@ -24,12 +25,14 @@ import hashlib
 import json
 import math
 import os
+import posixpath
 import re
 import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from stackwarden.adapters.host import resolve_executable
 from stackwarden.errors import LockedError
 from stackwarden.model.profile import Profile
 
@@ -42,6 +45,7 @@ def lock_resources(profile: Profile) -> list[str]:
     take shared locks in the same order and cannot deadlock while waiting)."""
     keys = {f"profile:{profile.name}"}
     keys |= {f"port:{port}" for port in profile.all_ports()}
+    keys |= {f"process:{name}" for name in portless_process_names(profile)}
     keys |= {f"compose:{spec.project}" for spec in profile.compose_projects}
     if profile.kubernetes is not None:
         ns = profile.kubernetes.namespace
@@ -51,6 +55,26 @@ def lock_resources(profile: Profile) -> list[str]:
             if spec.kubernetes is not None
         }
     return sorted(keys)
+
+
+def portless_process_names(profile: Profile) -> set[str]:
+    """Executable base names whose processes a switch of ``profile`` may stop without a port
+    leading to them (port-less host services).
+
+    A ported service's process is only ever found through its port, so the port's lock covers
+    it. A port-less one is found by what it runs: two profiles can stop the same process exactly
+    when its resolved executable satisfies both, and then its base name is in both sets: each
+    name the profile gives, each ``exe`` path's and its resolved file's base name, and the base
+    name of the file each name leads to in the bin directories (``redis-server`` ->
+    ``redis-check-rdb``). Sharing a name locks more than needed, never less."""
+    names: set[str] = set()
+    for spec in profile.services.values():
+        if spec.ports or spec.host is None:
+            continue
+        for entry in (*spec.host.executables, *(spec.host.exe or ())):
+            names.add(posixpath.basename(entry))
+            names.update(posixpath.basename(path) for path in resolve_executable(entry))
+    return names
 
 
 def _describe(key: str) -> str:

@@ -25,6 +25,7 @@ from stackwarden.model.snapshot import (
     Coverage,
     DockerNetwork,
     HealthResult,
+    HostContext,
     KubeContext,
     KubeEndpoints,
     KubeEvent,
@@ -99,6 +100,7 @@ class HostSeen:
     processes: tuple[ProcessInfo, ...]
     health: tuple[HealthResult, ...]
     at: datetime
+    context: HostContext | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +230,7 @@ class HostSide(Side):
     listeners: tuple[Listener, ...] = ()
     processes: tuple[ProcessInfo, ...] = ()
     health: tuple[HealthResult, ...] = ()
+    context: HostContext | None = None
 
 
 @dataclass
@@ -288,6 +291,7 @@ class LiveState:
                 h = self.host
                 h.status, h.gap, h.heard_at = change.status, None, change.at
                 h.listeners, h.processes, h.health = change.listeners, change.processes, change.health
+                h.context = change.context
             case Heard():
                 side = self.side(change.runtime)
                 if side is not None and side.gap is None:
@@ -361,7 +365,12 @@ class LiveState:
             kwargs.update(containers=sorted_containers(containers), networks=self.docker.networks)
         runtimes.append(self._status(Runtime.HOST, self.host))
         if runtimes[-1].reachable:
-            kwargs.update(listeners=self.host.listeners, processes=self.host.processes, health=self.host.health)
+            kwargs.update(
+                listeners=self.host.listeners,
+                processes=self.host.processes,
+                health=self.host.health,
+                host_context=self.host.context,
+            )
         return assemble_snapshot(
             taken_at=now,
             hostname=self.hostname,

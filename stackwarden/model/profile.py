@@ -7,11 +7,13 @@ project, Kubernetes namespace/workloads and host executables named here are ever
 from __future__ import annotations
 
 import fnmatch
+import posixpath
+import re
 import signal
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from stackwarden.model.base import Frozen, Mode, Runtime
 
@@ -90,14 +92,63 @@ class HealthCheck(ProfileModel):
         return self
 
 
-class HostMatcher(ProfileModel):
-    """Which host processes are this service: matched by port AND executable name.
+USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
+"""A login name as useradd takes it. A name of digits alone is refused: ``ps`` and psutil print an
+unknown uid as its number, so "1000" would silently mean a uid; write the number instead."""
 
-    A process on the service's port whose executable is not listed is an unknown owner and is
-    never touched (DESIGN.md §5.1).
+MAX_UID = 2**32 - 2
+"""The largest uid (4294967295 is ``(uid_t) -1``, "no user")."""
+
+
+def _one_or_more(value: object) -> object:
+    """``user: postgres`` and ``user: [postgres]`` mean the same; so do ``exe: PATH`` and ``[PATH]``."""
+    return (value,) if isinstance(value, str | int) and not isinstance(value, bool) else value
+
+
+_ONE_OR_MORE_STRINGS = WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}, {"type": "null"}]}
+)
+_ONE_OR_MORE_USERS = WithJsonSchema(
+    {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "integer", "minimum": 0},
+            {
+                "type": "array",
+                "items": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]},
+                "minItems": 1,
+            },
+            {"type": "null"},
+        ]
+    }
+)
+
+
+class HostMatcher(ProfileModel):
+    """Which host processes are this service: matched by port AND executable, run by an allowed user.
+
+    Identity comes from what a process cannot forge cheaply (stackwarden.identity): the file it
+    runs (``/proc/PID/exe``, resolved) and its owner. Its name (comm) and argv[0] are chosen by
+    whoever starts it (``exec -a postgres sleep``) and never decide. A process on the service's
+    port that is not the service is an unknown owner and is never touched (DESIGN.md §5.1).
     """
 
-    executables: tuple[str, ...] = Field(min_length=1)
+    executables: tuple[str, ...] = Field(
+        min_length=1,
+        description="Base names of the service's executable: the resolved /proc/PID/exe must have one of these "
+        "names, or be the file one of them names in the system's bin directories (Debian's redis-server is a "
+        "symlink to redis-check-rdb).",
+    )
+    exe: Annotated[tuple[str, ...] | None, BeforeValidator(_one_or_more), _ONE_OR_MORE_STRINGS] = Field(
+        default=None,
+        description="Absolute path(s) the process's resolved executable must be (a symlink given here is "
+        "resolved on the host); when set, it replaces the base-name rule of 'executables'.",
+    )
+    user: Annotated[tuple[str | int, ...] | None, BeforeValidator(_one_or_more), _ONE_OR_MORE_USERS] = Field(
+        default=None,
+        description="User name(s) or uid(s) the process must run as (real, effective and saved uid). Default: "
+        "only processes of the user stackwarden runs as (root under serve).",
+    )
     systemd_unit: str | None = None
     stop_signal: str = "SIGTERM"
     grace_period_seconds: float = Field(default=30.0, gt=0, le=3600)
@@ -116,9 +167,48 @@ class HostMatcher(ProfileModel):
     @classmethod
     def _basenames(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for exe in value:
-            if "/" in exe or not exe.strip():
-                raise ValueError(f"{exe!r}: give the executable's base name, not a path")
+            if "/" in exe or not exe.strip() or "\x00" in exe:
+                raise ValueError(f"{exe!r}: give the executable's base name, not a path (paths go in 'exe')")
         return value
+
+    @field_validator("exe")
+    @classmethod
+    def _absolute_paths(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one path, or leave 'exe' out")
+        for path in value:
+            if not path.startswith("/") or path.startswith("//") or "\x00" in path or posixpath.normpath(path) != path:
+                raise ValueError(f"{path!r}: give an absolute, normalised path (no '..', '.', '//' or trailing '/')")
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _users(cls, value: tuple[str | int, ...] | None) -> tuple[str | int, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one user, or leave 'user' out")
+        for user in value:
+            if isinstance(user, int) and not 0 <= user <= MAX_UID:
+                raise ValueError(f"uid {user} is out of range 0..{MAX_UID}")
+            if isinstance(user, str) and not USER_NAME.fullmatch(user):
+                raise ValueError(
+                    f"{user!r} is not a user name (letters, digits, '_', '.', '-', not starting with a digit); "
+                    "give a uid as a number"
+                )
+        return value
+
+    @property
+    def names(self) -> str:
+        """The executables as one phrase for messages: ``postgres or postmaster``."""
+        return " or ".join(self.executables)
+
+
+MAX_REPLICAS = 1000
+"""The most replicas a profile may give a workload, and so the most a switch ever restores: a
+count recorded on the object above it was not written by stackwarden (see planner.recorded_replicas)."""
 
 
 class KubeWorkload(ProfileModel):
@@ -127,7 +217,7 @@ class KubeWorkload(ProfileModel):
     kind: Literal["Deployment", "StatefulSet"] = "Deployment"
     name: Name
     service: Name | None = None
-    replicas: int = Field(default=1, ge=0, le=1000)
+    replicas: int = Field(default=1, ge=0, le=MAX_REPLICAS)
 
 
 class ServiceSpec(ProfileModel):
@@ -380,11 +470,25 @@ class Profile(ProfileModel):
         """Every port the profile declares, sorted."""
         return tuple(sorted(p for spec in self.services.values() for p in spec.ports))
 
-    def portless_executables(self) -> tuple[str, ...]:
-        """Executables of host services that declare no port: the host is searched for them by
-        name, since no listening socket leads to them."""
-        return tuple(
-            sorted(
-                {e for spec in self.services.values() if not spec.ports and spec.host for e in spec.host.executables}
-            )
+    def host_lookup(self) -> HostLookup:
+        """What the host observation needs beyond the ports: the names and paths to search for
+        (port-less services) and every name and path whose installed file decides identity."""
+        matchers = [spec.host for spec in self.services.values() if spec.host is not None]
+        portless = [spec.host for spec in self.services.values() if spec.host is not None and not spec.ports]
+        return HostLookup(
+            search=tuple(sorted({n for m in portless for n in (*m.executables, *(m.exe or ()))})),
+            resolve=tuple(sorted({n for m in matchers for n in (*m.executables, *(m.exe or ()))})),
         )
+
+
+class HostLookup(Frozen):
+    """What the host observation looks for besides the profile's ports (``Profile.host_lookup``).
+
+    ``search``: names and paths of port-less services, whose processes no socket leads to; every
+    process answering to one of them is observed (the identity rule then decides which are the
+    service). ``resolve``: every executable name and path the profile gives, looked up on this
+    host (a name in the system's bin directories, a path through its symlinks), because the file
+    a process runs is what identifies it."""
+
+    search: tuple[str, ...] = ()
+    resolve: tuple[str, ...] = ()

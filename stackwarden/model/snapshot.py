@@ -175,7 +175,8 @@ class DockerNetwork(Frozen):
 
 
 class ProcessInfo(Frozen):
-    """A host process. ``pid`` + ``create_time`` + ``exe`` is its identity (PIDs are reused)."""
+    """A host process. ``pid`` + ``create_time`` + ``exe`` is its identity (PIDs are reused);
+    ``exe``, ``uids`` and ``mount_namespace`` decide which service it is (stackwarden.identity)."""
 
     pid: int
     create_time: float
@@ -185,6 +186,14 @@ class ProcessInfo(Frozen):
     user: str | None = None
     uid: int | None = Field(default=None, description="Real user id (a rollback restarts it as this user).")
     gid: int | None = Field(default=None, description="Real group id.")
+    uids: tuple[int, ...] = Field(
+        default=(), description="Real, effective and saved user ids; empty when they could not be read."
+    )
+    mount_namespace: str | None = Field(
+        default=None,
+        description="``mnt:[N]`` of /proc/PID/ns/mnt: a container's process has its own, where its exe path "
+        "names another file. None when it could not be read.",
+    )
     systemd_unit: str | None = None
     ppid: int | None = None
 
@@ -195,13 +204,41 @@ class ProcessInfo(Frozen):
 
     @property
     def names(self) -> frozenset[str]:
-        """Every name the process answers to: comm, argv[0] and the resolved executable.
+        """Every name the process answers to: comm, argv[0] and the resolved executable's.
 
-        Debian's redis-server is a symlink to redis-check-rdb, so the executable alone would
-        miss it; the profile's matcher may name any of these.
+        These are claims, not identity: comm and argv[0] are whatever its starter chose
+        (``exec -a postgres sleep``). They say which service a process pretends to be, so that a
+        report can say why it was not taken for it; the executable file and owner decide.
         """
         argv0 = self.cmdline[0].split(" ", 1)[0].rsplit("/", 1)[-1] if self.cmdline else ""
         return frozenset(n for n in (self.name, argv0, self.exe_basename) if n)
+
+    @property
+    def owner(self) -> str:
+        """Who it runs as, for messages: ``nobody``, else ``uid 1234``, else ``an unknown user``."""
+        if self.user and not self.user.isdigit():
+            return self.user
+        uid = self.uid if self.uid is not None else (self.uids[0] if self.uids else None)
+        return f"uid {uid}" if uid is not None else "an unknown user"
+
+
+class HostContext(Frozen):
+    """Who observed the host and where the profile's executables are installed on it: what a
+    process's identity is judged against (stackwarden.identity)."""
+
+    uid: int = Field(description="The effective uid stackwarden observed (and acts) as.")
+    user: str | None = None
+    mount_namespace: str | None = Field(default=None, description="stackwarden's own mount namespace.")
+    executables: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Each executable name and path the profile gives -> the files it resolves to here (a name "
+        "through the system's bin directories, a path through its symlinks); empty when not installed.",
+    )
+
+    @property
+    def runner(self) -> str:
+        """stackwarden's own user, for messages."""
+        return self.user or f"uid {self.uid}"
 
 
 class Listener(Frozen):
@@ -401,6 +438,9 @@ class Snapshot(Frozen):
     kubernetes: KubeObservation | None = None
     health: tuple[HealthResult, ...] = Field(
         default=(), description="The profile's TCP/HTTP health checks, run by the host observation."
+    )
+    host_context: HostContext | None = Field(
+        default=None, description="Who observed the host, and where the profile's executables are installed."
     )
     coverage: tuple[Coverage, ...] = Field(
         default=(), description="Per runtime and kind, what could not be fully observed and why."

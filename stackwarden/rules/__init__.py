@@ -6,10 +6,20 @@ from stackwarden.derivations import per_snapshot
 from stackwarden.model.finding import Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.rules import availability, crash_loops, dual_deployment, health, kubernetes, network, ports, runtimes
+from stackwarden.rules import (
+    availability,
+    crash_loops,
+    dual_deployment,
+    health,
+    host,
+    kubernetes,
+    network,
+    ports,
+    runtimes,
+)
 from stackwarden.rules.registry import RULES, Rule, rule
 
-RULE_MODULES = (runtimes, dual_deployment, ports, crash_loops, availability, health, network, kubernetes)
+RULE_MODULES = (runtimes, dual_deployment, ports, host, crash_loops, availability, health, network, kubernetes)
 
 
 @per_snapshot("findings")

@@ -450,11 +450,14 @@ def _host_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
     matcher = profile.services[name].host
     names = ", ".join(matcher.executables) if matcher else "?"
     ports = profile.services[name].ports
+    passed = [f"PID {p.pid} is not taken for {name}: {why}" for p, why in placement.passed_over]
     cause = _cause(
         CrashCategory.UNKNOWN,
         "no-process",
-        f"No host process named {names}" + (f" listens on {', '.join(map(str, ports))}" if ports else " runs") + ".",
-        [f"no process named {names}"],
+        f"No host process of {name} ({names}) "
+        + (f"listens on {', '.join(map(str, ports))}." if ports else "runs.")
+        + (f" {len(passed)} process(es) answer to the name but are not the service." if passed else ""),
+        [f"no process named {names}", *passed],
     )
     start = " ".join(matcher.start_command) if matcher and matcher.start_command else ""
     unit = matcher.systemd_unit if matcher else None

@@ -63,6 +63,12 @@ def _unnamed_advice(owner: PortOwner, service: str) -> str:
         )
     if owner.kube_object is not None:
         return f"{owner.label} is not the profile's: stackwarden will not touch it. Change or remove it yourself."
+    if owner.passed_over is not None:
+        return (
+            f"stackwarden will not touch {owner.label}: it is not taken for {service} ({owner.passed_over}). Stop "
+            f"it yourself, or, if it really is {service}, name its executable file and user in "
+            f"services.{service}.host.exe / services.{service}.host.user."
+        )
     return (
         f"stackwarden will not touch {owner.label}. Stop it yourself, or add its executable "
         f"to services.{service}.host.executables if it is this service."
@@ -70,7 +76,12 @@ def _unnamed_advice(owner: PortOwner, service: str) -> str:
 
 
 def _owner_evidence(owner: PortOwner) -> str:
-    scope = "in the profile" if owner.in_profile else "NOT named by the profile"
+    if owner.in_profile:
+        scope = "in the profile"
+    elif owner.passed_over is not None:
+        scope = f"NOT the profile's service: {owner.passed_over}"
+    else:
+        scope = "NOT named by the profile"
     line = f"{owner.label} listens on {owner.addresses} ({scope})"
     if owner.process is not None and owner.process.cmdline:
         flat = " ".join(" ".join(owner.process.cmdline).split())  # one line, even for `python -c "..."`
@@ -225,7 +236,7 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
             severity=Severity.MEDIUM if blind else Severity.HIGH,
             services=(service,),
             runtimes=(owner.runtime or Runtime.HOST,),
-            summary=f"port {port} of {service} is held by {owner.label}, which the profile does not name.",
+            summary=f"port {port} of {service} is held by {owner.label}, {owner.not_ours}.",
             evidence=(_owner_evidence(owner),),
             locations=(_owner_location(owner),),
             recommendation=_unnamed_advice(owner, service),

@@ -142,7 +142,7 @@ class LiveView:
                     emit,
                     self.stop_event,
                     ports=frozenset(profile.all_ports()),
-                    executables=frozenset(profile.portless_executables()),
+                    lookup=profile.host_lookup(),
                     checks=health_checks(profile),
                     poll_seconds=self._host_poll,
                 ).run,

@@ -14,7 +14,7 @@ import yaml
 from prefect.settings import PREFECT_API_URL
 
 from tests.support.compose import compose_project, tcp_service, unique_name
-from tests.support.realparts import REPO, free_ports, stop
+from tests.support.realparts import REPO, free_ports, named_interpreter, stop
 
 pytestmark = [pytest.mark.docker, pytest.mark.prefect]
 
@@ -68,7 +68,9 @@ def test_default_retry_settings_do_not_repeat_a_failed_switch(
             )
         )
         db = subprocess.Popen(
-            [sys.executable, "-c", _STUBBORN, "stubborndb", str(port), str(signals)], stdout=subprocess.PIPE, text=True
+            [named_interpreter("stubborndb"), "-c", _STUBBORN, "stubborndb", str(port), str(signals)],
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert db.stdout is not None and db.stdout.readline().strip() == "ready"

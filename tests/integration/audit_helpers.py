@@ -18,7 +18,7 @@ from stackwarden.rules import diagnose
 def observe(profile: Profile) -> Snapshot:
     """The same assembly the audit flow does, from the real adapters."""
     docker = observe_docker()
-    host = observe_host(frozenset(profile.all_ports()), frozenset(profile.portless_executables()))
+    host = observe_host(frozenset(profile.all_ports()), profile.host_lookup())
     kube = observe_kubernetes(profile.kubernetes) if profile.kubernetes else None
     return assemble_snapshot(
         taken_at=datetime.now(UTC),
@@ -30,6 +30,7 @@ def observe(profile: Profile) -> Snapshot:
         networks=docker.networks,
         listeners=host.listeners,
         processes=host.processes,
+        host_context=host.context,
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import shlex
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from stackwarden.profiles import load_profile
 from stackwarden.rules import diagnose
 from tests.integration.audit_helpers import observe
 from tests.support.compose import compose_project, tcp_service, unique_name, wait_restarts
-from tests.support.realparts import IMAGE, free_ports, listening, run, stop, wait_for
+from tests.support.realparts import IMAGE, free_ports, listening, named_interpreter, run, stop, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -146,14 +145,14 @@ def test_a_stopped_compose_dependency_is_named_with_its_state_and_started_by_the
 
 @contextlib.contextmanager
 def _named_process(name: str) -> Iterator[subprocess.Popen[str]]:
-    """A real host process whose comm is ``name`` that listens on nothing (a worker)."""
+    """A real host process of an executable named ``name`` that listens on nothing (a worker)."""
     code = (
         "import ctypes, sys, time\n"
         "ctypes.CDLL(None).prctl(15, sys.argv[1].encode()[:15], 0, 0, 0)\n"
         "print('ready', flush=True)\n"
         "time.sleep(3600)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code, name], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([named_interpreter(name), "-c", code, name], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         yield proc

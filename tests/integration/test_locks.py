@@ -18,8 +18,9 @@ import pytest
 
 from stackwarden.adapters.lock import _file_name, lock_dir, lock_resources, switch_lock
 from stackwarden.errors import LockedError
+from stackwarden.model import Profile
 from tests.support.builders import profile, profile_data
-from tests.support.realparts import free_ports
+from tests.support.realparts import free_ports, require
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,6 +144,43 @@ def test_two_profiles_sharing_a_port_cannot_switch_at_once(locks: Path, reaper: 
     assert f"holds port {shared}" in message and "flow run switch-a" in message and "'stack-a'" in message
     with switch_lock(lock_resources(c), "flow run switch-c", profile="stack-c"):
         pass  # a profile sharing nothing is not held up
+    holder.kill()
+    holder.wait(timeout=10)
+    with switch_lock(lock_resources(b), "flow run switch-b", wait_seconds=5, profile="stack-b"):
+        pass
+
+
+def _portless(name: str, executables: list[str]) -> Profile:
+    data = profile_data(name=name)
+    data.pop("kubernetes")
+    data["compose"]["project"] = name
+    data["services"] = {"worker": {"host": {"executables": executables}}}
+    return profile(**data)
+
+
+def test_two_profiles_that_can_stop_one_portless_process_cannot_switch_at_once(
+    locks: Path, reaper: list[subprocess.Popen[str]]
+) -> None:
+    """No port leads to a port-less service: its processes are found by what they run. Profile a
+    names Debian's redis-server, b the file that name leads to (redis-check-rdb): both would stop
+    one real redis process, so they share a lock; c runs something else and is not held up."""
+    installed = shutil.which("redis-server")
+    require(installed is not None, "redis-server (apt package redis-server) is not installed")
+    assert installed is not None
+    real_file = Path(os.path.realpath(installed)).name
+    a = _portless("stack-a", ["redis-server"])
+    b = _portless("stack-b", [real_file])
+    c = _portless("stack-c", ["swlock-other-worker"])
+    shared = set(lock_resources(a)) & set(lock_resources(b))
+    assert f"process:{real_file}" in shared and not set(lock_resources(a)) & set(lock_resources(c))
+
+    holder = _holder_process(lock_resources(a), "flow run switch-a", "stack-a")
+    reaper.append(holder)
+    with pytest.raises(LockedError) as info, switch_lock(lock_resources(b), "flow run switch-b", profile="stack-b"):
+        pytest.fail("two profiles that can stop the same port-less process switched at once")
+    assert f"holds process {real_file}" in str(info.value) and "flow run switch-a" in str(info.value)
+    with switch_lock(lock_resources(c), "flow run switch-c", profile="stack-c"):
+        pass
     holder.kill()
     holder.wait(timeout=10)
     with switch_lock(lock_resources(b), "flow run switch-b", wait_seconds=5, profile="stack-b"):

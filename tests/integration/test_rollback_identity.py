@@ -57,7 +57,7 @@ def test_a_rollback_start_runs_as_the_stopped_processes_user() -> None:
             [*command, str(seen_port)], user=nobody.pw_uid, group=nobody.pw_gid, start_new_session=True
         )
         wait_for(lambda: _listener_on(seen_port) is not None, timeout=15, what="the listener running as nobody")
-        observed = observe_host(frozenset({seen_port}), frozenset())
+        observed = observe_host(frozenset({seen_port}))
         info = next(p for p in observed.processes if p.pid == first.pid)
         assert (info.uid, info.gid, info.user) == (nobody.pw_uid, nobody.pw_gid, "nobody")
 

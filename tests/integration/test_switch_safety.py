@@ -23,14 +23,23 @@ from stackwarden.adapters.lock import switch_lock
 from stackwarden.errors import RefusedError
 from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, SwitchStatus
 from tests.support.compose import compose_project, tcp_service, unique_name
-from tests.support.datastores import DatastoreUnavailable, postgres_server, redis_server_persistent
+from tests.support.datastores import (
+    DatastoreUnavailable,
+    postgres_os_user,
+    postgres_server,
+    redis_server_persistent,
+)
 from tests.support.realparts import IMAGE, free_ports, host_listener, require, run, wait_for
 from tests.support.stack import REPLICAS, fresh_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.prefect]
 
 
-def _compose_profile(path: Path, project: str, compose_file: Path, ports: dict[str, int]) -> Path:
+def _compose_profile(
+    path: Path, project: str, compose_file: Path, ports: dict[str, int], pg_user: str | None = None
+) -> Path:
+    """Postgres and redis on the host, in compose; ``pg_user``: the user the host postgres runs as
+    when it is not the one running the switch (a real postgres never runs as root)."""
     path.write_text(
         yaml.safe_dump(
             {
@@ -40,7 +49,12 @@ def _compose_profile(path: Path, project: str, compose_file: Path, ports: dict[s
                     "postgres": {
                         "ports": [ports["postgres"]],
                         "stateful": True,
-                        "host": {"executables": ["postgres"], "stop_signal": "SIGINT", "grace_period_seconds": 60},
+                        "host": {
+                            "executables": ["postgres"],
+                            "stop_signal": "SIGINT",
+                            "grace_period_seconds": 60,
+                            **({"user": pg_user} if pg_user else {}),
+                        },
                     },
                     "redis": {
                         "ports": [ports["redis"]],
@@ -74,7 +88,7 @@ def test_no_data_lost_when_a_switch_stops_real_datastores(
         for i in range(200):
             redis.set(f"key:{i}", f"value-{i}")
         project = stack.enter_context(compose_project(tmp_path, name, services))
-        profile = _compose_profile(tmp_path / "p.yaml", name, project.file, ports)
+        profile = _compose_profile(tmp_path / "p.yaml", name, project.file, ports, pg_user=postgres_os_user())
 
         outcome = run_switch(mode="compose-only", profile_path=str(profile), apply=True, deadline_seconds=60)
         assert outcome.status is SwitchStatus.SWITCHED, outcome.message
@@ -139,6 +153,28 @@ def test_reused_pid_is_refused_and_not_signalled(tmp_path: Path) -> None:
             )
         time.sleep(0.5)
         assert proc.poll() is None
+
+
+def test_a_planned_process_that_exited_meanwhile_is_already_stopped_not_a_different_one(tmp_path: Path) -> None:
+    """A process that exits between plan and stop stays a zombie until its parent reaps it; its
+    exe can no longer be read. It is the planned process, gone: not "a different process"."""
+    (port,) = free_ports(1)
+    with host_listener("postgres", "127.0.0.1", port, slow_stop=0) as proc:
+        seen = psutil.Process(proc.pid)
+        create_time, exe = seen.create_time(), seen.exe()
+        proc.send_signal(signal.SIGTERM)  # exits; the test (its parent) does not reap it yet
+        wait_for(lambda: seen.status() == psutil.STATUS_ZOMBIE, 10, "the listener to become a zombie")
+        result = stop_process(
+            pid=proc.pid,
+            create_time=create_time,
+            exe=exe,
+            signal_name="SIGINT",
+            grace_seconds=5,
+            systemd_unit=None,
+            stateful=True,
+            force=False,
+        )
+        assert result == "already stopped"
 
 
 def _cli(args: list[str], tmp_path: Path, **kwargs: Any) -> subprocess.Popen[str]:

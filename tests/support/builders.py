@@ -7,6 +7,7 @@ from typing import Any
 
 from stackwarden.model import (
     Container,
+    HostContext,
     KubeObservation,
     Listener,
     ProcessInfo,
@@ -118,19 +119,31 @@ def process(
     pid: int,
     name: str,
     cmdline: tuple[str, ...] = (),
+    *,
     exe: str | None = None,
     unit: str | None = None,
+    uid: int = 0,
+    user: str = "root",
 ) -> ProcessInfo:
-    """A host process."""
+    """A host process, by default root's (the user the builders' host context observes as)."""
     return ProcessInfo(
         pid=pid,
         create_time=1_700_000_000.0 + pid,
         name=name,
         exe=exe or f"/usr/bin/{name}",
         cmdline=cmdline or (name,),
-        user="root",
+        user=user,
+        uid=uid,
+        gid=uid,
+        uids=(uid, uid, uid),
         systemd_unit=unit,
     )
+
+
+HOST_CONTEXT = HostContext(
+    uid=0, user="root", executables={"redis-server": ("/usr/bin/redis-check-rdb",), "postgres": ()}
+)
+"""A Debian host observed by root: redis-server is a symlink to redis-check-rdb there."""
 
 
 def proxy_for(c: Container, host_ip: str, port: int, pid: int) -> tuple[Listener, ProcessInfo]:
@@ -163,6 +176,7 @@ def snapshot(
     *,
     docker_reachable: bool = True,
     kubernetes: KubeObservation | None = None,
+    host_context: HostContext | None = HOST_CONTEXT,
 ) -> Snapshot:
     """A snapshot assembled the way the audit flow assembles it (docker-proxy attributed)."""
     runtimes = [
@@ -184,6 +198,7 @@ def snapshot(
         listeners=listeners,
         processes=processes,
         kubernetes=kubernetes,
+        host_context=host_context,
     )
 
 

@@ -137,6 +137,12 @@ def _as_postgres() -> dict[str, Any]:
     return {"user": PG_OS_USER, "group": PG_OS_USER, "extra_groups": []}
 
 
+def postgres_os_user() -> str:
+    """The OS user the test's postgres runs as (see ``_as_postgres``): a profile that is to stop
+    it as root must name that user (services.NAME.host.user), as for a packaged server."""
+    return PG_OS_USER if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
 def _owned_by_postgres(path: Path) -> None:
     """Hand a directory to the server's OS user: initdb and the postmaster write into it."""
     if os.geteuid() == 0:

@@ -3,6 +3,7 @@ machine that lacks the component, and start/stop real host processes."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -102,14 +104,39 @@ while True:
 """
 
 
+_NAMED_DIR: list[Path] = []
+
+
+def named_interpreter(name: str) -> str:
+    """The path of this Python interpreter under the name ``name`` (a hard link, else a copy, in
+    a private directory removed at exit).
+
+    stackwarden identifies a host service by the file its process runs (/proc/PID/exe), never by
+    its comm or argv[0], so a stand-in for "postgres" must really run a file called postgres:
+    ``python -c`` with a changed comm is, rightly, not taken for it."""
+    if "/" in name or name in {"", ".", ".."}:
+        raise ValueError(f"{name!r} cannot be a file name")
+    if not _NAMED_DIR:
+        _NAMED_DIR.append(Path(tempfile.mkdtemp(prefix="stackwarden-exe-")))
+        atexit.register(shutil.rmtree, _NAMED_DIR[0], True)
+    path = _NAMED_DIR[0] / name
+    if not path.exists():
+        real = os.path.realpath(sys.executable)  # a venv's python is a symlink: /proc/PID/exe would name its target
+        try:
+            os.link(real, path)
+        except OSError:
+            shutil.copy2(real, path)
+    return str(path)
+
+
 @contextlib.contextmanager
 def host_listener(name: str, host: str, port: int, slow_stop: float = 0.0) -> Iterator[subprocess.Popen[str]]:
-    """A real process named ``name`` (its comm, as ps shows) listening on host:port; it exits
-    ``slow_stop`` seconds after SIGINT/SIGTERM.
+    """A real process of an executable named ``name`` (so its exe, comm and argv[0] all say
+    ``name``) listening on host:port; it exits ``slow_stop`` seconds after SIGINT/SIGTERM.
 
     Stands in for a host service (a local postgres) where the test needs only its socket.
     """
-    argv = [sys.executable, "-c", _LISTENER, name, host, str(port), str(slow_stop)]
+    argv = [named_interpreter(name), "-c", _LISTENER, name, host, str(port), str(slow_stop)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

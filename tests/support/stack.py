@@ -104,8 +104,8 @@ def fresh_stack(
 ) -> Iterator[Stack]:
     """The full seed scenario, all of it this test's own, torn down afterwards."""
     api = control_plane.admin_api_client()
-    ports = dict(zip(SERVICES, free_ports(4), strict=True))
-    (bystander_port,) = free_ports(1)
+    *stack_ports, bystander_port = free_ports(5)  # one draw: two draws can return the same port
+    ports = dict(zip(SERVICES, stack_ports, strict=True))
     name = unique_name("swtest-sw")
     postgres = tcp_service(5432, f"0.0.0.0:{ports['postgres']}:5432")
     volumes = None

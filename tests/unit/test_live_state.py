@@ -34,7 +34,16 @@ def _seeded(seed: Snapshot | None = None, kubernetes: bool = False) -> LiveState
     docker, host = (seed.runtime_status(r) for r in (Runtime.COMPOSE, Runtime.HOST))
     assert docker is not None and host is not None
     state.apply(DockerSeen(status=docker, containers=seed.containers, networks=seed.networks, at=T0))
-    state.apply(HostSeen(status=host, listeners=seed.listeners, processes=seed.processes, health=(), at=T0))
+    state.apply(
+        HostSeen(
+            status=host,
+            listeners=seed.listeners,
+            processes=seed.processes,
+            health=(),
+            at=T0,
+            context=seed.host_context,
+        )
+    )
     return state
 
 

@@ -7,9 +7,19 @@ import json
 from stackwarden.events import transitions
 from stackwarden.model import Listener
 from stackwarden.observe import attribute_docker_proxies, systemd_unit_from_cgroup
+from stackwarden.placement import stack_view
 from stackwarden.rules import diagnose
 from stackwarden.sanitize import redact_argv, redact_text
-from tests.support.builders import container, process, profile, proxy_for, seed_snapshot
+from tests.support.builders import (
+    HOST_CONTEXT,
+    PORTS,
+    container,
+    process,
+    profile,
+    proxy_for,
+    seed_snapshot,
+    snapshot,
+)
 
 
 def test_systemd_unit_from_cgroup_v1_and_v2() -> None:
@@ -25,6 +35,22 @@ def test_docker_proxy_listener_belongs_to_its_container() -> None:
     c = container("redis", publish=(("127.0.0.1", 36379),))
     listener, proxy = proxy_for(c, "127.0.0.1", 36379, 901)
     (attributed,) = attribute_docker_proxies([listener], [proxy], [c])
+    assert attributed.container_id == c.id
+
+
+def test_a_docker_proxy_of_another_user_does_not_speak_for_a_container() -> None:
+    """Anyone can copy a listener to ~/docker-proxy with the container's IP in its argv: only
+    root's proxy (or a rootless engine's, run by the observing user) is the container's."""
+    c = container("redis", publish=(("127.0.0.1", 36379),))
+    listener, proxy = proxy_for(c, "127.0.0.1", 36379, 901)
+    forged = proxy.model_copy(update={"uid": 1000, "uids": (1000, 1000, 1000), "exe": "/home/eve/docker-proxy"})
+    (attributed,) = attribute_docker_proxies([listener], [forged], [c], HOST_CONTEXT)
+    assert attributed.container_id is None
+    snap = snapshot(containers=(c,), listeners=(listener,), processes=(forged,))
+    (owner,) = stack_view(snap, profile()).port_owners[PORTS["redis"]]
+    assert owner.container is None and owner.proxied_to is None and not owner.in_profile  # a process, foreign
+    as_eve = HOST_CONTEXT.model_copy(update={"uid": 1000, "user": "eve"})  # eve's rootless engine
+    (attributed,) = attribute_docker_proxies([listener], [forged], [c], as_eve)
     assert attributed.container_id == c.id
 
 

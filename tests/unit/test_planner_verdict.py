@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stackwarden.model import (
     KubeContext,
     KubeObservation,
@@ -16,7 +18,7 @@ from stackwarden.model import (
 )
 from stackwarden.model.base import Severity
 from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
-from stackwarden.planner import inverse_of, plan
+from stackwarden.planner import inverse_of, parse_replicas, plan, recorded_replicas
 from stackwarden.verdict import verdict
 from tests.support.builders import PANIC, PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot
 
@@ -463,3 +465,42 @@ def test_a_service_that_runs_but_fails_its_health_check_is_a_finding() -> None:
     assert not [f for f in diagnose(passing, data) if f.rule == "health-failing"]
     down = snapshot(containers=(container("redis", "exited", exit_code=1),)).model_copy(update={"health": failing})
     assert not [f for f in diagnose(down, data) if f.rule == "health-failing"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "count"),
+    [
+        *[("3", 3), ("1000", 1000), ("0", 0), ("100000", None), ("1001", None), ("²", None), ("٣", None)],
+        *[("-1", None), ("+3", None), (" 3", None), ("3\n", None), ("03", None), ("3.0", None), ("", None)],
+    ],
+)
+def test_a_recorded_replica_count_is_read_only_as_stackwarden_writes_it(raw: str, count: int | None) -> None:
+    assert parse_replicas(raw) == count
+    restored = recorded_replicas(_workload("backend", 0, {PREVIOUS_REPLICAS: raw}), 4)
+    assert restored == (count or 4)  # "0" records nothing; a bad value is never used, never a crash
+
+
+@pytest.mark.parametrize("raw", ["100000", "²", "-1", "04"])
+def test_a_replica_record_stackwarden_did_not_write_refuses_the_plan_naming_it(raw: str) -> None:
+    snap = seed_snapshot().model_copy(
+        update={"kubernetes": _kube(_workload("backend", 0, {PREVIOUS_REPLICAS: raw}), _workload("frontend", 5))}
+    )
+    result = plan(snap, profile(), Mode.K8S_ONLY)
+    refusal = next((r for r in result.refusals if PREVIOUS_REPLICAS in r), "")
+    assert refusal.startswith(f"backend: Deployment seedstack/backend records {PREVIOUS_REPLICAS}={raw!r}"), (
+        result.refusals
+    )
+    assert "not a replica count (a whole number 0..1000)" in refusal and "restore the profile's 4" in refusal
+    assert f"annotate deployment/backend {PREVIOUS_REPLICAS}-" in refusal
+    assert not any(isinstance(s, ScaleWorkload) and s.replicas > 1000 for s in result.steps)
+
+
+def test_a_good_record_or_none_plans_without_a_replica_refusal() -> None:
+    for record in ({PREVIOUS_REPLICAS: "7"}, {PREVIOUS_REPLICAS: "0"}, {}):
+        snap = seed_snapshot().model_copy(
+            update={"kubernetes": _kube(_workload("backend", 0, record), _workload("frontend", 5))}
+        )
+        result = plan(snap, profile(), Mode.K8S_ONLY)
+        assert not [r for r in result.refusals if PREVIOUS_REPLICAS in r]
+        up = [(s.name, s.replicas) for s in result.steps if isinstance(s, ScaleWorkload)]
+        assert up == [("backend", 7 if record.get(PREVIOUS_REPLICAS) == "7" else 4)]

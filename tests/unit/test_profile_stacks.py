@@ -35,7 +35,7 @@ def test_services_name_their_project_or_a_project_lists_them() -> None:
     assert profile.compose_for("redis").project == "seeddata"  # names its project
     assert profile.compose_for("backend").project == "seedstack"  # the default
     assert profile.services["worker"].ports == ()
-    assert profile.portless_executables() == ("celery",)
+    assert profile.host_lookup().search == ("celery",)
 
 
 def test_a_single_compose_mapping_still_loads_unchanged() -> None:
