@@ -1,10 +1,9 @@
 """``python -m benchmarks.watch``: the live view, measured on the real engines of the tests.
 
     .venv/bin/python -m benchmarks.watch latency --injections 50
-    .venv/bin/python -m benchmarks.watch answer --sizes seed,large --repeat 10
-    .venv/bin/python -m benchmarks.watch cold --sizes seed,medium,large --repeat 5
+    .venv/bin/python -m benchmarks.watch sizes --sizes seed,medium,large --repeat 5 \\
+        --measure cold,answer,idle --idle-sizes large --idle-minutes 10
     .venv/bin/python -m benchmarks.watch dryrun --repeat 5
-    .venv/bin/python -m benchmarks.watch idle --size large --minutes 10
     .venv/bin/python -m benchmarks.watch soak --minutes 60        # its own command: an hour of churn
 
 - ``latency``: a profile of its own (a compose project, host ports, a namespace on the real
@@ -17,14 +16,14 @@
   moment is just before the write), a Deployment scaled to 0 (just before the patch). Measured:
   to the ``opened`` line on ``watch --json`` (when this process read it) and to its Prefect
   event (the event's ``occurred`` time, stamped by serve when it emitted it).
-- ``answer``: ``stackwarden audit`` answered from a running serve's live view, whole process,
-  against the baseline commands of ``python -m benchmarks`` (same scenario sizes).
-- ``cold``: ``stackwarden audit --fresh --no-record`` (in process, nothing running) against the
-  baseline, and ``python -X importtime`` of the same command (the slowest imports listed).
+- ``sizes``: per scenario size of ``python -m benchmarks`` (built once each), against its
+  baseline commands, timed interleaved run by run: ``cold``, ``stackwarden audit --fresh
+  --no-record`` (in process, nothing running to answer) and its ``-X importtime`` (the slowest
+  imports listed); ``answer``, ``stackwarden audit`` answered by a running serve's live view,
+  whole process; ``idle`` (for ``--idle-sizes``), that serve left alone for ``--idle-minutes``:
+  CPU time and RSS of its process.
 - ``dryrun``: ``stackwarden switch compose-only`` (a dry run, in process) against
   ``stackwarden audit --fresh``, on the seed.
-- ``idle``: serve with its live view on the scenario of ``--size``, nothing changing: CPU time
-  and RSS of the serve process over ``--minutes``.
 - ``soak``: serve on the large scenario while containers and pods are created and removed
   continuously; RSS every minute, to show it does not grow.
 
@@ -56,7 +55,7 @@ from typing import Any
 import yaml
 
 from benchmarks.harness import clean_env, cli, run_process, time_baseline
-from benchmarks.scenario import SIZES, build
+from benchmarks.scenario import SIZES, Scenario, build
 from tests.support.realparts import IMAGE, REPO, free_ports
 
 KINDS = ("container", "port", "pod-crash", "pod-pull", "scaled")
@@ -444,41 +443,27 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------- answer, cold, dry run
 
 
-def answer(args: argparse.Namespace) -> list[dict[str, Any]]:
-    out = []
-    with tempfile.TemporaryDirectory(prefix="swbench-answer-") as tmp, infrastructure(Path(tmp)) as infra:
-        work = Path(tmp)
-        for size in [SIZES[s] for s in args.sizes.split(",") if s]:
-            (work / size.name).mkdir()
-            with build(size, work / size.name, infra.control_plane, infra.kubelet) as scenario:
-                sock = work / size.name / "s.sock"
-                env = clean_env(work / size.name / "client", PREFECT_API_URL=infra.server.api_url)
-                env["STACKWARDEN_SOCKET"] = str(sock)
-                with serving(scenario.profile_path, env, work / size.name / "serve.log", f"bench-{size.name}"):
-                    wait_for(sock.exists, 900, "serve's live view")
-                    argv = cli("audit", "--profile", str(scenario.profile_path), "--fail-on", "critical")
-                    run_process(argv, env)  # warm the page cache
-                    answered, baseline = [], []
-                    load_before = load()
-                    for _ in range(args.repeat):
-                        run = run_process(argv, env)
-                        if "**Observed:**" not in run.stdout:
-                            raise RuntimeError(f"not answered by serve: {run.stderr[-500:]}")
-                        answered.append(run.seconds)
-                        baseline.append(time_baseline(scenario)[0])
-                base = statistics.median(baseline)
-                figure = {
-                    "size": size.name,
-                    "answered_median_s": round(statistics.median(answered), 3),
-                    "answered_max_s": round(max(answered), 3),
-                    "baseline_median_s": round(base, 3),
-                    "ratio": round(statistics.median(answered) / base, 3),
-                    "repeat": args.repeat,
-                    "load_average": [load_before, load()],
-                }
-                print(json.dumps(figure), file=sys.stderr)
-                out.append(figure)
-    return out
+def measure_answer(scenario: Scenario, env: dict[str, str], repeat: int) -> dict[str, Any]:
+    """``stackwarden audit`` answered by the running serve, interleaved with the baseline."""
+    argv = cli("audit", "--profile", str(scenario.profile_path), "--fail-on", "critical")
+    run_process(argv, env)  # warm the page cache
+    answered, baseline = [], []
+    load_before = load()
+    for _ in range(repeat):
+        run = run_process(argv, env)
+        if "**Observed:**" not in run.stdout:
+            raise RuntimeError(f"not answered by serve: {run.stderr[-500:]}")
+        answered.append(run.seconds)
+        baseline.append(time_baseline(scenario)[0])
+    base = statistics.median(baseline)
+    return {
+        "answered_median_s": round(statistics.median(answered), 3),
+        "answered_max_s": round(max(answered), 3),
+        "baseline_median_s": round(base, 3),
+        "ratio": round(statistics.median(answered) / base, 3),
+        "repeat": repeat,
+        "load_average": [load_before, load()],
+    }
 
 
 def _importtime(argv: list[str], env: dict[str, str]) -> list[tuple[str, float]]:
@@ -499,37 +484,85 @@ def _importtime(argv: list[str], env: dict[str, str]) -> list[tuple[str, float]]
     return [("(all imports)", total), *[(n, round(ms, 1)) for n, ms in sorted(top, key=lambda r: -r[1])[:12]]]
 
 
-def cold(args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure_cold(scenario: Scenario, env: dict[str, str], repeat: int) -> dict[str, Any]:
+    """``stackwarden audit --fresh --no-record`` (nothing running to answer), interleaved with
+    the baseline, and where its imports' time goes."""
+    argv = cli("audit", "--fresh", "--no-record", "--profile", str(scenario.profile_path), "--fail-on", "critical")
+    run_process(argv, env)
+    runs, baseline, rss = [], [], []
+    load_before = load()
+    for _ in range(repeat):
+        run = run_process(argv, env)
+        runs.append(run.seconds)
+        rss.append(run.max_rss_kib)
+        baseline.append(time_baseline(scenario)[0])
+    base = statistics.median(baseline)
+    return {
+        "in_process_median_s": round(statistics.median(runs), 3),
+        "baseline_median_s": round(base, 3),
+        "ratio": round(statistics.median(runs) / base, 3),
+        "peak_rss_mib": round(max(rss) / 1024, 1),
+        "repeat": repeat,
+        "load_average": [load_before, load()],
+        "importtime_ms": _importtime(argv, env),
+    }
+
+
+def measure_idle(serve: subprocess.Popen[bytes], minutes: float) -> dict[str, Any]:
+    """CPU and RSS of the serve process while nothing changes (its first listing done)."""
+    cpu0, _, _ = _cpu_and_rss(serve.pid)
+    started = time.monotonic()
+    samples = []
+    load_before = load()
+    while time.monotonic() - started < minutes * 60:
+        time.sleep(min(30.0, minutes * 60))
+        cpu, rss, _ = _cpu_and_rss(serve.pid)
+        samples.append(
+            {"t": round(time.monotonic() - started), "cpu_s": round(cpu - cpu0, 2), "rss_mib": round(rss, 1)}
+        )
+    cpu1, rss, peak = _cpu_and_rss(serve.pid)
+    elapsed = time.monotonic() - started
+    return {
+        "minutes": minutes,
+        "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / elapsed, 2),
+        "rss_mib_end": round(rss, 1),
+        "rss_mib_peak": round(peak, 1),
+        "load_average": [load_before, load()],
+        "samples": samples,
+    }
+
+
+def sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Per scenario size (built once): cold in process, then serve started and the audit
+    answered from it, then (for ``--idle-sizes``) serve left idle for ``--idle-minutes``."""
+    measures = set(args.measure.split(","))
     out = []
-    with tempfile.TemporaryDirectory(prefix="swbench-cold-") as tmp, infrastructure(Path(tmp), prefect=False) as infra:
+    with tempfile.TemporaryDirectory(prefix="swbench-sizes-") as tmp, infrastructure(Path(tmp)) as infra:
         work = Path(tmp)
         for size in [SIZES[s] for s in args.sizes.split(",") if s]:
-            (work / size.name).mkdir()
-            with build(size, work / size.name, infra.control_plane, infra.kubelet) as scenario:
-                env = clean_env(work / size.name / "client")
-                argv = cli(
-                    "audit", "--fresh", "--no-record", "--profile", str(scenario.profile_path), "--fail-on", "critical"
-                )
-                run_process(argv, env)
-                runs, baseline, rss = [], [], []
-                load_before = load()
-                for _ in range(args.repeat):
-                    run = run_process(argv, env)
-                    runs.append(run.seconds)
-                    rss.append(run.max_rss_kib)
-                    baseline.append(time_baseline(scenario)[0])
-                base = statistics.median(baseline)
-                figure = {
-                    "size": size.name,
-                    "in_process_median_s": round(statistics.median(runs), 3),
-                    "baseline_median_s": round(base, 3),
-                    "ratio": round(statistics.median(runs) / base, 3),
-                    "peak_rss_mib": round(max(rss) / 1024, 1),
-                    "repeat": args.repeat,
-                    "load_average": [load_before, load()],
-                    "importtime_ms": _importtime(argv, env),
-                }
-                print(json.dumps(figure), file=sys.stderr)
+            here = work / size.name
+            here.mkdir()
+            built = time.monotonic()
+            with build(size, here, infra.control_plane, infra.kubelet) as scenario:
+                figure: dict[str, Any] = {"size": size.name, "build_minutes": round((time.monotonic() - built) / 60, 1)}
+                env = clean_env(here / "client", STACKWARDEN_SOCKET=str(here / "s.sock"))
+                if "cold" in measures:
+                    figure["cold"] = measure_cold(scenario, env, args.repeat)
+                    print(json.dumps({size.name: {"cold": figure["cold"]}}), file=sys.stderr, flush=True)
+                if measures & {"answer", "idle"}:
+                    serve_env = {**env, "PREFECT_API_URL": infra.server.api_url}
+                    with serving(scenario.profile_path, serve_env, here / "serve.log", f"bench-{size.name}") as serve:
+                        up = time.monotonic()
+                        wait_for((here / "s.sock").exists, 1800, "serve's live view")
+                        figure["serve_ready_s"] = round(time.monotonic() - up, 1)
+                        if "answer" in measures:
+                            figure["answer"] = measure_answer(scenario, env, args.repeat)
+                            print(json.dumps({size.name: {"answer": figure["answer"]}}), file=sys.stderr, flush=True)
+                        if "idle" in measures and size.name in args.idle_sizes.split(","):
+                            time.sleep(30)  # the first publication done: then idle
+                            figure["idle"] = measure_idle(serve, args.idle_minutes)
+                            shown = {k: v for k, v in figure["idle"].items() if k != "samples"}
+                            print(json.dumps({size.name: {"idle": shown}}), file=sys.stderr, flush=True)
                 out.append(figure)
     return out
 
@@ -572,45 +605,6 @@ def _cpu_and_rss(pid: int) -> tuple[float, float, float]:
     cpu = (int(fields[11]) + int(fields[12])) / ticks
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return cpu, int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
-
-
-def idle(args: argparse.Namespace) -> dict[str, Any]:
-    size = SIZES[args.size]
-    with tempfile.TemporaryDirectory(prefix="swbench-idle-") as tmp, infrastructure(Path(tmp)) as infra:
-        work = Path(tmp)
-        with build(size, work, infra.control_plane, infra.kubelet) as scenario:
-            sock = work / "s.sock"
-            env = clean_env(work / "client", PREFECT_API_URL=infra.server.api_url, STACKWARDEN_SOCKET=str(sock))
-            with serving(scenario.profile_path, env, work / "serve.log", f"bench-idle-{size.name}") as serve:
-                wait_for(sock.exists, 1200, "serve's live view")
-                time.sleep(30)  # the first listing, the first publication: then idle
-                cpu0, _, _ = _cpu_and_rss(serve.pid)
-                started = time.monotonic()
-                samples = []
-                load_before = load()
-                while time.monotonic() - started < args.minutes * 60:
-                    time.sleep(min(30, args.minutes * 60))
-                    cpu, rss, peak = _cpu_and_rss(serve.pid)
-                    samples.append(
-                        {
-                            "t": round(time.monotonic() - started),
-                            "cpu_s": round(cpu - cpu0, 2),
-                            "rss_mib": round(rss, 1),
-                        }
-                    )
-                cpu1, rss, peak = _cpu_and_rss(serve.pid)
-                elapsed = time.monotonic() - started
-                figure = {
-                    "size": size.name,
-                    "minutes": args.minutes,
-                    "cpu_percent_of_one_core": round(100 * (cpu1 - cpu0) / elapsed, 2),
-                    "rss_mib_end": round(rss, 1),
-                    "rss_mib_peak": round(peak, 1),
-                    "load_average": [load_before, load()],
-                    "samples": samples,
-                }
-                print(json.dumps({k: v for k, v in figure.items() if k != "samples"}), file=sys.stderr)
-                return figure
 
 
 def soak(args: argparse.Namespace) -> dict[str, Any]:
@@ -695,17 +689,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("latency")
     p.add_argument("--injections", type=int, default=50)
     p.add_argument("--kinds", default=",".join(KINDS))
-    p = sub.add_parser("answer")
-    p.add_argument("--sizes", default="seed,large")
-    p.add_argument("--repeat", type=int, default=10)
-    p = sub.add_parser("cold")
+    p = sub.add_parser("sizes")
     p.add_argument("--sizes", default="seed,medium,large")
+    p.add_argument("--measure", default="cold,answer,idle", help="comma-separated: cold, answer, idle")
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--idle-sizes", default="large")
+    p.add_argument("--idle-minutes", type=float, default=10)
     p = sub.add_parser("dryrun")
     p.add_argument("--repeat", type=int, default=5)
-    p = sub.add_parser("idle")
-    p.add_argument("--size", default="large")
-    p.add_argument("--minutes", type=float, default=10)
     p = sub.add_parser("soak")
     p.add_argument("--size", default="large")
     p.add_argument("--minutes", type=float, default=60)
@@ -714,9 +705,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
-    figures = {"latency": latency, "answer": answer, "cold": cold, "dryrun": dryrun, "idle": idle, "soak": soak}[
-        args.what
-    ](args)
+    figures = {"latency": latency, "sizes": sizes, "dryrun": dryrun, "soak": soak}[args.what](args)
     doc = {
         "what": args.what,
         "started": started.isoformat(timespec="seconds"),

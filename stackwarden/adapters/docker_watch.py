@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from stackwarden.adapters.docker import (
+    PROJECT_LABEL,
     call,
     deaths_from_events,
     describe_container,
@@ -77,9 +78,11 @@ class DockerWatch:
         timeouts: Timeouts | None = None,
         log_tail: int = 40,
         always_inspect: frozenset[tuple[str, str]] = frozenset(),
+        projects: frozenset[str] = frozenset(),
         ping_seconds: float = PING_SECONDS,
     ) -> None:
         self._emit = emit
+        self._projects = projects
         self._stop = stop
         self._timeout = read_timeout(timeouts)
         self._log_tail = log_tail
@@ -121,7 +124,8 @@ class _Session:
         self.watch = watch
         self.deaths = dict(deaths)
         self.lock = threading.Lock()
-        self.pending: queue.Queue[str | None] = queue.Queue()
+        self.pending: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
+        self.order = 0
         self.queued: set[str] = set()
         self.due: list[tuple[float, str]] = []
         self.failure: str | None = None
@@ -147,7 +151,7 @@ class _Session:
         except Exception as exc:
             reason = f"event stream broke: {why(exc)}"
         finally:
-            self.pending.put(None)
+            self.pending.put((-1, 0, None))
             with contextlib.suppress(Exception):
                 self.stream.close()
             reader.close()
@@ -158,6 +162,7 @@ class _Session:
         kind = event.get("Type")
         action = str(event.get("Action") or event.get("status") or "")
         actor = event.get("Actor") or {}
+        attributes = actor.get("Attributes") or {}
         if kind == "container":
             cid = str(actor.get("ID") or event.get("id") or "")
             if not cid:
@@ -167,19 +172,23 @@ class _Session:
                     self.deaths.update(deaths_from_events([event]))
                 elif action == "destroy":
                     self.deaths.pop(cid, None)
-            self._enqueue(cid)
+            self._enqueue(cid, urgent=attributes.get(PROJECT_LABEL) in self.watch._projects)
         elif kind == "network":
-            self._enqueue(_NETWORKS)
-            container = (actor.get("Attributes") or {}).get("container")
+            self._enqueue(_NETWORKS, urgent=False)
+            container = attributes.get("container")
             if container:
-                self._enqueue(str(container))
+                self._enqueue(str(container), urgent=False)
 
-    def _enqueue(self, item: str) -> None:
+    def _enqueue(self, item: str, *, urgent: bool) -> None:
+        """Queue ``item`` to be described once (however many events name it before its turn);
+        a container of the profile's own projects goes before the engine's other business."""
         with self.lock:
             if item in self.queued:
                 return
             self.queued.add(item)
-        self.pending.put(item)
+            self.order += 1
+            order = self.order
+        self.pending.put((0 if urgent else 1, order, item))
 
     def _describe_loop(self) -> None:
         reader = read_client(self.watch._timeout)
@@ -189,7 +198,7 @@ class _Session:
                 while (due := self._due_now()) is not None:
                     self._describe(reader, due)
                 try:
-                    item = self.pending.get(timeout=max(0.0, self._ping_wait(last_heard)))
+                    _, _, item = self.pending.get(timeout=max(0.0, self._ping_wait(last_heard)))
                 except queue.Empty:
                     if time.monotonic() - last_heard >= self.watch._ping_seconds:
                         call(reader.ping, "ping the engine")

@@ -36,7 +36,7 @@ from stackwarden.report import render_markdown
 from stackwarden.report.json import audit_document
 from stackwarden.report.prometheus import render_prometheus
 from stackwarden.sanitize import md_inline, one_line
-from stackwarden.watch.ask import MAX_QUESTION, PROTOCOL
+from stackwarden.watch.ask import MAX_QUESTION, PROTOCOL, profile_identity
 from stackwarden.watch.runner import View
 
 LOG = logging.getLogger(__name__)
@@ -253,8 +253,6 @@ class AnswerServer:
 
 def served_profiles(entries: Mapping[Path, Callable[[], View | None]]) -> list[Served]:
     """``Served`` for each profile file (its identity read now, as ``serve`` loads it)."""
-    from stackwarden.watch.ask import profile_identity
-
     out = []
     for path, view in entries.items():
         resolved, digest = profile_identity(path)

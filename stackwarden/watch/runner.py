@@ -134,6 +134,7 @@ class LiveView:
                     self.stop_event,
                     timeouts=profile.timeouts,
                     always_inspect=frozenset(stateful_containers(profile)),
+                    projects=frozenset(spec.project for spec in profile.compose_projects),
                 ).run,
             ),
             (
