@@ -5,7 +5,10 @@ unhealthy, was OOM-killed, destroyed ...); each container an event names is then
 exactly as the audit describes it (``describe_container``: one list entry, an inspect when it is
 not known to be healthy, its logs when it crash-loops), so the live view and an audit agree. A
 container started less than ``RECENT_START_SECONDS`` ago is described again when it crosses
-that line (no event says so). Network events list the networks again.
+that line (no event says so). Network events list the networks again. One thread describes, one
+container at a time, each once however many events name it before its turn; a container of the
+profile's own compose projects (its label is in the event) goes before the rest of the engine's
+business, so a busy shared engine does not delay what the profile is about.
 
 A stream that ends (the engine restarted or stopped), breaks, or an engine that stops answering
 the ping every ``PING_SECONDS`` is a lost watch: a ``Lost`` change (a gap), then the engine is
