@@ -6,6 +6,7 @@ refused by the server itself."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,6 +82,19 @@ def test_the_answer_says_how_old_each_runtime_is(answering: Path, full_seed: Ful
         assert what in observed, observed
     assert answered.returncode == 1  # the seed's crash loops are critical
     assert "crash-loop:backend" in answered.stderr
+
+
+def test_json_and_metrics_come_from_the_live_view_too(answering: Path, full_seed: FullSeed, tmp_path: Path) -> None:
+    metrics = tmp_path / "audit.prom"
+    answered = _audit(answering, full_seed.profile_path, "--json", "--prometheus", str(metrics))
+    doc = json.loads(answered.stdout)
+    assert doc["observed"]["source"] == "stackwarden serve" and "live view" in doc["observed"]["line"]
+    fresh = json.loads(_audit(answering, full_seed.profile_path, "--json", "--fresh").stdout)
+    assert "observed" not in fresh
+    assert {f["id"] for f in doc["findings"]} == {f["id"] for f in fresh["findings"]}
+    assert doc["snapshot"]["profile"] == fresh["snapshot"]["profile"]
+    text = metrics.read_text()
+    assert 'stackwarden_findings{profile="' in text and 'rule="crash-loops"' in text
 
 
 def test_a_profile_edited_since_serve_read_it_is_observed_in_process(
