@@ -66,6 +66,8 @@ LOG = logging.getLogger(__name__)
 PING_SECONDS = 10.0
 WATCH_SECONDS = 300
 """A watch's ``timeoutSeconds``: the apiserver ends it then, and it resumes from its version."""
+POLL_SECONDS = 10.0
+"""How often a kind the identity may list but not watch is listed again."""
 FORBIDDEN_RETRY_SECONDS = 60.0
 """How often a kind the identity may not list is tried again (RBAC can be granted later)."""
 
@@ -318,6 +320,9 @@ class _Session:
                     if exc.status == 410:
                         version = self._relist(reader, kind)
                         continue
+                    if exc.status == 403:  # may list, may not watch: list it again and again instead
+                        self._poll(reader, kind)
+                        return
                     raise
                 with self.lock:
                     self.streams[kind] = stream
@@ -342,6 +347,27 @@ class _Session:
                 self.lose(f"watch of {kind}: {why(exc)}")
         finally:
             reader.close()
+
+    def _poll(self, reader: Reader, kind: KubeKind) -> None:
+        """The identity may list ``kind`` but not watch it (a read-only Role with get and list
+        only): list it every ``POLL_SECONDS`` instead, reporting it only when it changed. The
+        view stays complete, only slower to see a change; said once, with what to grant."""
+        LOG.warning(
+            "watch of %s in %s is forbidden for this identity: listing it every %.0f s instead "
+            "(grant the watch verb on %s for changes within a second)",
+            kind,
+            self.watch.spec.namespace,
+            POLL_SECONDS,
+            kind,
+        )
+        last: KubeList | None = None
+        while not self.done.wait(POLL_SECONDS):
+            listing, _ = list_kind(reader, kind, self.watch.spec.namespace, self.watch.timeout)
+            if kind == "pods":
+                listing = self.watch._with_logs(reader, listing)
+            if last is None or listing.objects != last.objects or listing.coverage != last.coverage:
+                self.watch.emit(KubeListed(kind=kind, listing=listing, at=now()))
+            last = listing
 
     def _events(self, reader: Reader, kind: KubeKind, stream: Any) -> bool:
         """Apply one watch answer's events, keeping the last version seen in ``versions``;

@@ -6,6 +6,7 @@ for the apiserver (410 Gone) lists its kind again instead of losing the view."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import secrets
 import threading
@@ -21,7 +22,7 @@ from stackwarden.adapters.kube_watch import KubeWatch
 from stackwarden.live.state import Change, KubeListed, KubeObjectSeen, KubeSeen, Lost
 from stackwarden.model.profile import KubernetesSpec, Timeouts
 from tests.support.dockerd import own_dockerd
-from tests.support.kube import ControlPlane, deployment, new_namespace, start_control_plane
+from tests.support.kube import ControlPlane, bind_read_only, deployment, new_namespace, start_control_plane
 from tests.support.realparts import free_ports, wait_for
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.watching import stackwarden_watch
@@ -165,3 +166,44 @@ def test_a_watch_too_old_for_the_apiserver_lists_its_kind_again(
         proxy.stop()
         thread.join(30)
     wait_for(lambda: not thread.is_alive(), 30, "the watch to stop")
+
+
+@pytest.mark.kube
+def test_an_identity_that_may_list_but_not_watch_is_listed_again_instead(own_control_plane: ControlPlane) -> None:
+    """A read-only Role with get and list only (what an audit needs): the live view cannot watch,
+    so it lists each kind again every few seconds: slower, but never blind and never a gap."""
+    from kubernetes import client as k8s
+
+    from stackwarden.adapters import kube_watch
+
+    cp = own_control_plane
+    api = cp.admin_api_client()
+    ns = new_namespace(api, "swtest-nowatch")
+    bind_read_only(api, ns, "viewer")  # get and list, no watch
+    changes: queue.Queue[Change] = queue.Queue()
+    stop = threading.Event()
+    spec = KubernetesSpec(namespace=ns, kubeconfig=str(cp.viewer_kubeconfig), allowed_contexts=("stackwarden-test",))
+    original = kube_watch.POLL_SECONDS
+    kube_watch.POLL_SECONDS = 1.0
+    thread = threading.Thread(target=KubeWatch(spec, changes.put, stop).run, daemon=True)
+    thread.start()
+    seen: list[Change] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not any(isinstance(c, KubeSeen) for c in seen) and time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                seen.append(changes.get(timeout=1))
+        k8s.AppsV1Api(api).create_namespaced_deployment(ns, deployment("late", 0))
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                change = changes.get(timeout=1)
+                seen.append(change)
+                if isinstance(change, KubeListed) and "late" in change.listing.objects:
+                    break
+        else:
+            raise AssertionError(f"the new deployment was never listed; saw {[type(c).__name__ for c in seen]}")
+        assert not [c for c in seen if isinstance(c, Lost)], "listing instead of watching is no gap"
+    finally:
+        kube_watch.POLL_SECONDS = original
+        stop.set()
+        thread.join(30)
