@@ -36,7 +36,7 @@ from benchmarks.harness import (
     time_baseline,
 )
 from benchmarks.scenario import SIZES, Scenario, build
-from tests.support.realparts import REPO
+from tests.support.realparts import REPO, free_ports
 
 
 def _ratio(value: float | None, baseline: float) -> float | None:
@@ -47,14 +47,16 @@ def _round(value: float | None) -> float | None:
     return round(value, 3) if value is not None else None
 
 
-def measure(scenario: Scenario, workdir: Path, server_url: str, repeat: int, ephemeral_repeat: int) -> dict[str, Any]:
+def measure(
+    scenario: Scenario, workdir: Path, server_env: dict[str, str], repeat: int, ephemeral_repeat: int
+) -> dict[str, Any]:
     """Every figure for one scenario; the ways of running are interleaved run by run, so a
     passing load on the shared machine touches them alike."""
     load_before = os.getloadavg()[0]
     baseline, in_process, recorded, ephemeral = [], Series(), Series(), Series()
     parts: dict[str, list[float]] = {}
     in_env = clean_env(workdir / "prefect-none")
-    rec_env = clean_env(workdir / "prefect-client", PREFECT_API_URL=server_url)
+    rec_env = clean_env(workdir / "prefect-client", **server_env)
     # warm-up: page cache, the server's first flow registration
     run_process(audit_args(scenario, "--no-record", "--fresh"), in_env)
     run_process(audit_args(scenario), rec_env)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         kubelet = FakeKubelet(control_plane.admin_kubeconfig).start()
         stack.callback(kubelet.stop)
         (work / "server").mkdir()
-        server = stack.enter_context(local_server(work / "server"))
+        server = stack.enter_context(local_server(work / "server", port=free_ports(1)[0]))
         print(f"control plane, fake kubelet, Prefect server up in {time.monotonic() - started:.1f} s", file=sys.stderr)
         if args.hold:
             with build(
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             built = time.monotonic()
             with build(size, scenario_dir, control_plane, kubelet) as scenario:
                 print(f"{size.name}: scenario built in {time.monotonic() - built:.1f} s", file=sys.stderr)
-                figures = measure(scenario, scenario_dir, server.api_url, args.repeat, args.ephemeral_repeat)
+                figures = measure(scenario, scenario_dir, server.client_env, args.repeat, args.ephemeral_repeat)
                 if size.name == "seed" and not args.no_switch:
                     figures["switch"] = switch_figures(scenario, scenario_dir / "prefect-switch")
                 results.append(figures)

@@ -55,7 +55,8 @@ def _tree_cpu(pids: list[int]) -> float:
 
 
 def _client(api_url: str, profile: str, hosts: list[str], rounds: int) -> None:
-    """One client process: audits for its hosts, round by round; prints latencies as JSON."""
+    """One client process: audits for its hosts, round by round; prints latencies as JSON.
+    The server's secret comes in the environment (PREFECT_API_AUTH_STRING), never on argv."""
     os.environ["PREFECT_API_URL"] = api_url
     from flows.audit import audit_flow
 
@@ -87,10 +88,14 @@ def _database(kind: str, workdir: Path) -> Iterator[tuple[str | None, list[int],
         yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/prefect", [pg.pid], size
 
 
-def _count(api_url: str, path: str, body: dict[str, Any]) -> int:
-    import httpx
+def _count(server: Any, path: str, body: dict[str, Any]) -> int:
+    from tests.support.prefect_api import Api
 
-    return int(httpx.post(f"{api_url}{path}", json=body, timeout=30).json())
+    api = Api.of(server)
+    try:
+        return int(api.post(path, body))
+    finally:
+        api.close()
 
 
 def run(hosts: int, rounds: int, clients: int, database: str) -> dict[str, Any]:
@@ -128,6 +133,7 @@ def run(hosts: int, rounds: int, clients: int, database: str) -> dict[str, Any]:
                     text=True,
                     env={
                         **os.environ,
+                        **server.client_env,
                         "PREFECT_HOME": str(workdir / f"client-{i}"),
                         "PREFECT_LOGGING_LEVEL": "WARNING",
                     },
@@ -144,8 +150,8 @@ def run(hosts: int, rounds: int, clients: int, database: str) -> dict[str, Any]:
             time.sleep(3)  # events and logs are written in batches: count them in
             cpu = _tree_cpu([server.pid, *db_pids]) - cpu_before
             growth = db_size() - size_before
-            flow_runs = _count(server.api_url, "/flow_runs/count", {})
-            task_runs = _count(server.api_url, "/task_runs/count", {})
+            flow_runs = _count(server, "/flow_runs/count", {})
+            task_runs = _count(server, "/task_runs/count", {})
             rss = sum(
                 p.memory_info().rss
                 for p in [psutil.Process(server.pid), *psutil.Process(server.pid).children(recursive=True)]

@@ -391,8 +391,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         st = stage(infra, work)
         host = f"bench-{st.project}"
-        env = clean_env(work / "client", PREFECT_API_URL=infra.server.api_url, STACKWARDEN_SOCKET=str(work / "s.sock"))
-        api = Api(infra.server.api_url)
+        env = clean_env(work / "client", STACKWARDEN_SOCKET=str(work / "s.sock"), **infra.server.client_env)
+        api = Api.of(infra.server)
         injector = Injector(st)
         with watching(st.profile, env) as lines, serving(st.profile, env, work / "serve.log", host):
             lines.wait("open", "service-unavailable:web:compose", timeout=180)
@@ -550,7 +550,7 @@ def sizes(args: argparse.Namespace) -> list[dict[str, Any]]:
                     figure["cold"] = measure_cold(scenario, env, args.repeat)
                     print(json.dumps({size.name: {"cold": figure["cold"]}}), file=sys.stderr, flush=True)
                 if measures & {"answer", "idle"}:
-                    serve_env = {**env, "PREFECT_API_URL": infra.server.api_url}
+                    serve_env = {**env, **infra.server.client_env}
                     with serving(scenario.profile_path, serve_env, here / "serve.log", f"bench-{size.name}") as serve:
                         up = time.monotonic()
                         wait_for((here / "s.sock").exists, 1800, "serve's live view")
@@ -618,7 +618,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         with build(size, work, infra.control_plane, infra.kubelet) as scenario:
             sock = work / "s.sock"
-            env = clean_env(work / "client", PREFECT_API_URL=infra.server.api_url, STACKWARDEN_SOCKET=str(sock))
+            env = clean_env(work / "client", STACKWARDEN_SOCKET=str(sock), **infra.server.client_env)
             apps = k8s.AppsV1Api(infra.control_plane.admin_api_client())
             apps.create_namespaced_deployment(scenario.namespace, deployment("churn", 0))
             stop = threading.Event()

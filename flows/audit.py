@@ -7,24 +7,25 @@ the report is published as artifacts and the finding events are emitted beside i
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Failed
 
+from flows.served import fixed_host, is_deployment_run, metrics_path, run_host
 from stackwarden.adapters.docker import DockerObservation
 from stackwarden.adapters.host import HostObservation
-from stackwarden.errors import ProfileError
+from stackwarden.errors import StackwardenError
 from stackwarden.model.base import Mode
 from stackwarden.model.profile import HealthCheck, HostLookup, KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.pipeline import AuditOutcome, Result
 from stackwarden.pipeline import observe_all as observe_with
-from stackwarden.profiles import default_profile_path, load_profile
+from stackwarden.profiles import choose_profile, load_profile
+from stackwarden.sanitize import one_line
 from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
 from tasks.metrics import write_metrics_task
 from tasks.observe import observe_docker_task, observe_host_task, observe_kubernetes_task
@@ -35,25 +36,26 @@ if TYPE_CHECKING:
 __all__ = ["AuditOutcome", "audit_flow", "host_name", "observe_all", "profile_name_of"]
 
 
-def profile_name_of(profile_path: object) -> str:
-    """The profile's own name for run names, or the file's stem when it cannot be read (the run
-    then fails on the same error with its full message)."""
-    path = Path(str(profile_path)) if profile_path else default_profile_path()
+def profile_name_of(params: dict[str, Any]) -> str:
+    """The profile's own name for run names, from a run's parameters (its ``profile`` name, or the
+    file its ``profile_path`` or the served set gives), or what was asked for when it cannot be
+    read (the run then fails on the same error with its full message)."""
     try:
+        path = choose_profile(params.get("profile"), params.get("profile_path"), deployment_run=is_deployment_run())
         return load_profile(path).name
-    except ProfileError:
-        return path.stem
+    except StackwardenError:
+        return str(params.get("profile") or "unknown-profile")
 
 
 def host_name(host: str | None = None) -> str:
     """The host a run speaks for: the ``host`` parameter, ``$STACKWARDEN_HOST``, or this machine's
     name. Fleet runs carry it as a tag and a parameter, and events carry it as a label."""
-    return host or os.environ.get("STACKWARDEN_HOST") or socket.gethostname()
+    return host or fixed_host()
 
 
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
-    return f"audit-{profile_name_of(params.get('profile_path'))}"
+    return f"audit-{profile_name_of(params)}"
 
 
 class TaskSubmitter:
@@ -82,27 +84,44 @@ def observe_all(profile: Profile) -> Snapshot:
     return observe_with(profile, TaskSubmitter(), get_run_logger())
 
 
-@flow(name="audit", flow_run_name=_run_name, log_prints=False, persist_result=False)
-def audit_flow(
-    profile_path: str | None = None,
+def audit(
+    profile: str | None = None,
     mode: str | None = None,
     host: str | None = None,
+    profile_path: str | None = None,
     prometheus_path: str | None = None,
-) -> AuditOutcome:
+) -> AuditOutcome | State[Any]:
     """Observe Compose, Kubernetes and the host, diagnose conflicts, publish the report.
 
-    Every parameter has a default (``$STACKWARDEN_PROFILE`` or the bundled profile; this host's
-    name), so a schedule or a bare ``prefect deployment run`` works from any directory.
-    ``prometheus_path`` also writes the audit's metrics for node_exporter's textfile collector."""
+    ``profile`` names one of the profiles fixed when the runs were served or deployed; a run of a
+    deployment chooses only that way (``stackwarden.profiles.choose_profile``). ``profile_path``
+    and ``prometheus_path`` (the metrics file for node_exporter's textfile collector) are for runs
+    started at a terminal; a served run writes its metrics where ``serve --prometheus-dir`` said.
+    Every parameter has a default (the one served profile, or ``$STACKWARDEN_PROFILE`` or the
+    bundled one at a terminal; this host's name), so a schedule or a bare ``prefect deployment
+    run`` works from any directory. A refused choice ends the run Failed with one line."""
     started = time.monotonic()
-    profile = load_profile(profile_path or default_profile_path())
+    deployment_run = is_deployment_run()
+    try:
+        chosen = choose_profile(profile, profile_path, deployment_run=deployment_run)
+        the_profile = load_profile(chosen)
+        metrics = metrics_path(the_profile, prometheus_path, deployment_run=deployment_run)
+        speaks_for = run_host(host, deployment_run=deployment_run)
+    except StackwardenError as exc:  # a bad choice, or a served file that is broken or not root's
+        get_run_logger().warning("audit refused: %s; nothing was observed", exc)
+        return Failed(message=one_line(f"refused: {exc}"), data=exc)  # a terminal run raises it again
     requested = Mode(mode) if mode else None
-    snapshot = observe_all(profile)
-    result = diagnose_task(snapshot, profile, requested)
+    snapshot = observe_all(the_profile)
+    result = diagnose_task(snapshot, the_profile, requested)
     # the finding memory is compared and written beside the report, not in front of it
-    events = emit_finding_events_task.submit(result, profile, host=host_name(host))
-    markdown = publish_report_task(result, snapshot, profile)
+    events = emit_finding_events_task.submit(result, the_profile, host=speaks_for)
+    markdown = publish_report_task(result, snapshot, the_profile)
     events.wait()
-    if prometheus_path:
-        write_metrics_task(result, snapshot, profile, prometheus_path, time.monotonic() - started)
-    return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)
+    if metrics:
+        write_metrics_task(result, snapshot, the_profile, metrics, time.monotonic() - started)
+    return AuditOutcome(profile=the_profile, snapshot=snapshot, result=result, markdown=markdown)
+
+
+audit_flow = flow(name="audit", flow_run_name=_run_name, log_prints=False, persist_result=False)(audit)
+"""The ``audit`` flow. Its function keeps a module-level name of its own (``audit``), so the
+runner of ``stackwarden serve`` pickles it by reference (see ``flows.switch.switch_flow``)."""

@@ -5,7 +5,7 @@ Two are documented in docs/automations.md and created by ``create_automations``:
 - **critical finding -> compose-only switch**: when an audit opens a critical finding, run the
   compose-only switch deployment of that host and profile. The deployment's parameters say
   ``approval: ui``, so the run only publishes its plan and waits for a person: an automation
-  never changes a host on its own (DESIGN.md safety invariant 5).
+  never changes a host on its own.
 - **finding event -> webhook**: every ``stackwarden.finding.opened``/``.resolved`` is posted to a
   webhook (chat, paging, a ticket system) with its host, profile, rule, severity and summary.
 
@@ -89,6 +89,12 @@ def finding_webhook(block_document_id: UUID, *, host: str | None = None, profile
 
 
 async def create_automations(automations: list[AutomationCore]) -> list[UUID]:
-    """Create each automation on the server in ``PREFECT_API_URL``; returns their ids."""
+    """Create each automation on the server in ``PREFECT_API_URL``, replacing any of the same name
+    (running the same setup twice leaves one automation, not two that both fire); returns their ids."""
     async with get_client() as client:
-        return [await client.create_automation(automation) for automation in automations]
+        ids = []
+        for automation in automations:
+            for existing in await client.read_automations_by_name(automation.name):
+                await client.delete_automation(existing.id)
+            ids.append(await client.create_automation(automation))
+        return ids

@@ -25,11 +25,11 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
 from stackwarden.basics import Mode, Severity, default_profile_path
-from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
+from stackwarden.errors import LockedError, ProfileChoiceError, ProfileError, StackwardenError, environment_hint
 from stackwarden.sanitize import one_line, strip_controls, terminal
 
 if TYPE_CHECKING:
@@ -243,7 +243,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write each audit's metrics to DIR/stackwarden-<profile>.prom (node_exporter textfile collector)",
     )
     serve.add_argument(
-        "--port", type=int, default=None, help="port of the local Prefect server (default 4200, or a free one)"
+        "--port", type=_port, default=None, help="port of the local Prefect server (default 4200, which must be free)"
+    )
+    serve.add_argument(
+        "--allow-unauthenticated-api",
+        action="store_true",
+        help="accept a PREFECT_API_URL server that answers API calls without authentication (not advised)",
     )
     serve.add_argument(
         "--no-watch",
@@ -296,6 +301,44 @@ def _parser() -> argparse.ArgumentParser:
         help="one JSON object per line: time, event, profile, id, rule, severity, summary, services",
     )
     watch.add_argument("-v", "--verbose", action="store_true", help="show log lines on stderr")
+
+    server = sub.add_parser(
+        "server",
+        help="run a Prefect server with authentication (for workers, or a fleet), without serving flows",
+        description=(
+            "Start the Prefect server that 'serve' would start, and nothing else: SQLite (or "
+            "$PREFECT_SERVER_DATABASE_CONNECTION_URL) under $STACKWARDEN_PREFECT_HOME, every API call "
+            "authenticated with the secret kept there (client.env holds PREFECT_API_URL and "
+            "PREFECT_API_AUTH_STRING), CSRF protection on. Stops on Ctrl-C or SIGTERM."
+        ),
+    )
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument("--port", type=_port, default=None, help="port (default 4200, which must be free)")
+
+    worker = sub.add_parser(
+        "worker",
+        help="run a Prefect process worker for this host's deployments (scripts/deploy.sh)",
+        description=(
+            "Check what a worker needs, then become Prefect's process worker on this host's pool: "
+            "PREFECT_API_URL (and PREFECT_API_AUTH_STRING) must name a server that refuses "
+            "unauthenticated calls, and every profile the runs may act on ($STACKWARDEN_PROFILES, "
+            "else $STACKWARDEN_PROFILE or the bundled one) must be valid and, as root, root's."
+        ),
+    )
+    worker.add_argument(
+        "--pool", default=None, help="work pool (default $STACKWARDEN_POOL, else stackwarden-<host>, as deploy.sh)"
+    )
+    worker.add_argument(
+        "--host-name",
+        default=None,
+        metavar="NAME",
+        help="the host name its runs speak for (default: $STACKWARDEN_HOST or this machine's name)",
+    )
+    worker.add_argument(
+        "--allow-unauthenticated-api",
+        action="store_true",
+        help="accept a server that answers API calls without authentication (not advised)",
+    )
 
     profile = sub.add_parser("profile", help="validate a profile or print its JSON Schema")
     profile_sub = profile.add_subparsers(dest="profile_command", required=True, metavar="ACTION")
@@ -512,7 +555,12 @@ def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
     with progress.step("running the recorded audit flow"):
         from flows.audit import audit_flow
 
-        return audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)
+        outcome = audit_flow(profile_path=str(profile_path), prometheus_path=prometheus)
+    from stackwarden.pipeline import AuditOutcome
+
+    if not isinstance(outcome, AuditOutcome):  # a refused choice returns a Failed state (whose result raises)
+        raise StackwardenError(f"the recorded audit did not complete: {outcome}")
+    return outcome
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -607,15 +655,65 @@ def _drain_seconds(text: str) -> float:
     return seconds
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from flows.local_server import local_server, stackwarden_prefect_home
+def _port(text: str) -> int:
+    """A TCP port, 1 to 65535 (argparse type)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port between 1 and 65535")
+    return port
+
+
+def _host(args: argparse.Namespace) -> str:
+    return str(args.host_name or os.environ.get("STACKWARDEN_HOST") or socket.gethostname())
+
+
+def _served_profiles(paths: list[Path]) -> list[tuple[Path, Profile]]:
+    """Every profile valid (and, as root, root's: see ``stackwarden.profiles.untrusted_path``)
+    before anything starts, names unique; the paths absolute, so no run depends on where serve or
+    the worker was started."""
     from stackwarden.profiles import load_profile
 
-    paths: list[Path] = args.profile or [default_profile_path()]
-    served = [(path, load_profile(path)) for path in paths]  # every profile valid before anything starts
+    served = [(Path(os.path.abspath(path)), load_profile(path)) for path in paths]
     names = [profile.name for _, profile in served]
     if len(set(names)) != len(names):
-        raise _Usage(f"two --profile files share a profile name: {', '.join(names)}")
+        raise _Usage(f"two profiles share a profile name: {', '.join(names)}")
+    return served
+
+
+def _fix_for_runs(served: list[tuple[Path, Profile]], host: str, allow_unauthenticated: bool) -> None:
+    """What the runs of this process (and their child processes) act on, in their environment,
+    not in any run parameter: the profile set, the host, whether an open server was accepted."""
+    from flows.api_access import ALLOW_UNAUTHENTICATED_ENV
+    from stackwarden.profiles import SERVED_PROFILES_ENV
+
+    os.environ[SERVED_PROFILES_ENV] = os.pathsep.join(str(path) for path, _ in served)
+    os.environ["STACKWARDEN_HOST"] = host
+    if allow_unauthenticated:
+        os.environ[ALLOW_UNAUTHENTICATED_ENV] = "1"
+    else:
+        os.environ.pop(ALLOW_UNAUTHENTICATED_ENV, None)
+
+
+def _require_closed_server(url: str, allowed: bool) -> None:
+    """A remote server must refuse calls without credentials (unless allowed): exit 3 otherwise."""
+    from flows.api_access import OpenServerError, UnreachableServerError, require_authentication
+
+    try:
+        require_authentication(url, allowed=allowed)
+    except UnreachableServerError as exc:
+        raise _Surroundings(str(exc), "start that Prefect server, or fix PREFECT_API_URL") from None
+    except OpenServerError as exc:
+        raise _Surroundings(str(exc), "see docs/fleet.md (a shared server with authentication behind TLS)") from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.local_server import local_server, stackwarden_prefect_home
+    from flows.served import PROMETHEUS_DIR_ENV
+
+    served = _served_profiles(args.profile or [default_profile_path()])
     if args.prometheus_dir is not None and not args.prometheus_dir.is_dir():
         raise _Usage(f"--prometheus-dir {args.prometheus_dir}: not a directory")
     if args.socket_group is not None:
@@ -625,23 +723,72 @@ def _serve(args: argparse.Namespace) -> int:
             grp.getgrnam(args.socket_group)
         except KeyError:
             raise _Usage(f"--socket-group {args.socket_group}: no such group") from None
-    host = args.host_name or os.environ.get("STACKWARDEN_HOST") or socket.gethostname()
+    host = _host(args)
+    _fix_for_runs(served, host, args.allow_unauthenticated_api)
+    if args.prometheus_dir is not None:
+        os.environ[PROMETHEUS_DIR_ENV] = os.path.abspath(args.prometheus_dir)
+    else:
+        os.environ.pop(PROMETHEUS_DIR_ENV, None)
     # SIGTERM stops us like Ctrl-C until Prefect's runner installs its own graceful handler.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         if os.environ.get("PREFECT_API_URL"):
+            _require_closed_server(os.environ["PREFECT_API_URL"], args.allow_unauthenticated_api)
             ui_url = os.environ.get("PREFECT_UI_URL") or os.environ["PREFECT_API_URL"].removesuffix("/api")
             _run_serve(served, host, args, ui_url)
             return EXIT_OK
         with local_server(stackwarden_prefect_home(), port=args.port) as server:
             _out(f"Prefect server started: {server.ui_url} (PREFECT_HOME={server.home}, log {server.log})")
-            os.environ.update(
-                PREFECT_API_URL=server.api_url, PREFECT_UI_URL=server.ui_url, PREFECT_HOME=str(server.home)
-            )
+            _out(f"API URL and secret for clients and the UI login: {server.client_env_file} (root only)")
+            os.environ.update(PREFECT_UI_URL=server.ui_url, PREFECT_HOME=str(server.home), **server.client_env)
             _run_serve(served, host, args, server.ui_url)
         _out("stackwarden serve: stopped; the local Prefect server is stopped too")
     except KeyboardInterrupt:
         _out("stackwarden serve: stopped", sys.stderr)
+    return EXIT_OK
+
+
+def _server(args: argparse.Namespace) -> int:
+    """The local server alone, until Ctrl-C or SIGTERM."""
+    from flows.local_server import local_server, stackwarden_prefect_home
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with local_server(stackwarden_prefect_home(), host=args.host, port=args.port) as server:
+            _out(f"Prefect server started: {server.ui_url} (PREFECT_HOME={server.home}, log {server.log})")
+            _out(f"API URL and secret for clients and the UI login: {server.client_env_file} (owner only)")
+            while True:  # until Ctrl-C or SIGTERM (``_interrupt``) ends it
+                signal.pause()
+    except KeyboardInterrupt:
+        _out("stackwarden server: stopped", sys.stderr)
+    return EXIT_OK
+
+
+def worker_pool(host: str) -> str:
+    """The pool of this host's worker: one per host, so no host runs another host's audit."""
+    return os.environ.get("STACKWARDEN_POOL") or f"stackwarden-{host}"
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Check what a worker needs, then poll this host's pool with ``flows.worker.StackwardenWorker``
+    (Prefect's process worker with the command, environment and flow of each run fixed)."""
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        raise _Usage(
+            "a worker needs PREFECT_API_URL and PREFECT_API_AUTH_STRING; "
+            "e.g. set -a; . ~/.local/share/stackwarden/prefect/client.env; set +a"
+        )
+    from stackwarden.profiles import served_profile_paths
+
+    served = _served_profiles(list(served_profile_paths()))
+    host = _host(args)
+    _require_closed_server(url, args.allow_unauthenticated_api)
+    _fix_for_runs(served, host, args.allow_unauthenticated_api)
+    pool = args.pool or worker_pool(host)
+    _out(f"stackwarden worker: pool {pool}, host {host}, profiles " + ", ".join(p.name for _, p in served))
+    from flows.worker import run_worker
+
+    run_worker(pool)
     return EXIT_OK
 
 
@@ -651,16 +798,18 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Namespace, ui_url: str) -> None:
     """Import Prefect only now, after the environment names the server it must talk to."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     from flows.serve import Served, serve_stack
 
-    with temporary_settings(updates={PREFECT_API_URL: os.environ["PREFECT_API_URL"], PREFECT_UI_URL: ui_url}):
+    settings: dict[Any, Any] = {PREFECT_API_URL: os.environ["PREFECT_API_URL"], PREFECT_UI_URL: ui_url}
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        settings[PREFECT_API_AUTH_STRING] = os.environ["PREFECT_API_AUTH_STRING"]
+    with temporary_settings(updates=settings):
         serve_stack(
             [Served(path=path, profile=profile) for path, profile in served],
             host=host,
             audit_every=args.audit_every,
-            prometheus_dir=args.prometheus_dir,
             ui_url=ui_url,
             drain_seconds=args.drain_timeout,
             watch=args.watch,
@@ -742,6 +891,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "watch":
             return _watch(args)
+        if args.command == "server":
+            return _server(args)
+        if args.command == "worker":
+            return _worker(args)
         return _profile(args)
     except ProfileError as exc:
         for field, reason in exc.problems or [("", "invalid")]:
@@ -749,6 +902,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except _Usage as exc:
         return _fail(str(exc), EXIT_USAGE)
+    except ProfileChoiceError as exc:  # a file where only a served profile's name is taken
+        return _fail(str(exc), EXIT_USAGE, "unset STACKWARDEN_PROFILES to run on a file of your own at a terminal")
     except _Surroundings as exc:
         return _fail(str(exc), EXIT_INTERNAL, exc.hint)
     except LockedError as exc:

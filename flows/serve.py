@@ -4,13 +4,20 @@ Prefect's ``serve`` runs the deployments itself (no worker, no work pool). Each 
 runs its own ``serve`` against one server; deployment names end in ``@<host>`` so two hosts with
 the same profile never share (and overwrite) a deployment, and every run carries the host as a
 tag and a parameter.
+
+What a run may choose is narrow (``flows.served``): a profile by name among those given to
+``serve``, never a file. The runs execute the flow objects of this process (registered with the
+runner), not whatever entrypoint or pull steps the server's copy of the deployment says now:
+editing a deployment through the API must not become a way to run code as root here. Switches
+hold no Prefect concurrency slot: a slot's lease lapses while a run is paused for approval and
+Prefect then kills the run; the per-profile switch lock keeps two switches apart instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
+import os
 import signal
 import sys
 import threading
@@ -22,15 +29,19 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
 from flows.audit import audit_flow
 from flows.live import Watched, live_views
+from flows.served import PROMETHEUS_DIR_ENV, metrics_file
 from flows.switch import switch_flow
 from stackwarden.model.base import Mode
 from stackwarden.model.profile import Profile
+
+__all__ = ["DrainingRunner", "Served", "deployments_for", "metrics_file", "serve_stack", "served_deployments"]
 
 
 @dataclass(frozen=True)
@@ -41,52 +52,67 @@ class Served:
     profile: Profile
 
 
-def metrics_file(directory: Path, profile: Profile) -> Path:
-    """One textfile per profile, so node_exporter sees each profile's series exactly once."""
-    return directory / f"stackwarden-{re.sub(r'[^A-Za-z0-9_.-]', '-', profile.name)}.prom"
-
-
 def tags_for(kind: str, profile: Profile, host: str) -> list[str]:
     """Tags that filter a fleet in the UI: by kind, profile and host."""
     return ["stackwarden", kind, f"profile:{profile.name}", f"host:{host}"]
 
 
-def deployments_for(
-    served: Served, *, host: str, audit_every: timedelta, prometheus_dir: Path | None
-) -> list[RunnerDeployment]:
+@dataclass(frozen=True)
+class ServedDeployment:
+    """One deployment ``serve`` registers: the flow object its runs execute, and how it is named,
+    scheduled and parameterised."""
+
+    flow: Flow[Any, Any]
+    settings: dict[str, Any]
+
+
+def served_deployments(served: Served, *, host: str, audit_every: timedelta) -> list[ServedDeployment]:
     """The audit (scheduled) and one switch per mode (approval in the UI) for one profile.
 
-    Parameters are absolute, so runs do not depend on the directory ``serve`` was started in."""
-    profile_path = str(served.path.resolve())
-    audit_parameters: dict[str, object] = {"profile_path": profile_path, "host": host}
-    if prometheus_dir is not None:
-        audit_parameters["prometheus_path"] = str(metrics_file(prometheus_dir.resolve(), served.profile))
-    deployments: list[RunnerDeployment] = [
-        audit_flow.to_deployment(
-            name=f"audit-{served.profile.name}@{host}",
-            description=f"Audit of {served.profile.name} on {host}, every {audit_every}.",
-            interval=audit_every,
-            parameters=audit_parameters,
-            tags=tags_for("audit", served.profile, host),
-            concurrency_limit=1,  # an audit slower than its interval must not pile up
-            entrypoint_type=EntrypointType.MODULE_PATH,
-        )  # type: ignore[list-item]  # the sync dispatch of to_deployment returns a deployment
+    Parameters name the profile and the host; they are no files (the profile is one of those
+    ``serve`` was given, its metrics file is where ``--prometheus-dir`` says)."""
+    name = served.profile.name
+    common = {"entrypoint_type": EntrypointType.MODULE_PATH}
+    deployments = [
+        ServedDeployment(
+            audit_flow,
+            {
+                "name": f"audit-{name}@{host}",
+                "description": f"Audit of {name} on {host}, every {audit_every}.",
+                "interval": audit_every,
+                "parameters": {"profile": name, "host": host},
+                "tags": tags_for("audit", served.profile, host),
+                "concurrency_limit": 1,  # an audit slower than its interval must not pile up
+                **common,
+            },
+        )
     ]
     for mode in Mode:
         deployments.append(
-            switch_flow.to_deployment(  # type: ignore[arg-type]
-                name=f"switch-{served.profile.name}-{mode}@{host}",
-                description=(
-                    f"Switch {served.profile.name} on {host} to {mode}: the run shows its plan "
-                    "and waits for approval in the UI (Resume, approve: true) before changing anything."
-                ),
-                parameters={"mode": str(mode), "profile_path": profile_path, "apply": True, "approval": "ui"},
-                tags=tags_for("switch", served.profile, host),
-                concurrency_limit=1,
-                entrypoint_type=EntrypointType.MODULE_PATH,
+            ServedDeployment(
+                switch_flow,
+                {
+                    "name": f"switch-{name}-{mode}@{host}",
+                    "description": (
+                        f"Switch {name} on {host} to {mode}: the run shows its plan and waits for approval "
+                        "in the UI (Resume, approve: true) before changing anything."
+                    ),
+                    "parameters": {"mode": str(mode), "profile": name, "apply": True, "approval": "ui", "host": host},
+                    "tags": tags_for("switch", served.profile, host),
+                    # no concurrency_limit: its slot would lapse while the run waits for approval
+                    **common,
+                },
             )
         )
     return deployments
+
+
+def deployments_for(served: Served, *, host: str, audit_every: timedelta) -> list[RunnerDeployment]:
+    """``served_deployments`` as Prefect's deployment objects (what the server is told)."""
+    return [
+        d.flow.to_deployment(**d.settings)  # type: ignore[misc]  # the sync dispatch returns a deployment
+        for d in served_deployments(served, host=host, audit_every=audit_every)
+    ]
 
 
 DEFAULT_DRAIN_SECONDS = 300.0
@@ -198,7 +224,6 @@ def serve_stack(
     *,
     host: str,
     audit_every: timedelta,
-    prometheus_dir: Path | None,
     ui_url: str | None,
     drain_seconds: float = DEFAULT_DRAIN_SECONDS,
     watch: bool = True,
@@ -206,23 +231,24 @@ def serve_stack(
 ) -> None:
     """Register the deployments and run them until Ctrl-C or SIGTERM. Runs in flight finish first
     (``DrainingRunner``); schedules are paused on the way out so no run is left unattended.
-    With ``watch`` (the default) each profile also has a live view (``flows.live``): finding
-    changes published within seconds, ``stackwarden audit`` answered from it."""
-    deployments = [
-        d for s in served for d in deployments_for(s, host=host, audit_every=audit_every, prometheus_dir=prometheus_dir)
-    ]
+
+    ``add_flow`` registers each flow object with the runner, so a run executes it directly (in a
+    child process) instead of importing what the server's copy of the deployment names. With
+    ``watch`` (the default) each profile also has a live view (``flows.live``): finding changes
+    published within seconds, ``stackwarden audit`` answered from it; its metrics go where the
+    served audits' go (``$STACKWARDEN_PROMETHEUS_DIR``, fixed at serve time)."""
+    deployments = [d for s in served for d in served_deployments(s, host=host, audit_every=audit_every)]
     print(f"stackwarden serve: {len(deployments)} deployment(s) for host {host}:", flush=True)
     for deployment in deployments:
-        print(f"  {deployment.flow_name}/{deployment.name}", flush=True)
+        print(f"  {deployment.flow.name}/{deployment.settings['name']}", flush=True)
     if ui_url:
         print(f"Prefect UI: {ui_url}", flush=True)
     runner = DrainingRunner(drain_seconds=drain_seconds, pause_on_shutdown=True)
     runner.install_signal_handlers()
     for deployment in deployments:
-        runner.add_deployment(deployment)
-    metrics = (
-        {s.profile.name: metrics_file(prometheus_dir.resolve(), s.profile) for s in served} if prometheus_dir else None
-    )
+        runner.add_flow(deployment.flow, **deployment.settings)
+    directory = os.environ.get(PROMETHEUS_DIR_ENV)
+    metrics = {s.profile.name: metrics_file(Path(directory), s.profile) for s in served} if directory else None
     live: contextlib.AbstractContextManager[object] = (
         live_views([Watched(s.path, s.profile) for s in served], host=host, metrics=metrics, socket_group=socket_group)
         if watch

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
+import os
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -12,15 +15,18 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
+from prefect.settings import PREFECT_API_URL
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.api_access import require_authentication, unauthenticated_allowed
 from flows.audit import observe_all, profile_name_of
+from flows.served import is_deployment_run, run_host
 from stackwarden.adapters.lock import lock_resources, switch_lock
-from stackwarden.errors import RefusedError
+from stackwarden.errors import RefusedError, StackwardenError
 from stackwarden.model.base import Mode
 from stackwarden.model.plan import (
     Plan,
@@ -33,12 +39,13 @@ from stackwarden.model.plan import (
     Verdict,
 )
 from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
 from stackwarden.planner import inverse_of, plan, undo_after_failure
-from stackwarden.profiles import default_profile_path, load_profile
-from stackwarden.report.approval import render_approval
+from stackwarden.profiles import LoadedProfile, choose_profile, read_profile
+from stackwarden.report.approval import ApprovalScope, render_approval
 from stackwarden.report.plan import render_plan
 from stackwarden.report.verdict import render_verdict
-from stackwarden.sanitize import one_line
+from stackwarden.sanitize import FIELD_MAX, clean, one_line
 from stackwarden.verdict import not_ready, verdict
 from tasks.publish import event, markdown_artifact, table_artifact
 from tasks.switch import apply_step_task, preflight_task
@@ -55,9 +62,14 @@ class Approval(RunInput):
     comment: str = ""
 
 
+APPROVAL_COMMENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("approval_comment", default=None)
+"""The comment of the person who answered this run's approval form (None: no one was asked). The
+switch events and the verdict artifact carry it, so the record says who expected what."""
+
+
 def _run_name() -> str:
     params: dict[str, Any] = flow_run.parameters or {}
-    return f"switch-{profile_name_of(params.get('profile_path'))}-{params.get('mode') or 'default-mode'}"
+    return f"switch-{profile_name_of(params)}-{params.get('mode') or 'default-mode'}"
 
 
 def _key(profile: Profile, what: str) -> str:
@@ -130,32 +142,98 @@ def _switch_event(name: str, the_plan: Plan, **payload: object) -> None:
             "stackwarden.profile": the_plan.profile,
             "stackwarden.mode": str(the_plan.mode),
         },
-        payload={"mode": str(the_plan.mode), "plan_digest": the_plan.digest, **payload},
+        payload={
+            "mode": str(the_plan.mode),
+            "plan_digest": the_plan.digest,
+            **payload,
+            **({"approval_comment": comment} if (comment := APPROVAL_COMMENT.get()) is not None else {}),
+        },
     )
 
 
 def _refuse(the_plan: Plan, reason: str) -> State[Any]:
-    """End the run Failed without changing anything, the outcome attached."""
-    get_run_logger().error("switch refused: %s", reason)
+    """End the run Failed without changing anything, the outcome attached: one warning line that
+    says so (a refusal is the safe outcome, not a crash: no ERROR, no traceback)."""
+    get_run_logger().warning("switch refused: %s; nothing was changed", reason)
     _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
     refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
-    return Failed(message=one_line(f"refused: {reason}"), data=refused)
+    return Failed(message=one_line(f"refused: {reason}; nothing was changed"), data=refused)
+
+
+def _refuse_unplanned(error: StackwardenError) -> State[Any]:
+    """Refused before there is a plan (a profile the run may not choose, a bad parameter, a lock
+    another switch holds): one warning line, the run Failed, and the error kept as the state's
+    data, so a terminal run (``run_switch``) reports it as it always did."""
+    get_run_logger().warning("switch refused: %s; nothing was changed", error)
+    return Failed(message=one_line(f"refused: {error}; nothing was changed"), data=error)
 
 
 def _reject(the_plan: Plan, state_name: str, reason: str) -> State[Any]:
     """A rejection or a timeout changes nothing and is no success: the run ends Cancelled under
     a name that says which (``Rejected``, ``Approval timed out``), the reason in its message."""
     get_run_logger().warning("switch not approved (%s): %s; nothing was changed", state_name, reason)
+    _switch_event("stackwarden.switch.rejected", the_plan, reason=reason, outcome=state_name)
     outcome = SwitchOutcome(status=SwitchStatus.REJECTED, plan=the_plan, message=reason)
     return Cancelled(name=state_name, message=one_line(f"{state_name}: {reason}; nothing was changed"), data=outcome)
 
 
-def _approval_form(the_plan: Plan, plan_artifact: UUID | None) -> type[Approval]:
-    """The Resume form with the whole plan above its fields: every step, why, reversible, the
-    digest (what is approved is the content: the run applies only a plan with this digest), and
-    a link to the plan artifact (relative: the UI resolves it on its own origin)."""
+PAUSE_BACKSTOP_SECONDS = 120
+"""The server fails a run whose pause outlives its timeout ("paused and never resumed") and
+refuses any other state for it; so the server's timeout is this much longer than the approval
+timeout, and the run itself ends the wait on time, as Cancelled "Approval timed out"."""
+
+
+def wait_for_approval(form: type[Approval], timeout_seconds: float) -> tuple[Approval, bool]:
+    """Pause for the person's answer: (the answer, whether the approval timeout expired first).
+
+    At the timeout the run answers itself (approve: false) through the API, as the UI would; if
+    a person answered first, that resume is refused and the person's answer stands. The run has
+    no Prefect concurrency slot to lose while it waits (``flows.serve``): it waits as long as
+    the timeout says."""
+    run_id = flow_run.id
+    expired = threading.Event()
+
+    def at_deadline() -> None:
+        with contextlib.suppress(Exception):  # already answered (or cancelled): nothing to do
+            resume_flow_run(run_id, run_input={"approve": False, "comment": ""})
+            expired.set()
+
+    timer = threading.Timer(timeout_seconds, contextvars.copy_context().run, args=(at_deadline,))
+    timer.daemon = True
+    timer.start()
+    try:
+        answer = pause_flow_run(
+            wait_for_input=form, timeout=int(timeout_seconds) + PAUSE_BACKSTOP_SECONDS, poll_interval=2
+        )
+    finally:
+        timer.cancel()
+        timer.join()  # a resume in flight has finished (and said whether it was the deadline's)
+    return answer, expired.is_set()
+
+
+def approval_scope(loaded: LoadedProfile, snapshot: Snapshot) -> ApprovalScope:
+    """What the approval form names beside the plan: the profile file and its sha256, the compose
+    files, and the kubeconfig, context and API server the observation used."""
+    profile = loaded.profile
+    kube = profile.kubernetes
+    context = snapshot.kubernetes.context if snapshot.kubernetes is not None else None
+    return ApprovalScope(
+        profile_file=str(loaded.path.resolve()),
+        profile_sha256=loaded.sha256,
+        compose_files=tuple(f for spec in profile.compose_projects for f in spec.files),
+        kubeconfig=(kube.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config") if kube is not None else None,
+        context=context.name if context is not None else None,
+        api_server=context.server if context is not None else None,
+    )
+
+
+def _approval_form(the_plan: Plan, plan_artifact: UUID | None, scope: ApprovalScope) -> type[Approval]:
+    """The Resume form with the whole plan above its fields: what cannot be undone first, every
+    step, why, how it is undone, the digest (what is approved is the content: the run applies
+    only a plan with this digest), the files and cluster it acts on, and a link to the plan
+    artifact (relative: the UI resolves it on its own origin)."""
     link = f"/artifacts/artifact/{plan_artifact}" if plan_artifact else None
-    return Approval.with_initial_data(description=render_approval(the_plan, link), approve=False, comment="")
+    return Approval.with_initial_data(description=render_approval(the_plan, link, scope), approve=False, comment="")
 
 
 def _roll_back(
@@ -196,7 +274,7 @@ def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: floa
 
 def _verdict_artifact(profile: Profile, result: Verdict, reason: str = "") -> None:
     markdown_artifact(
-        markdown=render_verdict(result, profile.name, reason),
+        markdown=render_verdict(result, profile.name, reason, APPROVAL_COMMENT.get()),
         key=_key(profile, "switch-verdict"),
         description=f"Verdict of the switch of {profile.name} to {result.mode}: {result.outcome}",
     )
@@ -228,12 +306,17 @@ def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
             for r in journal
         ],
         key=_key(profile, "switch-journal"),
-        description=f"Step journal of the switch of {profile.name}: {len(journal)} step result(s)",
+        description=f"Step journal of the switch of {profile.name}: {len(journal)} step result(s)"
+        + (
+            f"; approved in the UI: {comment or '(no comment)'}"
+            if (comment := APPROVAL_COMMENT.get()) is not None
+            else ""
+        ),
     )
 
 
 def _policy(approval: Literal["auto", "ui"], force: bool) -> tuple[Literal["auto", "ui"], bool, str | None]:
-    """Approval and force as the code allows them (DESIGN.md §5.8): a run of a deployment
+    """Approval and force as the code allows them: a run of a deployment
     always pauses for a person in the UI and never forces, whatever parameters it was given;
     ``auto`` approval and ``force`` exist only for a person at a terminal (the CLI)."""
     if deployment.id:
@@ -280,17 +363,9 @@ def _phase_failure(
     return reason
 
 
-@flow(
-    name="switch-mode",
-    flow_run_name=_run_name,
-    # explicit: PREFECT_FLOW_DEFAULT_RETRIES must not re-plan and re-apply a refused or
-    # rolled-back switch behind the person who approved one attempt
-    retries=0,
-    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
-)
-def switch_flow(
+def switch_mode(
     mode: str | None = None,
-    profile_path: str | None = None,
+    profile: str | None = None,
     *,
     apply: bool = False,
     approval: Literal["auto", "ui"] = "auto",
@@ -299,22 +374,97 @@ def switch_flow(
     approval_timeout_seconds: int = 3600,
     lock_wait_seconds: float = 0.0,
     expected_digest: str | None = None,
+    host: str | None = None,
+    profile_path: str | None = None,
 ) -> SwitchOutcome | State[Any]:
     """Switch the profile's stack to ``mode``. Dry run unless ``apply``.
 
-    Before anything changes: the plan (refused where the host was not fully seen), then
+    ``profile`` names one of the profiles fixed when the runs were served or deployed (a run of a
+    deployment chooses only that way); ``profile_path`` is for runs started at a terminal. A run
+    that may not choose what it asks for, whose parameters are out of range, whose lock another
+    switch holds, or (a deployment run) whose Prefect server lets anyone in, is refused before
+    anything is observed: one line, the run Failed, nothing changed. See ``_switch`` for the rest.
+    """
+    deployment_run = is_deployment_run()
+    _forget_approval_comment()
+    try:
+        problems = parameter_problems(deadline_seconds, approval_timeout_seconds, lock_wait_seconds)
+        if problems:
+            raise StackwardenError("; ".join(problems))
+        loaded = read_profile(choose_profile(profile, profile_path, deployment_run=deployment_run))
+        run_host(host, deployment_run=deployment_run)
+        if deployment_run and apply and (api_url := PREFECT_API_URL.value()):  # none: an in-process server
+            require_authentication(api_url, allowed=unauthenticated_allowed())
+        return _with_approval_comment(
+            _switch(
+                loaded,
+                mode,
+                apply=apply,
+                approval=approval,
+                force=force,
+                deadline_seconds=deadline_seconds,
+                approval_timeout_seconds=approval_timeout_seconds,
+                lock_wait_seconds=lock_wait_seconds,
+                expected_digest=expected_digest,
+            )
+        )
+    except StackwardenError as exc:  # a lock, a choice, a server: nothing was changed
+        return _refuse_unplanned(exc)
+
+
+switch_flow = flow(
+    name="switch-mode",
+    flow_run_name=_run_name,
+    # explicit: PREFECT_FLOW_DEFAULT_RETRIES must not re-plan and re-apply a refused or
+    # rolled-back switch behind the person who approved one attempt
+    retries=0,
+    task_runner=ThreadPoolTaskRunner(max_workers=MAX_CONCURRENT_STOPS),  # type: ignore[arg-type]
+)(switch_mode)
+"""The ``switch-mode`` flow. Its function keeps a module-level name of its own (``switch_mode``),
+so the runner of ``stackwarden serve`` pickles it by reference, not by value: a function pickled
+by value loses the module globals its annotations name, and Prefect could not validate the
+parameters of the run in the child process."""
+
+
+def _forget_approval_comment() -> None:
+    """No comment yet in this run. (A function, not inline in the flow: the runner pickles the
+    flow's own function by value, and a ContextVar cannot be pickled.)"""
+    APPROVAL_COMMENT.set(None)
+
+
+def _with_approval_comment(result: SwitchOutcome | State[Any]) -> SwitchOutcome | State[Any]:
+    """The outcome (returned, or the data of the final state) with the approver's comment on it."""
+    comment = APPROVAL_COMMENT.get()
+    if comment is None:
+        return result
+    if isinstance(result, SwitchOutcome):
+        return result.model_copy(update={"approval_comment": comment})
+    if isinstance(result.data, SwitchOutcome):
+        result.data = result.data.model_copy(update={"approval_comment": comment})
+    return result
+
+
+def _switch(
+    loaded: LoadedProfile,
+    mode: str | None,
+    *,
+    apply: bool,
+    approval: Literal["auto", "ui"],
+    force: bool,
+    deadline_seconds: float,
+    approval_timeout_seconds: int,
+    lock_wait_seconds: float,
+    expected_digest: str | None,
+) -> SwitchOutcome | State[Any]:
+    """Before anything changes: the plan (refused where the host was not fully seen), then
     preflight (every check that changes nothing; all failures in one refusal). A deployment run
     always pauses for approval in the UI (``_policy``). ``expected_digest`` is the digest of the
     plan a person reviewed at a terminal: a plan with any other content is refused; after an
     approval in the UI the plan is made again and must have the approved digest.
     Steps run make (new owners that need no held port, then wait until they serve), break
     (independent stops, concurrently), start (new owners that needed a freed port). Without
-    ``mode`` the profile's ``default_mode``; without ``profile_path`` ``$STACKWARDEN_PROFILE``
-    or the bundled profile."""
-    problems = parameter_problems(deadline_seconds, approval_timeout_seconds, lock_wait_seconds)
-    if problems:
-        raise ValueError("; ".join(problems))
-    profile = load_profile(profile_path or default_profile_path())
+    ``mode`` the profile's ``default_mode``."""
+    profile = loaded.profile
     target = Mode(mode) if mode else profile.default_mode
     approval, force, policy_note = _policy(approval, force)
     if policy_note:
@@ -344,16 +494,22 @@ def switch_flow(
             return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
         if approval == "ui" and the_plan.steps:
             get_run_logger().info("waiting for approval of plan %s", the_plan.digest)
+            form = _approval_form(the_plan, plan_artifact, approval_scope(loaded, snapshot))
             try:
-                answer = pause_flow_run(
-                    wait_for_input=_approval_form(the_plan, plan_artifact),
-                    timeout=approval_timeout_seconds,
-                    poll_interval=2,
-                )
-            except FlowPauseTimeout:  # no answer in time is a rejection: nothing changes
+                answer, expired = wait_for_approval(form, approval_timeout_seconds)
+            except FlowPauseTimeout:  # the server's backstop ran out: a rejection all the same
+                expired = True
+            if expired:  # no answer in time is a rejection: nothing changes
                 return _reject(the_plan, "Approval timed out", f"no answer within {approval_timeout_seconds}s")
+            APPROVAL_COMMENT.set(clean(answer.comment, FIELD_MAX))
+            get_run_logger().info(
+                "plan %s %s in the UI; comment: %s",
+                the_plan.digest,
+                "approved" if answer.approve else "rejected",
+                APPROVAL_COMMENT.get() or "(none)",
+            )
             if not answer.approve:
-                return _reject(the_plan, "Rejected", f"rejected: {answer.comment or 'no comment'}")
+                return _reject(the_plan, "Rejected", f"rejected: {APPROVAL_COMMENT.get() or 'no comment'}")
             fresh = plan(observe_all(profile), profile, target)
             if not fresh.applicable or fresh.digest != the_plan.digest:
                 return _refuse(fresh, "the host changed while the plan waited for approval; nothing was applied")
@@ -409,9 +565,9 @@ def _carry_out(
             refused = SwitchOutcome(
                 status=SwitchStatus.REFUSED, plan=the_plan, journal=tuple(journal), message=f"{reason}; nothing changed"
             )
-            get_run_logger().error("switch refused: %s", reason)
+            get_run_logger().warning("switch refused: %s; nothing was changed", reason)
             _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
-            return Failed(message=one_line(f"refused: {reason}"), data=refused)
+            return Failed(message=one_line(f"refused: {reason}; nothing was changed"), data=refused)
         return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
     result_verdict = verify(profile, target, deadline_seconds)
     if not result_verdict.passed:

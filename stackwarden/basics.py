@@ -63,6 +63,8 @@ class CrashCategory(StrEnum):
     DEPLOYMENT_CONFLICT = "deployment-conflict"
     RESOURCES = "resources"
     CONFIGURATION = "configuration"
+    DEPENDENCY_DOWN = "dependency-down"
+    """It fails because a profile service it depends on is down: fix that one, not this one."""
     UNKNOWN = "unknown"
 
 

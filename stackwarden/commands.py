@@ -76,6 +76,11 @@ def docker_logs(container: Container, tail: int = 50) -> str:
     return _join(["docker", "logs", "--tail", str(tail), container.name])
 
 
+def docker_port(container: str) -> str:
+    """The ports a container publishes (a local cluster's node container: which node ports)."""
+    return _join(["docker", "port", container])
+
+
 def docker_publishers(port: int) -> str:
     """The containers publishing ``port``: who is behind a docker-proxy."""
     return _join(["docker", "ps", "--filter", f"publish={port}"])

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from stackwarden.model.base import CrashCategory
-from stackwarden.model.finding import CrashCause
+from stackwarden.model.finding import CrashCause, DependencyFailure, LinkFailure
 
 _PORT_IN_TEXT = re.compile(
     r"(?:(?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-f:.]*\]|localhost|::1?|\*):(\d{1,5})\b|\bport\s+(\d{1,5})\b",
@@ -222,7 +222,8 @@ def _nginx(lines: Sequence[str]) -> Decisive | None:
 
 _GENERIC = re.compile(
     r"\b(fatal|error|exception|panic|failed|failure|refused|denied|cannot|can't|unable|invalid|missing|"
-    r"not set|required|no such file|no such host|not known|out of memory|segmentation fault|killed)\b",
+    r"not set|required|no such file|no such host|not known|out of memory|segmentation fault|killed|timed out|"
+    r"timeout|bad address|no response|unreachable|could not resolve)\b",
     re.IGNORECASE,
 )
 _NOISE = re.compile(r"\b(0 errors?|no errors?|error_log|errors?=0)\b", re.IGNORECASE)
@@ -238,6 +239,23 @@ def _generic(lines: Sequence[str]) -> Decisive | None:
     return Decisive("generic", index, lines[index].strip(), (index, *_after(lines, index, 1)))
 
 
+_WAIT_LINE = re.compile(
+    r"\bwaiting\b.{0,40}\bfor\b|timeout occurred after waiting|waiting on dependencies|\s-\sno response\s*$"
+    r"|is unavailable\W+sleeping|still waiting|\bwait(?:ing)? for (?:the )?(?:database|db|dependenc)",
+    re.IGNORECASE,
+)
+
+
+def _wait(lines: Sequence[str]) -> Decisive | None:
+    """A wait that never ends: the log ends while it still waits for a dependency
+    (``wait-for-it.sh: waiting 15 seconds for db:5432``, ``db:5432 - no response``, a shell loop's
+    ``waiting for orders-db...``), or a wait tool gave up (``timeout occurred after waiting``)."""
+    last = next((i for i in range(len(lines) - 1, -1, -1) if lines[i].strip()), None)
+    if last is None or not _WAIT_LINE.search(lines[last]):
+        return None
+    return Decisive("wait", last, lines[last].strip(), (last,))
+
+
 _FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
     _java,
     _python,
@@ -247,6 +265,7 @@ _FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
     _redis,
     _nginx,
     _node,
+    _wait,
     _generic,
 )
 
@@ -259,6 +278,99 @@ def decisive_line(lines: Sequence[str]) -> Decisive | None:
         if found is not None:
             return found
     return None
+
+
+# ------------------------------------------------------------------------ dependency failures
+_LINK_KINDS: tuple[tuple[LinkFailure, re.Pattern[str]], ...] = (
+    (
+        "unresolved",
+        re.compile(
+            r"Name or service not known|Temporary failure in name resolution|getaddrinfo (?:ENOTFOUND|EAI_AGAIN)"
+            r"|no such host|could not translate host name|UnknownHostException|nodename nor servname"
+            r"|Could not resolve host|Name does not resolve|failed to lookup address information|bad address '"
+            r"|Unknown host|getaddrinfo failed|server misbehaving|NXDOMAIN|No address associated with hostname",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "refused",
+        re.compile(
+            r"connection refused|ECONNREFUSED|ConnectionRefused|Connection to \S+ refused|actively refused"
+            r"|can't connect to remote host|Couldn't connect to server|Errno 111\b|Communications link failure"
+            r"|No connection could be made",
+            re.IGNORECASE,
+        ),
+    ),
+    ("reset", re.compile(r"connection reset|ECONNRESET|ConnectionResetError|Errno 104\b", re.IGNORECASE)),
+    (
+        "timeout",
+        re.compile(
+            r"connect(?:ion)? timed out|ETIMEDOUT|i/o timeout|SocketTimeoutException|ConnectTimeout|timeout expired"
+            r"|Operation timed out|ServerSelectionTimeoutError|EHOSTUNREACH|No route to host|Connection timed out"
+            r"|timed out (?:after \S+ )?(?:while )?(?:connecting|waiting for connection)",
+            re.IGNORECASE,
+        ),
+    ),
+    ("wait", _WAIT_LINE),
+)
+_ADDR = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._\-]*)"
+_TARGETS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"lookup " + _ADDR + r"(?: on \S+)?: (?:no such host|server misbehaving|i/o timeout)"),
+    re.compile(r"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) " + _ADDR),
+    re.compile(r"could not translate host name \"([^\"]+)\""),
+    re.compile(r"UnknownHostException: " + _ADDR),
+    re.compile(r"bad address '" + _ADDR + r"(?::(\d+))?'"),
+    re.compile(r"Could not resolve host: " + _ADDR),
+    re.compile(r"Error -?\d+ connecting to " + _ADDR + r":(\d+)"),
+    re.compile(r"connection to server at \"([^\"]+)\"(?: \([^)]*\))?, port (\d+)"),
+    re.compile(r"server (?:running )?on host \"([^\"]+)\"(?: \([^)]*\))?.*?port (\d+)", re.DOTALL),
+    re.compile(r"Connection to " + _ADDR + r":(\d+) refused"),
+    re.compile(r"HTTP(?:S)?ConnectionPool\(host='([^']+)', port=(\d+)\)"),
+    re.compile(r"failed to connect to server \[" + _ADDR + r":(\d+)\]"),
+    re.compile(r"connect to " + _ADDR + r" port (\d+)"),
+    re.compile(r"Failed to connect to " + _ADDR + r" port (\d+)"),
+    re.compile(r"dial tcp " + _ADDR + r":(\d+)"),
+    re.compile(r"(?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ECONNRESET) " + _ADDR + r":(\d+)"),
+    re.compile(r"tcp://" + _ADDR + r":(\d+)"),
+    re.compile(r"waiting (?:\d+ seconds )?for " + _ADDR + r":(\d+)", re.IGNORECASE),
+    re.compile(r"^\s*" + _ADDR + r":(\d+) - no response"),
+    re.compile(r"://(?:[^@/\s]*@)?" + _ADDR + r"(?::(\d+))?"),
+    re.compile(r"(?:to|at|for|host) [\"'`]?" + _ADDR + r"[\"'`]?:(\d+)\b", re.IGNORECASE),
+    re.compile(r"\b((?:\d{1,3}\.){3}\d{1,3}|[A-Za-z][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)*):(\d{2,5})\b"),
+)
+_NOT_TARGETS = re.compile(r"^(?:\d+|https?|tcp|udp|[A-Z][a-z]+Error|Error|Caused|at|line|thread)$", re.IGNORECASE)
+_SOURCE_FILE = re.compile(r"\.(?:java|kt|scala|py|rs|go|js|mjs|cjs|ts|rb|php|cs|c|cc|cpp|h)$", re.IGNORECASE)
+_FRAME = re.compile(r"^\s*(?:at |File \"|\d+: |\S+\.go:\d+)")
+
+
+def _target_in(text: str) -> tuple[str, int | None] | None:
+    """The host (and port) a failure line names, by the wording of the library that printed it;
+    never the DNS server a lookup asked (``lookup db on 127.0.0.11:53``)."""
+    if _FRAME.match(text):
+        return None
+    for pattern in _TARGETS:
+        for match in pattern.finditer(text):
+            host = match.group(1).strip("[]")
+            if _NOT_TARGETS.match(host) or _SOURCE_FILE.search(host) or host.isdigit():
+                continue
+            port_text = match.group(2) if (match.lastindex or 0) >= 2 else None
+            port = int(port_text) if port_text and port_text.isdigit() and 0 < int(port_text) < 65536 else None
+            if port == 53 and " on " in text[max(0, match.start() - 4) : match.start()]:
+                continue
+            return host, port
+    return None
+
+
+def dependency_failure(texts: Sequence[str]) -> DependencyFailure | None:
+    """What the failure says about a dependency (refused, reset, timed out, unresolved, waited
+    for) and the address it names, from the decisive text first, then the lines around it."""
+    hit = next(((kind, t) for t in texts for kind, pattern in _LINK_KINDS if pattern.search(t)), None)
+    if hit is None:
+        return None
+    kind, line = hit
+    target = _target_in(line) or next((found for t in texts if (found := _target_in(t)) is not None), None)
+    host, port = target if target is not None else (None, None)
+    return DependencyFailure(kind=kind, host=host, port=port, line=_trim(line))
 
 
 # ------------------------------------------------------------------------ classification
@@ -360,16 +472,31 @@ _CONFIGURATION = _Rule(
 )
 _UNRESOLVED = _Rule(
     "dependency-name-unresolved",
-    re.compile(
-        r"Name or service not known|Temporary failure in name resolution|getaddrinfo (?:ENOTFOUND|EAI_AGAIN)"
-        r"|no such host|could not translate host name|UnknownHostException|nodename nor servname"
-        r"|Could not resolve host|Name does not resolve|failed to lookup address information",
-        re.IGNORECASE,
-    ),
+    next(p for kind, p in _LINK_KINDS if kind == "unresolved"),
     CrashCategory.CONFIGURATION,
     "A host name it connects to does not resolve: the dependency is not running on the service's "
     "network (no container or Service answers to that name), or the name is wrong.",
     0.8,
+)
+_UNREACHABLE = _Rule(
+    "dependency-unreachable",
+    re.compile(
+        "|".join(p.pattern for kind, p in _LINK_KINDS if kind in {"refused", "reset", "timeout"}), re.IGNORECASE
+    ),
+    CrashCategory.CONFIGURATION,
+    "It could not reach a dependency (the connection was refused, reset or timed out): the dependency is down, or "
+    "the address it is configured with is wrong.",
+    0.75,
+)
+_WAITING = _Rule(
+    "dependency-wait",
+    _WAIT_LINE,
+    CrashCategory.CONFIGURATION,
+    "It waits for a dependency that never answers: the dependency is down, or the address it waits for is wrong.",
+    0.7,
+)
+_DEPENDENCY_SIGNATURES = frozenset(
+    {"connection-refused-profile-port", "dependency-name-unresolved", "dependency-unreachable", "dependency-wait"}
 )
 _SEGFAULT = _Rule(
     "segfault",
@@ -378,7 +505,6 @@ _SEGFAULT = _Rule(
     "Segmentation fault: memory-safety bug in the program or a native library.",
     0.8,
 )
-_ON_DECISIVE = (_SPAWN_LOCAL, _ADDRESS_IN_USE, _OOM, _MISSING_SETTING, _UNRESOLVED, _CONFIGURATION, _SEGFAULT)
 
 _FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
     "python": (
@@ -530,7 +656,7 @@ def _classify_decisive(
             0.85,
         )
         return _cause(rule, exit_code, shown, found.text, port=refused)
-    for named in (_OOM, _MISSING_SETTING, _UNRESOLVED, _CONFIGURATION, _SEGFAULT):
+    for named in (_OOM, _MISSING_SETTING, _UNRESOLVED, _UNREACHABLE, _WAITING, _CONFIGURATION, _SEGFAULT):
         if named.pattern.search(joined):
             setting = _setting_name(texts) if named is _MISSING_SETTING else None
             return _cause(named, exit_code, shown, found.text, setting=setting)
@@ -558,6 +684,15 @@ def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) ->
             )
             return _cause(rule, exit_code, _evidence(lines, [index]), line, port=port)
     return None
+
+
+def _with_dependency(cause: CrashCause, lines: Sequence[str]) -> CrashCause:
+    """A cause that is about a dependency carries what the log says of it: how the connection
+    failed and the address, from the decisive line first, then the most recent lines."""
+    if cause.signature not in _DEPENDENCY_SIGNATURES:
+        return cause
+    texts = [cause.decisive_line or "", *cause.evidence, *reversed(lines)]
+    return cause.model_copy(update={"dependency": dependency_failure([t for t in texts if t])})
 
 
 def classify_crash(
@@ -588,11 +723,10 @@ def classify_crash(
             decisive_line=_trim(found.text) if found else (evidence[-1] if len(evidence) > 1 else None),
         )
     cause = _classify_decisive(found, lines, exit_code, ports) if found is not None else None
+    if cause is None:
+        cause = _scan(lines, exit_code, ports)
     if cause is not None:
-        return cause
-    scanned = _scan(lines, exit_code, ports)
-    if scanned is not None:
-        return scanned
+        return _with_dependency(cause, lines)
     shown = _evidence(lines, found.shown) if found else tuple(_trim(line) for line in lines[-3:] if line.strip())
     decisive = found.text if found else None
     if exit_code is not None and exit_code in _EXIT_CODES:

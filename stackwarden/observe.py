@@ -125,11 +125,13 @@ def kube_observation(
     endpoints: Iterable[KubeEndpoints],
     forbidden: Iterable[str],
     coverage: Iterable[Coverage],
+    log_gaps: Iterable[Coverage] = (),
 ) -> KubeObservation:
     """The cluster side of a snapshot, each kind in the order every observation lists it, so
     two observations of the same namespace (whole, or kept up to date by watches) are equal. A
-    forbidden pods/log read makes the pods' logs partial."""
-    denied = tuple(forbidden)
+    forbidden pods/log read makes the pods' logs partial; ``log_gaps`` are the log reads that
+    failed (a hung kubelet), one per pod."""
+    denied = tuple(dict.fromkeys(forbidden))
     return KubeObservation(
         context=context,
         contexts=tuple(contexts),
@@ -145,7 +147,8 @@ def kube_observation(
             Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason="forbidden", detail=f)
             for f in denied
             if f.startswith("get pods/log")
-        ),
+        )
+        + tuple(log_gaps),
     )
 
 

@@ -4,12 +4,13 @@ planner and verdict all read, derived once from a snapshot so they never disagre
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from stackwarden import commands
 from stackwarden.derivations import per_snapshot
 from stackwarden.identity import NOT_CLAIMED, host_identity, is_docker_proxy
+from stackwarden.localclusters import cluster_process
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import (
@@ -70,6 +71,11 @@ class PortOwner:
     proxied_to: str | None = None
     """``IP:PORT`` of a container behind docker-proxy that the engine did not name (engine
     unreachable, or no observed container has that address): a container, not a process."""
+    cluster: str | None = None
+    """Set when a local cluster holds the port (a kubectl port-forward, a kind/k3d/minikube node
+    container, minikube tunnel, k3s): the owner is the kubernetes runtime, never a foreign one;
+    ``lookup`` says how to see it."""
+    lookup: str | None = None
     passed_over: str | None = None
     """Why a process that answers to the service's name is not it (stackwarden.identity)."""
 
@@ -189,18 +195,17 @@ def _owners_of_port(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
             runtime = Runtime.HOST
             identity = host_identity(profile, service, process, snapshot.host_context) if service else NOT_CLAIMED
             in_profile, passed_over = identity.is_service, identity.refusal
-        owners.append(
-            PortOwner(
-                port=port,
-                listeners=tuple(sorted(listeners, key=lambda item: item.address)),
-                container=container,
-                process=process,
-                in_profile=in_profile,
-                runtime=runtime,
-                proxied_to=proxied,
-                passed_over=passed_over,
-            )
+        owner = PortOwner(
+            port=port,
+            listeners=tuple(sorted(listeners, key=lambda item: item.address)),
+            container=container,
+            process=process,
+            in_profile=in_profile,
+            runtime=runtime,
+            proxied_to=proxied,
+            passed_over=passed_over,
         )
+        owners.append(local_cluster_owner(snapshot, profile, owner) or owner)
     return tuple(owners) + _kube_exposures(snapshot, profile, port)
 
 
@@ -245,6 +250,84 @@ def _kube_exposures(snapshot: Snapshot, profile: Profile, port: int) -> tuple[Po
                 )
             )
     return tuple(out)
+
+
+# ------------------------------------------------------------------ local clusters on the host
+def _profile_kube_target(snapshot: Snapshot, profile: Profile, service: str | None) -> set[str]:
+    """``service/NAME``, ``svc/NAME``, ``deployment/NAME``, ``pod/NAME`` ... that are this profile
+    service in the cluster: what a port-forward to it names."""
+    spec = profile.services[service].kubernetes if service else None
+    if spec is None:
+        return set()
+    out = {f"{spec.kind.lower()}/{spec.name}", f"{spec.kind.lower()}s/{spec.name}"}
+    if spec.kind == "Deployment":
+        out.add(f"deploy/{spec.name}")
+    else:
+        out.add(f"sts/{spec.name}")
+    if spec.service:
+        out |= {f"service/{spec.service}", f"svc/{spec.service}", f"services/{spec.service}"}
+    out |= {f"pod/{p.name}" for p in _kube_objects(snapshot, profile, service or "")[1]}
+    return out
+
+
+def _node_port_of(snapshot: Snapshot, profile: Profile, service: str | None, node_port: int) -> str | None:
+    """The profile's Service (or pod hostPort) in the observed cluster that ``node_port`` reaches."""
+    kube = snapshot.kubernetes
+    spec = profile.services[service].kubernetes if service else None
+    if kube is None or spec is None:
+        return None
+    for svc in kube.services:
+        if svc.name == spec.service and any(p.node_port == node_port for p in svc.ports):
+            return f"NodePort {node_port} of Service {svc.name}"
+    own = _kube_objects(snapshot, profile, service or "")[1]
+    if any(node_port in p.host_ports for p in own):
+        return f"hostPort {node_port} of a pod of {spec.kind} {spec.name}"
+    return None
+
+
+def local_cluster_owner(snapshot: Snapshot, profile: Profile, owner: PortOwner) -> PortOwner | None:
+    """The same owner seen as what it is when a local cluster holds the port: the kubernetes
+    runtime. It is the profile's service when it leads to the service's workload, Service or pods
+    in the profile's namespace (a port-forward to them; a node container publishing their
+    NodePort), or, when it names no target, when the service has a Kubernetes side at all."""
+    service = profile.service_for_port(owner.port)
+    has_side = service is not None and profile.has_home(service, Runtime.KUBERNETES)
+    ns = profile.kubernetes.namespace if profile.kubernetes else None
+    if owner.container is not None and owner.container.cluster_node is not None:
+        c = owner.container
+        inner = next((p.container_port for p in c.published if p.host_port == owner.port), None)
+        reached = _node_port_of(snapshot, profile, service, inner) if inner is not None else None
+        into = f" to {reached}" if reached else (f" to node port {inner}" if inner is not None else "")
+        return replace(
+            owner,
+            container=None,
+            passed_over=None,
+            runtime=Runtime.KUBERNETES,
+            in_profile=reached is not None or (has_side and snapshot.kubernetes is None),
+            cluster=c.cluster_node,
+            kube_object=f"{c.cluster_node} (node container {c.name} publishes port {owner.port}{into})",
+            lookup=commands.docker_port(c.name),
+        )
+    process = owner.process
+    role = cluster_process(process) if process is not None else None
+    if process is None or role is None:
+        return None
+    if role.target is not None:
+        same_ns = role.namespace in {None, ns}
+        in_profile = same_ns and role.target in _profile_kube_target(snapshot, profile, service)
+        where = f" to {role.target}" + (f" in namespace {role.namespace}" if role.namespace else "")
+    else:
+        in_profile, where = has_side, ""
+    return replace(
+        owner,
+        process=None,
+        passed_over=None,
+        runtime=Runtime.KUBERNETES,
+        in_profile=in_profile,
+        cluster=role.how,
+        kube_object=f"{role.how} (PID {process.pid}){where}",
+        lookup=commands.process_lookup(process),
+    )
 
 
 def _host_processes(

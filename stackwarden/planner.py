@@ -8,7 +8,6 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
-import shlex
 from dataclasses import dataclass, field
 
 from stackwarden import commands
@@ -32,6 +31,7 @@ from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo
 from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
 from stackwarden.rules.kubernetes import any_context_warning
+from stackwarden.sanitize import command
 
 _RUNNING = {"running", "restarting", "paused"}
 
@@ -154,7 +154,7 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
         reversible=restartable,
-        inverse=shlex.join(["systemctl", "start", "--", unit] if unit else restart) if restartable else "",
+        inverse=command(["systemctl", "start", "--", unit] if unit else restart) if restartable else "",
         pid=p.pid,
         create_time=p.create_time,
         exe=p.exe,
@@ -225,7 +225,7 @@ def _compose_up(project: ComposeSpec, mode: Mode, wanted: list[tuple[str, str]])
         why=f"{mode}: no container exists yet for {', '.join(names)}",
         target=f"compose project {project.project} services {', '.join(names)}",
         reversible=True,
-        inverse=shlex.join(
+        inverse=command(
             ["docker", "compose", "-p", project.project, *(a for f in project.files for a in ("-f", f)), "stop", *names]
         ),
         project=project.project,
@@ -380,7 +380,7 @@ def _target_refusals(
     if want is Runtime.COMPOSE:  # frozen by `docker pause`: running to Docker, serving nothing
         out += [
             f"{name}: container {c.name} is paused, so it serves nothing, and stackwarden does not unpause "
-            f"what someone froze; run `{shlex.join(['docker', 'unpause', c.name])}` (or stop it), then switch again"
+            f"what someone froze; run `{command(['docker', 'unpause', c.name])}` (or stop it), then switch again"
             for c in placement.containers
             if c.state == "paused"
         ]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import pwd
 import stat
 from collections.abc import Hashable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +17,30 @@ import yaml
 from pydantic import ValidationError
 
 from stackwarden.basics import BUNDLED_PROFILE, bundled_profile_path, default_profile_path
-from stackwarden.errors import ProfileError
+from stackwarden.errors import ProfileChoiceError, ProfileError
 from stackwarden.model.profile import Profile
 
+# where the default profile is, and the refusal of a profile choice, live in light modules (the
+# CLI needs them before it loads pydantic): re-exported here, where they always were
 __all__ = [
     "BUNDLED_PROFILE",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "SERVED_PROFILES_ENV",
+    "ProfileChoiceError",
     "bundled_profile_path",
+    "choose_profile",
     "default_profile_path",
     "load_profile",
     "parse_profile",
     "profile_json_schema",
+    "read_profile",
+    "read_profile_bytes",
     "read_profile_text",
+    "served_profile_paths",
+    "strict_modes",
+    "untrusted_path",
 ]
 
 
@@ -149,9 +165,82 @@ def _resolve_paths(profile: Profile, base: Path) -> Profile:
     return profile.model_copy(update=update)
 
 
-def read_profile_text(file: Path) -> str:
-    """The file's text, read safely: only a regular file (a FIFO would block, ``/dev/zero``
-    never ends), at most ``MAX_BYTES``, UTF-8. Every failure is a ``ProfileError``."""
+def _owner(uid: int) -> str:
+    """A user name for messages (the uid when it has none)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _untrusted(info: os.stat_result, *, directory: bool, may_be_created_in: bool = False) -> str | None:
+    """Why root must not trust a file or directory with this status, or None.
+
+    As sshd's StrictModes: owned by root, writable by nobody else. A directory others may write
+    to is untrusted unless it is sticky (``/tmp``: nobody may replace root's entries there), and
+    never where a missing file could be created (``may_be_created_in``)."""
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid != 0:
+        return f"owned by {_owner(info.st_uid)}, not root (mode {mode:04o})"
+    if mode & 0o022:
+        sticky_ok = directory and mode & stat.S_ISVTX and not may_be_created_in
+        if not sticky_ok:
+            who = " and ".join(w for w, bit in (("group", 0o020), ("others", 0o002)) if mode & bit)
+            missing = ", where the missing file could be created by them" if may_be_created_in else ""
+            return f"writable by {who} (mode {mode:04o}, owner {_owner(info.st_uid)}){missing}"
+    return None
+
+
+def untrusted_path(path: str | Path, *, leaf: os.stat_result | None = None) -> str | None:
+    """Why a root run must not act on ``path``, or None: the file (``leaf``: the status of what was
+    actually opened) and every directory above it, along the path as written and along the path
+    its links resolve to, must be root's and writable by root alone. Otherwise whoever may
+    write there chooses what root reads: another profile, a compose file, a kubeconfig whose
+    ``exec`` plugin root would run. A missing file is judged by the directories it would be in."""
+    written = Path(os.path.abspath(path))
+    for component in (written, *written.parents):
+        try:
+            link = os.lstat(component)
+        except OSError:
+            continue
+        if stat.S_ISLNK(link.st_mode) and link.st_uid != 0:  # its owner may point it elsewhere at any time
+            return f"reached through the link {component} owned by {_owner(link.st_uid)}, not root"
+    chains = [written, Path(os.path.realpath(written))]
+    for chain in chains:
+        try:
+            info = leaf if leaf is not None and chain == chains[-1] else os.stat(chain)
+        except FileNotFoundError:
+            info = None
+        except OSError as exc:
+            return f"cannot be checked: {exc.strerror or exc}"
+        if info is not None:
+            reason = _untrusted(info, directory=stat.S_ISDIR(info.st_mode))
+            if reason:
+                return reason
+        missing_below = info is None  # what is missing could be created by whoever may write here
+        for directory in chain.parents:
+            try:
+                dir_info = os.stat(directory)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                return f"its directory {directory} cannot be checked: {exc.strerror or exc}"
+            reason = _untrusted(dir_info, directory=True, may_be_created_in=missing_below)
+            missing_below = False
+            if reason:
+                return f"its directory {directory} is {reason}"
+    return None
+
+
+def strict_modes() -> bool:
+    """Whether this process is root, and so reads only files that only root can change."""
+    return os.geteuid() == 0
+
+
+def read_profile_bytes(file: Path) -> bytes:
+    """The file's bytes, read safely: only a regular file (a FIFO would block, ``/dev/zero``
+    never ends), at most ``MAX_BYTES``, and for a root run only a file that only root can
+    change (``untrusted_path``). Every failure is a ``ProfileError``."""
     try:
         fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
@@ -165,6 +254,8 @@ def read_profile_text(file: Path) -> str:
             raise ProfileError(str(file), [("", f"not a regular file ({kind}); give a YAML file")])
         if info.st_size > MAX_BYTES:
             raise ProfileError(str(file), [("", f"too large: {info.st_size} bytes, the limit is {MAX_BYTES}")])
+        if strict_modes() and (reason := untrusted_path(file, leaf=info)):
+            raise ProfileError(str(file), [("", f"{reason}; a root run reads only files only root can change")])
         with os.fdopen(fd, "rb", closefd=False) as stream:
             raw = stream.read(MAX_BYTES + 1)
     except OSError as exc:
@@ -173,6 +264,15 @@ def read_profile_text(file: Path) -> str:
         os.close(fd)
     if len(raw) > MAX_BYTES:
         raise ProfileError(str(file), [("", f"too large: more than {MAX_BYTES} bytes")])
+    return raw
+
+
+def read_profile_text(file: Path) -> str:
+    """The file's text (``read_profile_bytes``), UTF-8."""
+    return _decode(read_profile_bytes(file), file)
+
+
+def _decode(raw: bytes, file: Path) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -194,8 +294,18 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[object, int] = {}
+        merges: int | None = None
         for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:merge":
+                # two ``<<`` in one mapping: YAML keeps one of them, silently dropping the other's keys
+                line = key_node.start_mark.line + 1
+                if merges is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate merge key '<<' (first at line {merges})", key_node.start_mark
+                    )
+                merges = line
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
                 continue
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
@@ -233,10 +343,54 @@ def _load_yaml(text: str) -> object:
         loader.dispose()
 
 
+@dataclass(frozen=True)
+class LoadedProfile:
+    """A profile and the exact file it came from: the path and the sha256 of the bytes read (what
+    an approval form shows, so a person knows which file, in which version, a switch acts on)."""
+
+    profile: Profile
+    path: Path
+    sha256: str
+
+
 def load_profile(path: str | Path) -> Profile:
     """Read, parse and validate a profile file; every failure is a ``ProfileError``."""
+    return read_profile(path).profile
+
+
+def read_profile(path: str | Path) -> LoadedProfile:
+    """``load_profile``, with the file's path and the sha256 of its bytes. For a root run the
+    profile and the files it names (compose files, their project directory, the kubeconfig) must
+    be root's and writable by root alone."""
     file = Path(path)
-    text = read_profile_text(file)
+    raw = read_profile_bytes(file)
+    profile = _parse_profile_text(_decode(raw, file), file)
+    if strict_modes():
+        _check_named_files(profile, file)
+    return LoadedProfile(profile=profile, path=file, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def _check_named_files(profile: Profile, file: Path) -> None:
+    """Every file the profile makes root read, as ``untrusted_path`` wants it; one problem each."""
+    named: list[tuple[str, str]] = []
+    for index, spec in enumerate(profile.compose_projects):
+        where = "compose" if index == 0 else f"more_compose[{index - 1}]"
+        named += [(f"{where}.files", f) for f in spec.files]
+        if spec.working_dir:
+            named.append((f"{where}.working_dir", spec.working_dir))
+    if profile.kubernetes is not None and profile.kubernetes.kubeconfig:
+        named += [("kubernetes.kubeconfig", p) for p in profile.kubernetes.kubeconfig.split(os.pathsep) if p]
+    problems = [
+        (field, f"{named_path} is {reason}; a root run reads only files only root can change")
+        for field, named_path in named
+        if (reason := untrusted_path(named_path))
+    ]
+    if problems:
+        raise ProfileError(str(file), problems)
+
+
+def _parse_profile_text(text: str, file: Path) -> Profile:
+    """YAML text -> a validated profile with absolute paths; every failure a ``ProfileError``."""
     try:
         data = _load_yaml(text)
     except yaml.YAMLError as exc:
@@ -257,3 +411,64 @@ def profile_json_schema() -> str:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "stackwarden profile"
     return json.dumps(schema, indent=2, sort_keys=True)
+
+
+SERVED_PROFILES_ENV = "STACKWARDEN_PROFILES"
+"""The profiles served or deployed runs may act on: absolute paths separated by ``:``. ``serve``
+sets it for its runs from its ``--profile`` options; a worker's operator sets it (or
+``STACKWARDEN_PROFILE`` for one) in the worker's environment. Never a run parameter."""
+
+
+def served_profile_paths() -> tuple[Path, ...]:
+    """The fixed set a served or deployed run chooses from: ``$STACKWARDEN_PROFILES``, else
+    ``$STACKWARDEN_PROFILE`` or the bundled profile alone."""
+    listed = os.environ.get(SERVED_PROFILES_ENV, "")
+    paths = tuple(Path(p) for p in listed.split(os.pathsep) if p)
+    return paths or (default_profile_path(),)
+
+
+def choose_profile(name: str | None, path: str | None, *, deployment_run: bool) -> Path:
+    """The profile file a run acts on.
+
+    A run of a deployment (served or on a worker) names its profile, ``name``, from
+    ``served_profile_paths()``: whoever may create a run never chooses a file that root reads (a
+    kubeconfig's ``exec`` plugin is a command, a compose file says what root starts). Only a run
+    started at a terminal, in an environment where no served set is configured, takes ``path``.
+    Without either, a terminal run takes the default profile, a deployment run its one served
+    profile (several: it must name one)."""
+    served_env = bool(os.environ.get(SERVED_PROFILES_ENV))
+    if path:
+        if deployment_run or served_env:
+            raise ProfileChoiceError(
+                f"profile_path={path!r} refused: a served or deployed run chooses its profile by name "
+                f"(parameter 'profile'), one of: {', '.join(_names(served_profile_paths()))}"
+            )
+        return Path(path)
+    if not name and not deployment_run and not served_env:
+        return default_profile_path()
+    candidates = served_profile_paths()
+    if not name:
+        if len(candidates) == 1:
+            return candidates[0]
+        raise ProfileChoiceError(
+            f"{len(candidates)} profiles are served here; name one with the parameter 'profile': "
+            + ", ".join(_names(candidates))
+        )
+    for candidate in candidates:
+        try:
+            if load_profile(candidate).name == name:
+                return candidate
+        except ProfileError:
+            continue  # a broken file is reported when it is the one asked for by its own name
+    raise ProfileChoiceError(f"profile {name!r} is not served here; served: {', '.join(_names(candidates))}")
+
+
+def _names(paths: tuple[Path, ...]) -> list[str]:
+    """Each served profile's name, or its file's stem when it cannot be read (for messages)."""
+    names = []
+    for path in paths:
+        try:
+            names.append(load_profile(path).name)
+        except ProfileError:
+            names.append(f"{path.stem} (unreadable: {path})")
+    return names

@@ -45,13 +45,23 @@ _ANSI = re.compile(
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\ufeff]")
 
 
+def valid_text(text: str) -> str:
+    """Text that can be encoded as UTF-8: a byte that was not UTF-8 (psutil and ``os`` hand such
+    bytes over as lone surrogates, e.g. a process started with a Latin-1 argument) becomes
+    U+FFFD. Without this, writing the report, sending a log record or an artifact fails on it."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8", "replace").decode()
+
+
 def strip_controls(text: str) -> str:
     """Remove escape sequences and control characters; keep newlines, turn tabs into spaces.
 
     Sequences go first (whole), so their printable tails (``[31m``) do not survive either.
-    ``\\r`` is removed: alone it lets a line overwrite itself on a terminal.
+    ``\\r`` is removed: alone it lets a line overwrite itself on a terminal. Bytes that were not
+    UTF-8 become U+FFFD (``valid_text``).
     """
-    return _CONTROLS.sub("", _ANSI.sub("", text)).replace("\t", " ")
+    return _CONTROLS.sub("", _ANSI.sub("", valid_text(text))).replace("\t", " ")
 
 
 # --- 2. secrets ---------------------------------------------------------------------------------
@@ -61,12 +71,16 @@ def strip_controls(text: str) -> str:
 _WORDS = (
     r"(?:pass(?:word|wd|phrase)?(?![a-z])|pwd|secret|token|api[-_.]?key|access[-_.]?key|private[-_.]?key|"
     r"secret[-_.]?key|client[-_.]?secret|credentials?|requirepass|masterauth|auth[-_.]?token|"
-    r"session[-_.]?key|signing[-_.]?key|encryption[-_.]?key|master[-_.]?key|cookie|dsn)"
+    r"session[-_.]?key|signing[-_.]?key|encryption[-_.]?key|master[-_.]?key|account[-_.]?key|"
+    r"shared[-_.]?access[-_.]?key|cookie|dsn)"
 )
 # A key: word characters, with dots and dashes before the secret word (``--elasticsearch.password``,
 # ``spring.datasource.password``) but not after it (``secret_manager.rs:42`` is a file, not a key).
 _KEY = rf"[\w.-]{{0,64}}{_WORDS}[\w-]{{0,64}}"  # bounded: a long word costs linear time
-_QUOTED_OR_BARE = r"(?:\"(?:[^\"\\]|\\.)*\"|'[^']*'|[\"'][^\s,;&\"'}\])]+|[^\s,;&\"'}\])]+)"  # ... or an unclosed quote
+_SHELL_QUOTED = r"'\"'\"'(?:(?!'\"'\"').){0,512}'\"'\"'"  # 'X' inside a single-quoted shell word
+_QUOTED_OR_BARE = (  # shell-quoted, double-quoted, single-quoted, an unclosed quote, or bare
+    rf"(?:{_SHELL_QUOTED}|\"(?:[^\"\\]|\\.)*\"|'[^']*'|[\"'][^\s,;&\"'}}\])]+|[^\s,;&\"'}}\])]+)"
+)
 # key=value, key: value, key:value, "key": "value", key => value
 _KEY_VALUE = re.compile(
     rf"(?P<key>(?<![\w.-]){_KEY}[\"']?\s*(?:=>|:=|=|:)\s*)(?P<value>{_QUOTED_OR_BARE})",
@@ -74,23 +88,31 @@ _KEY_VALUE = re.compile(
 )
 # --flag value (a dashed or dotted flag followed by a separate value), as in command lines
 _FLAG_SPACE = re.compile(
-    rf"(?P<key>(?<![\w.-])--?{_KEY}\s+)(?P<value>(?!-)\"(?:[^\"\\]|\\.)*\"|(?!-)'[^']*'|(?!-)\S+)",
+    rf"(?P<key>(?<![\w.-])--?{_KEY}\s+)(?P<value>{_SHELL_QUOTED}|(?!-)\"(?:[^\"\\]|\\.)*\"|(?!-)'[^']*'|(?!-)\S+)",
     re.IGNORECASE,
 )
 # A scheme starts where a token starts (not at every "." of a long dotted word: that is quadratic).
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}://)(?P<userinfo>[^/@\s:]{0,256}:[^@\s/]{0,512}|[^/@\s:]{1,512})@",
+    r"(?P<scheme>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}://)(?P<userinfo>[^/@\s:]{0,256}:[^\s/]{0,512}|[^/@\s:]{1,512})@",
     re.I,
 )
 _AUTH_HEADER = re.compile(
     r"(?P<key>\b(?:authorization|proxy-authorization|x-api-key|x-auth-token)\s*[:=]\s*)(?P<value>[^\r\n]+)",
     re.IGNORECASE,
 )
-_AUTH_SCHEME = re.compile(r"(?P<key>\b(?:Bearer|Basic|Token|Digest|Negotiate)\s+)(?P<value>[\w.~+/=-]{8,})", re.I)
+_AUTH_SCHEME = re.compile(r"(?P<key>\b(?:Bearer|Basic|Token|Negotiate)\s+)(?P<value>[\w.~+/=-]{8,})", re.I)
+# HTTP Digest credentials look like ``Digest username="bob", realm=..., response="..."``
+_DIGEST_AUTH = re.compile(r"(?P<key>\bDigest\s+)(?P<value>(?:username|realm|nonce|response)\s*=[^\r\n]+)", re.I)
 _JWT = re.compile(r"\beyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
+_PEM_KINDS = r"[A-Z0-9 ]*(?:PRIVATE KEY|SECRET|PGP PRIVATE KEY BLOCK|ENCRYPTED PRIVATE KEY)[A-Z0-9 ]*"
+# the body: base64 chunks (a line of a PEM is 64 characters; a word of prose is not 16 base64
+# characters, nor ends with '='), and the Proc-Type/DEK-Info headers of an encrypted key
+_PEM_BODY = (
+    r"(?:\s*(?:[A-Za-z0-9+/]{16,}={0,2}|[A-Za-z0-9+/]{1,15}={1,2}"
+    r"|(?:Proc-Type|DEK-Info|Version|Comment):[^\n]*))*"
+)
 _PEM = re.compile(
-    r"-----BEGIN (?P<kind>[A-Z0-9 ]*(?:PRIVATE KEY|SECRET|PGP PRIVATE KEY BLOCK|ENCRYPTED PRIVATE KEY)[A-Z0-9 ]*)-----"
-    r"(?:.*?-----END [A-Z0-9 ]*-----|.*)",
+    rf"-----BEGIN (?P<kind>{_PEM_KINDS})-----(?:.{{0,20000}}?-----END [A-Z0-9 ]*-----|{_PEM_BODY})",
     re.DOTALL,
 )
 # Token shapes that are secret whatever they are called.
@@ -114,14 +136,28 @@ _TOKEN_SHAPES = re.compile(
 _CLI_PASSWORD = re.compile(
     r"(?P<key>\b(?:redis-cli|keydb-cli|valkey-cli)\b[^\n]{0,200}?\s(?:-a|--pass)\s+)(?P<value>[^\s]+)"
     r"|(?P<key2>\b(?:mysql|mysqladmin|mysqldump|mariadb)\b[^\n]{0,200}?\s-p)(?P<value2>[^\s-][^\s]*)"
+    r"|(?P<key3>\b(?:docker|podman|nerdctl|helm)\b[^\n]{0,60}?\blogin\b[^\n]{0,200}?\s-p\s+)(?P<value3>[^\s]+)"
+    r"|(?P<key4>\bsshpass\b[^\n]{0,60}?\s-p\s*)(?P<value4>[^\s]+)"
 )
+# curl/wget style ``-u user:password`` (and --user, --proxy-user): the user stays, the password goes
+_USER_PASSWORD = re.compile(
+    r"(?P<key>(?<![\w-])(?:-u|-U|--user|--proxy-user|--http-user)[\s=]+[\"']?[^\s:\"']{1,256}:)(?P<value>[^\s\"']+)"
+)
+# ``... set <secret-named key> VALUE`` (aws configure set, redis CONFIG SET, git config ...)
+_SET_KEY_VALUE = re.compile(rf"(?P<key>\bset\s+{_KEY}\s+)(?P<value>\S+)", re.IGNORECASE)
+# Slack incoming webhooks: the URL is the credential
+_SLACK_WEBHOOK = re.compile(r"(?P<key>https://hooks\.slack\.com/(?:services|workflows|triggers)/)(?P<value>[\w/-]{8,})")
 _BARE_FLAG = re.compile(rf"^--?{_KEY}$", re.IGNORECASE)
 # One argument that is only a key (``password:``, ``"token":``, ``{'secret':``): the next is its value.
 _KEY_ONLY = re.compile(rf"^[\"'{{(\[]*{_KEY}[\"']?\s*(?:=>|:=|=|:)$", re.IGNORECASE)
 _AUTH_KEY_ONLY = re.compile(r"^(?:proxy-)?authorization:?$|^x-api-key:?$|^x-auth-token:?$", re.IGNORECASE)
-_AUTH_SCHEME_ONLY = re.compile(r"^(?:Bearer|Basic|Token|Digest|Negotiate)$", re.IGNORECASE)
-_SHORT_SECRET_FLAGS = frozenset({"-a", "-p", "--pass"})  # redis-cli -a, mysql -p
-_SHORT_FLAG_TOOLS = ("redis-cli", "mysql", "mysqladmin", "mariadb", "keydb-cli")
+_AUTH_SCHEME_ONLY = re.compile(r"^(?:Bearer|Basic|Token|Negotiate)$", re.IGNORECASE)
+_SHORT_SECRET_FLAGS = frozenset({"-a", "-p", "--pass"})  # redis-cli -a, mysql -p, sshpass -p, docker login -p
+_SHORT_FLAG_TOOLS = ("redis-cli", "mysql", "mysqladmin", "mariadb", "keydb-cli", "sshpass")
+_LOGIN_TOOLS = ("docker", "podman", "nerdctl", "helm")  # their -p is a password only after ``login``
+_USER_FLAGS = frozenset({"-u", "-U", "--user", "--proxy-user", "--http-user"})  # curl -u user:password
+# one argument that is a whole assignment (``PGPASSWORD=a b``, ``--db-password=x y``): all of its value goes
+_WHOLE_ASSIGNMENT = re.compile(rf"^(?P<key>(?:--?)?{_KEY}\s*=)(?P<value>.+)$", re.IGNORECASE | re.DOTALL)
 
 
 def _mask_value(match: re.Match[str]) -> str:
@@ -138,8 +174,14 @@ def _mask_userinfo(match: re.Match[str]) -> str:
     return f"{match.group('scheme')}{user}:{MASK}@" if sep else f"{match.group('scheme')}{MASK}@"
 
 
+def _mask_pem(match: re.Match[str]) -> str:
+    """The key's kind stays; every line of the block becomes the mask (the line count is kept, so
+    text redacted as a whole can be split into its lines again: ``redact_lines``)."""
+    return f"-----BEGIN {match.group('kind')}----- {MASK}" + f"\n{MASK}" * match.group(0).count("\n")
+
+
 def _mask_cli(match: re.Match[str]) -> str:
-    key = match.group("key") or match.group("key2")
+    key = match.group("key") or match.group("key2") or match.group("key3") or match.group("key4")
     return f"{key}{MASK}"
 
 
@@ -157,10 +199,14 @@ def _bounded(text: str) -> str:
 def redact(text: str) -> str:
     """Mask every secret shape in free text. Run after ``strip_controls``."""
     text = _CLI_PASSWORD.sub(_mask_cli, _bounded(text))
-    text = _PEM.sub(lambda m: f"-----BEGIN {m.group('kind')}----- {MASK}", text)
+    text = _PEM.sub(_mask_pem, text)
+    text = _SLACK_WEBHOOK.sub(_mask_value, text)
     text = _URL_USERINFO.sub(_mask_userinfo, text)
+    text = _USER_PASSWORD.sub(_mask_value, text)
     text = _AUTH_HEADER.sub(_mask_value, text)
+    text = _DIGEST_AUTH.sub(_mask_value, text)
     text = _AUTH_SCHEME.sub(_mask_value, text)
+    text = _SET_KEY_VALUE.sub(_mask_value, text)
     text = _JWT.sub(MASK, text)
     text = _TOKEN_SHAPES.sub(MASK, text)
     text = _FLAG_SPACE.sub(_mask_value, text)
@@ -171,49 +217,80 @@ def redact_argv(argv: Sequence[str]) -> tuple[str, ...]:
     """Mask secret-looking arguments of one command line.
 
     A secret is often split over arguments (``--requirepass X``, ``password = X``,
-    ``Authorization: Bearer X``, a PEM block passed word by word), so each argument is redacted
-    alone, arguments that announce a value mask the next one, and then the line joined by
-    newlines is redacted once more to catch what spans arguments.
+    ``Authorization: Bearer X``, ``curl -u user:pw``, ``aws configure set KEY X``, a PEM block
+    passed word by word), so each argument is redacted alone, arguments that announce a value
+    mask the next one, and then the line joined by newlines is redacted once more to catch what
+    spans arguments.
     """
     out: list[str] = []
-    mask_next = pending_auth = in_pem = False
-    tool = False  # seen redis-cli/mysql (also after sudo, docker exec ...): its -a/-p take a password
+    expect: str | None = None  # what the previous argument announced (see ``_announced``)
+    in_pem = tool = False  # tool: seen redis-cli/mysql/sshpass/docker login, whose -a/-p take a password
     for raw in argv:
         arg = strip_controls(raw)
-        tool = tool or arg.rsplit("/", 1)[-1] in _SHORT_FLAG_TOOLS
+        base = arg.rsplit("/", 1)[-1]
+        tool = tool or base in _SHORT_FLAG_TOOLS
+        tool = tool or (arg == "login" and any(a.rsplit("/", 1)[-1] in _LOGIN_TOOLS for a in out))
         if in_pem:
             in_pem = not arg.startswith("-----END")
             out.append(arg if not in_pem else MASK)
-            continue
-        if mask_next or pending_auth:
-            pending_auth = pending_auth and bool(_AUTH_SCHEME_ONLY.match(arg))
-            mask_next = pending_auth
-            out.append(arg if pending_auth else MASK)
-            continue
-        header = " ".join([*out[-4:], arg])
-        if arg.endswith("-----") and ("PRIVATE" in header or "SECRET" in header):
-            in_pem = "-----BEGIN" in header
-            out.append(arg)
-        elif _AUTH_KEY_ONLY.match(arg):
-            out.append(arg)
-            pending_auth = True  # the credential follows, maybe after its scheme word
-        elif _AUTH_SCHEME_ONLY.match(arg):
-            out.append(arg)
-            mask_next = True
-        elif len(arg) > 2 and arg[:2] == "-p" and arg[2] != "-" and tool:
-            out.append(f"-p{MASK}")  # mysql -pSECRET
-        elif _BARE_FLAG.match(arg) or _KEY_ONLY.match(arg) or (arg in _SHORT_SECRET_FLAGS and tool):
-            out.append(arg)
-            mask_next = True
+        elif expect is not None:
+            shown, expect = _announced(expect, arg)
+            out.append(shown)
         else:
-            out.append(redact(arg))
+            shown, expect, in_pem = _one_argument(arg, out, tool)
+            out.append(shown)
     joined = redact("\n".join(out)).split("\n")
-    return tuple(joined) if len(joined) == len(out) else tuple(out)
+    return tuple(joined) if len(joined) == len(out) else tuple(redact(a) for a in out)
+
+
+def _announced(expect: str, arg: str) -> tuple[str, str | None]:
+    """An argument that a previous one announced: (what is shown, what the next one is).
+    ``auth``: an Authorization header's value, maybe after its scheme word; ``value``: a secret;
+    ``user``: ``user:password``; ``set``: a key, whose value is secret if the key's name says so."""
+    if expect == "auth":
+        return (arg, "auth") if _AUTH_SCHEME_ONLY.match(arg) else (MASK, None)
+    if expect == "user":
+        user, sep, _ = arg.partition(":")
+        return (f"{user}:{MASK}" if sep else arg), None
+    if expect == "set":
+        return arg, ("value" if re.fullmatch(_KEY, arg, re.IGNORECASE) else None)
+    return MASK, None
+
+
+def _one_argument(arg: str, before: list[str], tool: bool) -> tuple[str, str | None, bool]:
+    """An argument on its own: (what is shown, what it announces, whether a PEM block starts)."""
+    if whole := _WHOLE_ASSIGNMENT.match(arg):
+        return f"{whole.group('key')}{MASK}", None, False
+    if arg in _USER_FLAGS:
+        return arg, "user", False
+    if arg.lower() == "set":
+        return arg, "set", False
+    header = " ".join([*before[-4:], arg])
+    if arg.endswith("-----") and "\n" not in arg and ("PRIVATE" in header or "SECRET" in header):
+        return arg, None, "-----BEGIN" in header
+    if _AUTH_KEY_ONLY.match(arg):
+        return arg, "auth", False  # the credential follows, maybe after its scheme word
+    if _AUTH_SCHEME_ONLY.match(arg):
+        return arg, "value", False
+    if len(arg) > 2 and arg[:2] == "-p" and arg[2] != "-" and tool:
+        return f"-p{MASK}", None, False  # mysql -pSECRET
+    if _BARE_FLAG.match(arg) or _KEY_ONLY.match(arg) or (arg in _SHORT_SECRET_FLAGS and tool):
+        return arg, "value", False
+    return redact(arg), None, False
 
 
 def redact_text(line: str) -> str:
     """Controls stripped, then secrets masked: the form observed text is stored in."""
     return redact(strip_controls(line))
+
+
+def redact_lines(lines: Iterable[str]) -> list[str]:
+    """Lines (of a log, a fenced block) with controls stripped and secrets masked, judged together:
+    a secret that spans lines (a PEM key's body) is masked on every line it covers. Falls back to
+    line by line if a mask would merge lines."""
+    cleaned = [strip_controls(line).replace("\n", " ") for line in lines]
+    together = redact("\n".join(cleaned)).split("\n")
+    return together if len(together) == len(cleaned) else [redact(line) for line in cleaned]
 
 
 # --- 3. escaping for each way out -------------------------------------------------------------
@@ -280,7 +357,7 @@ def md_code(text: object, limit: int = FIELD_MAX) -> str:
 def md_fence(lines: Iterable[str], info: str = "bash") -> list[str]:
     """A fenced code block whose fence is longer than any backtick run inside it, so no
     observed text can close it early. Each line is cleaned (controls, secrets, length)."""
-    body = [cap(redact(strip_controls(line).replace("\n", " ")), LINE_MAX - 40) for line in lines]
+    body = [cap(line, LINE_MAX - 40) for line in redact_lines(lines)]
     if not body:
         return []
     longest = max((len(run) for line in body for run in re.findall(r"`{3,}", line)), default=0)

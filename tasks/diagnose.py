@@ -18,7 +18,7 @@ from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.pipeline import artifact_key, diagnose_step, findings_summary, findings_table, render_step
-from tasks.publish import event, markdown_artifact, table_artifact
+from tasks.publish import event, markdown_artifact, set_variable, table_artifact, variable_value
 
 T = TypeVar("T")
 
@@ -136,11 +136,11 @@ def publish_finding_changes(
             },
             payload={"id": finding_id, "host": host, **closed},
         )
-    current = open_set(findings)
+    current = variable_value(open_set(findings))  # compared as stored: sanitized
     written = False
     if current != previous:
         try:
-            with_backoff(lambda: Variable.set(name, current, overwrite=True), f"writing {name}", note)
+            with_backoff(lambda: set_variable(name, current), f"writing {name}", note)
             written = True
         except Exception as exc:
             warn("open findings not remembered: writing %s failed: %s", name, exc)

@@ -1,5 +1,5 @@
 """The Prefect ways out of the process, each through ``stackwarden.sanitize``: markdown and table
-artifacts and events. Tasks and flows publish only through these helpers, so nothing observed or
+artifacts, events and Variables. Tasks and flows publish only through these helpers, so nothing observed or
 written in a profile reaches the Prefect UI, its database or an automation unescaped or with a
 secret in it. (Log records are sanitized when they are created: ``install_log_sanitizer``.)"""
 
@@ -11,6 +11,7 @@ from uuid import UUID
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
+from prefect.variables import Variable
 
 from stackwarden import sanitize
 
@@ -37,3 +38,14 @@ def event(name: str, resource: Mapping[str, str], payload: Mapping[str, Any] | N
         resource={k: sanitize.one_line(v) for k, v in resource.items()},
         payload=sanitize.deep(dict(payload)) if payload is not None else None,
     )
+
+
+def variable_value(value: Any) -> Any:
+    """What a Variable holds: every string sanitized (a finding's summary quotes observed text: a
+    health URL's password, escape sequences)."""
+    return sanitize.deep(value)
+
+
+def set_variable(name: str, value: Any) -> None:
+    """Write a Prefect Variable through the sanitizer (``variable_value``)."""
+    Variable.set(name, variable_value(value), overwrite=True)

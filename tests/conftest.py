@@ -15,6 +15,17 @@ from tests.support.compose import Project, compose_project, panic_backend, tcp_s
 from tests.support.realparts import docker_ready, free_ports, host_listener, redis_server, require
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``session_first`` run first and ``session_last`` last, whatever their files.
+
+    A few checks need real time to pass (a switch paused for approval must still be waiting,
+    and then apply, after six minutes on a real server): the first test starts them, the suite
+    runs meanwhile, the last test checks them, so the wait costs the suite nothing."""
+    first = [item for item in items if item.get_closest_marker("session_first")]
+    last = [item for item in items if item.get_closest_marker("session_last")]
+    items[:] = first + [item for item in items if item not in first and item not in last] + last
+
+
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     """The real engine, Compose v2 and the test image; fails under CI=true when missing."""

@@ -94,6 +94,10 @@ class CrashLoopBackOff:
     reason: str = "Error"
     logs: str = ""
     message: str = ""
+    liveness_failure: str | None = None
+    """What a failing liveness probe said (the kubelet kills the container for it): written as
+    ``Unhealthy`` "Liveness probe failed: ..." and ``Killing`` "... failed liveness probe, will be
+    restarted"."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +152,87 @@ class Unschedulable:
     )
 
 
+@dataclass(frozen=True)
+class InitCrashLoop:
+    """An init container keeps crashing: it waits in CrashLoopBackOff with ``lastState.terminated``,
+    the init containers before it completed, the app containers wait in PodInitializing, the pod
+    is Pending (``Init:CrashLoopBackOff``). ``container`` None: the first init container."""
+
+    container: str | None = None
+    exit_code: int = 1
+    restart_count: int = 4
+    logs: str = ""
+
+
+@dataclass(frozen=True)
+class InitWaiting:
+    """An init container runs and never completes (it waits for something): the pod stays
+    ``Init:0/N``, its app containers in PodInitializing. ``logs`` are its current log;
+    ``running_for_seconds`` backdates its start."""
+
+    container: str | None = None
+    logs: str = ""
+    running_for_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """The pod stays in ContainerCreating and the kubelet (or the attach-detach controller) says
+    why in a Warning event: ``FailedCreatePodSandBox``, ``FailedMount`` or ``FailedAttachVolume``."""
+
+    reason: str = "FailedMount"
+    message: str = ""
+
+    def text(self) -> str:
+        return self.message or STUCK_MESSAGES[self.reason]
+
+
+STUCK_MESSAGES = {
+    "FailedCreatePodSandBox": (
+        "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox "
+        '"4f2c9e1b": plugin type="bridge" failed (add): failed to allocate for range 0: no IP addresses '
+        "available in range set: 10.244.0.1-10.244.0.254"
+    ),
+    "FailedMount": 'MountVolume.SetUp failed for volume "config" : configmap "orders-config" not found',
+    "FailedAttachVolume": (
+        'AttachVolume.Attach failed for volume "pvc-3f1c0b7e-2a4d-4e0b-9f55-61c0d0a1b2c3" : rpc error: code = '
+        "Internal desc = Could not attach volume to node: volume is still attached to another node"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class NodeNotReady:
+    """The pod's node stopped reporting: the node lifecycle controller marks the pod not ready and
+    writes ``NodeNotReady`` "Node is not ready"; its containers still show running."""
+
+
+@dataclass(frozen=True)
+class Evicted:
+    """The kubelet evicts the first ``count`` matching pods (phase Failed, reason Evicted, the
+    kubelet's ``Evicted`` event); later pods (the ReplicaSet's replacements) get ``then``."""
+
+    message: str = (
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 61Mi. Container api was "
+        "using 1843Mi, request is 256Mi, has larger consumption of memory."
+    )
+    count: int = 1
+    then: Any = None
+
+
 Behaviour: TypeAlias = (
-    Running | CrashLoopBackOff | Waiting | Terminated | ImagePullFailure | ConfigError | Unschedulable
+    Running
+    | CrashLoopBackOff
+    | Waiting
+    | Terminated
+    | ImagePullFailure
+    | ConfigError
+    | Unschedulable
+    | InitCrashLoop
+    | InitWaiting
+    | Stuck
+    | NodeNotReady
+    | Evicted
 )
 
 
@@ -265,6 +348,7 @@ class FakeKubelet:
         bind_unscheduled: bool = True,
         delete_node_on_stop: bool = False,
         node_labels: Mapping[str, str] | None = None,
+        hang_logs: bool = False,
     ) -> None:
         if isinstance(api, (str, Path)):
             factory: Callable[..., Any] = k8s_config.new_client_from_config
@@ -279,7 +363,10 @@ class FakeKubelet:
         self.bind_unscheduled = bind_unscheduled
         self.delete_node_on_stop = delete_node_on_stop
         self.node_labels = dict(node_labels or {})
+        self.hang_logs = hang_logs
+        """A kubelet that hangs on log reads (until stopped): what a node with a stuck kubelet does."""
         self.port = 0
+        self._evicted: dict[int, set[str]] = {}
 
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
@@ -351,8 +438,21 @@ class FakeKubelet:
         with self._lock:
             for rule in reversed(self._rules):
                 if rule.matches(pod):
-                    return rule.behaviour
+                    return self._evict_once(rule, pod)
         return Running()
+
+    def _evict_once(self, rule: _Rule, pod: Mapping[str, Any]) -> Behaviour:
+        """An Evicted rule evicts its first ``count`` pods; the pods after them get its ``then``."""
+        b = rule.behaviour
+        if not isinstance(b, Evicted):
+            return b
+        uid = str(pod.get("metadata", {}).get("uid", ""))
+        evicted = self._evicted.setdefault(rule.seq, set())
+        if uid in evicted or len(evicted) < b.count:
+            evicted.add(uid)
+            return b
+        then: Behaviour = b.then if b.then is not None else Running()
+        return then
 
     # ----------------------------------------------------------- lifecycle
     def start(self) -> FakeKubelet:
@@ -445,11 +545,43 @@ class FakeKubelet:
             def do_GET(self) -> None:
                 status, body = kubelet._handle_get(self.path)
                 data = body.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/plain; charset=utf-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (OSError, ssl.SSLError):
+                    pass  # the caller gave up waiting (a hung kubelet's read timed out)
+
+            def do_POST(self) -> None:
+                """``/portForward/{ns}/{pod}``: accept the stream upgrade as a kubelet does, then
+                hold the connection (no stream is ever served). Enough for ``kubectl
+                port-forward`` to start listening on its local port, which is what a host
+                observation sees of a port-forward."""
+                if (
+                    not self.path.startswith("/portForward/")
+                    or "upgrade" not in self.headers.get("Connection", "").lower()
+                ):
+                    self.send_error(404)
+                    return
+                protocol = self.headers.get("X-Stream-Protocol-Version", "portforward.k8s.io").split(",")[0].strip()
+                self.send_response(101, "Switching Protocols")
+                self.send_header("Connection", "Upgrade")
+                self.send_header("Upgrade", "SPDY/3.1")
+                self.send_header("X-Stream-Protocol-Version", protocol)
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.settimeout(1.0)
+                while not kubelet._stop.is_set():
+                    try:
+                        if not self.connection.recv(4096):
+                            return
+                    except (TimeoutError, ssl.SSLWantReadError):
+                        continue
+                    except (OSError, ssl.SSLError):
+                        return
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
@@ -471,6 +603,9 @@ class FakeKubelet:
             return 200, "ok"
         if len(parts) != 4 or parts[0] != "containerLogs":
             return 404, "404 page not found\n"
+        if self.hang_logs:
+            self._stop.wait()  # accepts, never answers: the caller's read timeout ends it
+            return 503, "kubelet stopped\n"
         _, ns, pod_name, container = parts
         query = urllib.parse.parse_qs(url.query)
 
@@ -528,6 +663,12 @@ class FakeKubelet:
             return b.logs
         if isinstance(b, (CrashLoopBackOff, Terminated)):
             return b.logs
+        if isinstance(b, InitCrashLoop) and container == _init_target(pod, b.container):
+            return b.logs
+        if isinstance(b, InitWaiting) and container == _init_target(pod, b.container) and not previous:
+            return b.logs
+        if isinstance(b, NodeNotReady) and not previous:
+            return ""
         return None  # Waiting: no container has run yet
 
     # ------------------------------------------------------------ node/lease
@@ -785,9 +926,19 @@ class FakeKubelet:
         record.events.add(("FailedScheduling", message))
 
     def _kubelet_event(
-        self, pod: Mapping[str, Any], record: _PodRecord, container: str, *, type_: str, reason: str, message: str
+        self,
+        pod: Mapping[str, Any],
+        record: _PodRecord,
+        container: str | None,
+        *,
+        type_: str,
+        reason: str,
+        message: str,
+        component: str = "kubelet",
+        init: bool = False,
     ) -> None:
-        """A core/v1 Event from this kubelet about one container of the pod (written once)."""
+        """A core/v1 Event about the pod, or one (init) container of it, from this kubelet or the
+        controller named by ``component`` (written once)."""
         meta = pod["metadata"]
         if record.events is None:
             record.events = set()
@@ -805,17 +956,21 @@ class FakeKubelet:
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],
                 "resourceVersion": meta.get("resourceVersion", ""),
-                "fieldPath": f"spec.containers{{{container}}}",
+                **(
+                    {"fieldPath": f"spec.{'initContainers' if init else 'containers'}{{{container}}}"}
+                    if container
+                    else {}
+                ),
             },
             "reason": reason,
             "message": message,
             "type": type_,
-            "source": {"component": "kubelet", "host": self.node_name},
+            "source": {"component": component, **({"host": self.node_name} if component == "kubelet" else {})},
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name,
+            "reportingComponent": component,
+            "reportingInstance": self.node_name if component == "kubelet" else f"{component}-fake",
         }
         _raw(self.core.create_namespaced_event, meta["namespace"], body)
         record.events.add((reason, message))
@@ -844,9 +999,41 @@ class FakeKubelet:
                 events.append(("Warning", "Unhealthy", f"Readiness probe failed: {b.readiness_failure}"))
             elif isinstance(b, CrashLoopBackOff):
                 pod_ref = f"{meta['name']}_{meta['namespace']}({meta['uid']})"
+                if b.liveness_failure:
+                    events += [
+                        ("Warning", "Unhealthy", f"Liveness probe failed: {b.liveness_failure}"),
+                        ("Normal", "Killing", f"Container {name} failed liveness probe, will be restarted"),
+                    ]
                 events.append(("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {pod_ref}"))
             for type_, reason, message in events:
                 self._kubelet_event(pod, record, name, type_=type_, reason=reason, message=message)
+        self._pod_level_events(pod, b, record)
+
+    def _pod_level_events(self, pod: Mapping[str, Any], b: Behaviour, record: _PodRecord) -> None:
+        """Events about the pod as a whole or an init container, worded as their reporters word them."""
+        meta = pod["metadata"]
+        if isinstance(b, InitCrashLoop):
+            name = _init_target(pod, b.container)
+            pod_ref = f"{meta['name']}_{meta['namespace']}({meta['uid']})"
+            message = f"Back-off restarting failed container {name} in pod {pod_ref}"
+            self._kubelet_event(pod, record, name, type_="Warning", reason="BackOff", message=message, init=True)
+        elif isinstance(b, Stuck):
+            component = "attachdetach-controller" if b.reason == "FailedAttachVolume" else "kubelet"
+            self._kubelet_event(
+                pod, record, None, type_="Warning", reason=b.reason, message=b.text(), component=component
+            )
+        elif isinstance(b, Evicted):
+            self._kubelet_event(pod, record, None, type_="Warning", reason="Evicted", message=b.message)
+        elif isinstance(b, NodeNotReady):
+            self._kubelet_event(
+                pod,
+                record,
+                None,
+                type_="Warning",
+                reason="NodeNotReady",
+                message="Node is not ready",
+                component="node-controller",
+            )
 
     def _bind(self, pod: Mapping[str, Any]) -> None:
         meta = pod["metadata"]
@@ -964,71 +1151,36 @@ class FakeKubelet:
             elif isinstance(b, ConfigError):
                 message = b.message.format(namespace=meta["namespace"])
                 st["state"] = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
-            elif isinstance(b, Terminated):
+            elif isinstance(b, Terminated | Evicted):
+                code, reason = (b.exit_code, b.reason) if isinstance(b, Terminated) else (137, "Error")
                 st["state"] = {
                     "terminated": {
-                        "exitCode": b.exit_code,
-                        "reason": b.reason,
+                        "exitCode": code,
+                        "reason": reason,
                         "startedAt": started,
                         "finishedAt": now,
                         "containerID": self._container_id(uid, name, 0),
                     }
                 }
+            elif isinstance(b, InitCrashLoop | InitWaiting):
+                st["state"] = {"waiting": {"reason": "PodInitializing"}}
+            elif isinstance(b, Stuck):
+                st["state"] = {"waiting": {"reason": "ContainerCreating"}}
+            elif isinstance(b, NodeNotReady):
+                st.update(
+                    started=True,
+                    containerID=self._container_id(uid, name, 0),
+                    state={"running": {"startedAt": started}},
+                )
             return st
 
         containers = spec.get("containers", [])
         statuses = [cstatus(c) for c in containers]
-        init_statuses = [
-            {
-                "name": c["name"],
-                "image": c.get("image", ""),
-                "imageID": "",
-                "ready": True,
-                "restartCount": 0,
-                "lastState": {},
-                "containerID": self._container_id(uid, c["name"], 0),
-                "state": {
-                    "terminated": {
-                        "exitCode": 0,
-                        "reason": "Completed",
-                        "startedAt": started,
-                        "finishedAt": started,
-                    }
-                },
-            }
-            for c in spec.get("initContainers", []) or []
-        ]
+        init_statuses = self._init_statuses(pod, b, started, now)
 
-        all_ready = bool(statuses) and all(s["ready"] for s in statuses)
-        not_ready = [s["name"] for s in statuses if not s["ready"]]
-        if isinstance(b, Waiting | ImagePullFailure | ConfigError):
-            phase = "Pending"
-        elif isinstance(b, Terminated):
-            phase = "Succeeded" if b.exit_code == 0 else "Failed"
-        else:
-            phase = "Running"
-
-        def cond(type_: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
-            c: dict[str, Any] = {
-                "type": type_,
-                "status": "True" if ok else "False",
-                "lastProbeTime": None,
-                "lastTransitionTime": started,
-            }
-            if not ok:
-                c.update(reason=reason, message=message)
-            return c
-
-        msg = f"containers with unready status: [{' '.join(not_ready)}]"
-        ready_reason = "PodCompleted" if isinstance(b, Terminated) else "ContainersNotReady"
         out: dict[str, Any] = {
-            "phase": phase,
-            "conditions": [
-                cond("Initialized", True),
-                cond("Ready", all_ready, ready_reason, msg),
-                cond("ContainersReady", all_ready, ready_reason, msg),
-                cond("PodScheduled", True),
-            ],
+            "phase": _phase(b),
+            "conditions": _conditions(b, statuses, init_statuses, started),
             "hostIP": "127.0.0.1",
             "podIP": pod_ip,
             "podIPs": [{"ip": pod_ip}],
@@ -1037,16 +1189,140 @@ class FakeKubelet:
         }
         if init_statuses:
             out["initContainerStatuses"] = init_statuses
+        if isinstance(b, Evicted):
+            out.update(reason="Evicted", message=b.message)
+        return out
+
+    def _init_statuses(self, pod: Mapping[str, Any], b: Behaviour, started: str, now: str) -> list[dict[str, Any]]:
+        """Init containers: completed, except the one an Init* behaviour names (crash-looping or
+        still running) and those after it (waiting PodInitializing)."""
+        uid = pod["metadata"]["uid"]
+        target = _init_target(pod, b.container) if isinstance(b, InitCrashLoop | InitWaiting) else None
+        blocked = isinstance(b, Stuck)
+        out = []
+        reached = False
+        for c in pod.get("spec", {}).get("initContainers", []) or []:
+            name = c["name"]
+            st: dict[str, Any] = {
+                "name": name,
+                "image": c.get("image", ""),
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "lastState": {},
+            }
+            if name == target:
+                reached = True
+                if isinstance(b, InitCrashLoop):
+                    st.update(
+                        restartCount=b.restart_count,
+                        state={
+                            "waiting": {
+                                "reason": "CrashLoopBackOff",
+                                "message": f"back-off 1m20s restarting failed container={name} "
+                                f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}({uid})",
+                            }
+                        },
+                        lastState={
+                            "terminated": {
+                                "exitCode": b.exit_code,
+                                "reason": "Error",
+                                "startedAt": started,
+                                "finishedAt": now,
+                                "containerID": self._container_id(uid, name, b.restart_count),
+                            }
+                        },
+                    )
+                else:
+                    assert isinstance(b, InitWaiting)
+                    since = datetime.fromtimestamp(time.time() - b.running_for_seconds, UTC)
+                    st.update(
+                        containerID=self._container_id(uid, name, 0),
+                        state={"running": {"startedAt": since.strftime("%Y-%m-%dT%H:%M:%SZ")}},
+                    )
+            elif reached or blocked:
+                st["state"] = {"waiting": {"reason": "PodInitializing"}}
+            else:
+                st.update(
+                    ready=True,
+                    containerID=self._container_id(uid, name, 0),
+                    state={
+                        "terminated": {
+                            "exitCode": 0,
+                            "reason": "Completed",
+                            "startedAt": started,
+                            "finishedAt": started,
+                        }
+                    },
+                )
+            out.append(st)
         return out
 
 
+def _phase(b: Behaviour) -> str:
+    """The pod phase the behaviour puts the pod in."""
+    if isinstance(b, Waiting | ImagePullFailure | ConfigError | InitCrashLoop | InitWaiting | Stuck):
+        return "Pending"
+    if isinstance(b, Terminated):
+        return "Succeeded" if b.exit_code == 0 else "Failed"
+    return "Failed" if isinstance(b, Evicted) else "Running"
+
+
+def _conditions(
+    b: Behaviour, statuses: list[dict[str, Any]], init_statuses: list[dict[str, Any]], started: str
+) -> list[dict[str, Any]]:
+    """Initialized, Ready, ContainersReady and PodScheduled as the kubelet writes them."""
+
+    def cond(type_: str, ok: bool, reason: str = "", message: str = "") -> dict[str, Any]:
+        c: dict[str, Any] = {
+            "type": type_,
+            "status": "True" if ok else "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": started,
+        }
+        if not ok:
+            c.update(reason=reason, message=message)
+        return c
+
+    all_ready = bool(statuses) and all(s["ready"] for s in statuses)
+    not_ready = [s["name"] for s in statuses if not s["ready"]]
+    msg = f"containers with unready status: [{' '.join(not_ready)}]"
+    ready_reason = "PodCompleted" if isinstance(b, Terminated) else "ContainersNotReady"
+    incomplete = [s["name"] for s in init_statuses if not s["ready"]]
+    return [
+        cond(
+            "Initialized",
+            not incomplete,
+            "ContainersNotInitialized",
+            f"containers with incomplete status: [{' '.join(incomplete)}]",
+        ),
+        cond("Ready", all_ready, ready_reason, msg),
+        cond("ContainersReady", all_ready, ready_reason, msg),
+        cond("PodScheduled", True),
+    ]
+
+
+def _init_target(pod: Mapping[str, Any], name: str | None) -> str | None:
+    """The init container an Init* behaviour acts on: the one named, else the first."""
+    names = [c["name"] for c in pod.get("spec", {}).get("initContainers", []) or []]
+    if name is not None:
+        return name if name in names else None
+    return names[0] if names else None
+
+
 __all__ = [
+    "STUCK_MESSAGES",
     "Behaviour",
     "ConfigError",
     "CrashLoopBackOff",
+    "Evicted",
     "FakeKubelet",
     "ImagePullFailure",
+    "InitCrashLoop",
+    "InitWaiting",
+    "NodeNotReady",
     "Running",
+    "Stuck",
     "Terminated",
     "Unschedulable",
     "Waiting",

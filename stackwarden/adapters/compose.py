@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 from typing import Any
 
 from stackwarden.errors import StackwardenError
+from stackwarden.sanitize import command
 
 CONFIG_TIMEOUT_SECONDS = 30.0
 """``compose config`` reads files only; anything slower is a broken setup, not a slow one."""
@@ -58,9 +58,9 @@ def _compose(
     try:
         result = subprocess.run(argv, cwd=working_dir, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise StackwardenError(f"{shlex.join(argv)}: {exc}") from exc
+        raise StackwardenError(f"{command(argv)}: {exc}") from exc
     if result.returncode != 0:
-        raise StackwardenError(f"{shlex.join(argv)} exited {result.returncode}: {result.stderr.strip()[-800:]}")
+        raise StackwardenError(f"{command(argv)} exited {result.returncode}: {result.stderr.strip()[-800:]}")
     if out:
         return result.stdout
     return (result.stderr or result.stdout).strip()[-800:]

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from stackwarden.adapters.engine_http import EngineHTTPError, EngineNotFound, EngineReader, unix_path
 from stackwarden.adapters.retry import RetryableCall, with_retries
+from stackwarden.dependencies import refs_from_argv, refs_from_env, refs_from_links
 from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError, TransientError
+from stackwarden.localclusters import cluster_node
 from stackwarden.model.base import Runtime
 from stackwarden.model.plan import GracefulStop, Unchanged, stateful_stop
 from stackwarden.model.profile import Timeouts
@@ -29,12 +31,13 @@ from stackwarden.model.snapshot import (
     RECENT_START_SECONDS,
     Container,
     ContainerDeath,
+    DependencyRef,
     DockerNetwork,
     PublishedPort,
     RuntimeStatus,
 )
 from stackwarden.observe import sorted_containers
-from stackwarden.sanitize import redact_text
+from stackwarden.sanitize import redact_lines, redact_text
 
 if TYPE_CHECKING:
     import docker
@@ -272,6 +275,27 @@ def _uptime(state: dict[str, Any], now: datetime) -> float | None:
     return max(0.0, (now - stamp).total_seconds())
 
 
+def depends_on_label(value: str) -> tuple[str, ...]:
+    """The compose services of a ``com.docker.compose.depends_on`` label
+    (``db:service_started:false,cache:service_healthy:true``; links are listed there too)."""
+    return tuple(dict.fromkeys(part.split(":", 1)[0] for part in value.split(",") if part.split(":", 1)[0]))
+
+
+def container_targets(inspect: dict[str, Any]) -> tuple[DependencyRef, ...]:
+    """The addresses an inspected container's env (``Config.Env``), command line (``Entrypoint`` +
+    ``Cmd``) and links name. Only hosts and ports come out: the values (passwords in URLs
+    included) are dropped here, at the adapter boundary."""
+    config = inspect.get("Config") or {}
+    env = [tuple(item.split("=", 1)) for item in config.get("Env") or [] if "=" in item]
+    argv = [str(a) for a in (config.get("Entrypoint") or []) + (config.get("Cmd") or [])]
+    networks = ((inspect.get("NetworkSettings") or {}).get("Networks")) or {}
+    links = [
+        *((inspect.get("HostConfig") or {}).get("Links") or []),
+        *(lk for n in networks.values() for lk in n.get("Links") or []),
+    ]
+    return tuple(dict.fromkeys((*refs_from_env(env), *refs_from_argv(argv), *refs_from_links(links))))
+
+
 def _from_summary(summary: dict[str, Any]) -> Container:
     labels = summary.get("Labels") or {}
     nets = (summary.get("NetworkSettings") or {}).get("Networks") or {}
@@ -291,6 +315,8 @@ def _from_summary(summary: dict[str, Any]) -> Container:
         declared=published,
         networks=tuple(sorted(nets)),
         ip_addresses=tuple(sorted(n["IPAddress"] for n in nets.values() if n.get("IPAddress"))),
+        depends_on=depends_on_label(labels.get("com.docker.compose.depends_on", "")),
+        cluster_node=cluster_node(labels, summary.get("Image", "")),
     )
 
 
@@ -317,6 +343,7 @@ def _with_inspect(container: Container, inspect: dict[str, Any], now: datetime) 
             "inspected": True,
             "uptime_seconds": _uptime(state, now) if state.get("Running") else None,
             "health_output": _health_output(state),
+            "targets": container_targets(inspect),
         }
     )
 
@@ -334,7 +361,7 @@ def _health_output(state: dict[str, Any]) -> str | None:
 def _log_tail(client: Reader, container_id: str, tail: int, tty: bool | None) -> tuple[str, ...]:
     raw = _call(client.logs, f"logs of {container_id[:12]}", container_id, tail=tail, tty=tty)
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-    return tuple(redact_text(line) for line in text.splitlines() if line.strip())
+    return tuple(redact_lines(line for line in text.splitlines() if line.strip()))
 
 
 def _logs_if_any(client: Reader, container: Container, tail: int, tty: bool | None = None) -> tuple[str, ...]:
@@ -348,6 +375,19 @@ def _logs_if_any(client: Reader, container: Container, tail: int, tty: bool | No
             LOG.info("logs of %s unavailable: %s", container.name, exc.explanation or exc)
             return ()
         raise
+
+
+def _with_logs(client: Reader, container: Container, tail: int, tty: bool | None = None) -> Container:
+    """The container with its last lines; a logs read that times out or keeps failing marks
+    only this container partially observed (its finding says so), never the whole engine."""
+    try:
+        return container.model_copy(update={"log_tail": _logs_if_any(client, container, tail, tty)})
+    except (PermanentError, TransientError) as exc:
+        if isinstance(exc, AbsentError):
+            raise  # the engine itself went away: that is the engine's state, not this container's
+        LOG.warning("logs of %s not read: %s", container.name, exc)
+        gap = f"logs of container {container.name} not read: {redact_text(str(exc))[:300]}"
+        return container.model_copy(update={"unobserved": (*container.unobserved, gap)})
 
 
 DEATH_WINDOW_SECONDS = 600.0
@@ -421,9 +461,11 @@ def describe_container(
         return None  # removed between list and inspect
     container = _with_inspect(container, inspect, datetime.now(UTC))
     container = container.model_copy(update={"last_death": deaths.get(container.id)})
-    if container.is_crash_looping or container.died_failing:
-        tty = bool((inspect.get("Config") or {}).get("Tty"))
-        container = container.model_copy(update={"log_tail": _logs_if_any(client, container, log_tail, tty)})
+    # logs of what fails: a crash loop, a death, or a container up but unhealthy (its
+    # entrypoint may wait for a dependency that never answers)
+    unhealthy = container.state == "running" and "unhealthy" in container.status
+    if container.is_crash_looping or container.died_failing or unhealthy:
+        container = _with_logs(client, container, log_tail, bool((inspect.get("Config") or {}).get("Tty")))
     return container
 
 

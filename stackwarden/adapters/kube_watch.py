@@ -33,8 +33,10 @@ from stackwarden.adapters.kubernetes import (
     _endpoints,
     _event,
     _get,
+    _log_target,
+    _LogReads,
     _pod,
-    _previous_logs,
+    _pod_logs,
     _Raw,
     _service,
     _workload,
@@ -81,6 +83,10 @@ _KINDS: dict[KubeKind, tuple[str, Callable[[Any], KubeObject]]] = {
 }
 
 
+_SELECTED: dict[KubeKind, list[tuple[str, str]]] = {"events": [("fieldSelector", "type=Warning")]}
+"""What the audit asks of a kind beyond the namespace: of events, the warnings only."""
+
+
 def kind_path(kind: KubeKind, namespace: str) -> str:
     """The namespaced collection of ``kind``."""
     return f"{_KINDS[kind][0]}/namespaces/{namespace}/{kind}"
@@ -91,7 +97,7 @@ def list_kind(reader: Reader, kind: KubeKind, namespace: str, timeout: Any) -> t
     empty), and the list's resourceVersion to watch from (None when forbidden)."""
     verb = f"list {kind}"
     try:
-        text = _call(_get, verb, reader, kind_path(kind, namespace), timeout).decode()
+        text = _call(_get, verb, reader, kind_path(kind, namespace), timeout, _SELECTED.get(kind)).decode()
     except KubeApiError as exc:
         if exc.status != 403:
             raise
@@ -137,7 +143,9 @@ class KubeWatch:
         self.ping_seconds = ping_seconds
         self.watch_seconds = watch_seconds
         self.endpoint: str | None = None
-        self.logs: dict[str, tuple[tuple[str, int], tuple[str, ...]]] = {}
+        self.logs: dict[
+            str, tuple[object, tuple[tuple[str, ...], str | None, tuple[str, ...], tuple[Coverage, ...]]]
+        ] = {}
         self.logs_forbidden: str | None = None
         self.lock = threading.Lock()
         self._backoff = Backoff()
@@ -190,35 +198,49 @@ class KubeWatch:
         self._backoff.reset()
         return _Session(self, reader, versions).run()
 
-    # ---- pods' previous logs, as the audit reads them
+    # ---- pods' logs, as the audit reads them
 
     def _with_logs(self, reader: Reader, listing: KubeList) -> KubeList:
-        objects = {name: self.pod_with_logs(reader, obj) for name, obj in listing.objects.items()}
-        return KubeList(objects=objects, coverage=listing.coverage, forbidden=listing.forbidden)
+        objects: dict[str, KubeObject] = {}
+        gaps: dict[str, tuple[Coverage, ...]] = {}
+        for name, obj in listing.objects.items():
+            objects[name], gaps[name] = self.pod_with_logs(reader, obj)
+        return KubeList(objects=objects, coverage=listing.coverage, forbidden=listing.forbidden, log_gaps=gaps)
 
-    def pod_with_logs(self, reader: Reader, obj: KubeObject) -> KubeObject:
-        """A crash-looping pod with its previous container's last lines (read once per restart)."""
+    def pod_with_logs(self, reader: Reader, obj: KubeObject) -> tuple[KubeObject, tuple[Coverage, ...]]:
+        """A failing pod with the last lines of the container that says why (``_pod_logs``: a
+        crash loop's previous run, an init container waiting too long), read once per restart
+        of that container; and the log read that failed, if it did."""
         if not isinstance(obj, PodState):
-            return obj
-        if not obj.is_crash_looping:
+            return obj, ()
+        target = _log_target(obj)
+        if target is None:
             with self.lock:
                 self.logs.pop(obj.name, None)
-            return obj
-        key = (obj.uid, obj.restart_count)
+            return obj, ()
+        key = (obj.uid, obj.restart_count, target)
         with self.lock:
             cached = self.logs.get(obj.name)
         if cached is not None and cached[0] == key:
-            return obj.model_copy(update={"log_tail": cached[1]})
-        forbidden: list[str] = []
-        tail = _previous_logs(reader, obj, self.log_tail, forbidden, self.timeout)
+            tail, container, extra, gaps = cached[1]
+            return obj.model_copy(
+                update={"log_tail": tail, "log_container": container, "unobserved": (*obj.unobserved, *extra)}
+            ), gaps
+        reads = _LogReads()
+        read = _pod_logs(reader, obj, self.log_tail, self.timeout, reads)
+        gaps = tuple(reads.gaps)
         with self.lock:
-            self.logs[obj.name] = (key, tail)
-            denied = forbidden[0] if forbidden else None
+            # what the read added: its lines, and a failed read's note on the pod
+            self.logs[obj.name] = (
+                key,
+                (read.log_tail, read.log_container, read.unobserved[len(obj.unobserved) :], gaps),
+            )
+            denied = reads.forbidden[0] if reads.forbidden else None
             flipped = denied != self.logs_forbidden
             self.logs_forbidden = denied
         if flipped:
             self.emit(LogsForbidden(forbidden=denied, at=now()))
-        return obj.model_copy(update={"log_tail": tail})
+        return read, gaps
 
     def forget_pod(self, name: str) -> None:
         """A deleted pod's logs are not kept."""
@@ -308,6 +330,7 @@ class _Session:
         try:
             while not self.done.is_set() and version is not None:
                 query = [
+                    *_SELECTED.get(kind, []),
                     ("watch", "1"),
                     ("resourceVersion", version),
                     ("allowWatchBookmarks", "true"),
@@ -392,7 +415,8 @@ class _Session:
                 self.watch.emit(KubeObjectGone(kind=kind, name=name, at=now()))
                 continue
             converted = convert(obj)
+            gaps: tuple[Coverage, ...] = ()
             if kind == "pods":
-                converted = self.watch.pod_with_logs(reader, converted)
-            self.watch.emit(KubeObjectSeen(kind=kind, name=name, obj=converted, at=now()))
+                converted, gaps = self.watch.pod_with_logs(reader, converted)
+            self.watch.emit(KubeObjectSeen(kind=kind, name=name, obj=converted, at=now(), log_gaps=gaps))
         return False

@@ -13,6 +13,7 @@ import http.client
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,12 +25,18 @@ import yaml
 
 from stackwarden.adapters.kube_http import KubeApiError, KubeReader, Timeout, endpoint_for
 from stackwarden.adapters.retry import RetryableCall, with_retries
-from stackwarden.errors import AbsentError, PermanentError, RefusedError
+from stackwarden.dependencies import refs_from_argv, refs_from_env
+from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError
 from stackwarden.model.base import Runtime
 from stackwarden.model.plan import PREVIOUS_REPLICAS, Unchanged
 from stackwarden.model.profile import KubernetesSpec, Timeouts
 from stackwarden.model.snapshot import (
+    RECENT_START_SECONDS,
     Coverage,
+    CoverageReason,
+    DependencyRef,
+    KubeContainer,
+    KubeContainerPort,
     KubeContext,
     KubeEndpoints,
     KubeEvent,
@@ -42,7 +49,7 @@ from stackwarden.model.snapshot import (
     RuntimeStatus,
 )
 from stackwarden.observe import kube_observation
-from stackwarden.sanitize import redact_text
+from stackwarden.sanitize import redact_lines, redact_text
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -361,9 +368,11 @@ def iter_list_items(text: str, top: dict[str, Any] | None = None) -> Iterator[An
             i = skip(i + 1)
 
 
-def _get_items(api: Any, path: str, timeout: Any, convert: Callable[[Any], T]) -> list[T]:
+def _get_items(
+    api: Any, path: str, timeout: Any, convert: Callable[[Any], T], query: list[tuple[str, Any]] | None = None
+) -> list[T]:
     """The items of one list call, each read as attribute-readable JSON and converted at once."""
-    text = _get(api, path, timeout).decode()
+    text = _get(api, path, timeout, query).decode()
     return [convert(_Raw(item)) for item in iter_list_items(text)]
 
 
@@ -401,10 +410,71 @@ def _seconds_since(stamp: Any, now: datetime) -> float | None:
     return max(0.0, (now - aware).total_seconds())
 
 
+_ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def container_targets(spec: Any) -> tuple[DependencyRef, ...]:
+    """The addresses a container's env (literal values only: a Secret or ConfigMap reference is
+    never read) and command/args name, ``$(VAR)`` expanded as the kubelet expands it. Only hosts
+    and ports leave this function."""
+    env = [(e.name or "", e.value) for e in spec.env or [] if isinstance(e.value, str)]
+    values = dict(env)
+    argv = [
+        _ENV_REF.sub(lambda m: values.get(m.group(1), m.group(0)), str(a))
+        for a in (spec.command or []) + (spec.args or [])
+    ]
+    return tuple(dict.fromkeys((*refs_from_env(env), *refs_from_argv(argv, "args"))))
+
+
+def _kube_container(spec: Any, status: Any, *, init: bool, now: datetime) -> KubeContainer:
+    """One container as its spec declares it (ports, env and args addresses) and its status
+    reports it (state, restarts, last termination)."""
+    state = status.state if status is not None else None
+    last = status.last_state.terminated if status is not None and status.last_state else None
+    current: Any = None
+    kind: Literal["waiting", "running", "terminated", "unknown"] = "unknown"
+    if state is not None and state.waiting:
+        kind, current = "waiting", state.waiting
+    elif state is not None and state.running:
+        kind, current = "running", state.running
+    elif state is not None and state.terminated:
+        kind, current = "terminated", state.terminated
+    message = getattr(current, "message", None) if kind != "running" else None
+    return KubeContainer(
+        name=spec.name or "",
+        init=init,
+        image=spec.image or "",
+        ready=bool(status.ready) if status is not None else False,
+        restart_count=(status.restart_count or 0) if status is not None else 0,
+        state=kind,
+        reason=getattr(current, "reason", None) if kind != "running" else None,
+        message=redact_text(message) if message else None,
+        exit_code=current.exit_code if kind == "terminated" else None,
+        last_exit_code=last.exit_code if last is not None else None,
+        last_reason=last.reason if last is not None else None,
+        last_message=redact_text(last.message) if last is not None and last.message else None,
+        uptime_seconds=_seconds_since(current.started_at, now) if kind == "running" else None,
+        ports=tuple(
+            KubeContainerPort(port=p.container_port, name=p.name, protocol=p.protocol or "TCP")
+            for p in spec.ports or []
+            if p.container_port
+        ),
+        targets=container_targets(spec),
+    )
+
+
+def _containers(specs: list[Any], statuses: list[Any], *, init: bool, now: datetime) -> tuple[KubeContainer, ...]:
+    by_name = {s.name: s for s in statuses}
+    return tuple(_kube_container(c, by_name.get(c.name), init=init, now=now) for c in specs)
+
+
 def _pod(obj: Any) -> PodState:
     """The pod as the kubelet and scheduler describe it: waiting reason and message, the last
-    termination, conditions (PodScheduled, Ready) and the images, all from the list call."""
+    termination, conditions (PodScheduled, Ready), the images, every app and init container's own
+    status, the ports they declare and the addresses their env and args name; all from the list
+    call."""
     meta, spec, status = obj.metadata, obj.spec, obj.status
+    now = datetime.now(UTC)
     statuses = list((status.container_statuses if status else None) or [])
     init_statuses = list((status.init_container_statuses if status else None) or [])
     waiting_status = _waiting(statuses) or _waiting(init_statuses)
@@ -442,12 +512,22 @@ def _pod(obj: Any) -> PodState:
         last_exit_code=terminated.exit_code if terminated else None,
         last_reason=terminated.reason if terminated else None,
         uptime_seconds=(
-            _seconds_since(worst.state.running.started_at, datetime.now(UTC))
+            _seconds_since(worst.state.running.started_at, now)
             if worst is not None and worst.state and worst.state.running
             else None
         ),
         owner=owners[0].name if owners else None,
         host_ports=host_ports,
+        containers=_containers(list(spec.containers or []), statuses, init=False, now=now),
+        init_containers=_containers(list(spec.init_containers or []), init_statuses, init=True, now=now),
+        claims=tuple(
+            v.persistent_volume_claim.claim_name
+            for v in spec.volumes or []
+            if v.persistent_volume_claim and v.persistent_volume_claim.claim_name
+        ),
+        reason=status.reason if status else None,
+        message=redact_text(status.message) if status and status.message else None,
+        pod_ip=status.pod_ip if status else None,
     )
 
 
@@ -485,6 +565,7 @@ def _event(obj: Any) -> KubeEvent:
         count=obj.count or 1,
         source=source,
         last_seen=last,
+        field_path=involved.field_path or "",
     )
 
 
@@ -495,10 +576,20 @@ def _endpoints(obj: Any) -> KubeEndpoints:
         name=obj.metadata.name,
         ready=sum(len(s.addresses or []) for s in subsets),
         not_ready=sum(len(s.not_ready_addresses or []) for s in subsets),
+        ports=tuple(sorted({p.port for s in subsets for p in s.ports or [] if p.port})),
     )
 
 
-def _list(api: Any, path: str, verb: str, namespace: str, convert: Callable[[Any], T], **seen: Any) -> list[T]:
+def _list(
+    api: Any,
+    path: str,
+    verb: str,
+    namespace: str,
+    convert: Callable[[Any], T],
+    *,
+    query: list[tuple[str, Any]] | None = None,
+    **seen: Any,
+) -> list[T]:
     """A namespaced list call; a Forbidden answer is recorded (forbidden and coverage), never read
     as an empty list."""
     forbidden: list[str] = seen["forbidden"]
@@ -506,7 +597,7 @@ def _list(api: Any, path: str, verb: str, namespace: str, convert: Callable[[Any
     timeout = seen["timeout"]
     kind = verb.removeprefix("list ")
     try:
-        items: list[T] = _call(_get_items, verb, api, path, timeout, convert)
+        items: list[T] = _call(_get_items, verb, api, path, timeout, convert, query)
     except KubeApiError as exc:
         if exc.status == 403:
             forbidden.append(f"{verb} in {namespace}")
@@ -525,25 +616,88 @@ def _list(api: Any, path: str, verb: str, namespace: str, convert: Callable[[Any
     return items
 
 
-def _previous_logs(api: Any, pod: PodState, tail: int, forbidden: list[str], timeout: Any) -> tuple[str, ...]:
-    """The previous container's last lines: what it printed before it crashed."""
+WAIT_LOGS_AFTER_SECONDS = RECENT_START_SECONDS
+"""An init container that has run this long without completing is waiting for something: its
+own log says what (``waiting for orders-db:5432``)."""
+
+
+@dataclass
+class _LogReads:
+    """What the log reads of one audit found out beyond the lines: reads the identity may not
+    make, and nodes whose kubelet did not answer (their other pods are not asked again: a hung
+    kubelet stays hung, and each ask would cost a whole read timeout)."""
+
+    forbidden: list[str] = field(default_factory=list)
+    hung_nodes: dict[str, str] = field(default_factory=dict)
+    gaps: list[Coverage] = field(default_factory=list)
+
+
+def _log_target(pod: PodState) -> tuple[str | None, bool] | None:
+    """Which container's log tells why the pod fails, and whether it is the previous (crashed)
+    instance's: a crash-looping container's last run, or an init container that has waited too
+    long (its current run). None: no log is worth a request."""
+    crashing = pod.crashing_container
+    if crashing is not None:
+        return crashing.name, True
+    if pod.is_crash_looping:
+        return None, True  # the pod says it loops; which container, its statuses did not say
+    blocking = pod.blocking_init
+    if (
+        blocking is not None
+        and blocking.state == "running"
+        and (blocking.uptime_seconds or 0) > WAIT_LOGS_AFTER_SECONDS
+    ):
+        return blocking.name, False
+    return None
+
+
+def _pod_logs(api: Any, pod: PodState, tail: int, timeout: Any, reads: _LogReads) -> PodState:
+    """The pod with the last lines of the container that tells why it fails. A read that fails
+    (the node's kubelet hangs, the apiserver cannot reach it) marks only this pod partially
+    observed, with the reason: the rest of the cluster is still seen."""
+    target = _log_target(pod)
+    if target is None:
+        return pod
+    container, previous = target
+    which = f"{'previous ' if previous else ''}logs of {pod.name}" + (f" container {container}" if container else "")
+    if pod.node and pod.node in reads.hung_nodes:
+        return _log_gap(pod, which, reads.hung_nodes[pod.node], "timeout", reads)
+    query: list[tuple[str, Any]] = [("tailLines", tail)]
+    if previous:
+        query.insert(0, ("previous", "true"))
+    if container:
+        query.insert(0, ("container", container))
     try:
-        raw = _call(
-            _get,
-            f"logs of {pod.name}",
-            api,
-            f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/log",
-            timeout,
-            [("previous", "true"), ("tailLines", tail)],
-        )
-        text = raw.decode(errors="replace")
+        raw = _call(_get, which, api, f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/log", timeout, query)
     except KubeApiError as exc:
         if exc.status == 403:
-            forbidden.append(f"get pods/log in {pod.namespace}")
-        else:
-            LOG.warning("previous logs of %s/%s unavailable: %s", pod.namespace, pod.name, exc.reason)
-        return ()
-    return tuple(redact_text(line) for line in str(text).splitlines() if line.strip())
+            reads.forbidden.append(f"get pods/log in {pod.namespace}")
+            return pod
+        return _log_gap(pod, which, f"HTTP {exc.status}: {api_reason(exc)}", "error", reads)
+    except StackwardenError as exc:  # a timeout, or retries of a 5xx exhausted
+        timed_out = "timed out" in str(exc)
+        reason: CoverageReason = "timeout" if timed_out else "error"
+        if timed_out and pod.node:
+            reads.hung_nodes[pod.node] = f"the kubelet of node {pod.node} did not answer an earlier log read in time"
+        why = (
+            f"timed out after {timeout[1]:g}s (node {pod.node or '?'}: its kubelet, or the apiserver's way to it, "
+            "did not answer)"
+            if timed_out
+            else str(exc).removeprefix(f"{which}: ")
+        )
+        return _log_gap(pod, which, why, reason, reads)
+    lines = tuple(redact_lines(line for line in raw.decode(errors="replace").splitlines() if line.strip()))
+    return pod.model_copy(update={"log_tail": lines, "log_container": container})
+
+
+def _log_gap(pod: PodState, which: str, why: str, reason: CoverageReason, reads: _LogReads) -> PodState:
+    """Record a log read that failed, on the pod (its finding says so) and in the coverage."""
+    text = f"{which} not read: {redact_text(why)}"
+    LOG.warning("%s", text)
+    reads.gaps.append(
+        Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason=reason, detail=text)
+    )
+    return pod.model_copy(update={"unobserved": (*pod.unobserved, text)})
 
 
 def _context_for(
@@ -631,8 +785,9 @@ def observe_kubernetes(
             if exc.status == 401:
                 raise PermanentError(f"cluster {context.server} rejected the credentials (401)") from exc
             version = None
-        seen = {"forbidden": forbidden, "timeout": timeout, "coverage": coverage}
+        seen: dict[str, Any] = {"forbidden": forbidden, "timeout": timeout, "coverage": coverage}
         apps, core = f"/apis/apps/v1/namespaces/{ns}", f"/api/v1/namespaces/{ns}"
+        warnings = [("fieldSelector", "type=Warning")]
         deployments = _list(
             api, f"{apps}/deployments", "list deployments", ns, partial(_workload, "Deployment"), **seen
         )
@@ -641,14 +796,11 @@ def observe_kubernetes(
         )
         pods = _list(api, f"{core}/pods", "list pods", ns, _pod, **seen)
         services = _list(api, f"{core}/services", "list services", ns, _service, **seen)
-        events = _list(api, f"{core}/events", "list events", ns, _event, **seen)
+        events = _list(api, f"{core}/events", "list events", ns, _event, query=warnings, **seen)
         endpoints = _list(api, f"{core}/endpoints", "list endpoints", ns, _endpoints, **seen)
-        pods = [
-            p.model_copy(update={"log_tail": _previous_logs(api, p, log_tail, forbidden, timeout)})
-            if p.is_crash_looping
-            else p
-            for p in pods
-        ]
+        reads = _LogReads()
+        pods = [_pod_logs(api, p, log_tail, timeout, reads) for p in pods]
+        forbidden += reads.forbidden
     except KubeApiError as exc:
         raise PermanentError(f"Kubernetes API error in {ns}: {exc.status} {exc.reason}") from exc
     finally:
@@ -664,6 +816,7 @@ def observe_kubernetes(
         endpoints=endpoints,
         forbidden=forbidden,
         coverage=coverage,
+        log_gaps=reads.gaps,
     )
     return KubeObservationResult(
         status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),

@@ -105,11 +105,13 @@ class HostSeen:
 
 @dataclass(frozen=True)
 class KubeList:
-    """One kind, listed whole: its objects by name, its coverage, and what was forbidden."""
+    """One kind, listed whole: its objects by name, its coverage, what was forbidden, and (pods)
+    the log reads that failed, per pod."""
 
     objects: Mapping[str, KubeObject]
     coverage: Coverage
     forbidden: str | None = None
+    log_gaps: Mapping[str, tuple[Coverage, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,12 +138,13 @@ class KubeListed:
 
 @dataclass(frozen=True)
 class KubeObjectSeen:
-    """One object added or modified, from a watch event."""
+    """One object added or modified, from a watch event (a pod: with its log reads that failed)."""
 
     kind: KubeKind
     name: str
     obj: KubeObject
     at: datetime
+    log_gaps: tuple[Coverage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,7 @@ class KubeSide(Side):
     forbidden: dict[KubeKind, str] = field(default_factory=dict)
     logs_forbidden: str | None = None
     seen_at: dict[str, datetime] = field(default_factory=dict)
+    log_gaps: dict[str, tuple[Coverage, ...]] = field(default_factory=dict)
 
     def put(self, kind: KubeKind, listing: KubeList, at: datetime) -> None:
         self.objects[kind] = dict(listing.objects)
@@ -253,6 +257,7 @@ class KubeSide(Side):
             self.forbidden.pop(kind, None)
         if kind == "pods":
             self.seen_at = dict.fromkeys(listing.objects, at)
+            self.log_gaps = {name: gaps for name, gaps in listing.log_gaps.items() if gaps}
 
 
 class LiveState:
@@ -331,10 +336,15 @@ class LiveState:
                 k.objects.setdefault(change.kind, {})[change.name] = change.obj
                 if change.kind == "pods":
                     k.seen_at[change.name] = change.at
+                    if change.log_gaps:
+                        k.log_gaps[change.name] = change.log_gaps
+                    else:
+                        k.log_gaps.pop(change.name, None)
             case KubeObjectGone():
                 k.objects.setdefault(change.kind, {}).pop(change.name, None)
                 if change.kind == "pods":
                     k.seen_at.pop(change.name, None)
+                    k.log_gaps.pop(change.name, None)
             case LogsForbidden():
                 k.logs_forbidden = change.forbidden
         k.heard_at = change.at
@@ -408,6 +418,7 @@ class LiveState:
             endpoints=_of(objects["endpoints"], KubeEndpoints),
             forbidden=[*forbidden, *([k.logs_forbidden] if k.logs_forbidden else [])],
             coverage=[k.coverage[kind] for kind in KUBE_KINDS if kind in k.coverage],
+            log_gaps=[gap for name in sorted(k.log_gaps) for gap in k.log_gaps[name]],
         )
 
     def next_deadline(self, now: datetime) -> datetime | None:

@@ -1,7 +1,14 @@
 """Pydantic models of the domain: profile, snapshot, finding (plan, journal, verdict follow)."""
 
 from stackwarden.model.base import CrashCategory, Frozen, Mode, Runtime, Severity
-from stackwarden.model.finding import AuditResult, CrashCause, Finding, Location, ModeRecommendation
+from stackwarden.model.finding import (
+    AuditResult,
+    CrashCause,
+    DependencyFailure,
+    Finding,
+    Location,
+    ModeRecommendation,
+)
 from stackwarden.model.profile import (
     ComposeSpec,
     HealthCheck,
@@ -17,8 +24,11 @@ from stackwarden.model.profile import (
 from stackwarden.model.snapshot import (
     Container,
     ContainerDeath,
+    DependencyRef,
     DockerNetwork,
     HostContext,
+    KubeContainer,
+    KubeContainerPort,
     KubeContext,
     KubeEndpoints,
     KubeEvent,
@@ -42,6 +52,8 @@ __all__ = [
     "ContainerDeath",
     "CrashCategory",
     "CrashCause",
+    "DependencyFailure",
+    "DependencyRef",
     "DockerNetwork",
     "Finding",
     "Frozen",
@@ -49,6 +61,8 @@ __all__ = [
     "HostContext",
     "HostLookup",
     "HostMatcher",
+    "KubeContainer",
+    "KubeContainerPort",
     "KubeContext",
     "KubeEndpoints",
     "KubeEvent",

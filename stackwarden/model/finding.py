@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from stackwarden.model.base import CrashCategory, Frozen, Mode, Runtime, Severity
+
+LinkFailure = Literal["refused", "reset", "timeout", "unresolved", "wait"]
+
+
+class DependencyFailure(Frozen):
+    """What the decisive line says about a dependency: it refused, reset or timed out the
+    connection, its name did not resolve, or the wait for it never ended; and the address it
+    names, when it names one (``orders-db:5432``)."""
+
+    kind: LinkFailure
+    host: str | None = None
+    port: int | None = None
+    line: str = ""
+
+    @property
+    def target(self) -> str | None:
+        """``host:port``, the host alone, ``port N``, or None when the line names no address."""
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        if host and self.port is not None:
+            return f"{host}:{self.port}"
+        return host or (f"port {self.port}" if self.port is not None else None)
 
 
 class CrashCause(Frozen):
@@ -24,6 +47,9 @@ class CrashCause(Frozen):
         default=None, description="The next likeliest category, e.g. code-issue behind a missing setting."
     )
     setting: str | None = Field(default=None, description="The missing environment variable or config key, if named.")
+    dependency: DependencyFailure | None = Field(
+        default=None, description="The dependency the failure names (refused, unresolved, waited for), if any."
+    )
 
 
 class Location(Frozen):
@@ -52,6 +78,24 @@ class Finding(Frozen):
     action: str = Field(default="", description="Short imperative for the status table.")
     commands: tuple[str, ...] = ()
     cause: CrashCause | None = None
+    condition: str = Field(
+        default="",
+        description="The service's state in a few words, as a chain quotes it: 'is scaled to 0', 'crash-loops'.",
+    )
+    caused_by: str | None = Field(
+        default=None, description="The id of the root-cause finding this one follows from (a dependency that is down)."
+    )
+    chain: tuple[str, ...] = Field(
+        default=(), description="The services from this one to the root cause: ('web', 'api', 'orders-db')."
+    )
+    dependents: tuple[str, ...] = Field(
+        default=(), description="On a root cause: the services that fail because of it."
+    )
+    gaps: tuple[str, ...] = Field(
+        default=(),
+        description="What of this finding's objects could not be read (a log read that timed out): the diagnosis is "
+        "partial.",
+    )
 
 
 class ModeRecommendation(Frozen):

@@ -309,3 +309,6 @@ class SwitchOutcome(Frozen):
     journal: tuple[StepResult, ...] = ()
     verdict: Verdict | None = None
     message: str = ""
+    approval_comment: str | None = Field(
+        default=None, description="What the person who approved or rejected the plan in the UI wrote."
+    )

@@ -58,6 +58,23 @@ class Coverage(Frozen):
     detail: str = ""
 
 
+class DependencyRef(Frozen):
+    """An address a service is configured to reach: a host (and port, when given) from an
+    environment variable, a command-line flag, a compose ``depends_on`` or link, or what an init
+    container waits for. Only the host and port are kept: a ``DATABASE_URL``'s user and password
+    never leave the adapter that read it."""
+
+    host: str
+    port: int | None = None
+    source: str = Field(description="Where it was declared: 'env DATABASE_URL', '--db-host', 'depends_on', ...")
+
+    @property
+    def display(self) -> str:
+        """``host:port`` (IPv6 bracketed), or the host alone."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}" if self.port is not None else host
+
+
 class PublishedPort(Frozen):
     """A container port published on the host (``host_ip`` 0.0.0.0 and :: are wildcards)."""
 
@@ -112,6 +129,27 @@ class Container(Frozen):
     health_output: str | None = Field(
         default=None, description="What the last health check printed, with its exit code (inspected containers)."
     )
+    depends_on: tuple[str, ...] = Field(
+        default=(), description="Compose services it depends on (its com.docker.compose.depends_on label)."
+    )
+    targets: tuple[DependencyRef, ...] = Field(
+        default=(),
+        description="Addresses its environment, command line and links name (inspected containers; hosts and "
+        "ports only, never the values).",
+    )
+    unobserved: tuple[str, ...] = Field(
+        default=(), description="What of this container could not be read and why (its logs timed out)."
+    )
+    cluster_node: str | None = Field(
+        default=None,
+        description="Set when the container is a node of a local Kubernetes cluster (kind, k3d, minikube): "
+        "what it publishes belongs to the cluster.",
+    )
+
+    @property
+    def host_networked(self) -> bool:
+        """``network_mode: host``: its 127.0.0.1 is the host's, not its own."""
+        return "host" in self.networks
 
     @property
     def recorded_exit_code(self) -> int | None:
@@ -310,9 +348,65 @@ class PodCondition(Frozen):
     message: str | None = None
 
 
+class KubeContainerPort(Frozen):
+    """A port a pod's container declares (``containerPort``, with its name if it has one): what a
+    Service's ``targetPort`` must name or number."""
+
+    port: int
+    name: str | None = None
+    protocol: str = "TCP"
+
+
+class KubeContainer(Frozen):
+    """One container of a pod, app or init, as its status and spec say: state, restarts, the last
+    termination, the ports it declares and the addresses its env and args name. Init containers
+    run one after the other before the app containers: one that fails or never ends holds the pod
+    in ``Init:`` (its app containers only say ``PodInitializing``)."""
+
+    name: str
+    init: bool = False
+    image: str = ""
+    ready: bool = False
+    restart_count: int = 0
+    state: Literal["waiting", "running", "terminated", "unknown"] = "unknown"
+    reason: str | None = Field(default=None, description="The waiting or terminated reason of its current state.")
+    message: str | None = None
+    exit_code: int | None = Field(default=None, description="The exit code of its current, terminated state.")
+    last_exit_code: int | None = None
+    last_reason: str | None = None
+    last_message: str | None = None
+    uptime_seconds: float | None = Field(default=None, description="Seconds since it last started, if it runs.")
+    ports: tuple[KubeContainerPort, ...] = ()
+    targets: tuple[DependencyRef, ...] = ()
+
+    @property
+    def completed(self) -> bool:
+        """Terminated with exit code 0: for an init container, done."""
+        return self.state == "terminated" and self.exit_code == 0
+
+    @property
+    def is_crash_looping(self) -> bool:
+        """Waiting in CrashLoopBackOff, or restarted after a failure and not ready (an init
+        container is never ready until it completes)."""
+        if self.reason == "CrashLoopBackOff":
+            return True
+        failed_before = self.restart_count > 0 and (self.last_exit_code or 0) != 0
+        just_restarted = self.uptime_seconds is not None and self.uptime_seconds < RECENT_START_SECONDS
+        return failed_before and (not self.ready or just_restarted) and not self.completed
+
+    @property
+    def recorded_exit_code(self) -> int | None:
+        """The exit code of its last failure: the last termination's, else the current one's."""
+        return self.last_exit_code if self.last_exit_code is not None else self.exit_code
+
+
 class PodState(Frozen):
     """One pod: phase, the waiting reason of its worst container, restarts, last exit code,
-    and the runtime's own words for why it is not ready (waiting message, conditions)."""
+    and the runtime's own words for why it is not ready (waiting message, conditions).
+
+    ``containers`` and ``init_containers`` hold every container's own status; the flat fields
+    above them describe the app containers as a whole (the worst one), as ``kubectl get pods``
+    does."""
 
     name: str
     namespace: str
@@ -338,6 +432,17 @@ class PodState(Frozen):
     uptime_seconds: float | None = Field(
         default=None, description="Seconds since the most restarted container last started, if it runs."
     )
+    containers: tuple[KubeContainer, ...] = ()
+    init_containers: tuple[KubeContainer, ...] = ()
+    claims: tuple[str, ...] = Field(default=(), description="PersistentVolumeClaims its volumes name.")
+    reason: str | None = Field(default=None, description="status.reason, e.g. Evicted.")
+    message: str | None = Field(default=None, description="status.message, e.g. why it was evicted.")
+    pod_ip: str | None = None
+    log_container: str | None = Field(default=None, description="The container whose lines log_tail holds.")
+    unobserved: tuple[str, ...] = Field(
+        default=(),
+        description="What of this pod could not be read and why (its logs timed out): its diagnosis is partial.",
+    )
 
     def condition(self, type_: str) -> PodCondition | None:
         """The condition of that type, if the pod has it."""
@@ -353,10 +458,42 @@ class PodState(Frozen):
     def is_crash_looping(self) -> bool:
         """CrashLoopBackOff, restarting on failures, or up again for only a moment after a
         failure: between two crashes of a loop a container without a readiness probe is
-        Running and ready (the same window as a container's, RECENT_START_SECONDS)."""
+        Running and ready (the same window as a container's, RECENT_START_SECONDS). An init
+        container that crash-loops holds the whole pod in the loop."""
         failed_before = self.restart_count > 0 and (self.last_exit_code or 0) != 0
         just_restarted = self.uptime_seconds is not None and self.uptime_seconds < RECENT_START_SECONDS
-        return self.waiting_reason == "CrashLoopBackOff" or (failed_before and (not self.ready or just_restarted))
+        return (
+            self.waiting_reason == "CrashLoopBackOff"
+            or (failed_before and (not self.ready or just_restarted))
+            or self.crashing_init is not None
+        )
+
+    @property
+    def blocking_init(self) -> KubeContainer | None:
+        """The init container the pod waits on (the first not completed), while it initialises."""
+        if self.ready:
+            return None
+        return next((c for c in self.init_containers if not c.completed), None)
+
+    @property
+    def crashing_init(self) -> KubeContainer | None:
+        """The init container that crash-loops, holding the pod in ``Init:CrashLoopBackOff``."""
+        blocking = self.blocking_init
+        return blocking if blocking is not None and blocking.is_crash_looping else None
+
+    @property
+    def crashing_container(self) -> KubeContainer | None:
+        """The container whose crashes the pod shows: a crash-looping init container first (the
+        app containers have not started), else the most restarted crash-looping app container."""
+        if self.crashing_init is not None:
+            return self.crashing_init
+        looping = [c for c in self.containers if c.is_crash_looping]
+        return max(looping, key=lambda c: c.restart_count) if looping else None
+
+    @property
+    def declared_ports(self) -> tuple[KubeContainerPort, ...]:
+        """Every port its app containers declare."""
+        return tuple(p for c in self.containers for p in c.ports)
 
 
 class KubeServicePort(Frozen):
@@ -391,6 +528,7 @@ class KubeEvent(Frozen):
     count: int = 1
     source: str = ""
     last_seen: datetime | None = None
+    field_path: str = Field(default="", description="The part of the object it is about: spec.initContainers{wait}.")
 
 
 class KubeEndpoints(Frozen):
@@ -399,6 +537,7 @@ class KubeEndpoints(Frozen):
     name: str
     ready: int = 0
     not_ready: int = 0
+    ports: tuple[int, ...] = Field(default=(), description="The target ports the endpoints controller resolved.")
 
 
 class KubeObservation(Frozen):

@@ -135,6 +135,12 @@ def _finding_section(index: int, finding: Finding) -> list[str]:
             f"(signature {md_code(cause.signature)}, confidence {cause.confidence:.0%})",
             "",
         ]
+    if finding.caused_by is not None:
+        out += [f"**Caused by:** {md_code(finding.caused_by)} ({_t(' → '.join(finding.chain))})", ""]
+    if finding.dependents:
+        out += [f"**Root cause of:** {_t(', '.join(finding.dependents))}", ""]
+    if finding.gaps:
+        out += ["**Not observed:**", *[f"- {_t(gap)}" for gap in finding.gaps], ""]
     if finding.evidence:
         out += ["**Evidence:**", *[f"- {_t(line)}" for line in finding.evidence], ""]
     if finding.recommendation:

@@ -30,6 +30,7 @@ def render_plan(plan: Plan) -> str:
         ]
     if plan.notes:
         out += ["", "**Notes:**", *[f"- {_t(n, 2000)}" for n in plan.notes]]
+    out += ["", f"Plan digest (sha256): {md_code(plan.digest)}"]  # what an approval names, in full
     return document("\n".join(out).rstrip() + "\n")
 
 
@@ -56,4 +57,6 @@ def render_outcome(outcome: SwitchOutcome) -> str:
 
 def render_outcome_json(outcome: SwitchOutcome) -> str:
     """The outcome as indented JSON, every string sanitized (controls, secrets, length)."""
-    return json.dumps(deep(outcome.model_dump(mode="json")), indent=2)
+    document_ = deep(outcome.model_dump(mode="json"))
+    document_["plan_digest"] = outcome.plan.digest  # hex: nothing in it to sanitize, and shown in full
+    return json.dumps(document_, indent=2)

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime
 
-from stackwarden.model.base import Runtime
+from stackwarden.model.base import Runtime, Severity
 from stackwarden.model.finding import AuditResult
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
@@ -68,11 +68,14 @@ def render_prometheus(
     """The metrics of one successful audit as a textfile-collector file.
 
     A finding that concerns several services counts once per service (so a per-service alert
-    sees it); a finding about no particular service has ``service=""``.
+    sees it); a finding about no particular service has ``service=""``. An ``ok`` result is no
+    open finding and is not counted (as the open-findings Variable leaves it out).
     """
     base: Labels = (("profile", profile.name),)
     findings: Counter[Labels] = Counter()
     for finding in result.findings:
+        if finding.severity is Severity.OK:  # a check that held is no open finding
+            continue
         for service in finding.services or ("",):
             findings[(*base, ("rule", finding.rule), ("severity", str(finding.severity)), ("service", service))] += 1
     view = stack_view(snapshot, profile)

@@ -18,11 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from stackwarden import commands
-from stackwarden.crash import classify_crash
+from stackwarden.clusterevents import event_line, pod_warnings, service_warnings
+from stackwarden.crash import classify_crash, dependency_failure
 from stackwarden.model.base import CrashCategory, Runtime, Severity
-from stackwarden.model.finding import CrashCause, Finding, Location
+from stackwarden.model.finding import CrashCause, DependencyFailure, Finding, Location
 from stackwarden.model.profile import Profile
-from stackwarden.model.snapshot import Container, KubeServiceState, PodState, Snapshot
+from stackwarden.model.snapshot import Container, KubeContainer, KubeServiceState, PodState, Snapshot
 from stackwarden.placement import (
     ServicePlacement,
     StackView,
@@ -138,12 +139,17 @@ def _compose_unready(snapshot: Snapshot, profile: Profile, placement: ServicePla
     state = f"{c.state}" + (f", exit code {code}" if code is not None else "")
     if c.state == "running":  # up but failing its health check
         said = f" Its last check: {c.health_output}." if c.health_output else ""
+        waits = dependency_failure(list(reversed(c.log_tail[-5:])))
         cause = _cause(
             CrashCategory.UNKNOWN,
             "unhealthy",
             f"The container runs but its health check fails.{said}",
-            [f"{c.name}: {c.status}", *([f"last health check: {c.health_output}"] if c.health_output else [])],
-        )
+            [
+                f"{c.name}: {c.status}",
+                *([f"last health check: {c.health_output}"] if c.health_output else []),
+                *c.log_tail[-2:],
+            ],
+        ).model_copy(update={"dependency": waits, "decisive_line": waits.line if waits else None})
         return _Unready(
             Runtime.COMPOSE,
             cause,
@@ -247,7 +253,9 @@ def _pod_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str]:
     unschedulable = pod.unschedulable
     if unschedulable is not None:
         message = unschedulable.message or unschedulable.reason or "not scheduled"
-        resources = bool(re.search(r"Insufficient (cpu|memory)|Too many pods", message, re.IGNORECASE))
+        resources = bool(
+            re.search(r"Insufficient (cpu|memory)|Too many pods|(memory|disk|pid)-pressure", message, re.IGNORECASE)
+        )
         cause = _cause(
             CrashCategory.RESOURCES if resources else CrashCategory.CONFIGURATION,
             "Unschedulable",
@@ -303,6 +311,12 @@ def _pod_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str]:
             [f"{pod.name}: lastState.terminated OOMKilled, exit code {pod.last_exit_code}"],
         ).model_copy(update={"exit_code": pod.last_exit_code})
         return cause, "Raise the container's memory limit or find what makes it use more memory."
+    blocked = _init_cause(snapshot, pod)
+    if blocked is not None:
+        return blocked
+    stuck = _sandbox_or_volume(snapshot, pod)
+    if stuck is not None:
+        return stuck
     if reason:
         cause = _cause(
             CrashCategory.UNKNOWN,
@@ -321,6 +335,20 @@ def _pod_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str]:
             [f"{pod.name}: {line}" for line in readiness[-2:]],
         )
         return cause, "Make the readiness endpoint answer (check the app's dependencies and the probe's path/port)."
+    node = pod_warnings(snapshot, pod, {"NodeNotReady"})
+    if node:
+        cause = _cause(
+            CrashCategory.UNKNOWN,
+            "NodeNotReady",
+            f"The pod's node {pod.node or '?'} is not ready (its kubelet stopped reporting), so the pod is marked "
+            "not ready: the node, not the app, is the cause.",
+            [event_line(e) for e in node[-2:]],
+        )
+        return (
+            cause,
+            f"Look at node {pod.node or '?'} (kubectl describe node); its pods are rescheduled once it is "
+            "gone for good, or come back when its kubelet reports again.",
+        )
     ready = pod.condition("Ready")
     detail = (ready.message or ready.reason or "") if ready is not None else ""
     cause = _cause(
@@ -330,6 +358,85 @@ def _pod_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str]:
         [f"{pod.name}: {pod.phase}, {pod.ready_containers}/{pod.total_containers} containers ready {detail}".strip()],
     )
     return cause, "Read the pod's events (kubectl describe pod) for why it is not ready."
+
+
+_VOLUME_OR_SANDBOX = ("FailedCreatePodSandBox", "FailedMount", "FailedAttachVolume")
+_STUCK = {
+    "FailedCreatePodSandBox": "The node could not create the pod's sandbox (its network, through the CNI plugin, "
+    "or the container runtime): no container of the pod can start.",
+    "FailedMount": "A volume of the pod cannot be mounted (a ConfigMap, Secret or claim that is missing, or a "
+    "volume that does not attach): the pod stays in ContainerCreating.",
+    "FailedAttachVolume": "A volume of the pod cannot be attached to its node: the pod stays in ContainerCreating.",
+}
+
+
+def _sandbox_or_volume(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str] | None:
+    """A pod stuck in ContainerCreating: the kubelet's (or attach-detach controller's) Warning
+    events say why: sandbox creation or a volume mount/attach failed."""
+    events = pod_warnings(snapshot, pod, _VOLUME_OR_SANDBOX)
+    if not events or pod.ready:
+        return None
+    last = events[-1]
+    cause = _cause(
+        CrashCategory.CONFIGURATION,
+        last.reason,
+        _STUCK[last.reason],
+        [f"{pod.name}: {pod.waiting_reason or pod.phase}", *(event_line(e) for e in events[-3:])],
+    ).model_copy(update={"decisive_line": f"{last.reason}: {last.message}"})
+    missing = _MISSING_REF.search(last.message) or re.search(
+        r"(persistentvolumeclaim|configmap|secret) \"([^\"]+)\" not found", last.message, re.IGNORECASE
+    )
+    advice = (
+        f"Create what the event names ({missing.group(0)}) or correct the pod's volumes."
+        if missing
+        else "Fix what the event names (the node's network plugin, the volume or its claim), then the pod starts."
+    )
+    return cause, advice
+
+
+def _init_cause(snapshot: Snapshot, pod: PodState) -> tuple[CrashCause, str] | None:
+    """A pod held in ``Init:``: an init container that failed for good, or one that still runs
+    (it waits for something: its log, else its command, says what)."""
+    init = pod.blocking_init
+    if init is None or init.is_crash_looping:
+        return None  # none, or a crash loop (the crash-loop rule reads its log)
+    index = pod.init_containers.index(init) + 1
+    where = f"init container {init.name} ({index}/{len(pod.init_containers)})"
+    if init.state == "terminated":
+        cause = classify_crash(init.exit_code, pod.log_tail, ())
+        return (
+            cause.model_copy(
+                update={
+                    "explanation": f"{where} failed (exit code {init.exit_code}): {cause.explanation}",
+                    "evidence": (f"{pod.name}: Init:Error, {where} exit code {init.exit_code}", *cause.evidence),
+                }
+            ),
+            f"Fix what {where} reports; the app containers start only after it succeeds.",
+        )
+    failure = _waited_for(pod, init)
+    running = f" for {init.uptime_seconds:.0f}s" if init.uptime_seconds is not None else ""
+    target = f": it waits for {failure.target}" if failure is not None and failure.target else ""
+    cause = _cause(
+        CrashCategory.CONFIGURATION,
+        "init-waiting",
+        f"{where} has not completed (running{running}){target}; the app containers wait for it (PodInitializing).",
+        [f"{pod.name}: {where} running{running}", *pod.log_tail[-2:]],
+    ).model_copy(update={"dependency": failure, "decisive_line": failure.line if failure else None})
+    return cause, f"Make what {where} waits for available, or correct the address it waits for."
+
+
+def _waited_for(pod: PodState, init: KubeContainer) -> DependencyFailure | None:
+    """What a running init container waits for: its log's own words, else the address its
+    command names (``until nc -z orders-db 5432``)."""
+    if pod.log_container == init.name and pod.log_tail:
+        found = dependency_failure(list(reversed(pod.log_tail[-5:])))
+        if found is not None:
+            return found
+    target = next(iter(init.targets), None)
+    if target is None:
+        return None
+    line = f"init container {init.name} waits for {target.display} ({target.source})"
+    return DependencyFailure(kind="wait", host=target.host, port=target.port, line=line)
 
 
 def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> _Unready:
@@ -434,6 +541,16 @@ def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
     rank = {CrashCategory.CONFIGURATION: 0, CrashCategory.RESOURCES: 1, CrashCategory.UNKNOWN: 2}
     (cause, advice), pod = min(causes, key=lambda item: rank.get(item[0][0].category, 3))
     same = sum(1 for (c, _), _ in causes if c.signature == cause.signature)
+    quoted = [event_line(e) for e in service_warnings(snapshot, profile, name, placement.pods)]
+    quoted += _evictions(snapshot, wname)
+    extra = [
+        line for line in dict.fromkeys(quoted) if not any(line.endswith(e) or e.endswith(line) for e in cause.evidence)
+    ]
+    if extra:
+        cause = cause.model_copy(update={"evidence": (*cause.evidence, *extra[-4:])})
+    gaps = [g for p in placement.pods for g in p.unobserved]
+    if gaps:
+        cause = cause.model_copy(update={"evidence": (*cause.evidence, *(f"not observed: {g}" for g in gaps))})
     pod_describe = commands.kubectl_for(snapshot, profile, "describe", "pod", pod.name)
     return _Unready(
         Runtime.KUBERNETES,
@@ -443,6 +560,19 @@ def _kube_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacem
         advice,
         (pod_describe, describe),
     )
+
+
+def _evictions(snapshot: Snapshot, workload: str) -> list[str]:
+    """Evicted and NodeNotReady events of the workload's earlier pods (an evicted pod is Failed and
+    no longer counts, but why it went is why the replicas are short)."""
+    kube = snapshot.kubernetes
+    if kube is None:
+        return []
+    return [
+        event_line(e)
+        for e in kube.events
+        if e.type == "Warning" and e.kind == "Pod" and e.name.startswith(f"{workload}-") and e.reason in {"Evicted"}
+    ][-2:]
 
 
 def _host_unready(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> _Unready:
@@ -531,6 +661,8 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
             elsewhere = f" It is served by {', '.join(served)} meanwhile." if served else ""
             if served and runtime is home_runtime(profile, service):
                 unready = _move_instead(snapshot, profile, placement, unready, served)
+            if not served:
+                unready = _unseen_elsewhere(snapshot, profile, service, unready)
             # unread is not down: say that readiness is unknown rather than claim it is absent
             blind = unready.cause.signature == "workload-not-readable"
             yield Finding(
@@ -549,7 +681,80 @@ def service_unavailable(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
                 action=f"Make {service} ready in {runtime}",
                 commands=unready.commands,
                 cause=unready.cause,
+                condition=_condition(unready, service),
+                gaps=_gaps(placement, runtime),
             )
+
+
+def _gaps(placement: ServicePlacement, runtime: Runtime) -> tuple[str, ...]:
+    """What of the service's objects in ``runtime`` could not be read (a log read that failed)."""
+    if runtime is Runtime.KUBERNETES:
+        return tuple(g for p in placement.pods for g in p.unobserved)
+    if runtime is Runtime.COMPOSE:
+        return tuple(g for c in placement.containers for g in c.unobserved)
+    return ()
+
+
+_SEEN_KINDS = frozenset({"*", "containers", "pods", "deployments", "statefulsets"})
+
+
+def _unseen_elsewhere(snapshot: Snapshot, profile: Profile, service: str, unready: _Unready) -> _Unready:
+    """Where the service also has a home that could not be observed (a cluster that did not
+    answer), it may be running there: the finding says so and gives no command that would start a
+    second copy here. Not seen is never absent."""
+    unseen = [
+        gap
+        for runtime in (Runtime.COMPOSE, Runtime.KUBERNETES)
+        if runtime is not unready.runtime and profile.has_home(service, runtime)
+        for gap in snapshot.gaps(runtime, _SEEN_KINDS)
+    ]
+    if not unseen:
+        return unready
+    where = "; ".join(f"{g.runtime} {g.kind} {g.state} ({g.reason})" for g in unseen)
+    keep = tuple(c for c in unready.commands if " logs " in f" {c} " or " describe " in f" {c} ")
+    return replace(
+        unready,
+        recommendation=f"{unready.recommendation} But {service} may run where it was not seen ({where}): make that "
+        "runtime observable and audit again before starting a copy here.",
+        commands=keep,
+    )
+
+
+_CONDITIONS = {
+    "scaled-to-zero": "is scaled to 0",
+    "workload-missing": "has no workload in the namespace",
+    "workload-not-readable": "could not be read",
+    "pods-not-readable": "has no ready pod (its pods could not be read)",
+    "no-pods": "has no pods",
+    "Unschedulable": "cannot be scheduled",
+    "ImagePullBackOff": "cannot pull its image",
+    "ErrImagePull": "cannot pull its image",
+    "InvalidImageName": "has an invalid image name",
+    "CreateContainerConfigError": "cannot create its container (a missing ConfigMap or Secret key)",
+    "OOMKilled": "is OOM-killed",
+    "readiness-probe-failed": "fails its readiness probe",
+    "FailedMount": "cannot mount a volume",
+    "FailedAttachVolume": "cannot attach a volume",
+    "FailedCreatePodSandBox": "cannot get a pod sandbox",
+    "NodeNotReady": "runs on a node that is not ready",
+    "init-waiting": "is stuck in an init container",
+    "unhealthy": "is unhealthy",
+    "no-process": "is not running on the host",
+    "engine-error": "could not be started by the engine",
+}
+
+
+def _condition(unready: _Unready, service: str) -> str:
+    """The service's state in a few words, as a chain quotes it ("orders-db is scaled to 0")."""
+    signature = unready.cause.signature
+    if signature == "no-container":
+        return unready.summary.removeprefix(f"{service} ")
+    if signature in _CONDITIONS:
+        return _CONDITIONS[signature]
+    if unready.runtime is Runtime.COMPOSE and unready.location.kind == "container":
+        died = unready.cause.explanation.startswith("The container died")
+        return f"died ({unready.location.detail})" if died else f"is stopped ({unready.location.detail})"
+    return f"has no ready instance in {unready.runtime} ({signature})"
 
 
 def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -619,4 +824,5 @@ def service_selector_unmatched(snapshot: Snapshot, profile: Profile) -> Iterator
                 "The Service's selector matches no pod, so it has no endpoints.",
                 [f"Service {svc.name} selector {selector_text}; pods labelled {pod_labels}"],
             ),
+            condition="has a Service that selects no pod",
         )

@@ -7,20 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from stackwarden import commands
+from stackwarden.clusterevents import event_line, pod_warnings
 from stackwarden.crash import classify_crash
 from stackwarden.model.base import CrashCategory, Runtime, Severity
-from stackwarden.model.finding import CrashCause, Finding, Location
+from stackwarden.model.finding import CrashCause, DependencyFailure, Finding, Location
 from stackwarden.model.profile import Profile
-from stackwarden.model.snapshot import Snapshot
-from stackwarden.placement import (
-    PortOwner,
-    ServicePlacement,
-    StackView,
-    home_runtime,
-    is_service_container,
-    ready_in,
-    stack_view,
-)
+from stackwarden.model.snapshot import KubeContainer, PodState, Snapshot
+from stackwarden.placement import PortOwner, ServicePlacement, StackView, stack_view
 from stackwarden.rules.registry import rule
 
 
@@ -29,6 +22,7 @@ class _Crash:
     location: Location
     cause: CrashCause
     command: str
+    gaps: tuple[str, ...] = ()
 
 
 def _exit_text(code: int | None) -> str:
@@ -44,35 +38,85 @@ def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) 
         if not c.is_crash_looping:
             continue
         cause = classify_crash(c.recorded_exit_code, c.log_tail, ports, c.oom_killed)
+        unread = "; its logs could not be read" if c.unobserved else ""
         out.append(
             _Crash(
                 Location(
                     runtime=Runtime.COMPOSE,
                     kind="container",
                     name=c.name,
-                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {c.restart_count or 0} restarts",
+                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {c.restart_count or 0} restarts{unread}",
                 ),
                 cause,
                 commands.docker_logs(c),
+                c.unobserved,
             )
         )
     for p in placement.pods:
-        if not p.is_crash_looping:
-            continue
-        cause = classify_crash(p.last_exit_code, p.log_tail, ports, p.last_reason == "OOMKilled")
-        out.append(
-            _Crash(
-                Location(
-                    runtime=Runtime.KUBERNETES,
-                    kind="pod",
-                    name=f"{p.namespace}/{p.name}",
-                    detail=f"{p.waiting_reason or p.phase}, {_exit_text(p.last_exit_code)}, {p.restart_count} restarts",
-                ),
-                cause,
-                commands.kubectl_for(snapshot, profile, "logs", p.name, "--previous", "--tail=50"),
-            )
-        )
+        if p.is_crash_looping:
+            out.append(_pod_crash(snapshot, profile, ports, p))
     return out
+
+
+_LIVENESS = "Liveness probe failed"
+
+
+def _liveness(snapshot: Snapshot, pod: PodState, cause: CrashCause) -> CrashCause:
+    """A container the kubelet kills for failing its liveness probe prints nothing decisive (it
+    is SIGKILLed or SIGTERMed from outside): the kubelet's Unhealthy event is the cause then."""
+    probes = [e for e in pod_warnings(snapshot, pod, {"Unhealthy"}) if _LIVENESS in e.message]
+    if not probes or cause.category not in {CrashCategory.UNKNOWN, CrashCategory.RESOURCES}:
+        return cause
+    if cause.signature == "oom-killed":
+        return cause
+    return CrashCause(
+        category=CrashCategory.CONFIGURATION,
+        signature="liveness-probe-failed",
+        explanation="The kubelet restarts the container because it fails its liveness probe: the probe's path, "
+        "port or timing is wrong, or the app stops answering (then a code issue or a dependency it waits on).",
+        confidence=0.85,
+        evidence=(*(event_line(e) for e in probes[-2:]), *cause.evidence),
+        exit_code=cause.exit_code,
+        decisive_line=f"{probes[-1].reason}: {probes[-1].message}",
+        alternative=CrashCategory.CODE_ISSUE,
+    )
+
+
+def _pod_crash(snapshot: Snapshot, profile: Profile, ports: tuple[int, ...], p: PodState) -> _Crash:
+    """One crash-looping pod: its crashing container (an init container holds the whole pod),
+    classified from that container's last run, with the kubelet's Warning events."""
+    crashing = p.crashing_container
+    if crashing is not None:
+        code, oom = crashing.recorded_exit_code, crashing.last_reason == "OOMKilled"
+        state = crashing.reason or ("Init:CrashLoopBackOff" if crashing.init else "CrashLoopBackOff")
+        what = f"init container {crashing.name}: " if crashing.init else ""
+        detail = f"{what}{state}, {_exit_text(code)}, {crashing.restart_count} restarts"
+    else:
+        code, oom = p.last_exit_code, p.last_reason == "OOMKilled"
+        detail = f"{p.waiting_reason or p.phase}, {_exit_text(code)}, {p.restart_count} restarts"
+    cause = _liveness(snapshot, p, classify_crash(code, p.log_tail, ports, oom))
+    if crashing is not None and crashing.init and cause.dependency is None:
+        cause = _init_dependency(cause, crashing)
+    if p.unobserved:
+        detail += "; its logs could not be read"
+    container = ("-c", crashing.name) if crashing is not None and (crashing.init or len(p.containers) > 1) else ()
+    return _Crash(
+        Location(runtime=Runtime.KUBERNETES, kind="pod", name=f"{p.namespace}/{p.name}", detail=detail),
+        cause,
+        commands.kubectl_for(snapshot, profile, "logs", p.name, *container, "--previous", "--tail=50"),
+        p.unobserved,
+    )
+
+
+def _init_dependency(cause: CrashCause, init: KubeContainer) -> CrashCause:
+    """An init container that fails with nothing a dependency wording says, but that is declared
+    to wait for one (``until nc -z orders-db 5432``): that dependency is what it failed on."""
+    target = next(iter(init.targets), None)
+    if target is None or (cause.category is CrashCategory.CODE_ISSUE and cause.signature != "unknown"):
+        return cause
+    line = f"init container {init.name} waits for {target.display} ({target.source})"
+    failure = DependencyFailure(kind="wait", host=target.host, port=target.port, line=line)
+    return cause.model_copy(update={"dependency": failure})
 
 
 def _owner_text(owners: tuple[PortOwner, ...]) -> str:
@@ -102,79 +146,17 @@ def _setting_advice(
     return text + ".", cmds
 
 
-def _dependency(snapshot: Snapshot, profile: Profile, view: StackView, port: int) -> tuple[str, list[str]] | None:
-    """The profile service that declares ``port``, its state in every runtime, and how to start
-    it where it should run: "connection refused" on a free port means it is not running."""
-    dep = profile.service_for_port(port)
-    if dep is None:
-        return None
-    placement = view.placements[dep]
-    states, cmds = [], []
-    every = [c for c in snapshot.containers if is_service_container(profile, dep, c)]
-    for c in every:
-        code = c.recorded_exit_code
-        states.append(
-            f"compose container {c.name} {c.state}"
-            + (f" (exit code {code})" if code is not None and c.state != "running" else "")
-        )
-    home = home_runtime(profile, dep)
-    if snapshot.reachable(Runtime.COMPOSE) and (home is Runtime.COMPOSE or every):
-        if not every:
-            states.append(f"no compose container in project {profile.compose_for(dep).project}")
-            cmds.append(commands.compose_service(profile, dep, "up", "-d"))
-        elif not any(c.state == "running" for c in every):
-            cmds.append(commands.compose_service(profile, dep, "start"))
-    spec = profile.services[dep].kubernetes
-    for w in placement.workloads:
-        states.append(f"{w.kind} {w.name} {w.ready_replicas} of {w.replicas} ready")
-        if w.replicas == 0 and (home is Runtime.KUBERNETES or not cmds):
-            replicas = spec.replicas if spec else 1
-            cmds.append(
-                commands.kubectl_for(snapshot, profile, "scale", f"{w.kind.lower()}/{w.name}", f"--replicas={replicas}")
-            )
-    if home is Runtime.KUBERNETES and spec is not None and not placement.workloads:
-        states.append(f"{spec.kind} {spec.name} does not exist")
-    if not states:
-        states.append("not deployed in any runtime")
-    return f"{dep} ({'; '.join(states)})", cmds
-
-
-def _refused_dependency(
-    snapshot: Snapshot, profile: Profile, view: StackView, port: int, *, service: str, runtime: Runtime
-) -> tuple[tuple[str, list[str]] | None, str | None]:
-    """For "connection refused" to a free profile port: the missing dependency (named, with its
-    state and start commands), or, when it is up but only where ``service`` in ``runtime``
-    cannot reach it, why not (then starting another copy would be the wrong advice)."""
-    missing = _dependency(snapshot, profile, view, port)
-    dep = profile.service_for_port(port)
-    if missing is None or dep is None:
-        return missing, None
-    served = [r for r in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST) if ready_in(view.placements[dep], r)]
-    if not served:
-        return missing, None
-    if runtime is Runtime.KUBERNETES and Runtime.KUBERNETES in served:
-        return (
-            None,
-            f"{dep} is ready in kubernetes, so this is not a missing dependency: check the address "
-            f"{service} connects to",
-        )
-    return (
-        None,
-        f"{missing[0]} runs only in {', '.join(served)}, where {service} in {runtime} cannot reach it on port {port}",
-    )
-
-
-def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ...], dependency: str | None) -> str:
+def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ...]) -> str:
     match cause.category:
         case CrashCategory.CODE_ISSUE:
             return (
                 f"Fix the code of {service}: this is not a deployment conflict, and no mode "
                 "switch will stop the crash loop."
             )
-        case CrashCategory.DEPLOYMENT_CONFLICT if dependency is not None and not owners:
+        case CrashCategory.DEPLOYMENT_CONFLICT if not owners and cause.dependency is not None:
             return (
-                f"Nothing listens on port {cause.port}: its service {dependency} is not running. "
-                f"Start it (the port is already free); {service} recovers on its next restart."
+                f"Nothing listens on port {cause.port}: start the service that should answer there "
+                f"({service} recovers on its next restart)."
             )
         case CrashCategory.DEPLOYMENT_CONFLICT:
             return (
@@ -195,6 +177,7 @@ _ACTIONS = {
     CrashCategory.DEPLOYMENT_CONFLICT: "Free the port / choose one runtime",
     CrashCategory.RESOURCES: "Raise memory limit",
     CrashCategory.CONFIGURATION: "Fix configuration",
+    CrashCategory.DEPENDENCY_DOWN: "Fix the dependency first",
     CrashCategory.UNKNOWN: "Read the logs",
 }
 
@@ -229,41 +212,25 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             summary += f": {main.decisive_line}"
         if len(runtimes) > 1 and same_cause:
             summary += f"; the same root cause in {' and '.join(runtimes)}"
-        dep = profile.service_for_port(main.port) if main.port else None
-        missing, elsewhere = (
-            _refused_dependency(snapshot, profile, view, main.port, service=service, runtime=leading.location.runtime)
-            if main.signature == "connection-refused-profile-port" and main.port and not owners
-            else (None, None)
-        )
         extra_commands: list[str] = []
-        if elsewhere is not None:
-            summary += f"; nothing listens on host port {main.port}: {elsewhere}"
-        elif missing is not None:
-            summary += f"; nothing listens on port {main.port}: {missing[0]} is not running"
-            extra_commands = missing[1]
-        elif main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
+        if main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port and owners:
             summary += f"; port {main.port} is owned by {_owner_text(owners)}"
+        gaps = tuple(dict.fromkeys(g for c in crashes for g in c.gaps))
+        if gaps:
+            summary += "; partly observed: " + "; ".join(gaps)
         evidence = [f"{leading.location.name}: {line}" for line in main.evidence]
         evidence += [
             f"{c.location.name}: {c.cause.signature} ({c.cause.category})" for c in crashes if c is not leading
         ]
-        if missing is not None or elsewhere is not None:
-            evidence.append(f"port {main.port}: no listener on this host; declared by {dep}")
-        elif main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
+        if main.category is CrashCategory.DEPLOYMENT_CONFLICT and main.port:
             evidence += [f"port {main.port}: {o.label} listens on {o.addresses}" for o in owners]
-        recommendation = (
-            main.explanation + " " + _recommendation(main, service, owners, missing[0] if missing else None)
-        )
-        if elsewhere is not None:
-            recommendation = (
-                f"{main.explanation} {elsewhere}. Run {service} and {dep} in one runtime (stackwarden switch "
-                f"MODE); starting a second copy of {dep} would split it across runtimes."
-            )
+        said = "\n".join(evidence)
+        evidence += [line for line in _pod_events(snapshot, view.placements[service]) if line not in said]
+        recommendation = main.explanation + " " + _recommendation(main, service, owners)
         if main.signature == "missing-setting":
             advice, setting_commands = _setting_advice(snapshot, profile, service, main, set(runtimes))
             recommendation = main.explanation + " " + advice
             extra_commands = setting_commands
-        dependency_name = profile.service_for_port(main.port) if missing is not None and main.port else None
         yield Finding(
             id=f"crash-loop:{service}",
             rule="crash-loops",
@@ -277,5 +244,19 @@ def crash_loops(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
             recommendation=recommendation,
             commands=tuple(dict.fromkeys([*extra_commands, *(c.command for c in crashes)])),
             cause=main,
-            action=f"Start {dependency_name}" if dependency_name else _ACTIONS[main.category],
+            action=_ACTIONS[main.category],
+            condition=_condition(main),
+            gaps=gaps,
         )
+
+
+def _condition(cause: CrashCause) -> str:
+    """``crash-loops (code issue: ...)``: the state a chain quotes for a crash-looping service."""
+    what = cause.category.value.replace("-", " ")
+    return f"crash-loops ({what}" + (f": {cause.decisive_line})" if cause.decisive_line else ")")
+
+
+def _pod_events(snapshot: Snapshot, placement: ServicePlacement) -> list[str]:
+    """The kubelet's Warning events of the crash-looping pods (BackOff, Unhealthy ...), each once."""
+    lines = [event_line(e) for p in placement.pods if p.is_crash_looping for e in pod_warnings(snapshot, p)]
+    return list(dict.fromkeys(lines))[-4:]

@@ -47,6 +47,12 @@ def _unnamed_advice(owner: PortOwner, service: str) -> str:
     """What to do about an owner the profile does not name, by what it is: a process is matched
     by executable, a container by compose project and service, and a docker-proxy the engine
     could not attribute is a container nobody could name yet (never a process to look up)."""
+    if owner.cluster is not None:
+        return (
+            f"{owner.label} is the kubernetes runtime's ({owner.cluster}), but it leads to nothing of {service} in the "
+            f"profile's namespace: stackwarden will not touch it. Stop or re-point it yourself, or give {service} a "
+            "kubernetes section if it is this service."
+        )
     if owner.proxied_to is not None:
         return (
             f"{owner.label} is a container the Docker engine did not name (the engine was not observed or "
@@ -102,7 +108,9 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
     for owner in owners:
         if owner.in_profile and owner.runtime is keep and keep is not None:
             continue  # the owner the service keeps
-        if owner.container is not None and owner.in_profile:
+        if owner.cluster is not None and owner.lookup:
+            out.append(owner.lookup)  # a local cluster's: who it is, never a stop of the cluster
+        elif owner.container is not None and owner.in_profile:
             out.append(
                 commands.compose(
                     profile, "stop", owner.container.compose_service or "", project=owner.container.compose_project
@@ -125,7 +133,7 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             out.append(commands.kubectl_for(snapshot, profile, "get", f"{kind.lower()}/{name}", "-o", "wide"))
     kept_owner = any(o.in_profile and o.runtime is keep for o in owners)
     # an owner stackwarden will not stop still holds the port: a start here would only fail on it
-    blocked = any(not o.in_profile and (o.process or o.container or o.proxied_to) for o in owners)
+    blocked = any(not o.in_profile and (o.process or o.container or o.proxied_to or o.cluster) for o in owners)
     if placement is not None and keep is not None and not kept_owner and not blocked and not ready_in(placement, keep):
         start = start_command(snapshot, profile, placement, keep)
         if start:
@@ -219,8 +227,8 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
     """
     view = stack_view(snapshot, profile)
     for port, owners in view.port_owners.items():
-        if len(owners) != 1 or owners[0].in_profile:
-            continue
+        if len(owners) != 1 or owners[0].in_profile or owners[0].cluster is not None:
+            continue  # a local cluster's owner is the kubernetes runtime's: port-held-by-cluster
         if _failed_publishers(snapshot, port):
             continue  # the port conflict names this owner already, with the container it blocks
         owner = owners[0]
@@ -242,6 +250,37 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
             recommendation=_unnamed_advice(owner, service),
             action="Identify the container" if owner.proxied_to is not None else f"Free port {port} yourself",
             commands=(*lookup, commands.port_listeners(port)),
+        )
+
+
+@rule("port-held-by-cluster")
+def port_held_by_cluster(snapshot: Snapshot, profile: Profile) -> Iterator[Finding]:
+    """High: a local Kubernetes cluster holds a profile port (a kubectl port-forward, a kind, k3d
+    or minikube node container, minikube tunnel, k3s) for something that is not this service in
+    the profile's namespace. It is the kubernetes runtime's, not an unknown owner, and the
+    service cannot bind the port anywhere else while it holds it."""
+    view = stack_view(snapshot, profile)
+    for port, owners in view.port_owners.items():
+        if len(owners) != 1 or owners[0].cluster is None or owners[0].in_profile:
+            continue  # two owners are a port conflict; the service's own forward is fine
+        owner = owners[0]
+        service = profile.service_for_port(port) or "?"
+        yield Finding(
+            id=f"port-held-by-cluster:{port}",
+            rule="port-held-by-cluster",
+            title=f"Port {port} ({service}) held by a local cluster",
+            severity=Severity.HIGH,
+            services=(service,),
+            runtimes=(Runtime.KUBERNETES,),
+            summary=(
+                f"port {port} of {service} is held by the kubernetes runtime: {owner.label}; it does not lead to "
+                f"{service} in the profile's namespace, so {service} cannot bind the port anywhere else."
+            ),
+            evidence=(_owner_evidence(owner),),
+            locations=(_owner_location(owner),),
+            recommendation=_unnamed_advice(owner, service),
+            action=f"Free port {port} in the cluster",
+            commands=(*((owner.lookup,) if owner.lookup else ()), commands.port_listeners(port)),
         )
 
 

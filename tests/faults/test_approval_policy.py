@@ -6,6 +6,7 @@ and executed by Prefect's own flow engine, as a worker would."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from prefect.flow_runs import resume_flow_run
 
 from flows.switch import switch_flow
 from stackwarden.model.plan import SwitchOutcome, SwitchStatus
+from stackwarden.report.approval import grouped
 from tests.support.compose import compose_project, tcp_service, unique_name
 from tests.support.realparts import free_ports
 
@@ -55,7 +57,7 @@ async def _input_description(run_id: UUID) -> str:
 
 
 def test_a_deployment_run_pauses_whatever_its_parameters(
-    tmp_path: Path, docker_engine: None, prefect_server: None
+    tmp_path: Path, docker_engine: None, prefect_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (port,) = free_ports(1)
     name = unique_name("swfault-ap")
@@ -68,12 +70,17 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
                     "name": name,
                     "compose": {"project": name, "files": [str(project.file)]},
                     "services": {"web": {"ports": [port]}},
+                    "timeouts": {"read_seconds": 60},  # a loaded shared machine: a slow engine is no absent one
                 }
             )
         )
+        # what serve fixes for its runs: the profiles they may act on, and (the test harness's
+        # server has no authentication) that an open server was accepted
+        monkeypatch.setenv("STACKWARDEN_PROFILES", str(profile))
+        monkeypatch.setenv("STACKWARDEN_ALLOW_UNAUTHENTICATED_API", "1")
         parameters = {
             "mode": "compose-only",
-            "profile_path": str(profile),
+            "profile": name,
             "apply": True,
             "approval": "auto",  # overridden for this run: must not skip the approval
             "force": True,
@@ -102,9 +109,35 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
         assert project.containers()[0]["State"] == "exited"  # nothing applied while it waits
         description = asyncio.run(_input_description(flow_run.id))
         assert "Plan digest (sha256)" in description, description
+        # beside the plan: which file, in which version, and what it names
+        assert str(profile) in description and str(project.file) in description, description
+        assert grouped(hashlib.sha256(profile.read_bytes()).hexdigest()) in description, description
+        assert "Cluster: no cluster side" in description
         resume_flow_run(flow_run.id, run_input={"approve": False, "comment": "policy test"})
         thread.join(120)
         outcome = result["state"].result(raise_on_failure=False)
         assert isinstance(outcome, SwitchOutcome) and outcome.status is SwitchStatus.REJECTED, result
-        assert outcome.plan.digest in description  # the form showed the digest of the plan it paused on
+        assert grouped(outcome.plan.digest) in description  # the form showed the digest of the plan it paused on
         assert project.containers()[0]["State"] == "exited"
+
+
+def test_a_deployment_switch_refuses_a_server_that_lets_anyone_in(
+    tmp_path: Path, prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The test harness's server answers API calls without credentials: anyone who reaches it
+    could start and approve a switch, so a deployment run of a switch refuses it (before it
+    observes anything) unless the operator accepted such a server."""
+    name = unique_name("swfault-open")
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {"name": name, "compose": {"project": name, "files": [str(tmp_path / "c.yaml")]}, "services": {"web": {}}}
+        )
+    )
+    monkeypatch.setenv("STACKWARDEN_PROFILES", str(profile))
+    monkeypatch.delenv("STACKWARDEN_ALLOW_UNAUTHENTICATED_API", raising=False)
+    parameters = {"mode": "compose-only", "profile": name, "apply": True, "approval": "ui"}
+    flow_run = asyncio.run(_deployment_run(parameters))
+    state = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
+    assert state.is_failed(), state
+    assert "answers API calls without authentication" in (state.message or ""), state.message

@@ -127,15 +127,20 @@ def test_a_stopped_compose_dependency_is_named_with_its_state_and_started_by_the
         crash = findings["crash-loop:backend"]
         pg_state = project.inspect("postgres")["State"]
         pg_name = project.inspect("postgres")["Name"].lstrip("/")
-        assert crash.cause is not None and crash.cause.signature == "connection-refused-profile-port"
-        assert crash.cause.port == pg_port
-        assert f"compose container {pg_name} exited (exit code {pg_state['ExitCode']})" in crash.summary
+        root = findings["service-unavailable:postgres:compose"]
+        assert crash.cause is not None and crash.cause.category is CrashCategory.DEPENDENCY_DOWN
+        assert crash.cause.dependency is not None and crash.cause.dependency.port == pg_port
+        assert crash.caused_by == root.id and root.dependents == ("backend",)
+        assert crash.summary.startswith(
+            f"backend crashes because postgres is stopped (exited, exit code {pg_state['ExitCode']})"
+        )
+        assert any(pg_name in line for line in root.evidence)
         assert "free the port" not in crash.recommendation.lower() and "nobody" not in crash.summary
-        assert crash.action == "Start postgres"
-        assert findings["service-unavailable:postgres:compose"].commands[-1] == crash.commands[0]
+        assert crash.action == "Fix postgres first"
 
-        # the advice is the command that resolves it on this host
-        start = crash.commands[0]
+        # the advice is the root's command, and it resolves it on this host
+        start = next(c for c in crash.commands if c.endswith("start postgres"))
+        assert start == root.commands[-1]
         assert start.endswith(f"-f {project.file} start postgres")
         run(shlex.split(start))
         wait_for(lambda: listening(pg_port), 20, "postgres to listen again")

@@ -148,6 +148,9 @@ def test_requests_per_audit_do_not_grow_with_pods(control_plane: Any, kubelet: A
     assert len(few) == len(many), ([e["requestURI"] for e in few], [e["requestURI"] for e in many])
     # version + deployments, statefulsets, pods, services, events, endpoints: one list call each
     assert len(many) == 7, [e["requestURI"] for e in many]
+    # the events are the namespace's Warnings only, selected by the apiserver (one list call)
+    (events,) = [e["requestURI"] for e in many if "/events" in e["requestURI"]]
+    assert "fieldSelector=type%3DWarning" in events
 
 
 def test_unreachable_cluster_is_a_permanent_error(control_plane: Any, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ a medium finding); every finding event is posted to a webhook with host, rule an
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,6 @@ from uuid import UUID
 import pytest
 from prefect.blocks.webhook import Webhook
 from prefect.events.worker import EventsWorker
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import SecretStr
 
 from flows.automations import create_automations, critical_finding_switch, finding_webhook
@@ -28,7 +28,7 @@ from stackwarden.profiles import load_profile
 from tasks.diagnose import emit_finding_events_task
 from tests.ops.conftest import small_profile
 from tests.support.compose import unique_name
-from tests.support.prefect_api import Api, poll
+from tests.support.prefect_api import Api, client_settings, poll
 from tests.support.realparts import free_ports
 
 pytestmark = [pytest.mark.prefect]
@@ -87,13 +87,13 @@ def test_automations_fire_on_finding_events(
     # The events worker is a process-wide singleton bound to the API it started with: one left
     # by an earlier test in this session would send these events to that test's server.
     EventsWorker.drain_all()
-    with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
+    with client_settings(ops_server):
         block_id = Webhook(method="POST", url=SecretStr(url)).save(name=unique_name("sw-hook"))
         deployment_id = switch_flow.to_deployment(  # type: ignore[union-attr]
             name=f"switch-{profile.name}-compose-only@{host}",
-            parameters={"mode": "compose-only", "profile_path": str(tmp_path / "p.yaml"), "apply": True},
+            parameters={"mode": "compose-only", "profile": profile.name, "apply": True, "approval": "ui"},
         ).apply()
-        ids = __import__("asyncio").run(
+        ids = asyncio.run(
             create_automations(
                 [
                     critical_finding_switch(deployment_id, host=host, profile=profile.name),
@@ -102,8 +102,12 @@ def test_automations_fire_on_finding_events(
             )
         )
         assert len(ids) == 2
-        listed = {a["name"] for a in api.post("/automations/filter", {})}
-        assert any("critical finding -> compose-only switch" in name for name in listed)
+        again = asyncio.run(  # as a re-run of the documented snippet: replaced, not doubled
+            create_automations([critical_finding_switch(deployment_id, host=host, profile=profile.name)])
+        )
+        listed = [a["name"] for a in api.post("/automations/filter", {})]
+        ours = [name for name in listed if "critical finding -> compose-only switch" in name and host in name]
+        assert len(ours) == 1 and again[0] not in ids, listed
         critical = _finding("port-conflict:1", "port-conflicts", Severity.CRITICAL)
         medium = _finding("runtime-unreachable:compose", "runtime-unreachable", Severity.MEDIUM)
         emit_finding_events_task(_result(profile.name, critical, medium), profile, host=host)

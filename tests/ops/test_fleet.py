@@ -9,7 +9,6 @@ import contextlib
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.variables import Variable
 
 from flows.local_server import LocalServer
@@ -17,7 +16,7 @@ from stackwarden.profiles import load_profile
 from tasks.diagnose import open_findings_variable
 from tests.ops.conftest import small_profile
 from tests.support.compose import unique_name
-from tests.support.prefect_api import Api, poll, stackwarden_serve
+from tests.support.prefect_api import Api, client_settings, poll, stackwarden_serve
 from tests.support.realparts import free_ports, host_listener
 
 pytestmark = [pytest.mark.prefect]
@@ -35,7 +34,7 @@ def test_two_hosts_on_one_server_are_told_apart(ops_server: LocalServer, api: Ap
             directory.mkdir()
             profile_path = small_profile(directory, port, name=stack)  # same stack name on both hosts
             running.enter_context(host_listener("squatter", "127.0.0.1", port))
-            env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(directory / "prefect-home")}
+            env = {**ops_server.client_env, "PREFECT_HOME": str(directory / "prefect-home")}
             args = ["--profile", str(profile_path), "--audit-every", "15s", "--host-name", host]
             running.enter_context(stackwarden_serve(args, env, directory / "serve.log"))
         for host in hosts:
@@ -73,7 +72,7 @@ def test_two_hosts_on_one_server_are_told_apart(ops_server: LocalServer, api: Ap
         # one foreign owner per host: opened once per host, not re-opened by the other host's audits
         assert sum(1 for e in events if e["resource"]["prefect.resource.id"].endswith(f":{port}")) == 1
         profile = load_profile(tmp_path / host / f"{stack}.yaml")
-        with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
+        with client_settings(ops_server):
             open_set = Variable.get(open_findings_variable(profile, host))
         assert isinstance(open_set, dict)
         assert f"port-foreign-owner:{port}" in open_set and f"port-foreign-owner:{other_port}" not in open_set

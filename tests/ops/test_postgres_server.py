@@ -37,10 +37,10 @@ def test_audits_against_a_prefect_server_on_postgresql(tmp_path: Path) -> None:
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{pg_port}/prefect"
         home = tmp_path / "prefect-home"
         with real_prefect_server(home, database_url=url) as server:
-            api = Api(server.api_url)
+            api = Api.of(server)
             profile_path = small_profile(tmp_path, squat_port)
             name = load_profile(profile_path).name
-            env = {**os.environ, "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(tmp_path / "client")}
+            env = {**os.environ, **server.client_env, "PREFECT_HOME": str(tmp_path / "client")}
             with host_listener("squatter", "127.0.0.1", squat_port):
                 for _ in range(2):
                     done = subprocess.run(

@@ -30,7 +30,7 @@ def test_serve_schedules_audits_writes_metrics_and_stops_on_sigterm(
     host = f"host-{name}"
     metrics = tmp_path / "metrics"
     metrics.mkdir()
-    env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+    env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
     args = ["--profile", str(profile_path), "--audit-every", "10s", "--host-name", host]
     args += ["--prometheus-dir", str(metrics)]
     with (
@@ -48,7 +48,7 @@ def test_serve_schedules_audits_writes_metrics_and_stops_on_sigterm(
         )
         run = done[0]
         assert run["parameters"]["host"] == host
-        assert Path(run["parameters"]["profile_path"]).is_absolute()
+        assert run["parameters"]["profile"] == name and "profile_path" not in run["parameters"]
         assert {"stackwarden", "audit", f"profile:{name}", f"host:{host}"} <= set(run["tags"])
         deployments = {d["name"] for d in api.deployments() if d["name"].endswith(f"@{host}")}
         assert deployments == {
@@ -98,11 +98,20 @@ def test_serve_without_api_url_starts_and_stops_its_own_server(tmp_path: Path) -
         with stackwarden_serve(["--profile", str(profile_path)], env, second) as other:
             assert other.wait(timeout=60) != 0
         assert f"{home} is in use by stackwarden serve" in second.read_text()
+        secret = (home / "client.env").read_text()
         serve.terminate()
         assert serve.wait(timeout=90) == 0
     assert (home / "prefect.db").is_file(), "the embedded server keeps its SQLite database in its own home"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{url}/api/health", timeout=3)
+    # systemd's Restart=on-failure: at once, on the same port (its last connections linger in
+    # TIME_WAIT for a minute), with the same secret
+    again = tmp_path / "again.log"
+    with stackwarden_serve(["--profile", str(profile_path), "--port", str(port)], env, again) as serve:
+        poll(lambda: "Prefect UI: " in again.read_text(), timeout=180, what=f"serve to start again: {again}")
+        assert (home / "client.env").read_text() == secret
+        serve.terminate()
+        assert serve.wait(timeout=90) == 0
 
 
 def test_a_runtime_absent_by_design_is_reported_but_no_failed_task_run(
@@ -124,7 +133,7 @@ def test_a_runtime_absent_by_design_is_reported_but_no_failed_task_run(
     data["kubernetes"] = {"namespace": "nowhere", "kubeconfig": str(tmp_path / "no-such-kubeconfig")}
     profile_path.write_text(yaml.safe_dump(data))
     name = data["name"]
-    env = {**os.environ, "PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client")}
+    env = {**os.environ, **ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client")}
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "audit", "--profile", str(profile_path), "--json", "--fail-on", "critical"],
         cwd=REPO,

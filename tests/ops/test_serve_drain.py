@@ -13,10 +13,9 @@ import pytest
 import yaml
 
 from flows.local_server import LocalServer
-from tests.ops.conftest import small_profile
-from tests.support.compose import compose_project, tcp_service, unique_name
+from tests.ops.conftest import small_profile, switchable_stack
 from tests.support.prefect_api import Api, poll, stackwarden_serve
-from tests.support.realparts import docker_ready, free_ports, host_listener, require
+from tests.support.realparts import free_ports, host_listener
 
 pytestmark = [pytest.mark.prefect]
 
@@ -52,7 +51,7 @@ def test_sigterm_lets_an_audit_in_flight_finish(ops_server: LocalServer, api: Ap
     name = data["name"]
     host = f"host-{name}"
     env = {
-        "PREFECT_API_URL": ops_server.api_url,
+        **ops_server.client_env,
         "PREFECT_HOME": str(tmp_path / "client-home"),
         "DOCKER_HOST": f"tcp://127.0.0.1:{engine_port}",  # accepts, never answers
     }
@@ -77,25 +76,11 @@ def test_sigterm_lets_an_audit_in_flight_finish(ops_server: LocalServer, api: Ap
 def test_sigterm_cancels_a_switch_paused_for_approval_at_once(
     ops_server: LocalServer, api: Api, tmp_path: Path
 ) -> None:
-    ok, why = docker_ready()
-    require(ok, why)
-    (port,) = free_ports(1)
-    name = unique_name("swdrain")
-    host = f"{name}-host"
-    with (
-        compose_project(tmp_path, name, {"api": tcp_service(8080, f"127.0.0.1:{port}:8080")}) as project,
-        host_listener("swdrain-api", "::1", port) as shadow,  # the switch would stop it, once approved
-    ):
-        profile_path = tmp_path / f"{name}.yaml"
-        profile = {
-            "name": name,
-            "default_mode": "compose-only",
-            "compose": {"project": name, "files": [str(project.file)]},
-            "services": {"api": {"ports": [port], "host": {"executables": ["swdrain-api"]}, "runtime": "compose"}},
-        }
-        profile_path.write_text(yaml.safe_dump(profile, sort_keys=False))
-        env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
-        args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
+    with switchable_stack(tmp_path, "swdrain") as stack:
+        name, shadow = stack.name, stack.shadow  # the switch would stop the shadow, once approved
+        host = f"{name}-host"
+        env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
+        args = ["--profile", str(stack.profile_path), "--audit-every", "1h", "--host-name", host]
         with stackwarden_serve(args, env, tmp_path / "serve.log") as serve:
             switch_id = _start(api, f"switch-{name}-compose-only@{host}")
             poll(lambda: _state(api, switch_id)["state_type"] == "PAUSED", timeout=180, what="the switch to pause")
@@ -115,7 +100,7 @@ def test_sigterm_while_serve_registers_its_deployments_stops_cleanly(
     name = yaml.safe_load(profile_path.read_text())["name"]
     host = f"host-{name}"
     log = tmp_path / "serve.log"
-    env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
+    env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
     args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
     with stackwarden_serve(args, env, log) as serve:
         # printed before the deployments are registered and before the runner starts

@@ -50,7 +50,7 @@ def test_serve_publishes_changes_within_seconds_and_answers_audits(
     metrics_dir.mkdir()
     socket = tmp_path / "audit.sock"
     env = {
-        "PREFECT_API_URL": ops_server.api_url,
+        **ops_server.client_env,
         "PREFECT_HOME": str(tmp_path / "client-home"),
         "STACKWARDEN_SOCKET": str(socket),
     }

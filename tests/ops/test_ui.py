@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from prefect.flow_runs import resume_flow_run
-from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.local_server import LocalServer
-from tests.support.compose import compose_project, tcp_service, unique_name
-from tests.support.prefect_api import Api, poll, stackwarden_serve
-from tests.support.realparts import REPO, docker_ready, free_ports, host_listener, require
+from tests.ops.conftest import switchable_stack
+from tests.support.prefect_api import Api, client_settings, poll, stackwarden_serve
+from tests.support.realparts import REPO, docker_ready, require
 
 pytestmark = [pytest.mark.prefect, pytest.mark.docker, pytest.mark.timeout(900)]
 
@@ -39,9 +37,24 @@ def _browser_ready() -> None:
     require((UI_DIR / "node_modules" / "playwright-core").is_dir(), "playwright-core missing: cd tests/ui && npm ci")
 
 
-def _browse(pages: list[dict[str, Any]], tmp: Path) -> dict[str, dict[str, Any]]:
+def _login(ui: str, secret: str) -> dict[str, Any]:
+    """The UI's login page, as an operator uses it: the secret from client.env, then Login."""
+    return {
+        "name": "login",
+        "steps": [
+            {"goto": f"{ui}/login"},
+            {"fill": {"selector": "input[type=password]", "value": secret}},
+            {"click": {"role": "button", "name": "Login"}},
+            {"expect": "Dashboard"},
+        ],
+    }
+
+
+def _browse(pages: list[dict[str, Any]], tmp: Path, server: LocalServer) -> dict[str, dict[str, Any]]:
+    """Log in, then open ``pages`` in the same browser (the UI keeps the login per origin)."""
     spec, result = tmp / "spec.json", tmp / "result.json"
-    spec.write_text(json.dumps({"pages": pages, "timeoutMs": 30000}))
+    spec.touch(mode=0o600)  # it holds the secret
+    spec.write_text(json.dumps({"pages": [_login(server.ui_url, server.auth_string), *pages], "timeoutMs": 30000}))
     done = subprocess.run(
         ["node", str(UI_DIR / "check_pages.mjs"), str(spec), str(result)],
         cwd=UI_DIR,
@@ -79,24 +92,12 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
     require(ok, why)
     _browser_ready()
     ui = ops_server.ui_url
-    (port,) = free_ports(1)
-    name = unique_name("swui")
-    host = f"{name}-host"
     shots = {k: tmp_path / f"{k}.png" for k in ("audit-run", "audit-report", "findings", "approval", "switch-tasks")}
-    with (
-        compose_project(tmp_path, name, {"api": tcp_service(8080, f"127.0.0.1:{port}:8080")}) as project,
-        host_listener("swui-api", "::1", port) as shadow,
-    ):
-        profile_path = tmp_path / f"{name}.yaml"
-        profile = {
-            "name": name,
-            "default_mode": "compose-only",
-            "compose": {"project": name, "files": [str(project.file)]},
-            "services": {"api": {"ports": [port], "host": {"executables": ["swui-api"]}, "runtime": "compose"}},
-        }
-        profile_path.write_text(yaml.safe_dump(profile, sort_keys=False))
-        env = {"PREFECT_API_URL": ops_server.api_url, "PREFECT_HOME": str(tmp_path / "client-home")}
-        args = ["--profile", str(profile_path), "--audit-every", "1h", "--host-name", host]
+    with switchable_stack(tmp_path, "swui") as stack:
+        name, shadow = stack.name, stack.shadow
+        host = f"{name}-host"
+        env = {**ops_server.client_env, "PREFECT_HOME": str(tmp_path / "client-home")}
+        args = ["--profile", str(stack.profile_path), "--audit-every", "1h", "--host-name", host]
         with stackwarden_serve(args, env, tmp_path / "serve.log"):
             poll(
                 lambda: any(d["name"] == f"switch-{name}-compose-only@{host}" for d in api.deployments()),
@@ -152,15 +153,20 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
                             {"expect": "Plan digest"},
                             {"expect": f"pid {shadow.pid}"},
                             {"expect": "The plan artifact"},
+                            {"expect": "cannot be undone"},
+                            {"expect": "What it acts on"},
+                            {"noSideScroll": "cannot be undone"},
+                            {"noSideScroll": f"pid {shadow.pid}"},
                             {"screenshot": str(shots["approval"])},
                         ],
                     },
                 ],
                 tmp_path,
+                ops_server,
             )
             for page in before.values():
                 assert not page["missing"] and not page["errors"], page
-            with temporary_settings(updates={PREFECT_API_URL: ops_server.api_url}):
+            with client_settings(ops_server):
                 resume_flow_run(switch_id, run_input={"approve": True, "comment": "ui test"})
             switched = poll(
                 lambda: (
@@ -195,6 +201,7 @@ def test_the_ui_shows_report_findings_plan_and_named_task_runs(
                     }
                 ],
                 tmp_path,
+                ops_server,
             )
             assert not after["switch-tasks"]["missing"] and not after["switch-tasks"]["errors"], after
     _keep(shots)

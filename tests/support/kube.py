@@ -21,21 +21,33 @@ if str(K8S_SCRIPTS) not in sys.path:
 
 from controlplane import ControlPlane, binaries_present, find_free_port  # noqa: E402
 from fake_kubelet import (  # noqa: E402
+    STUCK_MESSAGES,
     ConfigError,
     CrashLoopBackOff,
+    Evicted,
     FakeKubelet,
     ImagePullFailure,
+    InitCrashLoop,
+    InitWaiting,
+    NodeNotReady,
     Running,
+    Stuck,
     Unschedulable,
 )
 
 __all__ = [
+    "STUCK_MESSAGES",
     "ConfigError",
     "ControlPlane",
     "CrashLoopBackOff",
+    "Evicted",
     "FakeKubelet",
     "ImagePullFailure",
+    "InitCrashLoop",
+    "InitWaiting",
+    "NodeNotReady",
     "Running",
+    "Stuck",
     "Unschedulable",
     "start_control_plane",
 ]
@@ -98,7 +110,52 @@ def new_namespace(api: k8s.ApiClient, prefix: str) -> str:
     return name
 
 
-def deployment(name: str, replicas: int, labels: dict[str, str] | None = None) -> k8s.V1Deployment:
+def container(
+    name: str,
+    *,
+    ports: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    args: list[str] | None = None,
+) -> k8s.V1Container:
+    """A container spec (never pulled): named ports, literal env, command and args."""
+    return k8s.V1Container(
+        name=name,
+        image=f"example.invalid/{name}:1",
+        ports=[k8s.V1ContainerPort(name=port_name, container_port=port) for port_name, port in (ports or {}).items()]
+        or None,
+        env=[k8s.V1EnvVar(name=k, value=v) for k, v in (env or {}).items()] or None,
+        command=command,
+        args=args,
+    )
+
+
+def pod_spec(
+    name: str,
+    *,
+    ports: dict[str, int] | None = None,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
+    init: list[k8s.V1Container] | None = None,
+    node_name: str | None = None,
+    claims: dict[str, str] | None = None,
+) -> k8s.V1PodSpec:
+    """One app container (and init containers, claims mounted as volumes) on ``node_name`` if set."""
+    return k8s.V1PodSpec(
+        containers=[container(name, ports=ports, env=env, args=args)],
+        init_containers=init,
+        node_name=node_name,
+        volumes=[
+            k8s.V1Volume(name=vol, persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim))
+            for vol, claim in (claims or {}).items()
+        ]
+        or None,
+    )
+
+
+def deployment(
+    name: str, replicas: int, labels: dict[str, str] | None = None, *, spec: k8s.V1PodSpec | None = None
+) -> k8s.V1Deployment:
     """A Deployment whose pods the fake kubelet plays (the image is never pulled)."""
     labels = labels or {"app": name}
     return k8s.V1Deployment(
@@ -108,7 +165,7 @@ def deployment(name: str, replicas: int, labels: dict[str, str] | None = None) -
             selector=k8s.V1LabelSelector(match_labels=labels),
             template=k8s.V1PodTemplateSpec(
                 metadata=k8s.V1ObjectMeta(labels=labels),
-                spec=k8s.V1PodSpec(containers=[k8s.V1Container(name=name, image=f"example.invalid/{name}:1")]),
+                spec=spec or k8s.V1PodSpec(containers=[k8s.V1Container(name=name, image=f"example.invalid/{name}:1")]),
             ),
         ),
     )

@@ -1,18 +1,21 @@
 """A real Prefect server for the operations tests, and a thin client of its REST API.
 
 The server is ``prefect server start`` in its own process group (the same code ``stackwarden
-serve`` uses), on a free port, with its own PREFECT_HOME, SQLite by default or PostgreSQL when
-given a database URL. Tests read runs, artifacts and events over HTTP as the UI does.
+serve`` uses: API secret required, CSRF protection on), on a free port, with its own
+PREFECT_HOME, SQLite by default or PostgreSQL when given a database URL. Tests read runs,
+artifacts and events over HTTP as the UI does, with the secret and a CSRF token as the UI sends them.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,15 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
+def client_settings(server: LocalServer) -> Iterator[None]:
+    """Prefect's client settings (this process) pointed at ``server``, with its secret."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url, PREFECT_API_AUTH_STRING: server.auth_string}):
+        yield
+
+
+@contextlib.contextmanager
 def real_prefect_server(home: Path, database_url: str | None = None) -> Iterator[LocalServer]:
     """A real server on a free high port (never 4200, which a person's server may hold)."""
     (port,) = free_ports(1)
@@ -34,18 +46,39 @@ def real_prefect_server(home: Path, database_url: str | None = None) -> Iterator
         yield server
 
 
-class Api:
-    """The few REST calls the tests need; each returns plain JSON."""
+def basic_auth(secret: str) -> dict[str, str]:
+    """The Authorization header Prefect's client and UI send for ``PREFECT_API_AUTH_STRING``."""
+    return {"Authorization": "Basic " + base64.b64encode(secret.encode()).decode()}
 
-    def __init__(self, api_url: str) -> None:
+
+class Api:
+    """The few REST calls the tests need; each returns plain JSON. With ``secret`` every request
+    carries it, and writes carry a CSRF token, as the UI's do; without, it is an anonymous caller."""
+
+    def __init__(self, api_url: str, secret: str | None = None) -> None:
         self.api_url = api_url
-        self.http = httpx.Client(base_url=api_url, timeout=30)
+        self.http = httpx.Client(base_url=api_url, timeout=30, headers=basic_auth(secret) if secret else {})
+        self._csrf: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, server: LocalServer) -> Api:
+        """An authenticated client of ``server``."""
+        return cls(server.api_url, server.auth_string)
+
+    def csrf_headers(self) -> dict[str, str]:
+        """A CSRF token for this client (fetched once; the server keeps it for an hour)."""
+        if self._csrf is None:
+            client = str(uuid.uuid4())
+            response = self.http.get("/csrf-token", params={"client": client})
+            response.raise_for_status()
+            self._csrf = {"Prefect-Csrf-Token": response.json()["token"], "Prefect-Csrf-Client": client}
+        return self._csrf
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST, retried a few times on 503/429: a busy SQLite server answers 503 for a lock,
         as Prefect's own client retries."""
         for attempt in range(6):
-            response = self.http.post(path, json=body)
+            response = self.http.post(path, json=body, headers=self.csrf_headers())
             if response.status_code not in {429, 503} or attempt == 5:
                 break
             time.sleep(1 + attempt)

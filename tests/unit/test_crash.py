@@ -83,11 +83,13 @@ def test_connection_refused_to_a_profile_port_is_a_deployment_conflict() -> None
     assert cause.port == 5432
 
 
-def test_connection_refused_elsewhere_is_not_ours() -> None:
+def test_connection_refused_elsewhere_is_a_dependency_failure_not_a_code_issue() -> None:
     line = "thread 'main' panicked at 'Connection refused connecting to 10.0.0.9:443'"
     cause = classify_crash(101, [line], profile_ports=[5432])
-    assert cause.category is CrashCategory.CODE_ISSUE
-    assert cause.signature == "rust-panic"
+    assert cause.category is CrashCategory.CONFIGURATION  # not a deployment conflict of ours, not a code bug
+    assert cause.signature == "dependency-unreachable"
+    assert cause.dependency is not None and cause.dependency.kind == "refused"
+    assert cause.dependency.target == "10.0.0.9:443"
 
 
 def test_spawn_local_beats_a_port_mentioned_in_the_same_log() -> None:

@@ -46,6 +46,10 @@ def test_the_corpus_is_broad_enough() -> None:
         "nginx-",
         "oom",
         "exit-",
+        "-refused",
+        "-unresolved",
+        "-timeout",
+        "wait-for-it",
     ):
         assert any(i.startswith(family) or family in i for i in ids), family
 
@@ -88,3 +92,14 @@ def test_the_missing_setting_is_named(case: dict[str, Any]) -> None:
 @pytest.mark.parametrize("case", [c for c in _cases() if c.get("port")], ids=lambda c: c["id"])
 def test_the_port_is_named(case: dict[str, Any]) -> None:
     assert _classify(case).port == case["port"]
+
+
+@pytest.mark.parametrize("case", [c for c in _cases() if "dependency" in c], ids=lambda c: c["id"])
+def test_the_dependency_and_its_address_are_named(case: dict[str, Any]) -> None:
+    """Refused, reset, timed out, unresolved or waited for, in the wording of each library, and
+    the address it names (never the DNS server it asked): what the dependency graph resolves."""
+    cause = _classify(case)
+    expected = case["dependency"]
+    assert cause.category is not CrashCategory.CODE_ISSUE
+    assert cause.dependency is not None, cause
+    assert (cause.dependency.kind, cause.dependency.target) == (expected["kind"], expected["target"]), cause

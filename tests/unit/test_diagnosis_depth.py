@@ -10,26 +10,45 @@ from tests.support.builders import PORTS, container, profile, snapshot
 REFUSED = f"Error: connect ECONNREFUSED 127.0.0.1:{PORTS['postgres']}"
 
 
-def _backend_refused() -> object:
-    return container("backend", "restarting", exit_code=1, restart_count=4, logs=("> node server.js", REFUSED))
+def _backend_refused(networks: tuple[str, ...] = ("host",)) -> object:
+    """A host-networked backend (its 127.0.0.1 is the host's) refused on postgres' host port."""
+    return container(
+        "backend", "restarting", exit_code=1, restart_count=4, logs=("> node server.js", REFUSED), networks=networks
+    )
 
 
 def test_connection_refused_on_a_free_port_names_the_stopped_service_and_how_to_start_it() -> None:
     pg = container("postgres", "exited", exit_code=0)
     findings = {f.id: f for f in diagnose(snapshot(containers=(_backend_refused(), pg)), profile())}  # type: ignore[arg-type]
     crash = findings["crash-loop:backend"]
-    assert crash.cause is not None and crash.cause.signature == "connection-refused-profile-port"
-    assert f"compose container {pg.name} exited (exit code 0)" in crash.summary
+    root = findings["service-unavailable:postgres:compose"]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.DEPENDENCY_DOWN
+    assert crash.summary.startswith("backend crashes because postgres is stopped (exited, exit code 0)")
+    assert crash.caused_by == root.id and crash.chain == ("backend", "postgres")
+    assert crash.severity is root.severity is Severity.HIGH  # the dependency's own severity, not a critical code bug
+    assert root.dependents == ("backend",) and "backend fails because of it" in root.summary
     assert "owned by nobody" not in crash.summary and "free the port" not in crash.recommendation.lower()
-    assert crash.action == "Start postgres"
-    assert crash.commands[0] == "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres"
+    assert crash.action == "Fix postgres first"
+    assert "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres" in crash.commands
     assert any(REFUSED in e for e in crash.evidence)
+
+
+def test_a_bridged_container_refused_on_its_own_loopback_is_told_so() -> None:
+    """127.0.0.1 inside a container on a compose network is the container itself: postgres is not
+    down, the address is wrong, and nothing is started."""
+    pg = container("postgres", "running")
+    backend = _backend_refused(networks=("seedstack_default",))
+    crash = {f.id: f for f in diagnose(snapshot(containers=(backend, pg)), profile())}["crash-loop:backend"]  # type: ignore[arg-type]
+    assert crash.cause is not None and crash.cause.category is CrashCategory.CONFIGURATION
+    assert "inside its container that address is its container itself" in crash.summary
+    assert crash.caused_by is None
+    assert not [c for c in crash.commands if " start " in c or " up " in c]
 
 
 def test_a_missing_dependency_without_a_container_is_created_with_compose_up() -> None:
     findings = {f.id: f for f in diagnose(snapshot(containers=(_backend_refused(),)), profile())}  # type: ignore[arg-type]
     crash = findings["crash-loop:backend"]
-    assert "no compose container in project seedstack" in crash.summary
+    assert "backend crashes because postgres has no container in compose project seedstack" in crash.summary
     assert crash.commands[0] == "docker compose -p seedstack -f /srv/seed/compose.yaml up -d postgres"
 
 
@@ -71,7 +90,7 @@ def test_a_running_container_between_crashes_reports_its_last_death() -> None:
 
 
 def test_a_missing_cluster_dependency_is_named_with_ready_of_desired_and_scaled_up() -> None:
-    from stackwarden.model import KubeObservation, KubeWorkloadState, PodState
+    from stackwarden.model import KubeObservation, KubeServicePort, KubeServiceState, KubeWorkloadState, PodState
 
     def workload(name: str, replicas: int) -> KubeWorkloadState:
         return KubeWorkloadState(
@@ -101,13 +120,27 @@ def test_a_missing_cluster_dependency_is_named_with_ready_of_desired_and_scaled_
     data = profile_data(default_mode="k8s-only")
     data["services"]["postgres"]["kubernetes"] = {"name": "postgres", "replicas": 1}
     prof = profile(**data)
-    kube = KubeObservation(
-        namespace="seedstack", workloads=(workload("backend", 1), workload("postgres", 0)), pods=(pod,)
+    service = KubeServiceState(
+        name="postgres",
+        namespace="seedstack",
+        type="ClusterIP",
+        cluster_ip="10.96.0.12",
+        ports=(KubeServicePort(port=PORTS["postgres"]),),
+        selector={"app": "postgres"},
     )
-    crash = {f.id: f for f in diagnose(snapshot(kubernetes=kube), prof)}["crash-loop:backend"]
-    assert "Deployment postgres 0 of 0 ready" in crash.summary
+    kube = KubeObservation(
+        namespace="seedstack",
+        workloads=(workload("backend", 1), workload("postgres", 0)),
+        pods=(pod,),
+        services=(service,),
+    )
+    findings = {f.id: f for f in diagnose(snapshot(kubernetes=kube), prof)}
+    crash = findings["crash-loop:backend"]
+    assert crash.summary.startswith("backend crashes because postgres is scaled to 0")
+    assert f"10.96.0.12:{PORTS['postgres']}, the Kubernetes Service of postgres" in crash.summary
+    assert crash.caused_by == "service-unavailable:postgres:kubernetes"
     assert crash.commands[0] == "kubectl -n seedstack scale deployment/postgres --replicas=1"
-    assert crash.action == "Start postgres"
+    assert crash.action == "Fix postgres first"
 
 
 def test_a_dependency_up_only_in_the_cluster_is_not_started_twice() -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackwarden.adapters.textfile import write_textfile
-from stackwarden.model import AuditResult, Snapshot
+from stackwarden.model import AuditResult, Severity, Snapshot
+from stackwarden.model.base import Mode
+from stackwarden.model.finding import Finding, ModeRecommendation
 from stackwarden.recommend import recommend_mode
 from stackwarden.report.prometheus import escape_label_value, render_prometheus
 from stackwarden.rules import diagnose
@@ -45,6 +47,8 @@ def test_findings_by_rule_severity_service_match_the_diagnosis() -> None:
     assert result.findings, "the seed snapshot must produce findings for this test to mean anything"
     expected: dict[tuple[str, str, str], int] = {}
     for finding in result.findings:
+        if finding.severity is Severity.OK:
+            continue
         for service in finding.services or ("",):
             key = (finding.rule, str(finding.severity), service)
             expected[key] = expected.get(key, 0) + 1
@@ -54,6 +58,24 @@ def test_findings_by_rule_severity_service_match_the_diagnosis() -> None:
     }
     assert got == expected
     assert all(labels["profile"] == "seedstack" for labels, _ in samples["stackwarden_findings"])
+
+
+def test_an_ok_result_is_no_open_finding() -> None:
+    """A rule that reports a check that held (severity ok) adds nothing to stackwarden_findings,
+    as the open-findings Variable leaves it out: an alert on the metric must not fire on it."""
+    snap = seed_snapshot()
+    prof = profile()
+    held = Finding(
+        id="held:api", rule="health", title="api answers", summary="ok", severity=Severity.OK, services=("api",)
+    )
+    result = AuditResult(
+        profile=prof.name,
+        snapshot_taken_at=snap.taken_at.isoformat(),
+        findings=(held,),
+        recommendation=ModeRecommendation(mode=Mode.COMPOSE_ONLY, reasons=("test",)),
+    )
+    text = render_prometheus(result, snap, prof, duration_seconds=1.0, finished_at=FINISHED)
+    assert "stackwarden_findings{" not in text
 
 
 def test_instances_count_containers_and_processes_per_service_and_runtime() -> None:

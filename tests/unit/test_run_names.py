@@ -60,7 +60,7 @@ def test_a_workload_step_names_kind_name_short_uid_and_replicas() -> None:
 def test_the_approval_text_carries_every_step_why_reversibility_digest_and_link() -> None:
     from stackwarden.model.base import Mode
     from stackwarden.model.plan import Plan
-    from stackwarden.report.approval import render_approval
+    from stackwarden.report.approval import ApprovalScope, grouped, render_approval
 
     stop = StopProcess(
         id="s2",
@@ -95,11 +95,41 @@ def test_the_approval_text_carries_every_step_why_reversibility_digest_and_link(
         inverse="scale back to 4",
     )
     plan = Plan(profile="shop", mode=Mode.COMPOSE_ONLY, steps=(stop, scale))
-    text = render_approval(plan, "/artifacts/artifact/123")
-    assert plan.digest in text
+    scope = ApprovalScope(
+        profile_file="/etc/stackwarden/shop.yaml",
+        profile_sha256="ab" * 32,
+        compose_files=("/srv/shop/compose.yaml",),
+        kubeconfig="/root/.kube/config",
+        context="kind-dev",
+        api_server="https://127.0.0.1:6443",
+    )
+    text = render_approval(plan, "/artifacts/artifact/123", scope)
+    assert grouped(plan.digest) in text and grouped(plan.digest).replace(" ", "") == plan.digest
     assert "[The plan artifact, with the exact commands](/artifacts/artifact/123)" in text
-    rows = [line for line in text.splitlines() if line.startswith(("| 1 ", "| 2 "))]
-    assert len(rows) == 2
-    assert "pid 812" in rows[0] and "also runs in compose" in rows[0] and rows[0].endswith("**no** |")
-    assert "\\|" in rows[0], "a pipe in a reason must not split the table cell"
-    assert "scale back to 4" in rows[1]
+    lines = text.splitlines()
+    # what cannot be undone comes first, before any step, naming the step
+    summary = next(i for i, line in enumerate(lines) if "cannot be undone:" in line)
+    assert "1 of 2 step(s) cannot be undone" in lines[summary] and "pid 812" in lines[summary]
+    steps = [line for line in lines if line.startswith(("1. ", "2. "))]
+    assert len(steps) == 2 and summary < lines.index(steps[0])
+    assert "pid 812" in steps[0] and "also runs in compose" in steps[0] and steps[0].endswith("**cannot be undone**")
+    assert "scale back to 4" in steps[1]
+    # no table: a row wider than the form would have to be scrolled sideways
+    assert not any(line.startswith("|") for line in lines)
+    for shown in (
+        "/etc/stackwarden/shop.yaml",
+        grouped("ab" * 32),
+        "/srv/shop/compose.yaml",
+        "/root/.kube/config",
+        "kind-dev",
+    ):
+        assert shown in text, shown
+    assert "https://127.0.0.1:6443" in text
+
+
+def test_the_approval_text_says_when_every_step_can_be_undone() -> None:
+    from stackwarden.model.base import Mode
+    from stackwarden.model.plan import Plan
+    from stackwarden.report.approval import render_approval
+
+    assert "All 0 step(s) can be undone" in render_approval(Plan(profile="shop", mode=Mode.COMPOSE_ONLY))

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from stackwarden import sanitize
+from stackwarden.events import open_set
 from stackwarden.model import Severity
 from stackwarden.model.base import Mode, Runtime
 from stackwarden.model.finding import AuditResult, Finding, ModeRecommendation
@@ -92,7 +93,24 @@ SHAPES: list[tuple[str, str]] = [
     ("REDIS_PASS=redisPassSecret1", "redisPassSecret1"),
     ("password\t=\ttabSecret1", "tabSecret1"),
     ("password=p@ss:w0rd!x", "p@ss:w0rd!x"),
+    ("""sh -c "redis-server --requirepass 'shQuoted1' --port 6379\"""", "shQuoted1"),
+    ("PGPASSWORD='pgQuoted1' psql -h db", "pgQuoted1"),
+    ("docker login -u bob -p dockerLogin1 registry.example", "dockerLogin1"),
+    ("sshpass -p sshpassSecret1 ssh deploy@host", "sshpassSecret1"),
+    ("curl -u bob:curlSecret1 https://api.example", "curlSecret1"),
+    ("curl --user bob:curlSecret2 https://api.example", "curlSecret2"),
+    (
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=azureKeySecret1+/==;EndpointSuffix=core.windows.net",
+        "azureKeySecret1",
+    ),
+    ("posted to https://hooks.slack.com/services/T0ABCDEF1/B0ABCDEF2/slackHookSecret1xyz", "slackHookSecret1xyz"),
+    ("aws configure set aws_secret_access_key awsConfigSecret1", "awsConfigSecret1"),
+    ("redis-cli CONFIG SET requirepass configSetSecret1", "configSetSecret1"),
+    ("postgres://app:p@ssAtSecret1@db:5432/app", "ssAtSecret1"),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAcutOffBodySecret1abcdefghij", "cutOffBodySecret1"),
 ]
+# shell-quoted: what ``shlex.join`` makes of a command whose argument holds a quoted secret
+SHAPES += [(shlex.join(["sh", "-c", "redis-server --requirepass 'joinedSecret1'"]), "joinedSecret1")]
 
 
 def test_there_are_at_least_forty_shapes() -> None:
@@ -166,6 +184,8 @@ def _outputs(text: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     monkeypatch.setattr(publish, "create_markdown_artifact", lambda **kw: sent.setdefault("markdown_artifact", kw))
     monkeypatch.setattr(publish, "create_table_artifact", lambda **kw: sent.setdefault("table_artifact", kw))
     monkeypatch.setattr(publish, "emit_event", lambda **kw: sent.setdefault("event", kw))
+    monkeypatch.setattr(publish.Variable, "set", lambda name, value, **kw: sent.setdefault("variable", value))
+    publish.set_variable("stackwarden-open-findings-x", open_set((finding,)))
     publish.markdown_artifact(render_markdown(result, snap, profile()) + "\n" + text, "k", f"about {text}")
     publish.table_artifact([{"title": text, "output": text}], "k", text)
     publish.event("stackwarden.finding.opened", {"prefect.resource.id": "x"}, {"summary": text, "cmdline": argv})
@@ -194,6 +214,7 @@ def _outputs(text: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
         "outcome-json": json.dumps(json.loads(render_outcome_json(outcome)), ensure_ascii=False),
         "artifact": json.dumps([sent["markdown_artifact"], sent["table_artifact"]], ensure_ascii=False, default=str),
         "event": json.dumps(sent["event"], ensure_ascii=False, default=str),
+        "variable": json.dumps(sent["variable"], ensure_ascii=False),
         "log": stream.getvalue(),
         "command-argv": sanitize.command(["tool", *argv]),
         "command-arg": sanitize.command(["tool", text]),
@@ -253,3 +274,55 @@ def test_adversarial_long_lines_are_bounded(text: str) -> None:
         assert "chars cut)" in out
     if sanitize.MASK not in sanitize.document(text):  # the count is of what was cut, redaction aside
         assert sanitize.document(text).endswith(f"…(+{len(text) - sanitize.LINE_MAX} chars cut)")
+
+
+def test_a_pem_header_without_end_erases_the_key_and_nothing_else() -> None:
+    text = "tls: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nlistening on port 8443\nready"
+    out = sanitize.document(text)
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in out
+    assert out.endswith("listening on port 8443\nready"), out
+
+
+def test_a_multi_line_pem_body_is_masked_on_every_line_of_a_log() -> None:
+    body = ["MIIEpAIBAAKCAQEAlineOneOfTheKeyBody0123", "lineTwoOfTheKeyBodyABCDEFGHIJKL+/", "abcd=="]
+    lines = ["starting", "-----BEGIN EC PRIVATE KEY-----", *body, "-----END EC PRIVATE KEY-----", "listening"]
+    for out in (sanitize.redact_lines(lines), sanitize.md_fence(lines, "text")):
+        joined = "\n".join(out)
+        assert not any(b in joined for b in body), out
+        assert "starting" in joined and "listening" in joined
+    assert len(sanitize.redact_lines(lines)) == len(lines)
+
+
+def test_a_word_after_digest_is_no_password() -> None:
+    digest = "5f3a9c0e1d2b3a4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4"
+    for text in (f"Plan digest {digest}", f"digest: {digest}", f"plan_digest={digest}"):
+        assert digest in sanitize.document(text), text
+        assert digest in json.dumps(sanitize.deep({"note": text}))
+    header = 'Authorization: Digest username="bob", realm="x", response="6629fae49393a05397450978507c4ef1"'
+    assert "6629fae49393a05397450978507c4ef1" not in sanitize.document(header)
+
+
+def test_docker_publish_flags_are_not_passwords() -> None:
+    assert sanitize.command(["docker", "run", "-p", "8080:80", "img"]) == "docker run -p 8080:80 img"
+
+
+def test_bytes_that_are_not_utf8_become_replacement_characters_on_every_way_out() -> None:
+    """psutil hands a Latin-1 argument over as a lone surrogate; writing it as UTF-8 failed."""
+    text = "app --name caf\udce9"
+    for out in (
+        sanitize.document(text),
+        sanitize.one_line(text),
+        sanitize.md_inline(text),
+        sanitize.command(text.split()),
+        json.dumps(sanitize.deep({"cmd": text.split()})),
+    ):
+        assert "\ufffd" in out or "\\ufffd" in out, out
+        out.encode("utf-8")  # would raise on a surrogate
+
+
+def test_the_plan_digest_is_shown_in_full_in_the_plan_and_its_json() -> None:
+    the_plan = Plan(profile="shop", mode=Mode.COMPOSE_ONLY)
+    outcome = SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan)
+    assert f"Plan digest (sha256): `{the_plan.digest}`" in render_plan(the_plan)
+    assert json.loads(render_outcome_json(outcome))["plan_digest"] == the_plan.digest
+    assert the_plan.digest in sanitize.terminal(f"Plan digest {the_plan.digest}")
