@@ -38,6 +38,7 @@ import contextlib
 import json
 import os
 import queue
+import random
 import secrets
 import signal
 import statistics
@@ -403,6 +404,8 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
                 to_watch, to_event, failures = [], [], []
                 load_before = load()
                 for _ in range(args.injections):
+                    # a random phase: a conflict appears at any moment of the host's 1 s re-read
+                    time.sleep(random.uniform(0, 1))
                     try:
                         appeared = injector.inject(kind)
                         seen = lines.wait("opened", finding)

@@ -260,12 +260,25 @@ class KubeSide(Side):
             self.log_gaps = {name: gaps for name, gaps in listing.log_gaps.items() if gaps}
 
 
+@dataclass(frozen=True)
+class Concern:
+    """What of the engine can concern a profile: its compose projects and its ports. A container
+    of another project that publishes (or asked to publish) none of the ports and shares no
+    network with the profile's containers changes no finding: the rules read such a container
+    only as a port's owner, a failed publisher of a port, or a neighbour on a network. Empty:
+    everything concerns it."""
+
+    projects: frozenset[str] = frozenset()
+    ports: frozenset[int] = frozenset()
+
+
 class LiveState:
     """Every runtime's part for one profile; ``apply`` a change, take a ``snapshot``."""
 
-    def __init__(self, profile: str, hostname: str, *, kubernetes: bool) -> None:
+    def __init__(self, profile: str, hostname: str, *, kubernetes: bool, concern: Concern | None = None) -> None:
         self.profile = profile
         self.hostname = hostname
+        self.concern = concern or Concern()
         self.docker = DockerSide()
         self.host = HostSide()
         self.kube: KubeSide | None = KubeSide() if kubernetes else None
@@ -283,6 +296,48 @@ class LiveState:
         """The runtimes the view cannot vouch for now, and since when."""
         sides = ((Runtime.COMPOSE, self.docker), (Runtime.HOST, self.host), (Runtime.KUBERNETES, self.kube))
         return {runtime: s.gap for runtime, s in sides if s is not None and s.gap is not None}
+
+    def concerns(self, container: Container | None) -> bool:
+        """Whether ``container`` (None: unknown) can change what the profile's diagnosis says."""
+        if container is None or not (self.concern.projects or self.concern.ports):
+            return True
+        if container.compose_project in self.concern.projects:
+            return True
+        if any(p.host_port in self.concern.ports for p in (*container.published, *container.declared)):
+            return True
+        ours = {
+            n for c in self.docker.containers.values() if c.compose_project in self.concern.projects for n in c.networks
+        }
+        return bool(ours & set(container.networks))
+
+    def matters(self, change: Change) -> bool:
+        """Whether ``change``, before it is applied, can change the profile's diagnosis: a
+        container that concerns it (before or after the change), a different set of networks,
+        anything of the host and the cluster, a loss or a relist. A ``Heard`` never does, nor
+        does the engine's business with containers that do not concern the profile (on a shared
+        engine, other projects' containers come and go all day: the snapshot keeps them current,
+        but they are not worth a diagnosis)."""
+        match change:
+            case Heard():
+                return False
+            case ContainerSeen():
+                before = self.docker.containers.get(change.container.id)
+                return self.concerns(change.container) or (before is not None and self.concerns(before))
+            case ContainerGone():
+                return self.concerns(self.docker.containers.get(change.container_id))
+            case NetworksSeen():
+                return self._networks_of_interest(change.networks) != self._networks_of_interest(self.docker.networks)
+        return True
+
+    def _networks_of_interest(self, networks: tuple[DockerNetwork, ...]) -> set[tuple[str, str | None]]:
+        """The profile's own networks and those no compose project owns (a local cluster's, made
+        by kind or minikube): another project's networks come and go with that project."""
+        mine = self.concern.projects
+        return {
+            (n.name, n.compose_project)
+            for n in networks
+            if not mine or n.compose_project in mine or not n.compose_project
+        }
 
     def apply(self, change: Change) -> None:
         """Fold one change into the state."""

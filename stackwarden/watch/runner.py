@@ -34,7 +34,7 @@ from stackwarden.live.findings import (
     open_findings,
     remembered,
 )
-from stackwarden.live.state import Change, Heard, LiveState, Lost
+from stackwarden.live.state import Change, Concern, LiveState, Lost
 from stackwarden.model.base import Runtime
 from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import Profile
@@ -106,7 +106,13 @@ class LiveView:
         self.profile = profile
         self.sinks = list(sinks)
         self.state = LiveState(
-            profile.name, hostname or socket.gethostname(), kubernetes=profile.kubernetes is not None
+            profile.name,
+            hostname or socket.gethostname(),
+            kubernetes=profile.kubernetes is not None,
+            concern=Concern(
+                projects=frozenset(spec.project for spec in profile.compose_projects),
+                ports=frozenset(profile.all_ports()),
+            ),
         )
         self.changes: queue.Queue[Change] = queue.Queue()
         self.stop_event = threading.Event()
@@ -197,13 +203,15 @@ class LiveView:
                     self._diagnose()
                 continue
             batch = self._gather(first)
+            matters = False
             for change in batch:
+                matters = self.state.matters(change) or matters
                 self.state.apply(change)
             self.timing.changes += len(batch)
             if not self.state.complete:
                 continue
             due = deadline is not None and datetime.now(UTC) >= deadline
-            if self._view is None or due or any(not isinstance(c, Heard) for c in batch):
+            if self._view is None or due or matters:
                 self._diagnose()
             else:
                 self._view = self._refreshed(self._view)

@@ -162,3 +162,37 @@ def test_a_json_line_has_time_event_id_severity_and_summary() -> None:
     assert datetime.fromisoformat(crash["time"]) == T0
     text = as_text(changes({}, now_open, profile="seedstack", at=T0, initial=True)[0])
     assert " open " in text and "\n" not in text
+
+
+def test_only_what_can_concern_the_profile_is_worth_a_diagnosis() -> None:
+    from stackwarden.live.state import Concern, NetworksSeen
+    from tests.support.builders import PORTS, container
+
+    seed = seed_snapshot()
+    state = LiveState(
+        seed.profile,
+        seed.hostname,
+        kubernetes=False,
+        concern=Concern(frozenset({"seedstack"}), frozenset(PORTS.values())),
+    )
+    docker = seed.runtime_status(Runtime.COMPOSE)
+    assert docker is not None
+    state.apply(DockerSeen(status=docker, containers=seed.containers, networks=seed.networks, at=T0))
+    stranger = container("worker", project="otherstack", networks=("otherstack_default",))
+    assert not state.matters(ContainerSeen(container=stranger, at=T0))  # another project's business
+    state.apply(ContainerSeen(container=stranger, at=T0))
+    assert not state.matters(ContainerGone(container_id=stranger.id, at=T0))
+    ours = next(c for c in seed.containers if c.compose_service == "backend")
+    assert state.matters(ContainerSeen(container=ours, at=T0))
+    squatter = container("web", project="otherstack", publish=(("0.0.0.0", PORTS["redis"]),))
+    assert state.matters(ContainerSeen(container=squatter, at=T0))  # a foreign owner of a profile port
+    neighbour = container("spy", project="otherstack", networks=("seedstack_default",))
+    assert state.matters(ContainerSeen(container=neighbour, at=T0))  # on the profile's network
+    assert not state.matters(NetworksSeen(networks=seed.networks, at=T0))
+    from stackwarden.model.snapshot import DockerNetwork
+
+    theirs = DockerNetwork(id="n1", name="otherstack_default", driver="bridge", compose_project="otherstack")
+    kind = DockerNetwork(id="n2", name="kind", driver="bridge")
+    assert not state.matters(NetworksSeen(networks=(*seed.networks, theirs), at=T0))
+    assert state.matters(NetworksSeen(networks=(*seed.networks, kind), at=T0))  # a local cluster appeared
+    assert state.matters(Lost(runtime=Runtime.COMPOSE, reason="gone", at=T0))
