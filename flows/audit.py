@@ -29,6 +29,7 @@ from stackwarden.sanitize import one_line
 from tasks.diagnose import diagnose_task, emit_finding_events_task, publish_report_task
 from tasks.metrics import write_metrics_task
 from tasks.observe import observe_docker_task, observe_host_task, observe_kubernetes_task
+from tasks.switch import preflight_modes_task
 
 if TYPE_CHECKING:
     from stackwarden.adapters.kubernetes import KubeObservationResult
@@ -113,6 +114,7 @@ def audit(
     requested = Mode(mode) if mode else None
     snapshot = observe_all(the_profile)
     result = diagnose_task(snapshot, the_profile, requested)
+    result = result.model_copy(update={"mode_refusals": preflight_modes_task(snapshot, the_profile)})
     # the finding memory is compared and written beside the report, not in front of it
     events = emit_finding_events_task.submit(result, the_profile, host=speaks_for)
     markdown = publish_report_task(result, snapshot, the_profile)

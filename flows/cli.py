@@ -7,7 +7,8 @@ Exit codes (documented in README and ``--help``):
   3  stackwarden or its surroundings failed (a bug, an unwritable PREFECT_HOME, a Prefect API
      that does not answer, an ephemeral server that did not start in time); one line says
      which, with a hint
-switch adds: 4 refused before any change, 5 switched but broken by a code issue.
+switch adds: 4 refused before any change, 5 switched but broken by a code issue, 6 unverified
+(the result could not be observed; left as it is), 7 rollback incomplete (what serves was kept).
 
 Every line this module prints goes through ``stackwarden.sanitize`` (control characters,
 secrets, line length), and rich is never allowed to interpret markup in it.
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 # are needed: an audit answered by a running serve needs none of them.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
+EXIT_UNVERIFIED, EXIT_ROLLBACK_INCOMPLETE = 6, 7
 
 _EPILOG = """\
 exit codes:
@@ -57,10 +59,19 @@ recorded flow "switch-mode".
 
 _SWITCH_EPILOG = """\
 exit codes:
-  0  dry run done, or switched and verified    1  verification or a step failed: rolled back
+  0  dry run done, or switched and verified (it held for the profile's settle window)
+  1  verification or a step failed: everything was undone (rolled back)
   2  bad input (option, profile, mode)         3  stackwarden or its surroundings failed
-  4  refused before any change (context not allowed, unknown owner of a port, guard, lock)
+  4  refused before any change (context not allowed, unknown owner of a port, guard, lock,
+     or an interrupted switch's repair that could not be made)
   5  switched and verified, but a service is broken by a code issue no mode fixes
+  6  unverified: the steps ran but a runtime could not be observed until the deadline; the
+     host is left as it is (new owners that served stay); the output says what was not seen
+  7  rollback incomplete: an undo failed or was impossible; owners that serve were kept, and
+     the output lists what runs where now and the commands that would finish the job
+
+A switch killed part way leaves a journal beside its locks: the next switch repairs what it
+left half done before planning (and says so), and the audit reports it (interrupted-switch).
 
 Safety: dry run by default; identities (container id, k8s uid/generation, pid+start time+exe)
 are re-checked before each step; workloads are scaled to 0 (never deleted) with their replica
@@ -463,13 +474,37 @@ def _runtime_hints(unreachable: Sequence[tuple[str, str]]) -> None:
             _fail(f"{runtime} not observed: {error}", 0, hint)
 
 
+def _prefect_api() -> None:
+    """The Prefect API a recorded run talks to: the configured one, else a temporary server this
+    process owns (it dies with the CLI, SIGKILL included: no orphan server is left behind)."""
+    if prefect_api_configured():
+        return
+    from flows.ephemeral import start_temporary_server
+    from flows.local_server import ServerError
+
+    allowance = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(EPHEMERAL_STARTUP_SECONDS))
+    try:
+        start_temporary_server(float(allowance))
+    except ServerError as exc:
+        raise _Surroundings(
+            str(exc),
+            "raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or set PREFECT_API_URL to a running server",
+        ) from None
+    except ValueError:
+        raise _Surroundings(
+            f"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS={allowance!r} is not a number of seconds",
+            "set it to a number such as 120",
+        ) from None
+
+
 def _switch(args: argparse.Namespace) -> int:
     """A dry run (and the plan shown before ``--apply`` asks) runs in this process, as the
-    audit does; the applying switch always runs as the recorded ``switch-mode`` flow."""
+    audit does, through the same run layer as the recorded flow; the applying switch always
+    runs as the recorded ``switch-mode`` flow."""
     from stackwarden.model.plan import Outcome, SwitchStatus
-    from stackwarden.pipeline import dry_run_switch
     from stackwarden.profiles import load_profile
     from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
+    from stackwarden.run.switch import dry_run
 
     configure_logging(verbose=args.verbose, stream=sys.stderr)
     profile_path = args.profile or default_profile_path()
@@ -477,12 +512,12 @@ def _switch(args: argparse.Namespace) -> int:
     if args.apply and not args.yes and not sys.stdin.isatty():
         return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
     if not args.apply:
-        outcome = dry_run_switch(profile, Mode(args.mode), LiveProgress(sys.stderr))
+        outcome = dry_run(profile, Mode(args.mode), LiveProgress(sys.stderr))
         _out(render_outcome_json(outcome) if args.json else render_outcome(outcome), json_text=args.json)
         return EXIT_REFUSED if outcome.status is SwitchStatus.REFUSED else EXIT_OK
     reviewed: str | None = None
     if not args.yes:
-        preview = dry_run_switch(profile, Mode(args.mode), LiveProgress(sys.stderr))
+        preview = dry_run(profile, Mode(args.mode), LiveProgress(sys.stderr))
         _out(render_plan(preview.plan))
         if preview.status is SwitchStatus.REFUSED:
             return EXIT_REFUSED
@@ -498,6 +533,7 @@ def _switch(args: argparse.Namespace) -> int:
         reviewed = preview.plan.digest
     prepare_prefect(verbose=args.verbose)  # an applying switch is always a recorded flow
     _check_prefect()
+    _prefect_api()
     from flows.switch import run_switch
 
     outcome = run_switch(
@@ -514,6 +550,12 @@ def _switch(args: argparse.Namespace) -> int:
         return EXIT_REFUSED
     if outcome.status is SwitchStatus.ROLLED_BACK:
         return EXIT_FINDINGS
+    if outcome.status is SwitchStatus.UNVERIFIED:
+        return _fail(f"unverified: {outcome.message}", EXIT_UNVERIFIED)
+    if outcome.status is SwitchStatus.ROLLBACK_INCOMPLETE:
+        return _fail(
+            "rollback incomplete: see what runs where now and the commands to finish", EXIT_ROLLBACK_INCOMPLETE
+        )
     if outcome.verdict is not None and outcome.verdict.outcome is Outcome.BROKEN_BY_CODE_ISSUE:
         return _fail("switched, but some service is broken by a code issue", EXIT_CODE_ISSUE)
     return EXIT_OK
@@ -552,6 +594,7 @@ def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
         return run_audit(profile, progress=progress, prometheus_path=prometheus)
     _check_prefect()
     prepare_prefect(verbose=args.verbose)
+    _prefect_api()
     with progress.step("running the recorded audit flow"):
         from flows.audit import audit_flow
 

@@ -206,6 +206,23 @@ def _home_lock(home: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)  # the parent died before the setting took effect\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def dies_with_this_process(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel sends it SIGTERM when this process dies, however it dies
+    (SIGKILL included: no ``finally`` or ``atexit`` runs then). A tiny Python prologue sets
+    PR_SET_PDEATHSIG in the child itself and ``exec``s ``argv`` (the setting survives ``exec``),
+    so no ``preexec_fn`` runs between fork and exec."""
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
+
+
 def _stop(process: subprocess.Popen[bytes], grace_seconds: float = 20.0) -> None:
     """SIGTERM the server's process group, wait, then SIGKILL what is left."""
     if process.poll() is not None:
@@ -272,7 +289,10 @@ def local_server(
         chosen = choose_port(host, port)
         secret = auth_string(home)
         log = home / "server.log"
-        command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(chosen)]
+        # no orphan server if serve itself is SIGKILLed
+        command = dies_with_this_process(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(chosen)]
+        )
         handle: IO[bytes]
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, PRIVATE_FILE_MODE)
         with os.fdopen(fd, "ab") as handle:

@@ -35,6 +35,7 @@ from prefect.runner import Runner
 from prefect.types.entrypoint import EntrypointType
 
 from flows.audit import audit_flow
+from flows.interrupted import announce_interrupted
 from flows.live import Watched, live_views
 from flows.served import PROMETHEUS_DIR_ENV, metrics_file
 from flows.switch import switch_flow
@@ -243,6 +244,8 @@ def serve_stack(
         print(f"  {deployment.flow.name}/{deployment.settings['name']}", flush=True)
     if ui_url:
         print(f"Prefect UI: {ui_url}", flush=True)
+    for line in announce_interrupted([s.profile for s in served]):  # switches that died part way
+        print(f"stackwarden serve: {line}", flush=True)
     runner = DrainingRunner(drain_seconds=drain_seconds, pause_on_shutdown=True)
     runner.install_signal_handlers()
     for deployment in deployments:

@@ -1,13 +1,21 @@
-"""The ``switch-mode`` flow: observe, plan, approve, apply step by step, verify, roll back."""
+"""The ``switch-mode`` flow: the run layer's switch (``stackwarden.run.switch``) wired to Prefect.
+
+The decisions (repair, phases, make before break, verify, rollback) are plain code in the run
+layer; here each step becomes a task run named after its target, the observations are the
+audit's observe tasks, the approval is a pause in the UI, and the plan, journal, verdict and
+outcome become artifacts and an event.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import math
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -24,42 +32,24 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.api_access import require_authentication, unauthenticated_allowed
 from flows.audit import observe_all, profile_name_of
+from flows.interrupted import mark_crashed
 from flows.served import is_deployment_run, run_host
-from stackwarden.adapters.lock import lock_resources, switch_lock
-from stackwarden.errors import RefusedError, StackwardenError
+from stackwarden.errors import StackwardenError
 from stackwarden.model.base import Mode
-from stackwarden.model.plan import (
-    Plan,
-    Step,
-    StepResult,
-    StepStatus,
-    SwitchOutcome,
-    SwitchStatus,
-    Unchanged,
-    Verdict,
-)
+from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, SwitchOutcome, SwitchStatus, Verdict
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.planner import inverse_of, plan, undo_after_failure
 from stackwarden.profiles import LoadedProfile, choose_profile, read_profile
 from stackwarden.report.approval import ApprovalScope, render_approval
-from stackwarden.report.plan import render_plan
+from stackwarden.report.plan import render_outcome, render_plan
 from stackwarden.report.verdict import render_verdict
+from stackwarden.run.executor import MAX_CONCURRENT_STOPS, result_of
+from stackwarden.run.switch import Options, run
 from stackwarden.sanitize import FIELD_MAX, clean, one_line
-from stackwarden.verdict import not_ready, verdict
 from tasks.publish import event, markdown_artifact, table_artifact
 from tasks.switch import apply_step_task, preflight_task
 
-MAX_CONCURRENT_STOPS = 4
-"""Independent stops run at most this many at a time: a switch lasts about the longest grace
-period, not their sum, without stopping a whole stack in one burst."""
-
-
-class Approval(RunInput):
-    """What a person answers in the Prefect UI when a switch pauses for approval."""
-
-    approve: bool = False
-    comment: str = ""
+__all__ = ["MAX_CONCURRENT_STOPS", "PrefectExecutor", "run_switch", "switch_flow", "switch_mode"]
 
 
 APPROVAL_COMMENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("approval_comment", default=None)
@@ -76,88 +66,75 @@ def _key(profile: Profile, what: str) -> str:
     return f"stackwarden-{profile.name}-{what}".replace(".", "-").replace("_", "-").lower()
 
 
-def _apply(step: Step, profile: Profile, force: bool, check_generation: bool = True) -> StepResult:
-    """Run one step as its own task run; its failure is journaled, not raised."""
-    started = datetime.now(UTC)
-    state = apply_step_task(step, profile, force, check_generation, return_state=True)
-    return _result(step, state, started)
+# --------------------------------------------------------------------------- the executor
 
 
-def _result(step: Step, state: Any, started: datetime) -> StepResult:
-    """A journal entry from a finished task run's state (its failure journaled, not raised)."""
-    ended = datetime.now(UTC)
+def _outcome_of(state: Any) -> object:
+    """What a finished task run returned or raised (its failure recorded, not raised)."""
     outcome = state.result(raise_on_failure=False)
-    failed = isinstance(outcome, BaseException) or state.is_failed()
-    if failed:
-        status = StepStatus.REFUSED if isinstance(outcome, RefusedError) else StepStatus.FAILED
-    else:  # a target already as wanted was not touched: nothing to roll back
-        status = StepStatus.SKIPPED if isinstance(outcome, Unchanged) else StepStatus.APPLIED
-    return StepResult(
-        step_id=step.id,
-        status=status,
-        started=started,
-        ended=ended,
-        duration_seconds=(ended - started).total_seconds(),
-        output="" if failed else str(outcome),
-        error=str(outcome) if failed else None,
-    )
+    if state.is_failed() and not isinstance(outcome, BaseException):
+        return RuntimeError(str(outcome))
+    return outcome
 
 
-def _apply_concurrently(steps: tuple[Step, ...], profile: Profile, force: bool) -> list[tuple[Step, StepResult]]:
-    """Independent steps (stops of different targets) as concurrent task runs; the flow's task
-    runner runs at most MAX_CONCURRENT_STOPS at once. Every one runs to its end, so the journal
-    is complete and a rollback knows everything that was applied."""
-    started = datetime.now(UTC)
-    futures = [(step, apply_step_task.submit(step, profile, force, True)) for step in steps]
-    done: list[tuple[Step, StepResult]] = []
-    for step, future in futures:
-        future.wait()
-        done.append((step, _result(step, future.state, started)))
-    return done
+class PrefectExecutor:
+    """The run layer's executor as Prefect task runs: one ``apply-step`` task run per step (a
+    concurrent batch on the flow's task runner, at most ``MAX_CONCURRENT_STOPS`` at once), the
+    audit's observe tasks, the preflight task."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.log = get_run_logger()
+        self.run_id = str(flow_run.id) if flow_run.id else None
+
+    def observe(self) -> Snapshot:
+        """The observe tasks (never cached)."""
+        return observe_all(self.profile)
+
+    def apply(
+        self, steps: Sequence[Step], *, concurrent: bool, force: bool, recheck_generation: bool
+    ) -> list[StepResult]:
+        """Each step as its own task run; every one of a concurrent batch runs to its end."""
+        started = datetime.now(UTC)
+        if concurrent:
+            futures = [(step, apply_step_task.submit(step, self.profile, force, recheck_generation)) for step in steps]
+            for _, future in futures:
+                future.wait()
+            return [result_of(step, _outcome_of(future.state), started) for step, future in futures]
+        results = []
+        for step in steps:
+            started = datetime.now(UTC)
+            state = apply_step_task(step, self.profile, force, recheck_generation, return_state=True)
+            results.append(result_of(step, _outcome_of(state), started))
+            if results[-1].status not in {StepStatus.APPLIED, StepStatus.SKIPPED}:
+                break
+        return results
+
+    def preflight(self, plan: Plan) -> list[str]:
+        """The preflight task."""
+        return preflight_task(plan, self.profile)
+
+    def crashed(self, run_ids: Sequence[str], reason: str) -> list[str]:
+        """Set recorded runs that a dead process left running (or pending, or paused) Crashed."""
+        return asyncio.run(mark_crashed(run_ids, reason)) if run_ids else []
+
+    def now(self) -> float:
+        """``time.monotonic``."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """``time.sleep``."""
+        time.sleep(seconds)
 
 
-def _rollback(applied: list[Step], profile: Profile, journal: list[StepResult]) -> None:
-    """Undo the reversible steps in reverse order (uid re-checked; the spec has changed by our
-    own hand, so the generation is not)."""
-    for step in reversed(applied):
-        inverse = inverse_of(step)
-        if inverse is None:
-            get_run_logger().warning("step %s cannot be undone: %s", step.id, step.target)
-            continue
-        result = _apply(inverse, profile, force=False, check_generation=False)
-        journal.append(
-            result.model_copy(update={"status": StepStatus.ROLLED_BACK})
-            if result.status is StepStatus.APPLIED
-            else result
-        )
+# --------------------------------------------------------------------------- approval
 
 
-def _switch_event(name: str, the_plan: Plan, **payload: object) -> None:
-    """``stackwarden.switch.refused`` / ``.rolled_back`` / ``stackwarden.mode.switched``, with the
-    reason, so an automation can notify on the ones that did not switch."""
-    event(
-        name,
-        resource={
-            "prefect.resource.id": f"stackwarden.profile.{the_plan.profile}",
-            "stackwarden.profile": the_plan.profile,
-            "stackwarden.mode": str(the_plan.mode),
-        },
-        payload={
-            "mode": str(the_plan.mode),
-            "plan_digest": the_plan.digest,
-            **payload,
-            **({"approval_comment": comment} if (comment := APPROVAL_COMMENT.get()) is not None else {}),
-        },
-    )
+class Approval(RunInput):
+    """What a person answers in the Prefect UI when a switch pauses for approval."""
 
-
-def _refuse(the_plan: Plan, reason: str) -> State[Any]:
-    """End the run Failed without changing anything, the outcome attached: one warning line that
-    says so (a refusal is the safe outcome, not a crash: no ERROR, no traceback)."""
-    get_run_logger().warning("switch refused: %s; nothing was changed", reason)
-    _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
-    refused = SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
-    return Failed(message=one_line(f"refused: {reason}; nothing was changed"), data=refused)
+    approve: bool = False
+    comment: str = ""
 
 
 def _refuse_unplanned(error: StackwardenError) -> State[Any]:
@@ -236,40 +213,96 @@ def _approval_form(the_plan: Plan, plan_artifact: UUID | None, scope: ApprovalSc
     return Approval.with_initial_data(description=render_approval(the_plan, link, scope), approve=False, comment="")
 
 
-def _roll_back(
-    the_plan: Plan,
-    applied: list[Step],
-    profile: Profile,
-    journal: list[StepResult],
-    *,
-    reason: str,
-    result: Verdict | None,
-) -> State[Any]:
-    """Undo what was applied, publish the journal, and end the run Failed with the reason."""
-    get_run_logger().error("%s; rolling back %d step(s)", reason, len(applied))
-    _rollback(applied, profile, journal)
-    _journal_artifact(profile, journal)
-    if result is not None:
-        _verdict_artifact(profile, result, reason)
-    _switch_event("stackwarden.switch.rolled_back", the_plan, reason=reason, steps_undone=len(applied))
-    outcome = SwitchOutcome(
-        status=SwitchStatus.ROLLED_BACK, plan=the_plan, journal=tuple(journal), verdict=result, message=reason
+def _policy(approval: Literal["auto", "ui"], force: bool) -> tuple[Literal["auto", "ui"], bool, str | None]:
+    """Approval and force as the code allows them: a run of a deployment
+    always pauses for a person in the UI and never forces, whatever parameters it was given;
+    ``auto`` approval and ``force`` exist only for a person at a terminal (the CLI)."""
+    if deployment.id:
+        note = None
+        if approval != "ui" or force:
+            note = f"deployment run: approval {approval!r} -> 'ui', force {force} -> False (policy is code)"
+        return "ui", False, note
+    return approval, force, None
+
+
+def _await_approval(
+    the_plan: Plan, plan_artifact: UUID | None, scope: ApprovalScope, timeout_seconds: int
+) -> State[Any] | None:
+    """Pause for a person in the UI: None when they approve, else the run's Cancelled end. The
+    approver's comment is kept (``APPROVAL_COMMENT``) for the outcome, its events and artifacts."""
+    get_run_logger().info("waiting for approval of plan %s", the_plan.digest)
+    try:
+        answer, expired = wait_for_approval(_approval_form(the_plan, plan_artifact, scope), timeout_seconds)
+    except FlowPauseTimeout:  # the server's backstop ran out: a rejection all the same
+        expired = True
+    if expired:  # no answer in time is a rejection: nothing changes
+        return _reject(the_plan, "Approval timed out", f"no answer within {timeout_seconds}s")
+    APPROVAL_COMMENT.set(clean(answer.comment, FIELD_MAX))
+    get_run_logger().info(
+        "plan %s %s in the UI; comment: %s",
+        the_plan.digest,
+        "approved" if answer.approve else "rejected",
+        APPROVAL_COMMENT.get() or "(none)",
     )
-    return Failed(message=one_line(f"rolled back: {reason}"), data=outcome)
+    if not answer.approve:
+        return _reject(the_plan, "Rejected", f"rejected: {APPROVAL_COMMENT.get() or 'no comment'}")
+    return None
 
 
-def verify(profile: Profile, mode: Mode, deadline_seconds: float, interval: float = 2.0) -> Verdict:
-    """Observe until the mode's invariants hold or the deadline passes (a poll, not a retry)."""
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        snapshot = observe_all(profile)
-        result = verdict(snapshot, profile, mode)  # the observation ran the health checks
-        if result.passed or time.monotonic() >= deadline:
-            return result
-        get_run_logger().info(
-            "verify: %d invariant(s) not met yet: %s", len(result.failures), "; ".join(result.failures[:3])
+class _Recorded:
+    """What the recorded run adds around the run layer: the plan artifact, the approval pause."""
+
+    def __init__(self, loaded: LoadedProfile, approval: Literal["auto", "ui"], timeout_seconds: int) -> None:
+        self.loaded = loaded
+        self.approval = approval
+        self.timeout_seconds = timeout_seconds
+        self.plan_artifact: UUID | None = None
+        self.scope: ApprovalScope | None = None
+
+    def planned(self, plan: Plan, snapshot: Snapshot) -> None:
+        """Publish the plan (the approval form links to it) and keep what the form names."""
+        profile = self.loaded.profile
+        self.scope = approval_scope(self.loaded, snapshot)
+        self.plan_artifact = markdown_artifact(
+            markdown=render_plan(plan),
+            key=_key(profile, "switch-plan"),
+            description=(
+                f"Plan: switch {profile.name} to {plan.mode}, {len(plan.steps)} step(s), digest {plan.digest[:12]}"
+            ),
         )
-        time.sleep(interval)
+
+    @property
+    def asks(self) -> bool:
+        """A person approves in the UI (always for a deployment run: ``_policy``)."""
+        return self.approval == "ui"
+
+    def approve(self, plan: Plan) -> State[Any] | None:
+        """Pause for approval in the UI."""
+        scope = self.scope or approval_scope(self.loaded, observe_all(self.loaded.profile))
+        return _await_approval(plan, self.plan_artifact, scope, self.timeout_seconds)
+
+
+# --------------------------------------------------------------------------- publishing the end
+
+
+def _switch_event(name: str, the_plan: Plan, **payload: object) -> None:
+    """``stackwarden.mode.switched`` and ``stackwarden.switch.<refused|rolled_back|
+    rollback_incomplete|unverified>``, with the reason, so an automation can notify on the ones
+    that did not switch."""
+    event(
+        name,
+        resource={
+            "prefect.resource.id": f"stackwarden.profile.{the_plan.profile}",
+            "stackwarden.profile": the_plan.profile,
+            "stackwarden.mode": str(the_plan.mode),
+        },
+        payload={
+            "mode": str(the_plan.mode),
+            "plan_digest": the_plan.digest,
+            **payload,
+            **({"approval_comment": comment} if (comment := APPROVAL_COMMENT.get()) is not None else {}),
+        },
+    )
 
 
 def _verdict_artifact(profile: Profile, result: Verdict, reason: str = "") -> None:
@@ -280,20 +313,7 @@ def _verdict_artifact(profile: Profile, result: Verdict, reason: str = "") -> No
     )
 
 
-def wait_ready(
-    profile: Profile, mode: Mode, services: list[str], deadline_seconds: float, interval: float = 1.0
-) -> list[str]:
-    """Make before break: poll until the new owners of ``services`` serve (up, ready, healthy)
-    or the deadline passes; returns what is still missing (empty: ready)."""
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        missing = not_ready(observe_all(profile), profile, mode, services)
-        if not missing or time.monotonic() >= deadline:
-            return missing
-        time.sleep(interval)
-
-
-def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
+def _journal_artifact(profile: Profile, journal: Sequence[StepResult]) -> None:
     table_artifact(
         rows=[
             {
@@ -315,16 +335,53 @@ def _journal_artifact(profile: Profile, journal: list[StepResult]) -> None:
     )
 
 
-def _policy(approval: Literal["auto", "ui"], force: bool) -> tuple[Literal["auto", "ui"], bool, str | None]:
-    """Approval and force as the code allows them: a run of a deployment
-    always pauses for a person in the UI and never forces, whatever parameters it was given;
-    ``auto`` approval and ``force`` exist only for a person at a terminal (the CLI)."""
-    if deployment.id:
-        note = None
-        if approval != "ui" or force:
-            note = f"deployment run: approval {approval!r} -> 'ui', force {force} -> False (policy is code)"
-        return "ui", False, note
-    return approval, force, None
+_EVENTS = {
+    SwitchStatus.REFUSED: "stackwarden.switch.refused",
+    SwitchStatus.ROLLED_BACK: "stackwarden.switch.rolled_back",
+    SwitchStatus.ROLLBACK_INCOMPLETE: "stackwarden.switch.rollback_incomplete",
+    SwitchStatus.UNVERIFIED: "stackwarden.switch.unverified",
+}
+
+
+def _finish(profile: Profile, outcome: SwitchOutcome) -> SwitchOutcome | State[Any]:
+    """Publish the end (journal, verdict, outcome, event) and give the run its state: Completed
+    for a dry run or a switch, Failed with the outcome attached for everything else."""
+    log = get_run_logger()
+    for line in outcome.repairs:
+        log.warning("interrupted switch: %s", line)
+    if outcome.status is SwitchStatus.DRY_RUN:
+        return outcome
+    if outcome.journal:
+        _journal_artifact(profile, outcome.journal)
+    if outcome.verdict is not None:
+        failed = outcome.status is not SwitchStatus.SWITCHED
+        _verdict_artifact(profile, outcome.verdict, outcome.message if failed else "")
+    if outcome.status is SwitchStatus.SWITCHED:
+        _switch_event(
+            "stackwarden.mode.switched",
+            outcome.plan,
+            outcome=str(outcome.verdict.outcome) if outcome.verdict else "",
+            steps=len(outcome.journal),
+            repaired=len(outcome.repairs),
+        )
+        return outcome
+    if outcome.status in {SwitchStatus.ROLLBACK_INCOMPLETE, SwitchStatus.UNVERIFIED} or outcome.repairs:
+        markdown_artifact(
+            markdown=render_outcome(outcome),
+            key=_key(profile, "switch-outcome"),
+            description=f"Outcome of the switch of {profile.name}: {outcome.status}",
+        )
+    if outcome.status is SwitchStatus.REFUSED:  # the safe outcome, not a crash: one warning line
+        log.warning("switch refused: %s; nothing was changed", outcome.message)
+        _switch_event(_EVENTS[outcome.status], outcome.plan, reason=outcome.message)
+        return Failed(message=one_line(f"refused: {outcome.message}; nothing was changed"), data=outcome)
+    log.error("switch %s: %s", outcome.status, outcome.message)
+    undone = sum(1 for r in outcome.journal if r.status is StepStatus.ROLLED_BACK)
+    _switch_event(_EVENTS[outcome.status], outcome.plan, reason=outcome.message, steps_undone=undone)
+    return Failed(message=one_line(f"{outcome.status}: {outcome.message}"), data=outcome)
+
+
+# --------------------------------------------------------------------------- the flow
 
 
 MAX_PARAMETER_SECONDS = 24 * 3600.0
@@ -346,21 +403,6 @@ def parameter_problems(deadline: float, approval_timeout: float, lock_wait: floa
             floor = "0 or more" if zero_ok else "more than 0"
             out.append(f"{name}={value!r} must be a finite number of seconds, {floor}, up to {MAX_PARAMETER_SECONDS:g}")
     return out
-
-
-def _phase_failure(
-    results: list[tuple[Step, StepResult]], applied: list[Step], journal: list[StepResult]
-) -> str | None:
-    """Journal a phase's results; the first step that did not apply, as the reason to stop. A
-    failed step that may have half-happened (``undo_after_failure``) is undone with the rest."""
-    reason = None
-    for step, result in results:
-        journal.append(result)
-        if result.status is StepStatus.APPLIED or (result.status is StepStatus.FAILED and undo_after_failure(step)):
-            applied.append(step)
-        elif result.status is not StepStatus.SKIPPED and reason is None:
-            reason = f"step {step.id} {result.status}: {result.error}"
-    return reason
 
 
 def switch_mode(
@@ -456,138 +498,37 @@ def _switch(
     lock_wait_seconds: float,
     expected_digest: str | None,
 ) -> SwitchOutcome | State[Any]:
-    """Before anything changes: the plan (refused where the host was not fully seen), then
-    preflight (every check that changes nothing; all failures in one refusal). A deployment run
-    always pauses for approval in the UI (``_policy``). ``expected_digest`` is the digest of the
-    plan a person reviewed at a terminal: a plan with any other content is refused; after an
-    approval in the UI the plan is made again and must have the approved digest.
-    Steps run make (new owners that need no held port, then wait until they serve), break
-    (independent stops, concurrently), start (new owners that needed a freed port). Without
-    ``mode`` the profile's ``default_mode``."""
+    """The run layer's switch (``stackwarden.run.switch.run``): lock, repair what a dead run left
+    half done, plan (refused where the host was not fully seen) and preflight, approval (a
+    deployment run always pauses in the UI: ``_policy``), the plan checked again, then make,
+    wait, break, start, verify (settled), rollback. ``expected_digest`` is the digest of the plan
+    a person reviewed at a terminal: a plan with any other content is refused. Without ``mode``
+    the profile's ``default_mode``."""
     profile = loaded.profile
     target = Mode(mode) if mode else profile.default_mode
     approval, force, policy_note = _policy(approval, force)
     if policy_note:
         get_run_logger().warning(policy_note)
-    holder = f"flow run {flow_run.name or flow_run.id}"
-    with (
-        switch_lock(lock_resources(profile), holder, lock_wait_seconds, profile=profile.name)
-        if apply
-        else contextlib.nullcontext()
-    ):  # a dry run changes nothing: no lock
-        snapshot = observe_all(profile)
-        the_plan: Plan = plan(snapshot, profile, target)
-        if the_plan.applicable:
-            the_plan = the_plan.model_copy(update={"refusals": tuple(preflight_task(the_plan, profile))})
-        plan_artifact = markdown_artifact(
-            markdown=render_plan(the_plan),
-            key=_key(profile, "switch-plan"),
-            description=(
-                f"Plan: switch {profile.name} to {target}, {len(the_plan.steps)} step(s), digest {the_plan.digest[:12]}"
-            ),
-        )
-        if not the_plan.applicable:
-            return _refuse(the_plan, "; ".join(the_plan.refusals))
-        if expected_digest is not None and the_plan.digest != expected_digest:
-            return _refuse(the_plan, "the plan changed since it was reviewed (its digest differs); review the new plan")
-        if not apply:
-            return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
-        if approval == "ui" and the_plan.steps:
-            get_run_logger().info("waiting for approval of plan %s", the_plan.digest)
-            form = _approval_form(the_plan, plan_artifact, approval_scope(loaded, snapshot))
-            try:
-                answer, expired = wait_for_approval(form, approval_timeout_seconds)
-            except FlowPauseTimeout:  # the server's backstop ran out: a rejection all the same
-                expired = True
-            if expired:  # no answer in time is a rejection: nothing changes
-                return _reject(the_plan, "Approval timed out", f"no answer within {approval_timeout_seconds}s")
-            APPROVAL_COMMENT.set(clean(answer.comment, FIELD_MAX))
-            get_run_logger().info(
-                "plan %s %s in the UI; comment: %s",
-                the_plan.digest,
-                "approved" if answer.approve else "rejected",
-                APPROVAL_COMMENT.get() or "(none)",
-            )
-            if not answer.approve:
-                return _reject(the_plan, "Rejected", f"rejected: {APPROVAL_COMMENT.get() or 'no comment'}")
-            fresh = plan(observe_all(profile), profile, target)
-            if not fresh.applicable or fresh.digest != the_plan.digest:
-                return _refuse(fresh, "the host changed while the plan waited for approval; nothing was applied")
-            late = preflight_task(fresh, profile)  # an hour may have passed: check again before step 1
-            if late:
-                return _refuse(fresh.model_copy(update={"refusals": tuple(late)}), "; ".join(late))
-        return _carry_out(the_plan, profile, target, force, deadline_seconds)
-
-
-def refused_before_any_change(applied: list[Step], journal: list[StepResult]) -> bool:
-    """Nothing was applied and every step that did not apply was refused (a 403 on the first
-    write, an identity that changed): the switch ends "refused" (exit 4), not "rolled back" -
-    there is nothing to roll back (a skipped step found its target as wanted and did nothing).
-    A step that failed may have half-happened: that rolls back."""
-    return (
-        not applied
-        and any(r.status is StepStatus.REFUSED for r in journal)
-        and all(r.status in {StepStatus.REFUSED, StepStatus.SKIPPED} for r in journal)
+    outcome = run(
+        profile,
+        target,
+        PrefectExecutor(profile),
+        _Recorded(loaded, approval, approval_timeout_seconds),
+        apply=apply,
+        expected_digest=expected_digest,
+        options=Options(force=force, deadline_seconds=deadline_seconds),
+        holder=f"flow run {flow_run.name or flow_run.id}",
+        lock_wait_seconds=lock_wait_seconds,
     )
-
-
-def _serially(
-    steps: tuple[Step, ...], profile: Profile, force: bool, applied: list[Step], journal: list[StepResult]
-) -> str | None:
-    """Steps one after the other, stopping at the first that does not apply."""
-    for step in steps:
-        reason = _phase_failure([(step, _apply(step, profile, force))], applied, journal)
-        if reason is not None:
-            return reason
-    return None
-
-
-def _carry_out(
-    the_plan: Plan, profile: Profile, target: Mode, force: bool, deadline_seconds: float
-) -> SwitchOutcome | State[Any]:
-    """Apply the phases, verify, roll back on failure. A step refused (a 403 that preflight
-    could not foresee, an identity that changed) before anything changed ends "refused"."""
-    journal: list[StepResult] = []
-    applied: list[Step] = []
-    make = the_plan.in_phase("make")
-    reason = _serially(make, profile, force, applied, journal)
-    if reason is None and make:
-        missing = wait_ready(profile, target, sorted({n for s in make for n in s.profile_services}), deadline_seconds)
-        if missing:
-            reason = "new owners did not serve before the old ones were stopped: " + "; ".join(missing)
-    if reason is None:
-        reason = _phase_failure(_apply_concurrently(the_plan.in_phase("break"), profile, force), applied, journal)
-    if reason is None:  # back to back with the stops that freed their ports
-        reason = _serially(the_plan.in_phase("start"), profile, force, applied, journal)
-    if reason is not None:
-        if refused_before_any_change(applied, journal):
-            _journal_artifact(profile, journal)
-            refused = SwitchOutcome(
-                status=SwitchStatus.REFUSED, plan=the_plan, journal=tuple(journal), message=f"{reason}; nothing changed"
-            )
-            get_run_logger().warning("switch refused: %s; nothing was changed", reason)
-            _switch_event("stackwarden.switch.refused", the_plan, reason=reason)
-            return Failed(message=one_line(f"refused: {reason}; nothing was changed"), data=refused)
-        return _roll_back(the_plan, applied, profile, journal, reason=reason, result=None)
-    result_verdict = verify(profile, target, deadline_seconds)
-    if not result_verdict.passed:
-        reason = "verification failed: " + "; ".join(result_verdict.failures)
-        return _roll_back(the_plan, applied, profile, journal, reason=reason, result=result_verdict)
-    _journal_artifact(profile, journal)
-    _verdict_artifact(profile, result_verdict)
-    _switch_event("stackwarden.mode.switched", the_plan, outcome=str(result_verdict.outcome), steps=len(journal))
-    return SwitchOutcome(
-        status=SwitchStatus.SWITCHED,
-        plan=the_plan,
-        journal=tuple(journal),
-        verdict=result_verdict,
-        message=f"switched to {target}: {result_verdict.outcome}",
-    )
+    if not isinstance(outcome, SwitchOutcome):
+        return outcome  # not approved: the Cancelled state of the approval block
+    return _finish(profile, outcome)
 
 
 def run_switch(**parameters: Any) -> SwitchOutcome:
-    """Run the switch-mode flow and return its outcome whatever state the run ended in (refused
-    and rolled-back runs end Failed, rejected ones Cancelled, each with the outcome as data)."""
+    """Run the switch-mode flow and return its outcome whatever state the run ended in (refused,
+    rolled-back, incomplete and unverified runs end Failed, rejected ones Cancelled, each with
+    the outcome as data)."""
     state = switch_flow(return_state=True, **parameters)
     result = state.result(raise_on_failure=False)
     if isinstance(result, BaseException):

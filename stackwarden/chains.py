@@ -101,6 +101,8 @@ _UNMAPPED_ADVICE = {
     "outside": "That address is outside the profile: check it, or start what should answer there.",
     "loopback": "Point it at the dependency's compose service or Kubernetes Service name, not at its own loopback.",
     "port": "Point it at a port that Service serves (or add the port to the Service).",
+    "address": "Make the dependency listen on the address its clients use (for localhost, both 127.0.0.1 and ::1), "
+    "or point the client at an address it listens on (localhost may resolve to ::1 first).",
 }
 _ACTIONS = {
     CrashCategory.CONFIGURATION: "Fix the address it connects to",
@@ -199,11 +201,11 @@ class _Linker:
             self.links[f.id] = _Link(f, dep, reached, found.how)  # ready pods, but its Service leads nowhere
             return
         if reached is not None and ready_in(placement, reached):
-            self.notes[f.id] = (
+            self.notes[f.id] = (  # neither a conflict between runtimes nor a dependency that is down
                 f"It connects to {found.how}, which is ready in {reached}: {dep} is up, so check the port, "
                 "credentials and network it uses.",
                 f"{dep} is up; the address or settings {service} uses to reach it are wrong.",
-                None,
+                CrashCategory.CONFIGURATION,
             )
             return
         served = [r for r in _RUNTIMES if ready_in(placement, r)]
@@ -323,10 +325,13 @@ class _Linker:
             f = out.get(fid, by_id[fid])
             update: dict[str, object] = {"summary": f"{f.summary.rstrip('.')}. {note}"}
             if category is not None and f.cause is not None and category is not f.cause.category:
-                # what the crash alone suggested no longer holds: the note's advice replaces it
+                # what the crash alone suggested no longer holds: the note's advice replaces it, and
+                # the summary's "Cause: deployment conflict (...)" says the category that holds
                 update["cause"] = f.cause.model_copy(update={"category": category})
                 update["recommendation"] = f"{f.cause.explanation} {advice}"
                 update["action"] = _ACTIONS[category]
+                said, now = (c.value.replace("-", " ") for c in (f.cause.category, category))
+                update["summary"] = str(update["summary"]).replace(f"Cause: {said} (", f"Cause: {now} (", 1)
             else:
                 update["recommendation"] = f"{f.recommendation} {advice}".strip()
             out[fid] = f.model_copy(update=update)

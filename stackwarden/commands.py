@@ -10,20 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from stackwarden.model.plan import (
-    PREVIOUS_REPLICAS,
-    ComposeStop,
-    ComposeUp,
-    GracefulStop,
-    ScaleWorkload,
-    StartContainer,
-    StartProcess,
-    Step,
-    StopContainer,
-    StopProcess,
-)
+from stackwarden.argv import compose_argv, kubectl_argv, signal_argv, wait_gone_argv
+from stackwarden.model.plan import GracefulStop, Step
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Container, ProcessInfo, Snapshot
+from stackwarden.model.steps import graceful_stop_argvs
 from stackwarden.sanitize import command as _join
 
 
@@ -32,10 +23,7 @@ def compose(profile: Profile, *args: str, project: str | None = None) -> str:
     default one unless ``project`` names another): a command must act on the project that
     actually runs the service, or it silently does nothing."""
     spec = next((c for c in profile.compose_projects if c.project == project), profile.compose)
-    argv = ["docker", "compose", "-p", spec.project]
-    for file in spec.files:
-        argv += ["-f", file]
-    return _join([*argv, *args])
+    return _join(compose_argv(spec.project, spec.files, spec.working_dir, *args))
 
 
 def compose_service(profile: Profile, service: str, *args: str) -> str:
@@ -44,11 +32,21 @@ def compose_service(profile: Profile, service: str, *args: str) -> str:
     return compose(profile, *args, profile.compose_service_name(service), project=profile.compose_for(service).project)
 
 
-def stop_process(process: ProcessInfo, signal_name: str = "SIGTERM") -> str:
-    """Stop a host process the way the profile says: its unit, else its signal."""
+DEFAULT_WAIT_SECONDS = 30.0
+"""How long a printed stop waits for the PID when the caller names no grace period (the
+profile's default ``grace_period_seconds``)."""
+
+
+def stop_process(
+    process: ProcessInfo, signal_name: str = "SIGTERM", grace_seconds: float = DEFAULT_WAIT_SECONDS
+) -> str:
+    """Stop a host process the way the profile says: its unit, else its signal followed by a
+    bounded wait for the PID to exit, on one line: a start pasted after it must not race the
+    old owner for its port ("address already in use")."""
     if process.systemd_unit:
         return _join(["systemctl", "stop", "--", process.systemd_unit])
-    return _join(["kill", f"-{signal_name.removeprefix('SIG')}", str(process.pid)])
+    stop = _join(signal_argv(process.pid, signal_name))
+    return f"{stop} && {_join(wait_gone_argv(process.pid, grace_seconds))}"
 
 
 def docker_stop(container: Container) -> str:
@@ -94,12 +92,7 @@ def port_listeners(port: int) -> str:
 def kubectl(namespace: str, *args: str, context: str | None = None, kubeconfig: str | None = None) -> str:
     """A kubectl command in the profile's namespace, with the profile's kubeconfig and the
     context when known: without them it would act on whatever cluster the shell points at."""
-    argv = ["kubectl"]
-    if kubeconfig:
-        argv += ["--kubeconfig", kubeconfig]
-    if context:
-        argv += ["--context", context]
-    return _join([*argv, "-n", namespace, *args])
+    return _join(kubectl_argv(namespace, *args, context=context, kubeconfig=kubeconfig))
 
 
 def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
@@ -113,66 +106,17 @@ def kubectl_for(snapshot: Snapshot, profile: Profile, *args: str) -> str:
     )
 
 
-def _compose_argv(project: str, files: tuple[str, ...]) -> list[str]:
-    argv = ["docker", "compose", "-p", project]
-    for file in files:
-        argv += ["-f", file]
-    return argv
-
-
-def step_commands(step: Step, profile: Profile) -> list[str]:
-    """The commands that do what ``step`` does, for a person to run by hand: the same target,
-    signal, grace period, replica count and context as the switch would use. One step, one
-    copy-paste block."""
-    spec = profile.kubernetes
-    match step:
-        case ScaleWorkload():
-            ref = f"{step.workload_kind.lower()}/{step.name}"
-            where = {"context": step.context, "kubeconfig": spec.kubeconfig if spec else None}
-            out = []
-            if step.replicas == 0 and step.previous_replicas > 0:
-                note = f"{PREVIOUS_REPLICAS}={step.previous_replicas}"
-                out.append(kubectl(step.namespace, "annotate", ref, note, "--overwrite", **where))
-            return [*out, kubectl(step.namespace, "scale", ref, f"--replicas={step.replicas}", **where)]
-        case StopProcess():
-            if step.systemd_unit:
-                return [_join(["systemctl", "stop", "--", step.systemd_unit])]
-            return [_join(["kill", f"-{step.signal.removeprefix('SIG')}", str(step.pid)])]
-        case StartProcess():
-            if step.systemd_unit:
-                return [_join(["systemctl", "start", "--", step.systemd_unit])]
-            prefix = step.run_as.argv_prefix() if step.run_as is not None else []
-            return [_join([*prefix, *(step.start_command or ())])]
-        case StopContainer():
-            if step.stateful:  # its own clean signal and no SIGKILL after a timeout (docker stop would)
-                return graceful_stop_commands(step.name, step.timeout_seconds, step.graceful)
-            return [_join(["docker", "stop", "--time", str(step.timeout_seconds), step.name])]
-        case StartContainer():
-            return [_join(["docker", "start", step.name])]
-        case ComposeUp():
-            return [
-                _join(
-                    [*_compose_argv(step.project, step.files), "up", "-d", "--no-deps", "--no-recreate", *step.services]
-                )
-            ]
-        case ComposeStop():
-            return [_join([*_compose_argv(step.project, step.files), "stop", *step.services])]
-    return []
+def step_commands(step: Step, profile: Profile | None = None) -> list[str]:
+    """The commands that do what ``step`` does, for a person to run by hand: its kind's argument
+    vectors (the same target, signal, grace period, replica count and context as the switch),
+    quoted and cleaned. One step, one copy-paste block. (``profile`` is no longer needed: a step
+    carries everything its commands name.)"""
+    return [_join(argv) for argv in step.commands()]
 
 
 def graceful_stop_commands(name: str, timeout_seconds: int, graceful: GracefulStop | None) -> list[str]:
-    """What the switch does to a stateful container, by hand: its restart policy paused if the
-    plan says so, the planned signal, a wait of the step's timeout (``timeout`` ends the wait,
-    not the container: nothing is SIGKILLed), the policy put back."""
-    how = graceful or GracefulStop(signal="SIGTERM")
-    out = []
-    if how.pause_restart_policy is not None:
-        out.append(_join(["docker", "update", "--restart", "no", name]))
-    out.append(_join(["docker", "kill", "--signal", how.signal, name]))
-    out.append(_join(["timeout", str(timeout_seconds), "docker", "wait", name]))
-    if how.pause_restart_policy is not None:
-        out.append(_join(["docker", "update", "--restart", how.pause_restart_policy, name]))
-    return out
+    """What the switch does to a stateful container, by hand (see ``graceful_stop_argvs``)."""
+    return [_join(argv) for argv in graceful_stop_argvs(name, timeout_seconds, graceful)]
 
 
 def process_lookup(process: ProcessInfo) -> str:

@@ -1,6 +1,6 @@
 """Crash classification: exit code + the decisive log line -> cause, category, confidence.
 
-The category decides what to do (DESIGN.md §4): a Rust panic in ``spawn_local`` is a code
+The category decides what to do: a Rust panic in ``spawn_local`` is a code
 issue that no deployment switch fixes, while "address already in use" or "connection refused"
 to a port the profile declares is a deployment conflict that names the port's owner.
 
@@ -156,6 +156,48 @@ def _java(lines: Sequence[str]) -> Decisive | None:
     return Decisive("java", index, lines[index].strip(), (index, *_after(lines, index, 2)), related)
 
 
+_DOTNET_TYPE = r"(?:[A-Za-z_][\w`]*\.)*[A-Za-z_][\w`]*(?:Exception|Error)\b"
+_DOTNET_UNHANDLED = re.compile(r"^Unhandled [eE]xception\.\s+" + _DOTNET_TYPE)
+_DOTNET_INNER = re.compile(r"^\s*---> " + _DOTNET_TYPE)
+
+
+def _dotnet(lines: Sequence[str]) -> Decisive | None:
+    """.NET's ``Unhandled exception. Type: message``, with the exceptions it wraps (`` ---> ``
+    lines: ``System.Net.Sockets.SocketException (111): Connection refused``) as related lines."""
+    index = _last(lines, _DOTNET_UNHANDLED)
+    if index is None:
+        return None
+    inner = tuple(i for i in range(index + 1, len(lines)) if _DOTNET_INNER.match(lines[i]))
+    return Decisive("dotnet", index, lines[index].strip(), (index, *inner[:2]), inner)
+
+
+_PHP_FATAL = re.compile(r"^(?:\[[^\]]*\]\s+)?(?:PHP )?(?:Fatal error|Parse error):\s+\S")
+
+
+def _php(lines: Sequence[str]) -> Decisive | None:
+    """PHP's ``PHP Fatal error:  Uncaught PDOException: ... in /app/Db.php:14`` (its stack trace
+    follows as ``#0 ...`` lines)."""
+    index = _last(lines, _PHP_FATAL)
+    if index is None:
+        return None
+    return Decisive("php", index, lines[index].strip(), (index,))
+
+
+_RUBY_CLASS = r"(?:[A-Z]\w*::)*[A-Z]\w*"
+_RUBY_RAISE = re.compile(
+    r"^(?:\S+\.rb:\d+:in [`'][^']*'|" + _RUBY_CLASS + r"): .* \(" + _RUBY_CLASS + r"\)\s*$"
+)  # ``file.rb:12:in `m': message (Class)``, or rake's ``Class: message (Class)``
+
+
+def _ruby(lines: Sequence[str]) -> Decisive | None:
+    """Ruby's uncaught exception, the last one printed: ``/app/models/order.rb:12:in `total':
+    undefined method `sum' for nil (NoMethodError)`` (its ``from ...`` frames after it)."""
+    index = _last(lines, _RUBY_RAISE)
+    if index is None:
+        return None
+    return Decisive("ruby", index, lines[index].strip(), (index, *_after(lines, index, 1)))
+
+
 _NODE_ERROR = re.compile(
     r"^(?:Uncaught )?(?:[A-Za-z_$][\w$]*\.)*(?:[A-Z]\w*)?(?:Error|Exception)(?: \[[A-Z_]+\])?: \S"
     r"|^FATAL ERROR: "
@@ -230,9 +272,15 @@ _NOISE = re.compile(r"\b(0 errors?|no errors?|error_log|errors?=0)\b", re.IGNORE
 
 
 def _generic(lines: Sequence[str]) -> Decisive | None:
-    """The last line that sounds like a failure, for programs with no known format."""
+    """The last line that sounds like a failure, for programs with no known format; never a
+    stack frame (``at Npgsql.Connect(NpgsqlTimeout timeout)`` only names a parameter)."""
     index = next(
-        (i for i in range(len(lines) - 1, -1, -1) if _GENERIC.search(lines[i]) and not _NOISE.search(lines[i])), None
+        (
+            i
+            for i in range(len(lines) - 1, -1, -1)
+            if _GENERIC.search(lines[i]) and not _NOISE.search(lines[i]) and not _FRAME.match(lines[i])
+        ),
+        None,
     )
     if index is None:
         return None
@@ -258,6 +306,9 @@ def _wait(lines: Sequence[str]) -> Decisive | None:
 
 _FINDERS: tuple[Callable[[Sequence[str]], Decisive | None], ...] = (
     _java,
+    _dotnet,
+    _php,
+    _ruby,
     _python,
     _rust,
     _go,
@@ -297,7 +348,7 @@ _LINK_KINDS: tuple[tuple[LinkFailure, re.Pattern[str]], ...] = (
         re.compile(
             r"connection refused|ECONNREFUSED|ConnectionRefused|Connection to \S+ refused|actively refused"
             r"|can't connect to remote host|Couldn't connect to server|Errno 111\b|Communications link failure"
-            r"|No connection could be made",
+            r"|No connection could be made|It was not possible to connect|UnableToConnect",
             re.IGNORECASE,
         ),
     ),
@@ -317,6 +368,7 @@ _ADDR = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9._\-]*)"
 _TARGETS: tuple[re.Pattern[str], ...] = (
     re.compile(r"lookup " + _ADDR + r"(?: on \S+)?: (?:no such host|server misbehaving|i/o timeout)"),
     re.compile(r"getaddrinfo (?:ENOTFOUND|EAI_AGAIN) " + _ADDR),
+    re.compile(r"getaddrinfo for " + _ADDR + r" failed"),  # PHP's php_network_getaddresses
     re.compile(r"could not translate host name \"([^\"]+)\""),
     re.compile(r"UnknownHostException: " + _ADDR),
     re.compile(r"bad address '" + _ADDR + r"(?::(\d+))?'"),
@@ -330,6 +382,8 @@ _TARGETS: tuple[re.Pattern[str], ...] = (
     re.compile(r"connect to " + _ADDR + r" port (\d+)"),
     re.compile(r"Failed to connect to " + _ADDR + r" port (\d+)"),
     re.compile(r"dial tcp " + _ADDR + r":(\d+)"),
+    # Node prints an IPv6 address unbracketed: ``ECONNREFUSED ::1:5432`` (the last colon is the port's)
+    re.compile(r"(?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ECONNRESET) ([0-9A-Fa-f]*:[0-9A-Fa-f:.]*[0-9A-Fa-f]):(\d+)"),
     re.compile(r"(?:ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ECONNRESET) " + _ADDR + r":(\d+)"),
     re.compile(r"tcp://" + _ADDR + r":(\d+)"),
     re.compile(r"waiting (?:\d+ seconds )?for " + _ADDR + r":(\d+)", re.IGNORECASE),
@@ -340,7 +394,7 @@ _TARGETS: tuple[re.Pattern[str], ...] = (
 )
 _NOT_TARGETS = re.compile(r"^(?:\d+|https?|tcp|udp|[A-Z][a-z]+Error|Error|Caused|at|line|thread)$", re.IGNORECASE)
 _SOURCE_FILE = re.compile(r"\.(?:java|kt|scala|py|rs|go|js|mjs|cjs|ts|rb|php|cs|c|cc|cpp|h)$", re.IGNORECASE)
-_FRAME = re.compile(r"^\s*(?:at |File \"|\d+: |\S+\.go:\d+)")
+_FRAME = re.compile(r"^\s*(?:at |File \"|\d+: |\S+\.go:\d+|from \S+:\d+:in )")
 
 
 def _target_in(text: str) -> tuple[str, int | None] | None:
@@ -361,14 +415,40 @@ def _target_in(text: str) -> tuple[str, int | None] | None:
     return None
 
 
-def dependency_failure(texts: Sequence[str]) -> DependencyFailure | None:
+_OWN_ADDRESS = re.compile(
+    r"\blisten(?:s|ing)?\b|(?<!server )\brunning on\b|\bbound to\b|\bbind(?:ing)? (?:to|on)\b|\bserving (?:on|at)\b"
+    r"|\bstarted (?:on|at)\b|\bListening at\b",
+    re.IGNORECASE,
+)
+_CONNECTING = re.compile(r"\bconnect(?:s|ing|ion)?\b|\bdial(?:ing)?\b|\bupstream\b", re.IGNORECASE)
+
+
+def names_a_dependency(line: str) -> bool:
+    """A log line that may name the address a failure was about: a failure or a connection
+    attempt, never the service's own listen banner (``Uvicorn running on http://0.0.0.0:8000``),
+    a stack frame or a file position (``node:internal/process/promises:289``)."""
+    if _OWN_ADDRESS.search(line) or _FRAME.match(line):
+        return False
+    return bool(_CONNECTING.search(line)) or any(pattern.search(line) for _, pattern in _LINK_KINDS)
+
+
+def dependency_failure(texts: Sequence[str], context: Sequence[str] = ()) -> DependencyFailure | None:
     """What the failure says about a dependency (refused, reset, timed out, unresolved, waited
-    for) and the address it names, from the decisive text first, then the lines around it."""
+    for) and the address it names, from the decisive text first, then the lines around it, then
+    ``context`` (the failure's own lines in log order) read as one text: libpq names the host on
+    one line and the port on the next. Never from a listen banner (``Uvicorn running on
+    http://0.0.0.0:8000``): that address is the service's own."""
     hit = next(((kind, t) for t in texts for kind, pattern in _LINK_KINDS if pattern.search(t)), None)
     if hit is None:
         return None
     kind, line = hit
-    target = _target_in(line) or next((found for t in texts if (found := _target_in(t)) is not None), None)
+    candidates = [t for t in texts if not _OWN_ADDRESS.search(t)]
+    joined = " ".join(t.strip() for t in context if not _OWN_ADDRESS.search(t) and not _FRAME.match(t))
+    target = (
+        _target_in(line)
+        or next((found for t in candidates if (found := _target_in(t)) is not None), None)
+        or (_target_in(joined) if joined else None)
+    )
     host, port = target if target is not None else (None, None)
     return DependencyFailure(kind=kind, host=host, port=port, line=_trim(line))
 
@@ -412,6 +492,7 @@ _OOM = _Rule(
     "out-of-memory",
     re.compile(
         r"out of memory|OOMKilled|Cannot allocate memory|MemoryError|OutOfMemoryError|heap limit"
+        r"|Allowed memory size of \d+ bytes exhausted"
         r"|memory allocation of \d+ bytes failed",
         re.IGNORECASE,
     ),
@@ -460,15 +541,28 @@ _CONFIGURATION = _Rule(
     re.compile(
         r"no such file or directory|permission denied|wrong ownership|invalid config|configuration error|"
         r"missing required|exec format error|executable file not found|unknown directive|"
-        r"host not found in upstream|FATAL CONFIG FILE ERROR|Bad directive|password authentication failed|"
-        r"Cannot find module|ModuleNotFoundError|No module named|invalid value for|unknown (flag|option)|"
-        r"could not open (file|configuration)|certificate|x509|Access denied for user|role \"[^\"]+\" does not exist",
+        r"host not found in upstream|FATAL CONFIG FILE ERROR|Bad directive|"
+        r"Cannot find module|ModuleNotFoundError|No module named|cannot load such file|"
+        r"invalid value for|unknown (flag|option)|"
+        r"could not open (file|configuration)|certificate|x509|role \"[^\"]+\" does not exist",
         re.IGNORECASE,
     ),
     CrashCategory.CONFIGURATION,
     "The process could not start with its configuration (file, setting, permission or dependency).",
     0.75,
     alternative=CrashCategory.CODE_ISSUE,
+)
+_CREDENTIALS = _Rule(
+    "credentials-rejected",
+    re.compile(
+        r"\bNOAUTH\b|\bWRONGPASS\b|invalid username-password pair|AuthenticationError|Authentication failed|"
+        r"password authentication failed|Access denied for user|ACCESS_REFUSED|Login failed for user",
+        re.IGNORECASE,
+    ),
+    CrashCategory.CONFIGURATION,
+    "The dependency answered and refused the credentials it was sent (password, user): the client and the "
+    "dependency disagree on them.",
+    0.85,
 )
 _UNRESOLVED = _Rule(
     "dependency-name-unresolved",
@@ -530,6 +624,24 @@ _FAMILY_DEFAULT: dict[str, tuple[str, CrashCategory, str, float]] = {
         "spring-startup-failure",
         CrashCategory.CONFIGURATION,
         "Spring Boot could not start the application.",
+        0.7,
+    ),
+    "dotnet": (
+        "dotnet-exception",
+        CrashCategory.CODE_ISSUE,
+        ".NET exception: an unhandled exception ended the program.",
+        0.7,
+    ),
+    "ruby": (
+        "ruby-exception",
+        CrashCategory.CODE_ISSUE,
+        "Ruby exception: an uncaught exception ended the program.",
+        0.7,
+    ),
+    "php": (
+        "php-fatal",
+        CrashCategory.CODE_ISSUE,
+        "PHP fatal error: an uncaught exception or error ended the script.",
         0.7,
     ),
     "error-line": ("uncaught-error", CrashCategory.CODE_ISSUE, "An uncaught error ended the process.", 0.65),
@@ -652,11 +764,11 @@ def _classify_decisive(
         rule = (
             "connection-refused-profile-port",
             CrashCategory.DEPLOYMENT_CONFLICT,
-            "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
+            "A dependency on a profile port refused the connection.",
             0.85,
         )
         return _cause(rule, exit_code, shown, found.text, port=refused)
-    for named in (_OOM, _MISSING_SETTING, _UNRESOLVED, _UNREACHABLE, _WAITING, _CONFIGURATION, _SEGFAULT):
+    for named in (_OOM, _CREDENTIALS, _MISSING_SETTING, _UNRESOLVED, _UNREACHABLE, _WAITING, _CONFIGURATION, _SEGFAULT):
         if named.pattern.search(joined):
             setting = _setting_name(texts) if named is _MISSING_SETTING else None
             return _cause(named, exit_code, shown, found.text, setting=setting)
@@ -667,7 +779,24 @@ def _classify_decisive(
 
 
 def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) -> CrashCause | None:
-    """No decisive line classified: the strongest deployment signals anywhere in the log."""
+    """No decisive line classified: the strongest deployment signals anywhere in the log, then
+    the last failed connection or lookup (Ecto's ``tcp connect (orders-db:5432): connection
+    refused`` logged before Elixir's generic ``Application app exited`` report)."""
+    found = _scan_deployment(lines, exit_code, ports)
+    if found is not None:
+        return found
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if _FRAME.match(line) or _OWN_ADDRESS.search(line):
+            continue
+        for named in (_UNRESOLVED, _UNREACHABLE):
+            if named.pattern.search(line):
+                return _cause(named, exit_code, _evidence(lines, [index, *_after(lines, index, 1)]), line)
+    return None
+
+
+def _scan_deployment(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) -> CrashCause | None:
+    """A bind failure, or a refusal on a profile port, anywhere in the log (the last one)."""
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         if _ADDRESS_IN_USE.pattern.search(line):
@@ -679,7 +808,7 @@ def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) ->
             rule = (
                 "connection-refused-profile-port",
                 CrashCategory.DEPLOYMENT_CONFLICT,
-                "A dependency on a profile port refused the connection: it runs in another runtime or not at all.",
+                "A dependency on a profile port refused the connection.",
                 0.8,
             )
             return _cause(rule, exit_code, _evidence(lines, [index]), line, port=port)
@@ -688,11 +817,14 @@ def _scan(lines: Sequence[str], exit_code: int | None, ports: frozenset[int]) ->
 
 def _with_dependency(cause: CrashCause, lines: Sequence[str]) -> CrashCause:
     """A cause that is about a dependency carries what the log says of it: how the connection
-    failed and the address, from the decisive line first, then the most recent lines."""
+    failed and the address, from the decisive line and its context first, then the most recent
+    lines that are failures or connection attempts themselves (``names_a_dependency``)."""
     if cause.signature not in _DEPENDENCY_SIGNATURES:
         return cause
-    texts = [cause.decisive_line or "", *cause.evidence, *reversed(lines)]
-    return cause.model_copy(update={"dependency": dependency_failure([t for t in texts if t])})
+    elsewhere = (line for line in reversed(lines) if names_a_dependency(line))
+    texts = [cause.decisive_line or "", *cause.evidence, *elsewhere]
+    failure = dependency_failure([t for t in texts if t], context=cause.evidence)
+    return cause.model_copy(update={"dependency": failure})
 
 
 def classify_crash(

@@ -126,6 +126,17 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+def _takes(listening: str, target: str) -> bool:
+    """Whether a socket listening on ``listening`` takes connections to the IP ``target``: the
+    very address, the wildcard of its family, or ``::`` for IPv4 too (Linux's dual-stack default)."""
+    listen, to = ipaddress.ip_address(listening), ipaddress.ip_address(target.strip().strip("[]"))
+    if listen == to:
+        return True
+    if listen.is_unspecified:
+        return listen.version in (to.version, 6)
+    return False
+
+
 def refs_from_env(env: Iterable[tuple[str, str]]) -> tuple[DependencyRef, ...]:
     """The addresses an environment names, by variable: URLs in any variable, host names in
     variables named like an address (``*_HOST``, ``*_URL``, ``*_ADDR``, ``*_BROKERS`` ...), with
@@ -285,9 +296,9 @@ class Resolution:
     how: str
     host_port: bool = False
     """Reached through a port on this host (whoever holds it), not by a runtime's own name."""
-    kind: Literal["outside", "loopback", "port"] = "outside"
+    kind: Literal["outside", "loopback", "port", "address"] = "outside"
     """Why no service, when none: outside the profile, the caller's own loopback, a port the
-    service does not serve."""
+    service does not serve, an address of the host the service's port does not listen on."""
 
 
 @dataclass
@@ -397,22 +408,36 @@ class AddressBook:
         self.containers = _containers_of(snapshot, profile)
         """Every container of each profile service, in any state."""
 
-    def _host_port(self, port: int | None, shown: str) -> Resolution:
-        """An address on this host: the profile service that declares the port (whoever holds it)."""
+    def _host_port(self, port: int | None, shown: str, host: str | None = None) -> Resolution:
+        """An address on this host: the profile service that declares the port (whoever holds it),
+        unless the port's listeners do not take that address (a server on 127.0.0.1 only, reached
+        at ::1 because ``localhost`` resolves to it first): then nothing answers there."""
         service = self._profile.service_for_port(port) if port is not None else None
         if service is None:
             return Resolution(None, None, f"{shown}, which no profile service provides")
         owners = self._view.port_owners.get(port or 0, ())
+        listeners = [listener for owner in owners for listener in owner.listeners]
+        if host is not None and _is_ip(host) and listeners and not any(_takes(lst.address, host) for lst in listeners):
+            family = "IPv6" if ipaddress.ip_address(host.strip("[]")).version == 6 else "IPv4"
+            held = ", ".join(sorted({lst.display for lst in listeners}))
+            return Resolution(
+                None,
+                None,
+                f"{shown}, but profile port {port} of {service} listens on {held} only: nothing takes {family} "
+                f"connections to {host.strip('[]')}",
+                kind="address",
+            )
         runtime = next((o.runtime for o in owners if o.in_profile), None)
         return Resolution(service, runtime or Runtime.HOST, f"{shown}, profile port {port} of {service}", True)
 
     def resolve(self, host: str | None, port: int | None, origin: Origin) -> Resolution:
         """The profile service at ``host:port`` as seen from ``origin``, or why none is."""
-        shown = f"{host}:{port}" if host and port is not None else (host or f"port {port}")
+        bracketed = f"[{host.strip('[]')}]" if host and ":" in host else host
+        shown = f"{bracketed}:{port}" if host and port is not None else (host or f"port {port}")
         name = _clean_host(host) if host else None
         if name is None or name in _LOOPBACK:
             if origin.runtime is Runtime.HOST or (origin.runtime is Runtime.COMPOSE and origin.host_networked):
-                return self._host_port(port, shown)
+                return self._host_port(port, shown, name if name is not None and _is_ip(name) else None)
             where = "its pod" if origin.runtime is Runtime.KUBERNETES else "its container"
             return Resolution(
                 None,

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint, observe_docker
 from stackwarden.adapters.host import HostObservation, observe_host, run_health_checks
+from stackwarden.adapters.journal import interrupted_runs
+from stackwarden.adapters.preflight import ComposeCache, preflight
 from stackwarden.adapters.textfile import write_textfile
 from stackwarden.errors import TransientError
 from stackwarden.model.base import Mode, Runtime
@@ -31,6 +33,7 @@ from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import HealthCheck, HostLookup, KubernetesSpec, Profile, Timeouts
 from stackwarden.model.snapshot import RuntimeStatus, Snapshot
 from stackwarden.observe import assemble_snapshot, unreachable
+from stackwarden.planner import plan
 from stackwarden.recommend import recommend_mode
 from stackwarden.report import render_markdown
 from stackwarden.report.prometheus import render_prometheus
@@ -38,7 +41,6 @@ from stackwarden.rules import diagnose
 
 if TYPE_CHECKING:
     from stackwarden.adapters.kubernetes import KubeObservationResult
-    from stackwarden.model.plan import SwitchOutcome
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -240,12 +242,14 @@ def observe_all(
     docker_pending = submitter.docker(profile.timeouts, stateful_containers(profile))
     host_pending = submitter.host(list(profile.all_ports()), profile.host_lookup(), health_checks(profile))
     kube_pending = submitter.kubernetes(profile.kubernetes, profile.timeouts) if profile.kubernetes else None
-    return assemble(
+    snapshot = assemble(
         profile,
         settle(docker_pending, Runtime.COMPOSE, docker_endpoint(), log),
         settle(host_pending, Runtime.HOST, socket.gethostname(), log),
         settle(kube_pending, Runtime.KUBERNETES, None, log) if kube_pending is not None else None,
     )
+    # a switch of this profile that died part way left a journal: the audit reports it
+    return snapshot.model_copy(update={"interrupted": interrupted_runs(profile)})
 
 
 # ---------------------------------------------------------------- diagnose, recommend, render
@@ -260,6 +264,21 @@ def diagnose_step(snapshot: Snapshot, profile: Profile, requested: Mode | None =
         findings=findings,
         recommendation=recommend_mode(snapshot, profile, findings, requested),
     )
+
+
+def mode_preflight_step(snapshot: Snapshot, profile: Profile) -> dict[Mode, tuple[str, ...]]:
+    """The switch's preflight on each mode's plan (every check that changes nothing: compose
+    files, images, access reviews, units, executables), so a mode section of the report never
+    offers a plan the switch would refuse. One ``compose config`` per project for all three."""
+    cache: ComposeCache = {}
+    out: dict[Mode, tuple[str, ...]] = {}
+    for mode in Mode:
+        the_plan = plan(snapshot, profile, mode)
+        if the_plan.applicable and the_plan.steps:
+            failing = preflight(the_plan, profile, cache)
+            if failing:
+                out[mode] = tuple(failing)
+    return out
 
 
 def findings_summary(findings: tuple[Finding, ...]) -> str:
@@ -340,35 +359,13 @@ def run_audit(
         snapshot = observe_all(profile)
     with shown.step("diagnosing"):
         result = diagnose_step(snapshot, profile, requested)
+        result = result.model_copy(update={"mode_refusals": mode_preflight_step(snapshot, profile)})
         LOG.info("%d finding(s): %s", len(result.findings), findings_summary(result.findings))
         markdown = render_step(result, snapshot, profile)
     if prometheus_path:
         written = metrics_step(result, snapshot, profile, prometheus_path, time.monotonic() - started)
         LOG.info("metrics written to %s", written)
     return AuditOutcome(profile=profile, snapshot=snapshot, result=result, markdown=markdown)
-
-
-def dry_run_switch(profile: Profile, mode: Mode, progress: Progress | None = None) -> SwitchOutcome:
-    """A switch's dry run in this process, no Prefect: observe (threads, the audit's retries),
-    plan, and, when the plan may proceed, preflight: the same planner and checks as the
-    ``switch-mode`` flow before it would change anything. The applying switch stays a recorded
-    flow; this is what it would do, and what would refuse it."""
-    from stackwarden.adapters.preflight import preflight
-    from stackwarden.model.plan import SwitchOutcome, SwitchStatus
-    from stackwarden.planner import plan
-
-    shown = progress or _NoProgress()
-    with shown.step("observing " + ", ".join(observed_runtimes(profile))):
-        snapshot = observe_all(profile)
-    with shown.step("planning"):
-        the_plan = plan(snapshot, profile, mode)
-    if the_plan.applicable:
-        with shown.step("preflight checks"):
-            the_plan = the_plan.model_copy(update={"refusals": tuple(preflight(the_plan, profile))})
-    if not the_plan.applicable:
-        reason = "; ".join(the_plan.refusals)
-        return SwitchOutcome(status=SwitchStatus.REFUSED, plan=the_plan, message=reason)
-    return SwitchOutcome(status=SwitchStatus.DRY_RUN, plan=the_plan, message="dry run: nothing changed")
 
 
 def observed_runtimes(profile: Profile) -> list[str]:

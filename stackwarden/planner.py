@@ -1,4 +1,4 @@
-"""plan(snapshot, profile, mode) -> Plan: pure, ordered, explained (DESIGN.md §2, §5).
+"""plan(snapshot, profile, mode) -> Plan: pure, ordered, explained.
 
 Order: scale down workloads, stop host processes, stop containers (ports are freed), then start
 the new owners (containers, compose up, workloads restored to their recorded replicas). Anything
@@ -14,17 +14,13 @@ from stackwarden import commands
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.plan import (
     PREVIOUS_REPLICAS,
-    ComposeStop,
     ComposeUp,
     Plan,
-    RunAs,
     ScaleWorkload,
     StartContainer,
-    StartProcess,
     Step,
     StopContainer,
     StopProcess,
-    graceful_stop,
 )
 from stackwarden.model.profile import MAX_REPLICAS, ComposeSpec, NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
@@ -101,24 +97,16 @@ def _context(snapshot: Snapshot) -> str | None:
     return kube.context.name if kube is not None and kube.context is not None else None
 
 
-def _scale(snapshot: Snapshot, service: str, w: KubeWorkloadState, replicas: int, why: str) -> ScaleWorkload:
-    ref = f"{w.kind.lower()}/{w.name}"
-    return ScaleWorkload(
-        id=f"scale-workload:{w.namespace}/{ref}:{replicas}",
+def _scale(
+    snapshot: Snapshot, profile: Profile, service: str, w: KubeWorkloadState, replicas: int, *, why: str
+) -> ScaleWorkload:
+    return ScaleWorkload.of(
+        w,
         service=service,
-        runtime=Runtime.KUBERNETES,
         why=why,
-        target=f"{w.kind} {w.namespace}/{w.name} (uid {w.uid}, generation {w.generation}): {w.replicas} -> {replicas}",
-        reversible=True,
-        inverse=f"scale {ref} back to {w.replicas}",
-        context=_context(snapshot),
-        namespace=w.namespace,
-        workload_kind=w.kind,
-        name=w.name,
-        uid=w.uid,
-        generation=w.generation,
         replicas=replicas,
-        previous_replicas=w.replicas,
+        context=_context(snapshot),
+        kubeconfig=profile.kubernetes.kubeconfig if profile.kubernetes else None,
     )
 
 
@@ -141,30 +129,16 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         raise ValueError(f"{service}: a host process was matched without services.{service}.host")
     # the profile's unit only when this process really is in it (a stray started by hand is not)
     named = matcher.systemd_unit if matcher.systemd_unit and matcher.systemd_unit == p.systemd_unit else None
-    unit = named or _trusted_unit(p.systemd_unit, matcher.executables, p.name)
-    restartable = bool(unit or matcher.start_command)
-    run_as = RunAs(uid=p.uid, gid=p.gid, user=p.user) if p.uid is not None and p.gid is not None else None
-    restart = [*(run_as.argv_prefix() if run_as else []), *(matcher.start_command or ())]
-    how = f"systemctl stop {unit}" if unit else f"{matcher.stop_signal}, up to {matcher.grace_period_seconds:g}s"
-    return StopProcess(
-        id=f"stop-process:{p.pid}:{p.create_time}",
+    return StopProcess.of(
+        p,
         service=service,
-        runtime=Runtime.HOST,
         why=f"{mode}: {service} must not run on the host"
         + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
-        target=f"process {p.name} PID {p.pid} (exe {p.exe or '?'}, started {p.create_time:.2f}) via {how}",
-        reversible=restartable,
-        inverse=command(["systemctl", "start", "--", unit] if unit else restart) if restartable else "",
-        pid=p.pid,
-        create_time=p.create_time,
-        exe=p.exe,
-        name=p.name,
         signal=matcher.stop_signal,
         grace_seconds=matcher.grace_period_seconds,
-        systemd_unit=unit,
+        systemd_unit=named or _trusted_unit(p.systemd_unit, matcher.executables, p.name),
         stateful=spec.stateful,
         start_command=matcher.start_command,
-        run_as=run_as,
     )
 
 
@@ -175,63 +149,35 @@ def _grace(profile: Profile, service: str) -> int:
 
 
 def _stop_container(profile: Profile, service: str, c: Container, mode: Mode) -> StopContainer:
-    spec = profile.services[service]
-    grace = _grace(profile, service)
-    return StopContainer(
-        id=f"stop-container:{c.id}",
+    return StopContainer.of(
+        c,
         service=service,
-        runtime=Runtime.COMPOSE,
         why=f"{mode}: {service} must not run under Compose; the container and its volumes are kept",
-        target=f"container {c.name} ({c.short_id}), stop timeout {grace}s",
-        reversible=True,
-        inverse=f"docker start {c.name}",
-        container_id=c.id,
-        name=c.name,
-        compose_project=c.compose_project or "",
-        timeout_seconds=grace,
-        stateful=spec.stateful,
-        graceful=graceful_stop(spec.stateful, c),
+        timeout_seconds=_grace(profile, service),
+        stateful=profile.services[service].stateful,
     )
 
 
 def _start_container(profile: Profile, service: str, c: Container, mode: Mode) -> StartContainer:
-    return StartContainer(
-        id=f"start-container:{c.id}",
+    return StartContainer.of(
+        c,
         service=service,
-        runtime=Runtime.COMPOSE,
         why=f"{mode}: {service} runs under Compose; its container exists but is {c.state}",
-        target=f"container {c.name} ({c.short_id})",
-        reversible=True,
-        inverse=f"docker stop {c.name}",
-        container_id=c.id,
-        name=c.name,
-        compose_project=c.compose_project or "",
         stop_timeout_seconds=_grace(profile, service),
         stateful=profile.services[service].stateful,
-        graceful=graceful_stop(profile.services[service].stateful, c),
     )
 
 
 def _compose_up(project: ComposeSpec, mode: Mode, wanted: list[tuple[str, str]]) -> ComposeUp:
     """``compose up --no-deps`` for exactly the services of ``project`` that have no container.
-    ``wanted`` pairs each profile service with its compose name: the step's ``service`` names the
-    profile services (what the switch waits for and verifies), ``services`` the compose ones."""
-    pairs = sorted(wanted)
-    names = sorted(compose for _, compose in pairs)
-    return ComposeUp(
-        id=f"compose-up:{project.project}:{','.join(names)}",
-        service=",".join(service for service, _ in pairs),
-        runtime=Runtime.COMPOSE,
-        why=f"{mode}: no container exists yet for {', '.join(names)}",
-        target=f"compose project {project.project} services {', '.join(names)}",
-        reversible=True,
-        inverse=command(
-            ["docker", "compose", "-p", project.project, *(a for f in project.files for a in ("-f", f)), "stop", *names]
-        ),
+    ``wanted`` pairs each profile service with its compose name."""
+    names = sorted(compose for _, compose in wanted)
+    return ComposeUp.of(
         project=project.project,
         files=project.files,
         working_dir=project.working_dir,
-        services=tuple(names),
+        pairs=wanted,
+        why=f"{mode}: no container exists yet for {', '.join(names)}",
     )
 
 
@@ -280,7 +226,7 @@ def signal_refusals(snapshot: Snapshot, steps: list[Step]) -> list[str]:
 
 
 def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> list[str]:
-    """Kubernetes steps need an observed, allowed context (DESIGN.md §5.1)."""
+    """Kubernetes steps need an observed, allowed context (the profile's allowlist is the scope)."""
     if not any(isinstance(s, ScaleWorkload) for s in steps):
         return []
     kube = snapshot.kubernetes
@@ -302,9 +248,9 @@ def _kube_refusals(snapshot: Snapshot, profile: Profile, steps: list[Step]) -> l
     return []
 
 
-def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
+def _hybrid_guard(snapshot: Snapshot, profile: Profile, view: StackView) -> list[str]:
     """No host port may be reachable through two runtimes: compose-published ports of compose
-    services against NodePort/LoadBalancer/hostPort of Kubernetes services."""
+    services against NodePort/LoadBalancer of Kubernetes services and hostPorts of their pods."""
     missing = [n for n, s in profile.services.items() if s.runtime is None]
     refusals = ["hybrid-guarded needs services.<name>.runtime for: " + ", ".join(missing)] if missing else []
     kube = snapshot.kubernetes
@@ -318,6 +264,9 @@ def _hybrid_guard(snapshot: Snapshot, profile: Profile) -> list[str]:
                     exposed = [p.node_port, p.port if svc.type == "LoadBalancer" else None]
                     for port in (x for x in exposed if x is not None):
                         k8s_exposed[port] = f"{name} (Service {svc.name} {svc.type})"
+        for pod in view.placements[name].pods:  # a hostPort binds the node's port: this host's, here
+            for port in pod.host_ports if pod.phase not in {"Succeeded", "Failed"} else ():
+                k8s_exposed.setdefault(port, f"{name} (pod {pod.name} hostPort {port})")
     for name, spec in profile.services.items():
         if spec.runtime is not Runtime.COMPOSE:
             continue
@@ -358,21 +307,23 @@ def _no_home(snapshot: Snapshot, profile: Profile, mode: Mode, placement: Servic
     else:
         part.notes.append(f"{name}: no home in {want}; stopped wherever it runs by no_home: stop")
         why = f"{mode}: {name} has no home in {want} and its profile says no_home: stop"
-        part.steps += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+        part.steps += [_scale(snapshot, profile, name, w, 0, why=why) for w in placement.workloads if w.replicas > 0]
         part.steps += [_stop_process(profile, name, p, mode) for p in placement.processes]
         part.steps += [_stop_container(profile, name, c, mode) for c in placement.containers if c.state in _RUNNING]
     return part
 
 
 def _target_refusals(
-    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime
+    view: StackView, profile: Profile, mode: Mode, placement: ServicePlacement, want: Runtime, *, host_seen: bool
 ) -> list[str]:
     """What stops a service from living in ``want``: a host service stackwarden cannot start, a
     paused container (it looks running and is not: planning nothing for it would be "nothing to
     do" over a service that is down), or a Kubernetes Service that exposes the port the new owner
     needs (never edited)."""
     name, spec, out = placement.service, profile.services[placement.service], []
-    if want is Runtime.HOST and not placement.processes:
+    if want is Runtime.HOST and not placement.processes and not host_seen:
+        out.append(f"{name}: assigned to the host, whose processes could not be observed")
+    elif want is Runtime.HOST and not placement.processes:
         out.append(
             f"{name}: assigned to the host but no host process runs, and stackwarden does not start "
             "host services; start it first"
@@ -455,7 +406,7 @@ def _service_steps(
     compose_up: list[str] = []
     if want is not Runtime.KUBERNETES:
         why = f"{mode}: {name} must not run in Kubernetes; replicas recorded on the object"
-        stops += [_scale(snapshot, name, w, 0, why) for w in placement.workloads if w.replicas > 0]
+        stops += [_scale(snapshot, profile, name, w, 0, why=why) for w in placement.workloads if w.replicas > 0]
     if want is not Runtime.HOST:
         stops += [_stop_process(profile, name, p, mode) for p in placement.processes]
     if want is not Runtime.COMPOSE:
@@ -468,18 +419,28 @@ def _service_steps(
     if want is Runtime.KUBERNETES and spec.kubernetes is not None:
         why = f"{mode}: {name} runs in Kubernetes; restoring its recorded replica count"
         starts += [
-            _scale(snapshot, name, w, recorded_replicas(w, spec.kubernetes.replicas), why)
+            _scale(snapshot, profile, name, w, recorded_replicas(w, spec.kubernetes.replicas), why=why)
             for w in placement.workloads
             if w.replicas == 0
         ]
     return stops, starts, compose_up
 
 
-def _missing_workload(profile: Profile, placement: ServicePlacement, want: Runtime) -> list[str]:
-    """Kubernetes as the target needs the workload to exist: stackwarden never creates one."""
+def _missing_workload(snapshot: Snapshot, profile: Profile, placement: ServicePlacement, want: Runtime) -> list[str]:
+    """Kubernetes as the target needs the workload to exist: stackwarden never creates one. A
+    workload that was not seen because the cluster (or its kind of object) could not be read is
+    said to be not observed, never to not exist."""
     spec = profile.services[placement.service].kubernetes
     if want is not Runtime.KUBERNETES or spec is None or placement.workloads:
         return []
+    status = snapshot.runtime_status(Runtime.KUBERNETES)
+    gaps = snapshot.gaps(Runtime.KUBERNETES, frozenset({_WORKLOAD_KINDS[spec.kind]}))
+    if status is None or not status.reachable or gaps:
+        why = status.error if status is not None and not status.reachable else "; ".join(f"{g.reason}" for g in gaps)
+        return [
+            f"{placement.service}: {spec.kind} {spec.name} was not observed (kubernetes could not be read: "
+            f"{why or 'no observation'}); whether it exists is unknown"
+        ]
     return [
         f"{placement.service}: {spec.kind} {spec.name} does not exist in the namespace; "
         "apply its manifests first (stackwarden never creates workloads)"
@@ -494,7 +455,7 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
     independent, so run concurrently), then the new owners that needed a freed port start
     (``start``), back to back with the stops."""
     view = stack_view(snapshot, profile)
-    refusals: list[str] = _hybrid_guard(snapshot, profile) if mode is Mode.HYBRID_GUARDED else []
+    refusals: list[str] = _hybrid_guard(snapshot, profile, view) if mode is Mode.HYBRID_GUARDED else []
     notes: list[str] = passed_over_notes(view, profile)
     phased: dict[str, list[Step]] = {"make": [], "break": [], "start": []}
     compose_up: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -515,7 +476,8 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
         phased[phase] += [step.model_copy(update={"phase": phase}) for step in starts]
         for compose_name in ups:
             compose_up.setdefault((profile.compose_for(name).project, phase), []).append((name, compose_name))
-        refusals += _target_refusals(view, profile, mode, placement, want) + _missing_workload(profile, placement, want)
+        refusals += _target_refusals(view, profile, mode, placement, want, host_seen=snapshot.reachable(Runtime.HOST))
+        refusals += _missing_workload(snapshot, profile, placement, want)
         if want is Runtime.KUBERNETES:
             refusals += replica_record_refusals(snapshot, profile, placement)
     for project in profile.compose_projects:  # one compose up per project and phase, in profile order
@@ -541,62 +503,14 @@ def plan(snapshot: Snapshot, profile: Profile, mode: Mode) -> Plan:
 
 
 def undo_after_failure(step: Step) -> bool:
-    """Whether a step that *failed* is undone by the rollback too. A failed ``compose up a b``
-    may have started a before b failed, a failed start or scale may have gone through before its
-    answer was lost: their inverses (compose stop, container stop, scale back, each identity-checked
-    and a no-op where nothing changed) are safe either way. A failed process stop is not undone:
-    the process may still run, and its start_command would start a second one."""
-    return step.reversible and isinstance(step, ComposeUp | StartContainer | ScaleWorkload)
+    """Whether a step that *failed* is taken into the rollback too (its kind says: a failed
+    ``compose up a b`` may have started a, a failed start or scale may have gone through before
+    its answer was lost, a failed stop may have sent its signal). A failed stop that cannot be
+    undone is taken too: its old owner may be on its way out, and the rollback must not stop
+    the new owner that serves for it."""
+    return step.UNDO_AFTER_FAILURE
 
 
 def inverse_of(step: Step) -> Step | None:
-    """The step that undoes ``step`` (None when it cannot be undone)."""
-    if not step.reversible:
-        return None
-    base = {
-        "id": f"undo:{step.id}",
-        "why": f"rollback of {step.id}",
-        "service": step.service,
-        "runtime": step.runtime,
-        "reversible": True,
-        "inverse": "",
-    }
-    if isinstance(step, ScaleWorkload):
-        return step.model_copy(update={**base, "replicas": step.previous_replicas, "previous_replicas": step.replicas})
-    if isinstance(step, StopContainer | StartContainer):
-        container = {"container_id": step.container_id, "name": step.name, "compose_project": step.compose_project}
-        if isinstance(step, StopContainer):
-            return StartContainer(
-                target=step.target,
-                stop_timeout_seconds=step.timeout_seconds,
-                stateful=step.stateful,
-                graceful=step.graceful,
-                **container,
-                **base,
-            )
-        return StopContainer(
-            target=step.target,
-            timeout_seconds=step.stop_timeout_seconds,
-            stateful=step.stateful,
-            graceful=step.graceful,
-            **container,
-            **base,
-        )
-    if isinstance(step, ComposeUp):
-        return ComposeStop(
-            target=step.target,
-            project=step.project,
-            files=step.files,
-            working_dir=step.working_dir,
-            services=step.services,
-            **base,
-        )
-    if isinstance(step, StopProcess):
-        return StartProcess(
-            target=step.inverse,
-            systemd_unit=step.systemd_unit,
-            start_command=step.start_command,
-            run_as=None if step.systemd_unit else step.run_as,
-            **base,
-        )
-    return None
+    """The step that undoes ``step`` (None when it cannot be undone), as its kind defines it."""
+    return step.undo()

@@ -21,6 +21,25 @@ from stackwarden.planner import target_runtime
 
 _WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
+RESTARTS_AFTER_CLEAN_EXIT = frozenset({"always", "on-success"})
+"""systemd ``Restart=`` values under which a unit whose main process exits cleanly is started
+again: a stop by ``systemctl kill`` would not hold."""
+
+
+def unit_restart_problem(unit: str, restart: str) -> str | None:
+    """Why a stateful service's unit cannot be stopped without a SIGKILL, or None.
+
+    ``systemctl stop`` SIGKILLs what is left after TimeoutStopSec, so a stateful unit is stopped
+    by its clean signal through ``systemctl kill`` and waited for; under ``Restart=always`` (or
+    ``on-success``) systemd would start it again at once, so that is refused instead."""
+    if restart not in RESTARTS_AFTER_CLEAN_EXIT:
+        return None
+    return (
+        f"systemd unit {unit} has Restart={restart}: after its clean stop signal systemd would start it again, "
+        "and `systemctl stop` SIGKILLs a stateful service after TimeoutStopSec, so stackwarden stops it neither "
+        "way; give the unit Restart=on-failure (a drop-in) or stop it yourself"
+    )
+
 
 class ComposeService(Frozen):
     """One service of a resolved compose model: what ``up`` would need for it."""
@@ -51,6 +70,9 @@ class PreflightNeeds(Frozen):
         default=(), description="(verb, API group, resource, name) the identity must be allowed."
     )
     units: tuple[str, ...] = ()
+    graceful_units: tuple[str, ...] = Field(
+        default=(), description="Units of stateful services: stopped by systemctl kill, their Restart= is checked."
+    )
     executables: tuple[str, ...] = ()
 
 
@@ -61,6 +83,7 @@ class PreflightFacts(Frozen):
     missing_images: dict[str, str] = Field(default_factory=dict, description="image -> what to do about it")
     access_denied: tuple[str, ...] = ()
     missing_units: tuple[str, ...] = ()
+    unit_restart: dict[str, str] = Field(default_factory=dict, description="unit -> its Restart= setting")
     missing_executables: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
 
@@ -87,6 +110,7 @@ def needs(plan: Plan, profile: Profile) -> PreflightNeeds:
         compose_services={k: tuple(dict.fromkeys(v)) for k, v in starting.items()},
         access=tuple(dict.fromkeys(access)),
         units=tuple(dict.fromkeys(s.systemd_unit for s in stops if s.systemd_unit)),
+        graceful_units=tuple(dict.fromkeys(s.systemd_unit for s in stops if s.systemd_unit and s.stateful)),
         executables=tuple(dict.fromkeys(s.start_command[0] for s in stops if s.start_command and not s.systemd_unit)),
     )
 
@@ -191,6 +215,11 @@ def failures(plan: Plan, profile: Profile, needs_: PreflightNeeds, facts: Prefli
     ]
     out += [f"kubernetes: the identity {d} (SelfSubjectAccessReview)" for d in facts.access_denied]
     out += [f"systemd unit {u} does not exist on this host" for u in facts.missing_units]
+    out += [
+        problem
+        for unit, restart in sorted(facts.unit_restart.items())
+        if unit in needs_.graceful_units and (problem := unit_restart_problem(unit, restart))
+    ]
     out += [f"start_command executable {e} does not exist or is not executable" for e in facts.missing_executables]
     out += health_url_problems(profile, plan.mode)
     return [f"preflight: {line}" for line in dict.fromkeys(out)]

@@ -371,22 +371,167 @@ def read_profile(path: str | Path) -> LoadedProfile:
 
 
 def _check_named_files(profile: Profile, file: Path) -> None:
-    """Every file the profile makes root read, as ``untrusted_path`` wants it; one problem each."""
-    named: list[tuple[str, str]] = []
+    """Every file the profile makes root read or run, as ``untrusted_path`` wants it: the compose
+    files and their project directories, the kubeconfig, and what those pull in (files Compose
+    reads besides them, a kubeconfig's exec plugins); one problem each."""
+    named: list[tuple[str, str, str]] = []  # (field, path, what the path is, if not named itself)
     for index, spec in enumerate(profile.compose_projects):
         where = "compose" if index == 0 else f"more_compose[{index - 1}]"
-        named += [(f"{where}.files", f) for f in spec.files]
+        named += [(f"{where}.files", f, "") for f in spec.files]
         if spec.working_dir:
-            named.append((f"{where}.working_dir", spec.working_dir))
+            named.append((f"{where}.working_dir", spec.working_dir, ""))
+        pulled = compose_pulled_files(tuple(Path(f) for f in spec.files), Path(spec.working_dir or "."))
+        named += [(f"{where}.files", path, f" ({what})") for what, path in pulled]
     if profile.kubernetes is not None and profile.kubernetes.kubeconfig:
-        named += [("kubernetes.kubeconfig", p) for p in profile.kubernetes.kubeconfig.split(os.pathsep) if p]
+        for kubeconfig in (p for p in profile.kubernetes.kubeconfig.split(os.pathsep) if p):
+            named.append(("kubernetes.kubeconfig", kubeconfig, ""))
+            named += [
+                ("kubernetes.kubeconfig", path, f" (run by {kubeconfig}: {what})")
+                for what, path in exec_plugin_files(Path(kubeconfig))
+            ]
     problems = [
-        (field, f"{named_path} is {reason}; a root run reads only files only root can change")
-        for field, named_path in named
-        if (reason := untrusted_path(named_path))
+        (field, f"{path}{what} is {reason}; a root run reads and runs only files only root can change")
+        for field, path, what in named
+        if (reason := untrusted_path(path))
     ]
     if problems:
         raise ProfileError(str(file), problems)
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """SafeLoader that reads Compose's own tags (``!reset``, ``!override``) as plain values."""
+
+
+_ComposeLoader.add_multi_constructor(
+    "!",
+    lambda loader, suffix, node: (
+        loader.construct_mapping(node)
+        if isinstance(node, yaml.MappingNode)
+        else loader.construct_sequence(node)
+        if isinstance(node, yaml.SequenceNode)
+        else loader.construct_scalar(node)
+    ),
+)
+
+MAX_COMPOSE_FILES = 100
+"""Compose files followed through include/extends before giving up (a cycle, or an attack)."""
+MAX_NAMED_FILE_BYTES = 64 * 1024 * 1024
+"""What is read of a compose file or kubeconfig to find the files it pulls in (far above any real one)."""
+
+
+def _read_yaml(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> object:
+    """A regular file's YAML, or None when it is missing, not a regular file (a FIFO must not
+    block) or not YAML: whoever reads it for real reports that."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            return yaml.load(stream.read(MAX_NAMED_FILE_BYTES), Loader=loader)  # noqa: S506 - a SafeLoader
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def _paths(value: object) -> list[str]:
+    """A Compose path field: a string, or a list of strings or of ``{path: ...}`` (whose path may
+    itself be a list)."""
+    out: list[str] = []
+    for item in value if isinstance(value, list) else [value]:
+        path = item.get("path") if isinstance(item, dict) else item
+        for one in path if isinstance(path, list) else [path]:
+            if isinstance(one, str):
+                out.append(one)
+    return out
+
+
+def compose_pulled_files(files: tuple[Path, ...], working_dir: Path) -> list[tuple[str, str]]:
+    """The files Compose reads besides the named compose files, as ``(what, path)``: ``.env`` of
+    the project (the first file's directory, and the working directory), and, in every compose
+    file and every file it pulls in, ``include`` (its files and env files), ``extends.file`` and
+    ``env_file``. An included or extended file defines services as the named file does (an
+    extended service can be made privileged with the host mounted), ``.env`` fills the file's
+    variables (the image to run): whoever may change one chooses what root's ``compose up`` starts."""
+    out: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+    todo = list(files)
+    project_dirs = {files[0].parent, working_dir} if files else {working_dir}
+    out += [("the project's .env", str(d / ".env")) for d in sorted(project_dirs)]
+    while todo and len(seen) < MAX_COMPOSE_FILES:
+        compose = todo.pop(0)
+        if compose in seen:
+            continue
+        seen.add(compose)
+        doc = _read_yaml(compose, _ComposeLoader)
+        if not isinstance(doc, dict):
+            continue
+        base = compose.parent
+        for entry in doc.get("include") or [] if isinstance(doc.get("include"), list) else []:
+            for path in _paths(entry.get("path") if isinstance(entry, dict) else entry):
+                included = base / path
+                out.append((f"include of {compose}", str(included)))
+                out.append((f"the .env of an include of {compose}", str(included.parent / ".env")))
+                todo.append(included)
+            if isinstance(entry, dict):
+                out += [(f"include env_file of {compose}", str(base / p)) for p in _paths(entry.get("env_file"))]
+        services = doc.get("services")
+        for service in services.values() if isinstance(services, dict) else []:
+            if not isinstance(service, dict):
+                continue
+            extends = service.get("extends")
+            if isinstance(extends, dict) and isinstance(extends.get("file"), str):
+                extended = base / extends["file"]
+                out.append((f"extends.file of {compose}", str(extended)))
+                todo.append(extended)
+            out += [(f"env_file of {compose}", str(base / p)) for p in _paths(service.get("env_file"))]
+    return list(dict.fromkeys(out))
+
+
+def exec_plugin_files(kubeconfig: Path) -> list[tuple[str, str]]:
+    """The files a kubeconfig's ``exec`` credential plugins make the Kubernetes client run, as
+    ``(what, path)``: each plugin's command, resolved as the client resolves it (a path with a
+    slash from the kubeconfig's directory, a bare name along the ``PATH`` the plugin runs with: each
+    directory up to the one that has it, where an earlier one could get a file of that name), and
+    each argument that is an absolute path (a script handed to an interpreter). A kubeconfig that
+    cannot be read or parsed names none here: the observation reports it."""
+    doc = _read_yaml(kubeconfig)
+    users = doc.get("users") if isinstance(doc, dict) else None
+    out: list[tuple[str, str]] = []
+    for index, entry in enumerate(users if isinstance(users, list) else []):
+        user = entry.get("user") if isinstance(entry, dict) else None
+        plugin = user.get("exec") if isinstance(user, dict) else None
+        if not isinstance(plugin, dict) or not isinstance(plugin.get("command"), str):
+            continue
+        where = f"users[{index}].user.exec"
+        command = plugin["command"]
+        out += [(f"{where}.command", path) for path in _command_candidates(command, plugin, kubeconfig)]
+        args = plugin.get("args")
+        out += [
+            (f"{where}.args", arg)
+            for arg in (args if isinstance(args, list) else [])
+            if isinstance(arg, str) and arg.startswith("/")
+        ]
+    return out
+
+
+def _command_candidates(command: str, plugin: dict[str, Any], kubeconfig: Path) -> list[str]:
+    """Where the client would find ``command``: one path when it has a slash (relative to the
+    kubeconfig's directory, the plugin's working directory); else every ``PATH`` directory of the
+    plugin's environment in order, up to and including the first that holds an executable file
+    of that name."""
+    if "/" in command:
+        return [str(kubeconfig.parent / command)]
+    env = dict(os.environ)
+    items = plugin.get("env")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("value"), str):
+            env[item["name"]] = item["value"]
+    out = []
+    for directory in os.get_exec_path(env):
+        candidate = os.path.join(kubeconfig.parent, directory or ".", command)
+        out.append(candidate)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            break
+    return out
 
 
 def _parse_profile_text(text: str, file: Path) -> Profile:

@@ -8,13 +8,14 @@ loop classified as a code issue is reported apart: the switch did its job, the c
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from stackwarden.model.base import CrashCategory, Mode, Runtime
 from stackwarden.model.finding import Finding
-from stackwarden.model.plan import Outcome, Verdict
+from stackwarden.model.plan import Outcome, ServiceWhere, Verdict
 from stackwarden.model.profile import NoHomePolicy, Profile
 from stackwarden.model.snapshot import Container, Snapshot
-from stackwarden.placement import ServicePlacement, container_ready, stack_view
+from stackwarden.placement import ServicePlacement, StackView, container_ready, ready_in, stack_view
 from stackwarden.planner import blind_spots, target_runtime
 from stackwarden.rules import diagnose
 from stackwarden.rules.ports import unserved_ports
@@ -92,6 +93,72 @@ def host_health(snapshot: Snapshot, profile: Profile, mode: Mode) -> dict[str, s
     }
 
 
+@dataclass
+class _Judged:
+    """One service's share of a verdict."""
+
+    failures: list[str] = field(default_factory=list)
+    unobserved: list[str] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    code_issue: str | None = None
+
+
+def _judge(
+    view: StackView,
+    profile: Profile,
+    mode: Mode,
+    placement: ServicePlacement,
+    want: Runtime,
+    *,
+    blind_runtimes: Mapping[Runtime, str],
+    code_findings: Mapping[str, list[Finding]],
+    health: Mapping[str, str | None],
+) -> _Judged:
+    """A service with a home in ``want``: it runs nowhere else, owns its ports there, is up,
+    serves its ports and passes its health check; nothing is judged where it was not seen."""
+    name, out = placement.service, _Judged()
+    for runtime, what in _present(placement).items():
+        if runtime is not want:
+            out.failures.append(f"{name}: still runs under {runtime} ({what}); {mode} allows only {want}")
+    for port in profile.services[name].ports:
+        for owner in view.port_owners.get(port, ()):
+            if owner.container is None and owner.proxied_to is not None and Runtime.COMPOSE in blind_runtimes:
+                # a docker-proxy whose container the engine could not name because it was not
+                # observed: not seen, not someone else's
+                line = f"{name}: port {port} is published by a container not identified (compose not observed)"
+                out.failures.append(line)
+                out.unobserved.append(line)
+            elif owner.runtime is not want:
+                out.failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
+            elif not owner.in_profile:  # right runtime, someone else's: its answer is not ours
+                out.failures.append(f"{name}: port {port} is owned by {owner.label}, which is not {name}")
+    if want in blind_runtimes:  # not seen is not down: say so, judge nothing there
+        line = f"{name}: not observed under {want} ({blind_runtimes[want]})"
+        out.failures.append(line)
+        out.unobserved.append(line)
+        return out
+    finding = _code_issue_in(code_findings, name, want)
+    if finding is not None:  # it crashes where it should run
+        out.code_issue = finding.title
+        out.checks.append(f"{name}: in {want}, broken by a code issue ({finding.title})")
+        return out
+    missing = _up_in_target(placement, want)
+    if missing:
+        out.failures.append(f"{name}: not up under {want}: {missing}")
+    elif unserved := unserved_ports(view, profile, name):  # up, but not where clients look
+        out.failures += [f"{name}: port {port} is served by nothing ({instead})" for port, instead in unserved]
+    elif health.get(name):
+        out.failures.append(f"{name}: health check failed: {health[name]}")
+    else:
+        out.checks.append(f"{name}: up under {want}" + (", healthy" if name in health else ""))
+    return out
+
+
+def _unobserved_runtimes(snapshot: Snapshot) -> dict[Runtime, str]:
+    """Runtimes of the profile that could not be observed, with why."""
+    return {status.runtime: status.error or "unreachable" for status in snapshot.runtimes if not status.reachable}
+
+
 def verdict(
     snapshot: Snapshot,
     profile: Profile,
@@ -99,23 +166,30 @@ def verdict(
     health: Mapping[str, str | None] | None = None,
 ) -> Verdict:
     """Check every service's invariants; ``health`` maps a service to an error (None = healthy),
-    by default the snapshot's own checks."""
+    by default the snapshot's own checks.
+
+    What could not be observed is never judged as absent: a runtime that was not seen adds one
+    "could not be observed" line (in ``failures`` and ``unobserved``) and no service is said to
+    be missing, stopped or scaled to 0 there."""
     health = host_health(snapshot, profile, mode) if health is None else health
     view = stack_view(snapshot, profile)
     code_findings = _code_issues(snapshot, profile)
     code_broken: dict[str, str] = {}
-    failures: list[str] = [
-        f"{status.runtime} could not be observed ({status.error}): the mode cannot be verified"
-        for status in snapshot.runtimes
-        if not status.reachable
+    blind_runtimes = _unobserved_runtimes(snapshot)
+    unobserved: list[str] = [
+        f"{runtime} could not be observed ({error}): the mode cannot be verified"
+        for runtime, error in blind_runtimes.items()
     ]
+    failures: list[str] = list(unobserved)
     checks: list[str] = []
     for name, placement in view.placements.items():
         want = target_runtime(profile, mode, name)
         if want is None:
             failures.append(f"{name}: no runtime assigned for {mode}")
             continue
-        failures += [f"could not observe: {spot}" for spot in blind_spots(snapshot, profile, name)]
+        spots = [f"could not observe: {spot}" for spot in blind_spots(snapshot, profile, name)]
+        failures += spots
+        unobserved += spots
         if not profile.has_home(name, want):
             policy = profile.services[name].no_home
             if policy is NoHomePolicy.LEAVE:
@@ -123,35 +197,26 @@ def verdict(
             elif policy is NoHomePolicy.STOP:
                 present = _present(placement)
                 failures += [f"{name}: still runs under {r} ({w}) though no_home is 'stop'" for r, w in present.items()]
-                if not present:
+                if not present and not blind_runtimes:
                     checks.append(f"{name}: no home in {want}; runs nowhere (no_home: stop)")
             else:
                 failures.append(f"{name}: has no home in {want} and no_home is 'refuse'")
             continue
-        present = _present(placement)
-        for runtime, what in present.items():
-            if runtime is not want:
-                failures.append(f"{name}: still runs under {runtime} ({what}); {mode} allows only {want}")
-        for port in profile.services[name].ports:
-            for owner in view.port_owners.get(port, ()):
-                if owner.runtime is not want:
-                    failures.append(f"{name}: port {port} is owned by {owner.label}, not by {want}")
-                elif not owner.in_profile:  # right runtime, someone else's: its answer is not ours
-                    failures.append(f"{name}: port {port} is owned by {owner.label}, which is not {name}")
-        finding = _code_issue_in(code_findings, name, want)
-        if finding is not None:  # it crashes where it should run
-            code_broken[name] = finding.title
-            checks.append(f"{name}: in {want}, broken by a code issue ({finding.title})")
-            continue
-        missing = _up_in_target(placement, want)
-        if missing:
-            failures.append(f"{name}: not up under {want}: {missing}")
-        elif unserved := unserved_ports(view, profile, name):  # up, but not where clients look
-            failures += [f"{name}: port {port} is served by nothing ({instead})" for port, instead in unserved]
-        elif health.get(name):
-            failures.append(f"{name}: health check failed: {health[name]}")
-        else:
-            checks.append(f"{name}: up under {want}" + (", healthy" if name in health else ""))
+        judged = _judge(
+            view,
+            profile,
+            mode,
+            placement,
+            want,
+            blind_runtimes=blind_runtimes,
+            code_findings=code_findings,
+            health=health,
+        )
+        failures += judged.failures
+        unobserved += judged.unobserved
+        checks += judged.checks
+        if judged.code_issue is not None:
+            code_broken[name] = judged.code_issue
     outcome = Outcome.FAILED if failures else (Outcome.BROKEN_BY_CODE_ISSUE if code_broken else Outcome.PASSED)
     return Verdict(
         mode=mode,
@@ -159,7 +224,33 @@ def verdict(
         failures=tuple(failures),
         code_issues=tuple(f"{svc}: {title}" for svc, title in sorted(code_broken.items())),
         checks=tuple(checks),
+        unobserved=tuple(dict.fromkeys(unobserved)),
     )
+
+
+def where_now(snapshot: Snapshot, profile: Profile) -> tuple[ServiceWhere, ...]:
+    """Where each service runs now, per runtime ("not observed" where the runtime was not seen),
+    and whether some owner of it is up and ready: the table an incomplete rollback prints."""
+    view = stack_view(snapshot, profile)
+    blind = _unobserved_runtimes(snapshot)
+    rows = []
+    for name, placement in view.placements.items():
+        present = _present(placement)
+        cells = {
+            runtime: ("not observed" if runtime in blind else present.get(runtime, "-"))
+            for runtime in (Runtime.COMPOSE, Runtime.KUBERNETES, Runtime.HOST)
+        }
+        ready = any(ready_in(placement, runtime) for runtime in placement.runtimes if runtime not in blind)
+        rows.append(
+            ServiceWhere(
+                service=name,
+                compose=cells[Runtime.COMPOSE],
+                kubernetes=cells[Runtime.KUBERNETES] if profile.kubernetes is not None else "-",
+                host=cells[Runtime.HOST],
+                serving=True if ready else (None if blind else False),
+            )
+        )
+    return tuple(rows)
 
 
 def not_ready(

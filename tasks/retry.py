@@ -1,4 +1,4 @@
-"""The Prefect retry layer: observe/read tasks retry on TransientError alone (DESIGN.md §6)."""
+"""The Prefect retry layer: observe/read tasks retry on TransientError alone (docs/architecture.md, "Retries")."""
 
 from __future__ import annotations
 

@@ -13,23 +13,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
-from stackwarden.adapters.compose import compose_stop, compose_up
-from stackwarden.adapters.docker import start_container, stop_container
-from stackwarden.adapters.host import start_process, stop_process
-from stackwarden.adapters.kubernetes import scale_workload
+from stackwarden.adapters.executor import execute
 from stackwarden.adapters.preflight import preflight
-from stackwarden.model.plan import (
-    ComposeStop,
-    ComposeUp,
-    Plan,
-    ScaleWorkload,
-    StartContainer,
-    StartProcess,
-    Step,
-    StopContainer,
-    StopProcess,
-)
+from stackwarden.model.base import Mode
+from stackwarden.model.plan import Plan, Step
 from stackwarden.model.profile import Profile
+from stackwarden.model.snapshot import Snapshot
+from stackwarden.pipeline import mode_preflight_step
 from stackwarden.report.names import step_run_name
 
 
@@ -47,50 +37,9 @@ def _step_run_name() -> str:
     persist_result=False,
 )
 def apply_step_task(step: Step, profile: Profile, force: bool = False, check_generation: bool = True) -> str:
-    """Carry out one step; raises RefusedError when the target is not what the plan saw."""
-    match step:
-        case ScaleWorkload():
-            if profile.kubernetes is None:
-                raise ValueError("scale-workload step without a kubernetes section in the profile")
-            return scale_workload(
-                profile.kubernetes,
-                context=step.context,
-                kind=step.workload_kind,
-                name=step.name,
-                uid=step.uid,
-                replicas=step.replicas,
-                expected_generation=step.generation if check_generation else None,
-                timeouts=profile.timeouts,
-            )
-        case StopProcess():
-            return stop_process(
-                pid=step.pid,
-                create_time=step.create_time,
-                exe=step.exe,
-                signal_name=step.signal,
-                grace_seconds=step.grace_seconds,
-                systemd_unit=step.systemd_unit,
-                stateful=step.stateful,
-                force=force,
-            )
-        case StartProcess():
-            return start_process(step.systemd_unit, step.start_command, step.run_as)
-        case StopContainer():
-            return stop_container(
-                step.container_id,
-                step.compose_project,
-                step.timeout_seconds,
-                stateful=step.stateful,
-                graceful=step.graceful,
-                force=force,
-            )
-        case StartContainer():
-            return start_container(step.container_id, step.compose_project)
-        case ComposeUp():
-            return compose_up(step.project, step.files, step.working_dir, step.services)
-        case ComposeStop():
-            return compose_stop(step.project, step.files, step.working_dir, step.services)
-    raise ValueError(f"unknown step kind {step.kind}")
+    """Carry out one step: its kind's request, through the one adapter-side executor; raises
+    RefusedError when the target is not what the plan saw."""
+    return execute(step.request(force=force, recheck_generation=check_generation), profile)
 
 
 @task(
@@ -103,3 +52,15 @@ def apply_step_task(step: Step, profile: Profile, force: bool = False, check_gen
 def preflight_task(the_plan: Plan, profile: Profile) -> list[str]:
     """Every check that changes nothing, before step 1: all failures, one line each."""
     return preflight(the_plan, profile)
+
+
+@task(
+    name="preflight-modes",
+    retries=0,
+    task_run_name="preflight-modes-{profile.name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def preflight_modes_task(snapshot: Snapshot, profile: Profile) -> dict[Mode, tuple[str, ...]]:
+    """The audit's share of preflight: each mode's plan checked as the switch would check it."""
+    return mode_preflight_step(snapshot, profile)

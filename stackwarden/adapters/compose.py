@@ -6,6 +6,7 @@ import json
 import subprocess
 from typing import Any
 
+from stackwarden.argv import compose_argv
 from stackwarden.errors import StackwardenError
 from stackwarden.sanitize import command
 
@@ -51,10 +52,7 @@ def _compose(
     timeout: float = 600.0,
     out: bool = False,
 ) -> str:
-    argv = ["docker", "compose", "-p", project]
-    for file in files:
-        argv += ["-f", file]
-    argv += args
+    argv = compose_argv(project, files, working_dir, *args)
     try:
         result = subprocess.run(argv, cwd=working_dir, capture_output=True, text=True, timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

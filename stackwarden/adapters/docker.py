@@ -561,7 +561,7 @@ def stop_container(
 ) -> str:
     """Stop one container; idempotent (an already stopped container is left as it is).
 
-    ``docker stop`` SIGKILLs after its timeout, which DESIGN.md §5.4 forbids for a stateful
+    ``docker stop`` SIGKILLs after its timeout, which the safety rules forbid for a stateful
     service without force: such a container is stopped exactly as the plan's ``graceful`` says
     (the printed commands say the same), and an error, not a SIGKILL, ends a wait that runs out.
     """
@@ -593,9 +593,9 @@ def stop_container(
 
 
 def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout: int, how: GracefulStop) -> str:
-    """Signal, wait, never SIGKILL; a paused restart policy is put back whatever happens."""
+    """Signal, wait, never SIGKILL; a paused restart policy is put back whatever happens, unless
+    someone changed it during the stop (theirs is kept, as the repair keeps it)."""
     cid, name = inspect["Id"], inspect.get("Name", "").lstrip("/")
-    policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}
     if how.pause_restart_policy is not None:
         _call(client.update_container, f"pause restart policy of {name}", cid, restart_policy={"Name": "no"})
     try:
@@ -611,8 +611,7 @@ def _stop_gracefully(client: docker.APIClient, inspect: dict[str, Any], timeout:
         )
     finally:
         if how.pause_restart_policy is not None:
-            restore = {"Name": policy.get("Name") or "no", "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
-            _call(client.update_container, f"restore restart policy of {name}", cid, restart_policy=restore)
+            _restore_if_paused(client, cid, name, how.pause_restart_policy)
 
 
 def start_container(container_id: str, project: str) -> str:
@@ -626,6 +625,32 @@ def start_container(container_id: str, project: str) -> str:
         return "started"
     finally:
         client.close()
+
+
+def restore_restart_policy(container_id: str, project: str, policy: str) -> str:
+    """Put back a restart policy that a graceful stop paused (``no``) and did not restore (the
+    switch died in between). Only while it is still ``no``: a policy someone set since is theirs."""
+    client = _client(30.0)
+    try:
+        _container_for(client, container_id, project)
+        return _restore_if_paused(client, container_id, container_id[:12], policy)
+    finally:
+        client.close()
+
+
+def _restore_if_paused(client: docker.APIClient, container_id: str, name: str, policy: str) -> str:
+    """``docker update --restart POLICY`` (``on-failure:N`` as the plan writes it), only while the
+    policy is still the ``no`` of the pause: one set since (by a person, during the stop or after
+    a crash) is theirs and stays."""
+    inspect = _call(client.inspect_container, f"inspect {name}", container_id)
+    now = ((inspect.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+    if now != "no":
+        LOG.warning("restart policy of %s is %s now, set since it was paused; left as it is", name, now)
+        return Unchanged(f"restart policy is {now} now; left as it is")
+    kind, _, retries = policy.partition(":")
+    restore = {"Name": kind, "MaximumRetryCount": int(retries) if retries.isdigit() else 0}
+    _call(client.update_container, f"restore restart policy of {name}", container_id, restart_policy=restore)
+    return f"restart policy {policy} restored"
 
 
 def missing_images(images: dict[str, str], timeouts: Timeouts | None = None) -> dict[str, str]:

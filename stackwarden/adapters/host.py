@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -25,6 +26,7 @@ from stackwarden.model.plan import RunAs, Unchanged
 from stackwarden.model.profile import HealthCheck, HostLookup
 from stackwarden.model.snapshot import HealthResult, HostContext, Listener, ProcessInfo, RuntimeStatus
 from stackwarden.observe import systemd_unit_from_cgroup
+from stackwarden.preflight import unit_restart_problem
 from stackwarden.sanitize import redact_argv
 
 LOG = logging.getLogger(__name__)
@@ -258,12 +260,72 @@ def _verified(pid: int, create_time: float, exe: str | None) -> psutil.Process |
 
 def _systemctl(verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
     """``systemctl VERB -- UNIT``: the unit name after ``--`` can never be read as an option."""
+    return _systemctl_argv([verb, "--", unit], verb, unit, timeout)
+
+
+def _systemctl_argv(args: list[str], verb: str, unit: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``systemctl ARGS`` (which end in ``-- UNIT``), bounded by ``timeout``."""
     try:
-        return subprocess.run(
-            ["systemctl", verb, "--", unit], capture_output=True, text=True, check=False, timeout=timeout
-        )
+        return subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False, timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise StackwardenError(f"systemctl {verb} {unit}: {exc}") from exc
+
+
+def unit_restart_setting(unit: str) -> str:
+    """The unit's ``Restart=`` setting (``no``, ``on-failure``, ``always`` ...)."""
+    try:
+        result = subprocess.run(
+            ["systemctl", "show", "--property=Restart", "--value", "--", unit],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=15,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise StackwardenError(f"systemctl show {unit}: {exc}") from exc
+    if result.returncode != 0:
+        raise StackwardenError(f"systemctl show {unit} failed: {result.stderr.strip()[-300:]}")
+    return result.stdout.strip() or "no"
+
+
+def _held_by(pid: int, unit: str) -> None:
+    """Re-read right before acting: the unit must still hold the PID."""
+    holder = _systemd_unit(pid)
+    if holder != unit:
+        raise RefusedError(
+            f"PID {pid} is no longer in system unit {unit} (now: {holder or 'no system unit'}); "
+            "nothing was stopped; replan"
+        )
+
+
+def _checked(result: subprocess.CompletedProcess[str], what: str) -> None:
+    if result.returncode != 0:
+        raise StackwardenError(f"{what} failed: {result.stderr.strip()[-500:]}")
+
+
+def _stop_stateful_unit(proc: psutil.Process, unit: str, signal_name: str, grace_seconds: float, force: bool) -> str:
+    """A stateful service's unit: its clean signal to the main process through ``systemctl kill``
+    and this function's own wait. ``systemctl stop`` would SIGKILL it after TimeoutStopSec, and
+    under ``Restart=always`` systemd would start it again after the clean exit: refused. Only
+    ``force`` hands a process still running after the grace period to ``systemctl stop``."""
+    problem = unit_restart_problem(unit, unit_restart_setting(unit))
+    if problem:
+        raise RefusedError(f"{problem}; nothing was stopped")
+    how = f"systemctl kill --signal={signal_name}"
+    _checked(
+        _systemctl_argv(["kill", "--kill-whom=main", f"--signal={signal_name}", "--", unit], "kill", unit, 30), how
+    )
+    if _wait_gone(proc, grace_seconds):
+        return f"stopped by {how}"
+    if not force:
+        raise StackwardenError(
+            f"PID {proc.pid} ({proc.name()}) of {unit} did not stop within {grace_seconds:g}s after {signal_name}; "
+            "it is stateful, so it is not stopped with systemctl stop (which SIGKILLs after TimeoutStopSec) "
+            "without --force"
+        )
+    _checked(_systemctl("stop", unit, 120), f"systemctl stop {unit}")
+    _wait_gone(proc, 10)
+    return f"stopped by systemctl stop after {grace_seconds:g}s (forced)"
 
 
 def stop_process(
@@ -279,26 +341,24 @@ def stop_process(
 ) -> str:
     """Stop a host process gracefully; idempotent (a process already gone is fine).
 
-    A systemd unit is stopped through systemctl (a signal would be answered by a restart).
-    A stateful service that outlives its grace period is never SIGKILLed without ``force``.
+    A systemd unit is stopped through systemctl (a signal would be answered by a restart): a
+    stateful one as ``_stop_stateful_unit`` says, any other by ``systemctl stop``. A stateful
+    service that outlives its grace period is never SIGKILLed without ``force``.
     """
     proc = _verified(pid, create_time, exe)
     if proc is None:
         return Unchanged("already stopped")
     if systemd_unit:
-        holder = _systemd_unit(pid)
-        if holder != systemd_unit:  # re-read right before acting: the unit must still hold the PID
-            raise RefusedError(
-                f"PID {pid} is no longer in system unit {systemd_unit} (now: {holder or 'no system unit'}); "
-                "nothing was stopped; replan"
-            )
-        result = _systemctl("stop", systemd_unit, grace_seconds + 30)
-        if result.returncode != 0:
-            raise StackwardenError(f"systemctl stop {systemd_unit} failed: {result.stderr.strip()[-500:]}")
+        _held_by(pid, systemd_unit)
+        if stateful:
+            return _stop_stateful_unit(proc, systemd_unit, signal_name, grace_seconds, force)
+        _checked(_systemctl("stop", systemd_unit, grace_seconds + 30), f"systemctl stop {systemd_unit}")
+        how = "systemctl stop"
     else:
         proc.send_signal(signal.Signals[signal_name])
+        how = signal_name
     if _wait_gone(proc, grace_seconds):
-        return f"stopped by {'systemctl' if systemd_unit else signal_name}"
+        return f"stopped by {how}"
     if stateful and not force:
         raise StackwardenError(
             f"PID {pid} ({proc.name()}) did not stop within {grace_seconds:g}s after {signal_name}; it is "
@@ -326,9 +386,21 @@ def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
                 return False
 
 
-def start_process(systemd_unit: str | None, start_command: tuple[str, ...] | None, run_as: RunAs | None = None) -> str:
-    """Start a host service again (rollback): its unit, else the profile's start_command, detached,
-    as the user the stopped process ran as (its uid, gid and that user's groups)."""
+def start_process(
+    systemd_unit: str | None,
+    start_command: tuple[str, ...] | None,
+    run_as: RunAs | None = None,
+    *,
+    replaces: tuple[int, float] | None = None,
+) -> str:
+    """Start a host service again (rollback, repair): its unit, else the profile's start_command,
+    detached, as the user the stopped process ran as (its uid, gid and that user's groups).
+    While the process it replaces still runs (a stop that never happened, a repair run twice),
+    nothing is started: a second copy would fight the first for its port and data."""
+    if replaces is not None:
+        with contextlib.suppress(RefusedError):
+            if _verified(replaces[0], replaces[1], None) is not None:
+                return Unchanged(f"PID {replaces[0]} still runs; nothing started")
     if systemd_unit:
         result = _systemctl("start", systemd_unit, 120)
         if result.returncode != 0:

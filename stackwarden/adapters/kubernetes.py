@@ -733,7 +733,7 @@ def _api_client(path: Path, context: str) -> Any:
         )
     except ConfigException as exc:
         raise PermanentError(f"kubeconfig {path}, context {context}: {exc}") from exc
-    configuration.retries = False  # one retry layer: ours (DESIGN.md §6)
+    configuration.retries = False  # one retry layer: ours (adapters/retry.py)
     return k8s.ApiClient(configuration)
 
 

@@ -1,4 +1,4 @@
-"""One switch at a time per resource (DESIGN.md §5.6): flock'ed files that name their holder.
+"""One switch at a time per resource: flock'ed files that name their holder.
 
 A switch locks every resource its profile can change: the profile itself, each declared port,
 each compose project, each Kubernetes workload and each executable its port-less host services
@@ -106,20 +106,35 @@ def _private_dir(path: Path) -> Path:
     return path
 
 
-def lock_dir() -> Path:
-    """Where locks live (see the module docstring), created and checked."""
+def lock_dir_location() -> Path | None:
+    """Where locks (and switch journals) live, without creating or checking anything: None when
+    there is no private place (not root, no ``XDG_RUNTIME_DIR``, no ``STACKWARDEN_LOCK_DIR``)."""
     env = os.environ.get("STACKWARDEN_LOCK_DIR")
     if env:
-        return _private_dir(Path(env))
+        return Path(env)
     if os.geteuid() == 0:
-        return _private_dir(RUN_DIR)
+        return RUN_DIR
     runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if not runtime:
+    return Path(runtime) / "stackwarden" if runtime else None
+
+
+def lock_dir() -> Path:
+    """Where locks live (see the module docstring), created and checked."""
+    location = lock_dir_location()
+    if location is None:
         raise LockedError(
             "no private directory for switch locks: XDG_RUNTIME_DIR is not set; set it (or STACKWARDEN_LOCK_DIR) "
             "to a directory only you can write"
         )
-    return _private_dir(Path(runtime) / "stackwarden")
+    return _private_dir(location)
+
+
+def existing_private_dir(path: Path) -> Path | None:
+    """``path`` if it exists and passes the checks of a lock directory (ours, a real directory,
+    not writable by others); None if it does not exist. Readers (the audit) never create it."""
+    if not os.path.lexists(path):
+        return None
+    return _private_dir(path)
 
 
 def _open(directory: Path, key: str) -> int:

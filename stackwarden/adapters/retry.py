@@ -1,4 +1,4 @@
-"""One retry policy for transport blips (DESIGN.md §6): bounded in attempts and seconds, logged
+"""One retry policy for transport blips: bounded in attempts and seconds, logged
 through the caller's logger, honouring Retry-After on 429; exhaustion raises TransientError."""
 
 from __future__ import annotations

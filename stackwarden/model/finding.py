@@ -112,6 +112,13 @@ class AuditResult(Frozen):
     snapshot_taken_at: str
     findings: tuple[Finding, ...]
     recommendation: ModeRecommendation
+    mode_refusals: dict[Mode, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description=(
+            "Per mode, what the switch's preflight (every check that changes nothing) refuses in the plan the "
+            "report shows: the report never offers a plan the switch would refuse."
+        ),
+    )
 
     def worst(self) -> Severity:
         """The worst severity among the findings (``ok`` when there are none)."""

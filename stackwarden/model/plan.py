@@ -1,6 +1,8 @@
-"""Plans, step results and verdicts of a mode switch (DESIGN.md §3).
+"""Plans, step results and verdicts of a mode switch.
 
 A Step names its exact target identity, why it exists, whether it can be undone and how; the
+step kinds themselves (plan text, printed commands, request, inverse, run name, identity
+re-check) are defined once each in ``stackwarden.model.steps`` and re-exported here. The
 planner is pure, so the dry-run output is the plan that ``--apply`` would carry out.
 """
 
@@ -10,189 +12,55 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
 
 from pydantic import Field
 
-from stackwarden.model.base import Frozen, Mode, Runtime
-from stackwarden.model.profile import clean_stop_signal, signal_name
-from stackwarden.model.snapshot import Container
+from stackwarden.model.base import Frozen, Mode
+from stackwarden.model.steps import (
+    PHASES,
+    PREVIOUS_REPLICAS,
+    ComposeStop,
+    ComposeUp,
+    GracefulStop,
+    Phase,
+    RestoreRestartPolicy,
+    RunAs,
+    ScaleWorkload,
+    StartContainer,
+    StartProcess,
+    Step,
+    StopContainer,
+    StopProcess,
+    graceful_stop,
+    stateful_stop,
+)
 
-PREVIOUS_REPLICAS = "stackwarden.io/previous-replicas"
-"""The annotation a scale to 0 writes on the workload (its count before), read to restore it:
-one name for the planner, the Kubernetes adapter and the printed commands."""
-
-Phase = Literal["make", "break", "start"]
-PHASES: tuple[Phase, ...] = ("make", "break", "start")
-
-
-class _StepBase(Frozen):
-    """What every step carries: identity, reason, reversibility."""
-
-    id: str
-    service: str
-    runtime: Runtime
-    why: str
-    target: str = Field(description="The exact identity acted on, as a person reads it.")
-    reversible: bool
-    inverse: str = Field(description="What undoing this step does ('' when it cannot be undone).")
-    phase: Phase = Field(
-        default="break",
-        description=(
-            "make: start a new owner that needs no port an old one holds (before anything stops); "
-            "break: stop an old owner (independent stops run concurrently); start: a new owner that "
-            "needed a freed port, started right after the stops."
-        ),
-    )
-
-    @property
-    def profile_services(self) -> tuple[str, ...]:
-        """The profile services this step is for: one, or several for one ``compose up`` of a
-        project (``service`` joins them with commas, which a profile name cannot contain)."""
-        return tuple(self.service.split(","))
-
-
-class ScaleWorkload(_StepBase):
-    """Scale a Deployment/StatefulSet; scaling to 0 records the previous count on the object."""
-
-    kind: Literal["scale-workload"] = "scale-workload"
-    context: str | None
-    namespace: str
-    workload_kind: Literal["Deployment", "StatefulSet"]
-    name: str
-    uid: str
-    generation: int
-    replicas: int
-    previous_replicas: int
-
-
-class RunAs(Frozen):
-    """Who a host process ran as: a rollback's ``start_command`` runs as the same user, never as
-    whoever runs stackwarden (root would leave root-owned files in a database's data directory,
-    and many servers refuse to start as root)."""
-
-    uid: int
-    gid: int
-    user: str | None = None
-
-    def argv_prefix(self) -> list[str]:
-        """``setpriv`` (util-linux) does by hand what the switch does: the ids and the user's groups."""
-        if self.uid == 0:
-            return []
-        groups = ["--init-groups"] if self.user else ["--clear-groups"]
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--"]
-
-
-class StopProcess(_StepBase):
-    """Stop a host process: its systemd unit, else its configured signal and grace period."""
-
-    kind: Literal["stop-process"] = "stop-process"
-    pid: int
-    create_time: float
-    exe: str | None
-    name: str
-    signal: str
-    grace_seconds: float
-    systemd_unit: str | None = None
-    stateful: bool = False
-    start_command: tuple[str, ...] | None = None
-    run_as: RunAs | None = None
-
-
-class StartProcess(_StepBase):
-    """Start a host service again (rollback only): its unit, or the profile's start_command as
-    the user the stopped process ran as."""
-
-    kind: Literal["start-process"] = "start-process"
-    systemd_unit: str | None = None
-    start_command: tuple[str, ...] | None = None
-    run_as: RunAs | None = None
-
-
-class GracefulStop(Frozen):
-    """How a stateful container is stopped, decided when the plan is made so that the printed
-    commands and the switch do the same thing: ``docker kill --signal SIGNAL``, a wait of the
-    step's timeout with no SIGKILL ever, and (only when Docker would otherwise restart it) its
-    restart policy set to ``no`` for the stop and put back after.
-
-    Docker keeps a killed container down whatever its restart policy only when the signal is the
-    container's own stop signal (or it has none); a SIGTERM sent in place of an image's SIGKILL
-    would be followed by a restart under ``always``."""
-
-    signal: str
-    pause_restart_policy: str | None = Field(
-        default=None, description="The restart policy to put back after the stop (docker update --restart VALUE)."
-    )
-
-
-def graceful_stop(stateful: bool, c: Container) -> GracefulStop | None:
-    """How a stateful container is stopped (None: ``docker stop`` for any other)."""
-    if not stateful:
-        return None
-    return stateful_stop(c.stop_signal, c.restart_policy, c.restart_max_retries)
-
-
-def stateful_stop(stop_signal: str | None, restart_policy: str | None, max_retries: int = 0) -> GracefulStop:
-    """Its own stop signal when that asks for a clean exit, else SIGTERM. When the signal sent is
-    not the container's own, Docker would restart it under its policy: the policy is paused."""
-    sent = clean_stop_signal(stop_signal)
-    own = signal_name(stop_signal)
-    policy = restart_policy if restart_policy not in {None, "", "no"} else None
-    if own is None or own == sent or policy is None:
-        return GracefulStop(signal=sent)
-    restore = f"{policy}:{max_retries}" if policy == "on-failure" and max_retries else policy
-    return GracefulStop(signal=sent, pause_restart_policy=restore)
-
-
-class StopContainer(_StepBase):
-    """Stop one container by id; the container and its volumes are kept. A stateful one is
-    stopped as ``graceful`` says (its clean signal, ``timeout_seconds`` to exit, no SIGKILL
-    without force); any other with ``docker stop``."""
-
-    kind: Literal["stop-container"] = "stop-container"
-    container_id: str
-    name: str
-    compose_project: str
-    timeout_seconds: int
-    stateful: bool = False
-    graceful: GracefulStop | None = None
-
-
-class StartContainer(_StepBase):
-    """Start an existing (stopped or never-started) container by id."""
-
-    kind: Literal["start-container"] = "start-container"
-    container_id: str
-    name: str
-    compose_project: str
-    stop_timeout_seconds: int = 10
-    stateful: bool = False
-    graceful: GracefulStop | None = Field(default=None, description="How its undo stops it (stateful only).")
-
-
-class ComposeUp(_StepBase):
-    """``docker compose up -d`` for services that have no container yet."""
-
-    kind: Literal["compose-up"] = "compose-up"
-    project: str
-    files: tuple[str, ...]
-    working_dir: str | None
-    services: tuple[str, ...]
-
-
-class ComposeStop(_StepBase):
-    """``docker compose stop SERVICES`` (rollback of a compose-up; containers and volumes kept)."""
-
-    kind: Literal["compose-stop"] = "compose-stop"
-    project: str
-    files: tuple[str, ...]
-    working_dir: str | None
-    services: tuple[str, ...]
-
-
-Step = Annotated[
-    ScaleWorkload | StopProcess | StartProcess | StopContainer | StartContainer | ComposeUp | ComposeStop,
-    Field(discriminator="kind"),
+__all__ = [
+    "PHASES",
+    "PREVIOUS_REPLICAS",
+    "ComposeStop",
+    "ComposeUp",
+    "GracefulStop",
+    "Outcome",
+    "Phase",
+    "Plan",
+    "RestoreRestartPolicy",
+    "RunAs",
+    "ScaleWorkload",
+    "ServiceWhere",
+    "StartContainer",
+    "StartProcess",
+    "Step",
+    "StepResult",
+    "StepStatus",
+    "StopContainer",
+    "StopProcess",
+    "SwitchOutcome",
+    "SwitchStatus",
+    "Unchanged",
+    "Verdict",
+    "graceful_stop",
+    "stateful_stop",
 ]
 
 
@@ -253,6 +121,9 @@ class StepStatus(StrEnum):
     REFUSED = "refused"
     FAILED = "failed"
     ROLLED_BACK = "rolled-back"
+    KEPT = "kept"
+    """Not undone on purpose: the old owner of its service could not be restored, so the new
+    owner that serves stays (a rollback never stops what serves for what cannot come back)."""
 
 
 class StepResult(Frozen):
@@ -277,18 +148,35 @@ class Outcome(StrEnum):
 
 
 class Verdict(Frozen):
-    """Whether the mode's invariants hold in a snapshot."""
+    """Whether the mode's invariants hold in a snapshot.
+
+    ``failures`` lists every invariant that does not hold or could not be checked;
+    ``unobserved`` is the part of them that is only "could not be observed" (a runtime or a
+    kind of object that was not seen): not seeing is not failing, and a verify that stays blind
+    until its deadline leaves the host as it is instead of rolling back."""
 
     mode: Mode
     outcome: Outcome
     failures: tuple[str, ...] = ()
     code_issues: tuple[str, ...] = ()
     checks: tuple[str, ...] = ()
+    unobserved: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
         """The mode's own invariants hold (code issues do not count against it)."""
         return self.outcome is not Outcome.FAILED
+
+    @property
+    def seen_failures(self) -> tuple[str, ...]:
+        """The failures that were seen (not merely unobserved): what a rollback is for."""
+        blind = set(self.unobserved)
+        return tuple(f for f in self.failures if f not in blind)
+
+    @property
+    def blind(self) -> bool:
+        """Not passed, and only because something could not be observed."""
+        return not self.passed and not self.seen_failures
 
 
 class SwitchStatus(StrEnum):
@@ -299,6 +187,22 @@ class SwitchStatus(StrEnum):
     REJECTED = "rejected"
     SWITCHED = "switched"
     ROLLED_BACK = "rolled-back"
+    UNVERIFIED = "unverified"
+    """The steps ran, but the result could not be observed until the deadline: the host is left
+    as it is (new owners that served stay); nothing was undone on a guess."""
+    ROLLBACK_INCOMPLETE = "rollback-incomplete"
+    """A rollback in which some undo failed or was impossible: what serves was kept, and the
+    outcome lists what runs where now and the commands that would finish the job."""
+
+
+class ServiceWhere(Frozen):
+    """Where one service runs now, per runtime (a row of the rollback-incomplete table)."""
+
+    service: str
+    compose: str = ""
+    kubernetes: str = ""
+    host: str = ""
+    serving: bool | None = Field(default=None, description="Up and ready somewhere; None when it could not be seen.")
 
 
 class SwitchOutcome(Frozen):
@@ -309,6 +213,15 @@ class SwitchOutcome(Frozen):
     journal: tuple[StepResult, ...] = ()
     verdict: Verdict | None = None
     message: str = ""
+    repairs: tuple[str, ...] = Field(
+        default=(), description="What this run repaired of a switch that died half way, before it planned."
+    )
+    where: tuple[ServiceWhere, ...] = Field(
+        default=(), description="What runs where after an incomplete rollback (observed after it)."
+    )
+    to_finish: tuple[str, ...] = Field(
+        default=(), description="The commands, in order, that would finish an incomplete rollback."
+    )
     approval_comment: str | None = Field(
         default=None, description="What the person who approved or rejected the plan in the UI wrote."
     )

@@ -1,6 +1,6 @@
 """The stack profile: what one application stack is and where it may run.
 
-A profile is the scope of every action stackwarden takes (DESIGN.md §5.1): only the compose
+A profile is the scope of every action stackwarden takes: only the compose
 project, Kubernetes namespace/workloads and host executables named here are ever touched.
 """
 
@@ -52,7 +52,7 @@ NEVER_STOPS = frozenset({"SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGCONT", 
 
 
 class ProfileModel(Frozen):
-    """Base of every profile model: strict types (DESIGN.md §5.1: the profile is the scope of
+    """Base of every profile model: strict types (the profile is the scope of
     every action, so it must mean exactly what it says). ``true`` is not a port, ``1`` is not a
     boolean, ``5`` is not a string. The loader hands lists over as tuples; enum fields opt out
     with ``Field(strict=False)`` so YAML can name them by value (a new enum field must too)."""
@@ -76,6 +76,21 @@ class Timeouts(ProfileModel):
 
     connect_seconds: float = Field(default=3.0, gt=0, le=60)
     read_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
+class SwitchSettings(ProfileModel):
+    """How a switch of this stack decides that its result holds."""
+
+    settle_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description=(
+            "Verify passes only after the mode's invariants held on consecutive observations spanning this "
+            "many seconds: a supervisor that restarts a stopped process, or a container that dies right after "
+            "its start, fails verify instead of being reported switched."
+        ),
+    )
 
 
 class HealthCheck(ProfileModel):
@@ -130,7 +145,7 @@ class HostMatcher(ProfileModel):
     Identity comes from what a process cannot forge cheaply (stackwarden.identity): the file it
     runs (``/proc/PID/exe``, resolved) and its owner. Its name (comm) and argv[0] are chosen by
     whoever starts it (``exec -a postgres sleep``) and never decide. A process on the service's
-    port that is not the service is an unknown owner and is never touched (DESIGN.md §5.1).
+    port that is not the service is an unknown owner and is never touched (nothing outside the profile is).
     """
 
     executables: tuple[str, ...] = Field(
@@ -362,6 +377,7 @@ class Profile(ProfileModel):
     )
     kubernetes: KubernetesSpec | None = None
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    switch: SwitchSettings = Field(default_factory=SwitchSettings)
     services: dict[Name, ServiceSpec] = Field(min_length=1)
 
     @model_validator(mode="before")

@@ -2,7 +2,7 @@
 
 Adapters convert wire payloads (docker inspect, psutil, Kubernetes objects) into these models at
 the boundary; nothing past the adapters sees a raw payload. A runtime that could not be observed
-is recorded in ``runtimes`` with the reason, never raised (DESIGN.md §2).
+is recorded in ``runtimes`` with the reason, never raised.
 """
 
 from __future__ import annotations
@@ -563,6 +563,21 @@ class HealthResult(Frozen):
     error: str | None = None
 
 
+class InterruptedRun(Frozen):
+    """A switch of the profile that died before its end (SIGKILL, a host crash), as its journal
+    tells: what it had done, and the commands that put back what it left half done."""
+
+    run_id: str
+    mode: str
+    started: str
+    pid: int | None = None
+    journal: str = Field(description="The journal file, under the lock directory.")
+    summary: str
+    steps_recorded: int = 0
+    repair_commands: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
 class Snapshot(Frozen):
     """Everything one observation pass saw, for every runtime the profile involves."""
 
@@ -583,6 +598,9 @@ class Snapshot(Frozen):
     )
     coverage: tuple[Coverage, ...] = Field(
         default=(), description="Per runtime and kind, what could not be fully observed and why."
+    )
+    interrupted: tuple[InterruptedRun, ...] = Field(
+        default=(), description="Switches of this profile that died before their end (their journals)."
     )
 
     def gaps(self, runtime: Runtime, kinds: frozenset[str] | None = None) -> tuple[Coverage, ...]:

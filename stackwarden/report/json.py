@@ -22,6 +22,7 @@ def audit_document(result: AuditResult, snapshot: Snapshot) -> dict[str, Any]:
             "worst": str(result.worst()),
             "recommendation": result.recommendation.model_dump(mode="json"),
             "findings": [f.model_dump(mode="json") for f in result.findings],
+            "mode_refusals": {str(mode): list(lines) for mode, lines in result.mode_refusals.items()},
             "snapshot": snapshot.model_dump(mode="json"),
         }
     )

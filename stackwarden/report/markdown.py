@@ -1,4 +1,4 @@
-"""The audit as markdown, in the shape of the seed report (docs/architecture.md §report).
+"""The audit as markdown, in the shape of the seed report (docs/seed-situation.md).
 
 Sections: executive summary, detected conflicts, current configuration, recommendations (the
 three modes with pros and cons), immediate actions, conflict resolution status, next steps,
@@ -61,11 +61,14 @@ def _code(lines: Iterable[str]) -> list[str]:
     return md_fence(lines)
 
 
-def _mode_section(mode: Mode, snapshot: Snapshot, profile: Profile) -> list[str]:
-    """What ``stackwarden switch MODE`` would do, from ``plan()`` on this very snapshot: one
-    truth for the report and the switch. A refused mode shows its reasons and no commands; each
-    step is its own copy-paste block, built with shlex.join by ``commands.step_commands``."""
+def _mode_section(mode: Mode, snapshot: Snapshot, profile: Profile, preflight: tuple[str, ...] = ()) -> list[str]:
+    """What ``stackwarden switch MODE`` would do, from ``plan()`` on this very snapshot and the
+    switch's own preflight (``preflight``: what it refuses): one truth for the report and the
+    switch. A refused mode shows its reasons and no commands; each step is its own copy-paste
+    block, the step kind's commands (``commands.step_commands``)."""
     the_plan = plan(snapshot, profile, mode)
+    if preflight and the_plan.applicable:
+        the_plan = the_plan.model_copy(update={"refusals": preflight})
     if not the_plan.applicable:
         out = [f"`stackwarden switch {mode}` would **refuse**, changing nothing:", ""]
         out += [f"- {_t(reason)}" for reason in the_plan.refusals]
@@ -253,7 +256,11 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile, o
     for number, mode in enumerate(Mode, start=1):
         title, pros, cons = _MODE_TEXT[mode]
         chosen = " ⭐ suggested" if mode is result.recommendation.mode else ""
-        out += [f"### Option {number}: {title}{chosen}", "", *_mode_section(mode, snapshot, profile)]
+        out += [
+            f"### Option {number}: {title}{chosen}",
+            "",
+            *_mode_section(mode, snapshot, profile, result.mode_refusals.get(mode, ())),
+        ]
         out += [
             "**Pros:**",
             *[f"- {p}" for p in pros],

@@ -13,6 +13,7 @@ from stackwarden.rules import (
     dual_deployment,
     health,
     host,
+    interrupted,
     kubernetes,
     network,
     ports,
@@ -32,6 +33,7 @@ RULE_MODULES = (
     health,
     network,
     kubernetes,
+    interrupted,
 )
 
 

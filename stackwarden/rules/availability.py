@@ -198,6 +198,12 @@ def _died_advice(profile: Profile, service: str, cause: CrashCause) -> tuple[str
                 f"name in its configuration ({where}), then start it again.",
                 True,
             )
+        case CrashCategory.CONFIGURATION if cause.signature == "credentials-rejected":
+            return (
+                f"Set the credentials its dependency expects under the environment of {where} (or set them on the "
+                "dependency), then recreate it.",
+                True,
+            )
         case CrashCategory.CONFIGURATION:
             return f"Fix the configuration the log line names ({where}), then recreate it.", True
         case CrashCategory.DEPLOYMENT_CONFLICT:

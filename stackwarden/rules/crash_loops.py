@@ -165,6 +165,11 @@ def _recommendation(cause: CrashCause, service: str, owners: tuple[PortOwner, ..
             )
         case CrashCategory.RESOURCES:
             return f"Give {service} more memory or find its leak; switching runtimes will not help."
+        case CrashCategory.CONFIGURATION if cause.signature == "credentials-rejected":
+            return (
+                f"Give {service} the credentials its dependency expects (the password or user in its environment "
+                "or secret), or set them on the dependency; switching runtimes will not help."
+            )
         case CrashCategory.CONFIGURATION:
             alternative = " If the configuration is right, look for a code issue." if cause.alternative else ""
             return f"Fix the configuration of {service} (files, variables, permissions).{alternative}"

@@ -18,7 +18,7 @@ def context_not_allowed(snapshot: Snapshot, profile: Profile) -> Iterator[Findin
     """Low: the observed context is outside the profile's allowlist, so it is read-only.
 
     Observing is always allowed; acting is not. Saying so up front keeps a later switch from
-    surprising anyone by refusing (DESIGN.md §5.1).
+    surprising anyone by refusing (the profile is the scope of every action).
     """
     kube = snapshot.kubernetes
     if kube is None or kube.context is None or kube.context.allowed or profile.kubernetes is None:

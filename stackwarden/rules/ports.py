@@ -126,7 +126,11 @@ def _stop_commands(snapshot: Snapshot, profile: Profile, owners: tuple[PortOwner
             out.append(commands.process_lookup(owner.process))  # not named by the profile: never a stop command
         elif owner.process is not None:
             matcher = profile.services[service].host if service else None
-            out.append(commands.stop_process(owner.process, matcher.stop_signal if matcher else "SIGTERM"))
+            out.append(
+                commands.stop_process(owner.process, matcher.stop_signal, matcher.grace_period_seconds)
+                if matcher
+                else commands.stop_process(owner.process)
+            )
         elif owner.kube_object is not None and profile.kubernetes is not None:
             kind, _, rest = owner.kube_object.partition(" ")
             name = rest.split(" ", 1)[0].split("/", 1)[-1]
@@ -223,7 +227,7 @@ def port_foreign_owner(snapshot: Snapshot, profile: Profile) -> Iterator[Finding
     """A profile port whose only owner is not this service in any profile runtime.
 
     Not a conflict between deployments, but it blocks the service everywhere and stackwarden
-    must never stop it (DESIGN.md §5.1), so the user needs to know.
+    must never stop it (nothing outside the profile is touched), so the user needs to know.
     """
     view = stack_view(snapshot, profile)
     for port, owners in view.port_owners.items():

@@ -1,4 +1,4 @@
-"""Prefect settings never weaken a live observation (DESIGN.md §5.8): with results persisted by
+"""Prefect settings never weaken a live observation: with results persisted by
 default, the same observe task with the same inputs in the same flow run is still run again."""
 
 from __future__ import annotations

@@ -5,10 +5,8 @@ signal, and systemctl is never called (a recording systemctl first on PATH prove
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,37 +16,12 @@ import yaml
 from flows.switch import run_switch
 from stackwarden.adapters.host import process_info
 from stackwarden.model.plan import StopProcess, SwitchStatus
-from tests.support.realparts import free_ports, redis_server, require, wait_for
+from tests.support.cgroups import unit_cgroup
+from tests.support.realparts import free_ports, redis_server, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.prefect]
 
 USER_UNIT = "user.slice/user-1000.slice/user@1000.service/app.slice/redis-server.service"
-
-
-def _cgroup2_root() -> Path | None:
-    """Where the unified (v2) hierarchy is mounted: /sys/fs/cgroup or /sys/fs/cgroup/unified."""
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 2 and fields[2] == "cgroup2":
-            return Path(fields[1])
-    return None
-
-
-@contextlib.contextmanager
-def _user_unit_cgroup() -> Iterator[Path]:
-    root = _cgroup2_root()
-    require(root is not None and os.access(root, os.W_OK), "a writable cgroup v2 hierarchy (run as root)")
-    assert root is not None
-    top = root / f"stackwarden-test-{secrets.token_hex(3)}"
-    leaf = top / USER_UNIT
-    leaf.mkdir(parents=True)
-    try:
-        yield leaf
-    finally:
-        for directory in [leaf, *leaf.relative_to(top).parents]:
-            path = top / directory if directory != Path(".") else top
-            with contextlib.suppress(OSError):
-                path.rmdir()
 
 
 def test_a_process_in_a_user_manager_unit_is_stopped_by_signal_not_systemctl(
@@ -61,7 +34,7 @@ def test_a_process_in_a_user_manager_unit_is_stopped_by_signal_not_systemctl(
     shim.chmod(0o755)
     monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
     (port,) = free_ports(1)
-    with _user_unit_cgroup() as leaf, redis_server(port, "127.0.0.1") as redis:
+    with unit_cgroup(USER_UNIT) as leaf, redis_server(port, "127.0.0.1") as redis:
         (leaf / "cgroup.procs").write_text(str(redis.pid))
         assert f"/{USER_UNIT}\n" in Path(f"/proc/{redis.pid}/cgroup").read_text()
         seen = process_info(redis.pid)

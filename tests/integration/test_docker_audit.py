@@ -11,6 +11,7 @@ import pytest
 from stackwarden.model import CrashCategory, Finding, Runtime, Severity, Snapshot
 from tests.conftest import SeedScenario, write_profile
 from tests.integration.audit_helpers import audit
+from tests.support.builders import stop_and_wait
 from tests.support.compose import PANIC_LINE, compose_project, unique_name, wait_restarts
 from tests.support.realparts import IMAGE, free_ports, host_listener
 
@@ -32,7 +33,7 @@ def test_seed_port_conflicts_name_both_owners(seed_scenario: SeedScenario) -> No
     assert f"container {name}-redis-1" in redis.summary
     assert f"process redis-server (PID {seed_scenario.host_redis_pid})" in redis.summary
     assert any(line.startswith("IPv4/IPv6 shadowing") for line in redis.evidence)
-    assert f"kill -TERM {seed_scenario.host_redis_pid}" in redis.commands
+    assert stop_and_wait(seed_scenario.host_redis_pid) in redis.commands
 
 
 def test_seed_dual_deployment(seed_scenario: SeedScenario) -> None:
@@ -41,7 +42,7 @@ def test_seed_dual_deployment(seed_scenario: SeedScenario) -> None:
     assert dual.severity is Severity.HIGH
     assert set(dual.services) == {"postgres", "redis"}
     assert set(dual.runtimes) == {Runtime.COMPOSE, Runtime.HOST}
-    assert f"kill -INT {seed_scenario.host_postgres_pid}" in dual.commands
+    assert stop_and_wait(seed_scenario.host_postgres_pid, "INT") in dual.commands
 
 
 def _audit_while_restarting(scenario: SeedScenario) -> tuple[Snapshot, dict[str, Finding]]:

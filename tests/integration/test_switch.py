@@ -149,21 +149,36 @@ def test_planned_snapshot_has_every_runtime(stack: Stack) -> None:
 def test_failed_verification_rolls_back_in_reverse_and_ends_failed(
     tmp_path: Path, control_plane: Any, kubelet: Any, prefect_server: None
 ) -> None:
+    """The frontend's health check fails after the stops: every undo runs in reverse, except the
+    postgres container's start: its old owner, a host postgres with no unit and no start
+    command, cannot come back, and stopping the container would leave postgres with no owner at
+    all (before, the rollback did exactly that and said "rolled back"). The run says
+    rollback-incomplete, keeps the container, and prints what runs where and how to finish."""
     # the frontend's health check asks for a page its server does not have: 404, never healthy
     with fresh_stack(tmp_path, control_plane, kubelet, frontend_health_path="/no-such-page") as s:
         outcome = run_switch(mode="compose-only", profile_path=str(s.profile_path), apply=True, deadline_seconds=8)
-        assert outcome.status is SwitchStatus.ROLLED_BACK
+        assert outcome.status is SwitchStatus.ROLLBACK_INCOMPLETE, outcome.message
         assert "frontend: health check failed" in outcome.message and "404" in outcome.message
+        assert "postgres: its old owner (stop-process postgres" in outcome.message
         for name, count in REPLICAS.items():
             assert _replicas(s, name)[0] == count  # restored from the recorded previous counts
         undone = [r for r in outcome.journal if r.status is StepStatus.ROLLED_BACK]
         applied = [r.step_id for r in outcome.journal if r.status is StepStatus.APPLIED]
+        start = next(step for step in outcome.plan.steps if step.kind == "start-container")
         reversible = [step.id for step in outcome.plan.steps if step.reversible and step.id in applied]
-        assert [r.step_id for r in undone] == [f"undo:{i}" for i in reversed(reversible)]
-        assert _states(s.project)[f"{s.project.name}-postgres-1"] == "exited"  # started, then stopped back
+        assert [r.step_id for r in undone] == [f"undo:{i}" for i in reversed(reversible) if i != start.id]
+        assert {r.step_id: r.status for r in outcome.journal}[f"undo:{start.id}"] is StepStatus.KEPT
+        container = f"{s.project.name}-postgres-1"
+        assert _states(s.project)[container] == "running"  # kept: postgres still has an owner
+        assert {w.service: w.serving for w in outcome.where}["postgres"] is True
+        assert outcome.to_finish[:2] == (
+            f"docker kill --signal SIGTERM {container}",
+            f"timeout 20 docker wait {container}",
+        )
+        assert any(line.startswith("# start postgres again") for line in outcome.to_finish)
         _assert_bystanders_untouched(s)
         state = asyncio.run(_last_switch_state())
-        assert state.is_failed() and "rolled back" in (state.message or "")
+        assert state.is_failed() and "rollback incomplete" in (state.message or "")
 
 
 async def _last_switch_state() -> Any:

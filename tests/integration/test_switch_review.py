@@ -66,13 +66,11 @@ def test_rollback_never_starts_a_container_the_switch_found_stopped(
     """A container stopped by hand after the plan was made: its stop step finds it stopped and does
     nothing. When a later step is refused, there is nothing to undo: the run ends "refused" and the
     container stays stopped (undoing the stop would start what a person had stopped)."""
-    from prefect import flow
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    from flows.switch import _carry_out
     from stackwarden.model.base import Mode, Runtime
     from stackwarden.model.plan import Plan, StartContainer, StepStatus, StopContainer
     from stackwarden.profiles import load_profile
+    from stackwarden.run.executor import LocalExecutor
+    from stackwarden.run.switch import Options, carry_out
 
     name = unique_name("swtest-skip")
     services = {"old": tcp_service(8080, None), "new": tcp_service(8081, None)}
@@ -104,12 +102,10 @@ def test_rollback_never_starts_a_container_the_switch_found_stopped(
         project.compose("stop", "--timeout", "2", "old")  # by hand, after the plan
         project.compose("rm", "--stop", "--force", "new")  # the container to start is gone: refused
 
-        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
-        def carry_out() -> Any:
-            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 10)
+        def run_it() -> Any:  # the run layer in process: the decisions, not Prefect, are under test
+            return carry_out(the_plan, profile, LocalExecutor(profile), options=Options(deadline_seconds=10))
 
-        state = carry_out(return_state=True)
-        outcome = state.result(raise_on_failure=False)
+        outcome = run_it()
         statuses = {r.step_id: r.status for r in outcome.journal}
         assert statuses == {stop_old.id: StepStatus.SKIPPED, start_new.id: StepStatus.REFUSED}
         assert outcome.status is SwitchStatus.REFUSED, outcome.message
@@ -122,13 +118,11 @@ def test_a_compose_up_that_fails_halfway_is_undone_by_the_rollback(
     """``compose up a b`` starts a, then b cannot bind its port (taken after the plan was made):
     the step failed, yet a runs. The rollback must stop a too, or the run says "rolled back"
     while the stack is half-changed."""
-    from prefect import flow
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    from flows.switch import _carry_out
     from stackwarden.model.base import Mode, Runtime
     from stackwarden.model.plan import ComposeUp, Plan, StepStatus
     from stackwarden.profiles import load_profile
+    from stackwarden.run.executor import LocalExecutor
+    from stackwarden.run.switch import Options, carry_out
     from tests.support.realparts import host_listener
 
     (port,) = free_ports(1)
@@ -155,12 +149,11 @@ def test_a_compose_up_that_fails_halfway_is_undone_by_the_rollback(
         )
         the_plan = Plan(profile=name, mode=Mode.COMPOSE_ONLY, steps=(up,))
 
-        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
-        def carry_out() -> Any:
-            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 10)
+        def run_it() -> Any:  # the run layer in process: the decisions, not Prefect, are under test
+            return carry_out(the_plan, profile, LocalExecutor(profile), options=Options(deadline_seconds=10))
 
         with host_listener("squatter", "127.0.0.1", port):  # someone took b's port after the plan
-            outcome = carry_out(return_state=True).result(raise_on_failure=False)
+            outcome = run_it()
         assert outcome.status is SwitchStatus.ROLLED_BACK, outcome.message
         assert [r.status for r in outcome.journal] == [StepStatus.FAILED, StepStatus.ROLLED_BACK]
         running = [c["Names"] for c in project.containers() if c["State"] == "running"]
@@ -196,13 +189,11 @@ def test_compose_up_never_recreates_a_container_created_by_hand_after_the_plan(
     it with their own settings (an interpolated variable). ``compose up`` with stackwarden's
     environment sees another config and would remove that container and make its own: a
     container the plan never saw. It is started as it is instead (or left running)."""
-    from prefect import flow
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    from flows.switch import _carry_out
     from stackwarden.model.base import Mode, Runtime
     from stackwarden.model.plan import ComposeUp, Plan
     from stackwarden.profiles import load_profile
+    from stackwarden.run.executor import LocalExecutor
+    from stackwarden.run.switch import Options, carry_out
     from tests.support.realparts import run
 
     name = unique_name("swtest-recreate")
@@ -229,10 +220,9 @@ def test_compose_up_never_recreates_a_container_created_by_hand_after_the_plan(
         run(by_hand, env={**__import__("os").environ, "MARK": "by-hand"})
         before = _container_id(project, "web")
 
-        @flow(task_runner=ThreadPoolTaskRunner(max_workers=2))  # type: ignore[arg-type]
-        def carry_out() -> Any:
-            return _carry_out(the_plan, profile, Mode.COMPOSE_ONLY, False, 20)
+        def run_it() -> Any:  # the run layer in process: the decisions, not Prefect, are under test
+            return carry_out(the_plan, profile, LocalExecutor(profile), options=Options(deadline_seconds=20))
 
-        outcome = carry_out(return_state=True).result(raise_on_failure=False)
+        outcome = run_it()
         assert outcome.status is SwitchStatus.SWITCHED, outcome.message
         assert _container_id(project, "web") == before  # the person's container, not a new one

@@ -228,7 +228,12 @@ def test_run_killed_halfway_converges_on_rerun(
 
         outcome = run_switch(mode="compose-only", profile_path=str(s.profile_path), apply=True, deadline_seconds=90)
         assert outcome.status is SwitchStatus.SWITCHED, outcome.message
-        assert not [step for step in outcome.plan.steps if step.kind == "scale-workload"]
+        # the killed run left postgres with no owner (its workload at 0, its host process being
+        # stopped, its container not started): the rerun gave it its workload back before it
+        # planned, and said so; the other workloads' scale-downs were not redone
+        repairs = " ".join(outcome.repairs)
+        assert "found: a switch of" in repairs and "repaired: Deployment" in repairs and "/postgres" in repairs
+        assert [step.service for step in outcome.plan.steps if step.kind == "scale-workload"] == ["postgres"]
         for name, count in REPLICAS.items():
             annotations = apps.read_namespaced_deployment(name, s.namespace).metadata.annotations or {}
             assert annotations[PREVIOUS_REPLICAS] == str(count)  # the first run's record, not 0

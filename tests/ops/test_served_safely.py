@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.prefect, pytest.mark.docker]
 
 NOBODY = 65534
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+MODES = ("compose-only", "k8s-only", "hybrid-guarded")
 
 
 @dataclass
@@ -115,7 +116,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             settings = dict(line.split("=", 1) for line in client_env.read_text().splitlines())
             assert settings["PREFECT_API_URL"] == f"http://127.0.0.1:{port}/api"
             api = Api(settings["PREFECT_API_URL"], settings["PREFECT_API_AUTH_STRING"])
-            poll(lambda: any(d["name"].endswith(f"@{host}") for d in api.deployments()), 120, "serve's deployments")
+            # serve registers its deployments one after another (the audit first): wait for all of
+            # them, or a test that starts a switch may find it not yet registered under load
+            name = stack.name
+            expected = {f"audit-{name}@{host}"} | {f"switch-{name}-{m}@{host}" for m in MODES}
+            poll(lambda: expected <= {d["name"] for d in api.deployments()}, 240, "serve's deployments")
             yield Served(home, api, settings["PREFECT_API_AUTH_STRING"], stack, host, log, serve)
             api.close()
     finally:

@@ -241,3 +241,10 @@ def seed_snapshot() -> Snapshot:
         ),
         processes=(fe_proxy, redis_proxy, host_pg, host_redis),
     )
+
+
+def stop_and_wait(pid: int, signal: str = "TERM", seconds: int = 30) -> str:
+    """The one line a report prints to stop a host process: the signal, then a bounded wait
+    for the PID to exit (so a start pasted after it finds the port free)."""
+    loop = f'while ps -o stat= -p {pid} | grep -qv "^Z"; do sleep 0.2; done'
+    return f"kill -{signal} {pid} && timeout {seconds} sh -c '{loop}'"

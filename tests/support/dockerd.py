@@ -1,6 +1,8 @@
 """A Docker engine of the test's own, to stop and start at will: the shared engine of the
 machine is never restarted. Its own socket, data root, exec root, pid file and containerd
-namespaces; no bridge and no iptables rules, so it touches nothing the shared engine owns."""
+namespaces; no bridge and no iptables rules, in a network namespace of its own (``unshare
+--net``): a dockerd started with ``--bridge=none`` deletes any ``docker0`` it sees, and in the
+host's namespace that is the shared engine's bridge. It touches nothing the shared engine owns."""
 
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ class OwnDockerd:
         config = self.root / "daemon.json"
         config.write_text("{}\n")  # never the machine's /etc/docker/daemon.json
         argv = [
+            "unshare",
+            "--net",
+            "--",
             "dockerd",
             "--config-file",
             str(config),
@@ -92,6 +97,7 @@ class OwnDockerd:
 def own_dockerd(root: Path) -> Iterator[OwnDockerd]:
     """Start a dockerd of the test's own under ``root`` (a short path: its sockets live there)."""
     require(shutil.which("dockerd") is not None, "dockerd (apt package docker.io) is not installed")
+    require(shutil.which("unshare") is not None, "unshare (apt package util-linux) is not installed")
     root.mkdir(parents=True, exist_ok=True)
     engine = OwnDockerd(root)
     engine.start()

@@ -1,9 +1,10 @@
-"""A counting, fault-injecting proxy in front of the real Docker socket (DESIGN.md §8:
+"""A counting, fault-injecting proxy in front of the real Docker socket (real parts, not mocks:
 faults go through a proxy in front of the real endpoint rather than a fake of it).
 
 It parses HTTP/1.1 requests from the client (keep-alive included) to count them, forwards
 them unchanged, and copies responses back byte for byte. ``fail_next`` answers the next N
-requests itself with a status (e.g. 503 or 429) instead of forwarding them.
+requests itself with a status (e.g. 503 or 429) instead of forwarding them, ``fail_if`` every
+request it picks.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,8 @@ class CountingProxy:
     fail_next: int = 0
     fail_status: str = "503 Service Unavailable"
     retry_after: int | None = None
+    fail_if: Callable[[str, str, bytes], bool] | None = None
+    """Answer every request for which this says so (method, path, body) with ``fail_status``."""
     _server: socket.socket | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -92,6 +96,7 @@ class CountingProxy:
                     inject = self.fail_next > 0
                     if inject:
                         self.fail_next -= 1
+                    inject = inject or (self.fail_if is not None and self.fail_if(method, path, body))
                 if inject:
                     extra = f"Retry-After: {self.retry_after}\r\n" if self.retry_after is not None else ""
                     payload = b'{"message":"injected by test proxy"}'

@@ -3,11 +3,14 @@ and the apiserver's audit log to count API requests."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +247,43 @@ def bind_read_only(api: k8s.ApiClient, ns: str, user: str = "viewer", verbs: tup
 def delete_namespace(api: k8s.ApiClient, ns: str) -> None:
     """Delete the test namespace (pods are finished by the fake kubelet)."""
     k8s.CoreV1Api(api).delete_namespace(ns)
+
+
+def _apiserver(cp: ControlPlane) -> Any:
+    """The control plane's kube-apiserver component (its process and how it was started)."""
+    return next(c for c in cp._components if c.name == "kube-apiserver")
+
+
+def kill_apiserver(cp: ControlPlane) -> None:
+    """SIGKILL the apiserver: the cluster stops answering (connections refused)."""
+    component = _apiserver(cp)
+    component.proc.kill()
+    component.proc.wait(10)
+
+
+@contextlib.contextmanager
+def frozen_apiserver(cp: ControlPlane) -> Iterator[None]:
+    """SIGSTOP the apiserver until the block ends: connections are accepted and never answered."""
+    proc = _apiserver(cp).proc
+    proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGCONT)
+
+
+def restart_apiserver(cp: ControlPlane, timeout: float = 60) -> None:
+    """Start a killed apiserver again on the same port and etcd: the objects are all still there."""
+    component = _apiserver(cp)
+    component.stop(5)
+    component.start(detach=False)
+    api = cp.admin_api_client()
+
+    def ready() -> bool:
+        try:
+            k8s.CoreV1Api(api).list_namespace(_request_timeout=2)
+        except Exception:
+            return False
+        return True
+
+    wait_for(ready, timeout, "the restarted kube-apiserver to answer")

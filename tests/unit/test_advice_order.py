@@ -9,11 +9,18 @@ import shlex
 from stackwarden.model import KubeObservation, KubeWorkloadState, Listener, PodState, Snapshot
 from stackwarden.placement import ready_in, stack_view
 from stackwarden.rules import diagnose
-from tests.support.builders import PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot
+from tests.support.builders import PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot, stop_and_wait
 
 
 def _apply(snap: Snapshot, command: str) -> Snapshot:
-    """What the command does to the observed state (only the shapes stackwarden prints)."""
+    """What the command does to the observed state (only the shapes stackwarden prints); a line
+    of several commands joined by ``&&`` is applied part by part."""
+    for part in command.split(" && "):
+        snap = _apply_one(snap, part)
+    return snap
+
+
+def _apply_one(snap: Snapshot, command: str) -> Snapshot:
     argv = shlex.split(command)
     containers, processes, listeners = list(snap.containers), list(snap.processes), list(snap.listeners)
     kube = snap.kubernetes
@@ -36,6 +43,8 @@ def _apply(snap: Snapshot, command: str) -> Snapshot:
             listeners = [lis for lis in listeners if lis.container_id not in gone]
     elif argv[:2] == ["docker", "stop"]:
         containers = [c.model_copy(update={"state": "exited"}) if c.name == argv[2] else c for c in containers]
+    elif argv[0] == "timeout":  # the bounded wait for a stopped PID: changes nothing
+        assert argv[2:4] == ["sh", "-c"] and "ps -o stat= -p" in argv[4], command
     elif argv[0] == "kill" or argv[:2] == ["systemctl", "stop"]:
         pid = int(argv[-1]) if argv[0] == "kill" else next(p.pid for p in processes if p.systemd_unit == argv[-1])
         processes = [p for p in processes if p.pid != pid]
@@ -58,6 +67,18 @@ def _apply(snap: Snapshot, command: str) -> Snapshot:
     )
 
 
+def _waits_after_a_signal(command: str) -> None:
+    """A printed ``kill -SIG PID`` waits for that PID to exit before anything else runs: a start
+    pasted right after it would otherwise race the old owner for its port."""
+    parts = command.split(" && ")
+    for index, part in enumerate(parts):
+        argv = shlex.split(part)
+        if argv[0] == "kill":
+            assert index + 1 < len(parts), f"no wait after {part!r}"
+            wait = shlex.split(parts[index + 1])
+            assert wait[0] == "timeout" and f"-p {argv[-1]} " in wait[-1], f"{part!r} is followed by {wait}"
+
+
 def _owned(snap: Snapshot, prof: object) -> set[str]:
     view = stack_view(snap, prof)  # type: ignore[arg-type]
     return {s for s, p in view.placements.items() if any(ready_in(p, r) for r in p.runtimes)}
@@ -70,6 +91,7 @@ def _check_every_finding(snap: Snapshot, prof: object) -> int:
         after = snap
         for command in finding.commands:
             after = _apply(after, command)
+            _waits_after_a_signal(command)
         lost = before - _owned(after, prof)
         assert not lost, f"{finding.id}: pasting {finding.commands} leaves {lost} with no owner"
         checked += 1
@@ -83,7 +105,7 @@ def test_the_seed_findings_leave_every_running_service_an_owner() -> None:
 def test_port_conflict_advice_stops_the_host_copy_and_starts_the_compose_one() -> None:
     findings = {f.id: f for f in diagnose(seed_snapshot(), profile())}
     commands = findings[f"port-conflict:{PORTS['postgres']}"].commands
-    assert commands[0] == "kill -INT 2792"  # the host postgres, with the profile's signal
+    assert commands[0] == stop_and_wait(2792, "INT")  # the host postgres, its signal, then its exit
     assert commands[1] == "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres"
 
 
@@ -152,7 +174,7 @@ def test_a_service_served_by_the_host_is_moved_not_doubled() -> None:
     snap = snap.model_copy(update={"containers": (*snap.containers, stopped)})
     finding = {f.id: f for f in diagnose(snap, profile())}["service-unavailable:postgres:compose"]
     assert finding.commands == (
-        "kill -INT 2792",
+        stop_and_wait(2792, "INT"),
         "docker compose -p seedstack -f /srv/seed/compose.yaml start postgres",
     )
     _check_every_finding(snap, profile())

@@ -143,6 +143,20 @@ def test_hybrid_guard_refuses_a_port_reachable_through_two_runtimes() -> None:
     assert any(f"hybrid guard: host port {port}" in r for r in result.refusals)
 
 
+def test_hybrid_guard_refuses_a_host_port_of_a_pod_that_compose_publishes_too() -> None:
+    """docs/runbooks/hybrid-guarded.md: the guard checks NodePort, LoadBalancer *and hostPort*
+    exposures; a pod of a service assigned to Kubernetes that binds the host port a compose
+    service publishes makes that port reachable through two runtimes."""
+    port = PORTS["postgres"]
+    base = _kube(_workload("backend", 1))
+    pods = tuple(p.model_copy(update={"host_ports": (port,)}) for p in base.pods)
+    snap = snapshot(kubernetes=base.model_copy(update={"pods": pods}))
+    result = plan(snap, profile(), Mode.HYBRID_GUARDED)
+    (refusal,) = [r for r in result.refusals if r.startswith("hybrid guard")]
+    assert f"host port {port} would be reachable through compose (postgres) and kubernetes (backend" in refusal
+    assert "hostPort" in refusal
+
+
 def test_rerun_after_success_plans_nothing() -> None:
     redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
     pg = container("postgres", publish=(("0.0.0.0", PORTS["postgres"]),))
@@ -467,6 +481,36 @@ def test_a_service_that_runs_but_fails_its_health_check_is_a_finding() -> None:
     assert not [f for f in diagnose(down, data) if f.rule == "health-failing"]
 
 
+def test_an_unobserved_cluster_never_says_a_workload_does_not_exist() -> None:
+    """With the cluster unreachable, a k8s-only refusal says the workload was not observed, and the
+    verdict judges nothing there ("scaled to 0 or missing" would be a guess)."""
+    from stackwarden.model import RuntimeStatus
+
+    snap = seed_snapshot()
+    blind = snap.model_copy(
+        update={
+            "runtimes": (
+                *snap.runtimes,
+                RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=False, error="connection refused"),
+            )
+        }
+    )
+    refusals = " ".join(plan(blind, profile(), Mode.K8S_ONLY).refusals)
+    assert "backend: Deployment backend was not observed (kubernetes could not be read: connection refused)" in refusals
+    assert "does not exist" not in refusals
+    observed = snap.model_copy(
+        update={
+            "kubernetes": _kube(),
+            "runtimes": (*snap.runtimes, RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True)),
+        }
+    )
+    seen = plan(observed, profile(), Mode.K8S_ONLY).refusals
+    assert any("Deployment backend does not exist in the namespace" in r for r in seen)  # seen, and absent
+    result = verdict(blind, profile(), Mode.K8S_ONLY)
+    assert "backend: not observed under kubernetes (connection refused)" in result.unobserved
+    assert not [f for f in result.failures if "scaled to 0 or missing" in f]
+
+
 @pytest.mark.parametrize(
     ("raw", "count"),
     [
@@ -504,3 +548,21 @@ def test_a_good_record_or_none_plans_without_a_replica_refusal() -> None:
         assert not [r for r in result.refusals if PREVIOUS_REPLICAS in r]
         up = [(s.name, s.replicas) for s in result.steps if isinstance(s, ScaleWorkload)]
         assert up == [("backend", 7 if record.get(PREVIOUS_REPLICAS) == "7" else 4)]
+
+
+def test_a_docker_proxy_whose_engine_was_not_observed_is_not_a_foreign_owner() -> None:
+    """Docker did not answer: the docker-proxy on redis's port cannot be attributed to a container.
+    That is not seen, not "someone else's": the verdict is blind, not failed (no rollback)."""
+    redis = container("redis", publish=(("127.0.0.1", PORTS["redis"]),))
+    listener, proxy = proxy_for(redis, "127.0.0.1", PORTS["redis"], 803)
+    data = profile()
+    data = data.model_copy(update={"services": {"redis": data.services["redis"]}})
+    result = verdict(
+        snapshot(containers=(redis,), listeners=(listener,), processes=(proxy,), docker_reachable=False),
+        data,
+        Mode.COMPOSE_ONLY,
+        {"redis": None},
+    )
+    assert result.blind, result
+    assert any("published by a container not identified (compose not observed)" in u for u in result.unobserved)
+    assert not [f for f in result.seen_failures if "unidentified" in f]

@@ -135,8 +135,8 @@ def test_a_port_held_by_the_old_owner_is_freed_before_the_new_one_starts() -> No
 def test_a_refusal_before_any_change_ends_refused_not_rolled_back() -> None:
     from datetime import UTC, datetime
 
-    from flows.switch import refused_before_any_change
     from stackwarden.model.plan import StepResult, StepStatus
+    from stackwarden.run.switch import refused_before_any_change
 
     now = datetime.now(UTC)
 

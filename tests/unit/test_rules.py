@@ -25,6 +25,7 @@ from tests.support.builders import (
     proxy_for,
     seed_snapshot,
     snapshot,
+    stop_and_wait,
 )
 
 
@@ -70,8 +71,8 @@ def test_dual_deployment_names_each_runtime_and_identity() -> None:
     text = "\n".join(finding.evidence)
     assert "PID 2792" in text and "PID 2785" in text
     assert "seedstack-postgres-1" in text and "seedstack-redis-1" in text
-    assert "kill -INT 2792" in finding.commands  # postgres' own stop signal, not SIGKILL
-    assert "kill -TERM 2785" in finding.commands
+    assert stop_and_wait(2792, "INT") in finding.commands  # postgres' own stop signal, not SIGKILL
+    assert stop_and_wait(2785) in finding.commands
 
 
 def test_no_dual_deployment_when_each_service_has_one_runtime() -> None:

@@ -157,3 +157,84 @@ def test_a_port_in_time_wait_is_free_for_a_restart() -> None:
     server.close()
     client.close()
     assert port_is_free("127.0.0.1", port)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+def test_root_runs_no_exec_plugin_another_user_may_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A root-owned kubeconfig whose ``exec`` credential plugin is a file ``nobody`` may replace:
+    every audit (no approval needed) would run it as root. Refused like the kubeconfig itself,
+    and the plugin is never run; so is a bare command found along a PATH others may write to."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    ran = theirs / "ran"
+    plugin = theirs / "get-token"
+    plugin.write_text(f"#!/bin/sh\nid -u > {ran}\necho '{{}}'\n")
+    plugin.chmod(0o755)
+    os.chown(plugin, NOBODY, NOBODY)
+    path = _profile(tmp_path, "shop")
+    kubeconfig = tmp_path / "kubeconfig"
+    user: dict[str, object] = {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": str(plugin)}}
+    doc = {
+        "apiVersion": "v1",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": user}],
+        "contexts": [{"name": "shop", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "shop",
+    }
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    kubeconfig.chmod(0o600)
+    data = yaml.safe_load(path.read_text())
+    data["kubernetes"] = {"namespace": "shop", "kubeconfig": str(kubeconfig), "allowed_contexts": ["shop"]}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["audit", "--no-record", "--profile", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{plugin} (run by {kubeconfig}: users[0].user.exec.command)" in err
+    assert "owned by nobody" in err
+    assert not ran.exists(), "root ran nobody's plugin"
+    # a bare name is looked up along the plugin's PATH: a directory nobody owns comes first
+    user["exec"] = {
+        "apiVersion": "client.authentication.k8s.io/v1beta1",
+        "command": "sh",
+        "env": [{"name": "PATH", "value": f"{theirs}:/usr/bin:/bin"}],
+    }
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ProfileError, match=rf"{theirs}/sh \(run by .*its directory {theirs} is owned by nobody"):
+        load_profile(path)
+    user["exec"] = {"apiVersion": "client.authentication.k8s.io/v1beta1", "command": "sh"}
+    kubeconfig.write_text(yaml.safe_dump(doc))
+    assert load_profile(path).kubernetes is not None  # root's own sh along root's PATH
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+def test_root_reads_no_compose_file_another_user_may_change_through_a_trusted_one(tmp_path: Path) -> None:
+    """A root-owned compose file that pulls in files another user may change: an ``include`` and
+    an ``extends.file`` (nobody's service definitions: privileged, the host's / mounted), an
+    ``env_file``, and a ``.env`` anyone may write (it picks the image). Compose reads them all
+    for root's ``compose up``: each is refused, naming the file that pulls it in."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    evil = theirs / "more.yaml"
+    evil.write_text(yaml.safe_dump({"services": {"evil": {"image": "x", "privileged": True, "volumes": ["/:/host"]}}}))
+    os.chown(evil, NOBODY, NOBODY)
+    path = _profile(tmp_path, "shop")
+    compose = tmp_path / "compose.yaml"
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("IMAGE=busybox\n")
+    dotenv.chmod(0o666)
+    compose.write_text(
+        "include:\n  - path: [theirs/more.yaml]\n"
+        "services:\n  web:\n    image: ${IMAGE}\n    env_file: [{path: theirs/web.env, required: false}]\n"
+        "    extends: {file: theirs/more.yaml, service: evil}\n    ports: !override ['8080:80']\n"
+    )
+    with pytest.raises(ProfileError) as refused:
+        load_profile(path)
+    lines = [reason for field, reason in refused.value.problems if field == "compose.files"]
+    assert any(line.startswith(f"{dotenv} (the project's .env) is writable by group and others") for line in lines)
+    assert any(line.startswith(f"{evil} (include of {compose}) is owned by nobody") for line in lines)
+    assert any(line.startswith(f"{evil} (extends.file of {compose}) is owned by nobody") for line in lines)
+    assert any(line.startswith(f"{theirs}/web.env (env_file of {compose}) is its directory {theirs}") for line in lines)
+    dotenv.chmod(0o644)
+    compose.write_text("services:\n  web:\n    image: ${IMAGE}\n")
+    assert load_profile(path).compose.project == "shop"  # root's own files only

@@ -8,7 +8,7 @@ import io
 from flows.cli import _summary
 from stackwarden.model import Listener
 from stackwarden.rules import diagnose
-from tests.support.builders import PORTS, process, profile, snapshot
+from tests.support.builders import PORTS, process, profile, snapshot, stop_and_wait
 
 HOSTILE_TITLE = "[bold red]boom[/] [/] [link=http://evil]x[/link] \x1b]0;title\x07\x1b[2J password=s3cretZ"
 
@@ -43,6 +43,6 @@ def test_no_stop_command_for_a_process_the_profile_does_not_name() -> None:
     )
     findings = [f for f in diagnose(snap, profile()) if str(port) in f.id]
     commands = [c for f in findings for c in f.commands]
-    assert "kill -TERM 10" in commands, commands  # the profile's own redis-server may be stopped
+    assert stop_and_wait(10) in commands, commands  # the profile's own redis-server may be stopped
     assert "ps -o pid,user,lstart,args -p 66" in commands
     assert not [c for c in commands if c.startswith(("kill", "systemctl stop")) and "66" in c], commands
