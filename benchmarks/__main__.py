@@ -58,14 +58,14 @@ def measure(
     in_env = clean_env(workdir / "prefect-none")
     rec_env = clean_env(workdir / "prefect-client", **server_env)
     # warm-up: page cache, the server's first flow registration
-    run_process(audit_args(scenario, "--no-record"), in_env)
+    run_process(audit_args(scenario, "--no-record", "--fresh"), in_env)
     run_process(audit_args(scenario), rec_env)
     for _ in range(repeat):
         total, each = time_baseline(scenario)
         baseline.append(total)
         for name, seconds in each.items():
             parts.setdefault(name, []).append(seconds)
-        in_process.add(run_process(audit_args(scenario, "--no-record"), in_env))
+        in_process.add(run_process(audit_args(scenario, "--no-record", "--fresh"), in_env))
         recorded.add(run_process(audit_args(scenario), rec_env))
     for i in range(ephemeral_repeat):
         ephemeral.add(run_process(audit_args(scenario, "--record"), clean_env(workdir / f"prefect-ephemeral-{i}")))

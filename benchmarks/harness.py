@@ -148,7 +148,7 @@ def docker_requests(scenario: Scenario, workdir: Path) -> int:
     proxy.start()
     try:
         env = clean_env(workdir / "prefect-count", DOCKER_HOST=proxy.docker_host)
-        run = run_process(audit_args(scenario, "--no-record"), env)
+        run = run_process(audit_args(scenario, "--no-record", "--fresh"), env)
         if run.returncode not in (0, 1):
             raise RuntimeError(f"counted audit failed: {run.stderr[-500:]}")
         return len(proxy.requests)
@@ -161,7 +161,7 @@ def kube_requests(scenario: Scenario) -> int:
     from tests.support.kube import audit_events, audit_offset
 
     offset = audit_offset(scenario.control_plane)
-    run = run_process(audit_args(scenario, "--no-record"), clean_env(Path(tempfile.mkdtemp())))
+    run = run_process(audit_args(scenario, "--no-record", "--fresh"), clean_env(Path(tempfile.mkdtemp())))
     if run.returncode not in (0, 1):
         raise RuntimeError(f"counted audit failed: {run.stderr[-500:]}")
     time.sleep(1)  # the audit log is written as each request completes; let the last one land

@@ -152,7 +152,9 @@ def cluster_side(control_plane: Any, kubelet: Any, size: Size) -> Iterator[str]:
     )
     apps, core = k8s.AppsV1Api(api), k8s.CoreV1Api(api)
     try:
-        bind_read_only(api, ns)  # audits read as "viewer": their requests are told apart in the audit log
+        # audits read as "viewer": their requests are told apart in the audit log; serve's live
+        # view follows the namespace as "viewer" too, so it may watch what it may list
+        bind_read_only(api, ns, verbs=("get", "list", "watch"))
         apps.create_namespaced_deployment(ns, deployment("backend", 4))
         apps.create_namespaced_deployment(ns, deployment("frontend", 5))
         if size.pods > SEED_PODS:

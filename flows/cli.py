@@ -23,23 +23,22 @@ import re
 import signal
 import socket
 import sys
-import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from flows.terminal import LiveProgress, configure_logging, prefect_api_configured, prepare_prefect
-from stackwarden.errors import LockedError, ProfileError, StackwardenError, environment_hint
-from stackwarden.model.base import Mode, Severity
-from stackwarden.model.profile import Profile
-from stackwarden.profiles import ProfileChoiceError, default_profile_path, load_profile, profile_json_schema
+from stackwarden.basics import Mode, Severity, default_profile_path
+from stackwarden.errors import LockedError, ProfileChoiceError, ProfileError, StackwardenError, environment_hint
 from stackwarden.sanitize import one_line, strip_controls, terminal
 
 if TYPE_CHECKING:
+    from stackwarden.model.profile import Profile
     from stackwarden.pipeline import AuditOutcome
+
+# The models (pydantic), the profile loader (yaml) and the observation are imported where they
+# are needed: an audit answered by a running serve needs none of them.
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_REFUSED, EXIT_CODE_ISSUE = 0, 1, 2, 3, 4, 5
 EXIT_UNVERIFIED, EXIT_ROLLBACK_INCOMPLETE = 6, 7
@@ -53,7 +52,8 @@ An audit runs in this process unless a Prefect API is configured (PREFECT_API_UR
 active Prefect profile): then it runs as the recorded flow "audit" on that server. --record and
 --no-record override the choice; --record without a server starts Prefect's ephemeral one
 (allowed PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, default here 120 s, to start).
-A switch always runs as the recorded flow "switch-mode".
+A switch's dry run runs in this process (no Prefect); an applying switch always runs as the
+recorded flow "switch-mode".
 """
 
 
@@ -168,6 +168,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="run as a recorded Prefect flow (default: only when a Prefect API is configured)",
     )
+    audit.add_argument(
+        "--fresh",
+        action="store_true",
+        help="observe now, in this process, even when a running stackwarden serve could answer from its live view",
+    )
     audit.add_argument("-v", "--verbose", action="store_true", help="show log lines (Prefect's too) on stderr")
 
     switch = sub.add_parser(
@@ -257,6 +262,21 @@ def _parser() -> argparse.ArgumentParser:
         help="accept a PREFECT_API_URL server that answers API calls without authentication (not advised)",
     )
     serve.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="no live view: findings change only with the scheduled audit, and audits observe in process",
+    )
+    serve.add_argument(
+        "--socket-group",
+        default=None,
+        metavar="GROUP",
+        help=(
+            "let members of GROUP ask the live view too (stackwarden audit): the audit socket is then mode 0660 "
+            "with that group; by default only its owner (root) may"
+        ),
+    )
+    serve.add_argument(
         "--drain-timeout",
         type=_drain_seconds,
         default=300.0,
@@ -267,6 +287,31 @@ def _parser() -> argparse.ArgumentParser:
             "0 cancels everything at once (default 300; set systemd's TimeoutStopSec above it)"
         ),
     )
+
+    watch = sub.add_parser(
+        "watch",
+        help="follow the live view in the foreground: one line per finding change",
+        description=(
+            "Watch every runtime of the profile (the Docker events stream, Kubernetes watches, the host's "
+            "listening sockets and processes every second), re-diagnose on each change, and print one line per "
+            "finding that opens, resolves or changes severity, and per runtime lost or seen again. Findings "
+            "open at the start are printed first (event 'open'). Read-only; needs no Prefect. Ctrl-C or "
+            "SIGTERM stops it."
+        ),
+    )
+    watch.add_argument(
+        "--profile",
+        type=Path,
+        action="append",
+        default=None,
+        help="stack profile YAML; repeat for several (default as for audit)",
+    )
+    watch.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line: time, event, profile, id, rule, severity, summary, services",
+    )
+    watch.add_argument("-v", "--verbose", action="store_true", help="show log lines on stderr")
 
     server = sub.add_parser(
         "server",
@@ -367,6 +412,10 @@ def _prefect_home() -> Path:
 def _check_prefect() -> None:
     """Before any flow: PREFECT_HOME must be writable (Prefect keeps its database and results
     there) and a configured PREFECT_API_URL must answer; each failure is one line and a hint."""
+    import tempfile
+    import urllib.error
+    import urllib.request
+
     home = _prefect_home()
     try:  # try it: permissions, a read-only file system or a file in the way (root passes os.access)
         home.mkdir(parents=True, exist_ok=True)
@@ -416,14 +465,13 @@ def _explain(exc: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _runtime_hints(snapshot: object) -> None:
+def _runtime_hints(unreachable: Sequence[tuple[str, str]]) -> None:
     """One stderr line per unreachable runtime whose error has a known fix (socket permission,
     malformed kubeconfig): the report says what was not seen, this says what to do."""
-    for status in getattr(snapshot, "runtimes", ()):
-        if not status.reachable:
-            hint = environment_hint(str(status.runtime), status.error or "")
-            if hint:
-                _fail(f"{status.runtime} not observed: {status.error}", 0, hint)
+    for runtime, error in unreachable:
+        hint = environment_hint(runtime, error)
+        if hint:
+            _fail(f"{runtime} not observed: {error}", 0, hint)
 
 
 def _prefect_api() -> None:
@@ -450,24 +498,26 @@ def _prefect_api() -> None:
 
 
 def _switch(args: argparse.Namespace) -> int:
-    prepare_prefect(verbose=args.verbose)  # a switch is always a recorded flow
+    """A dry run (and the plan shown before ``--apply`` asks) runs in this process, as the
+    audit does, through the same run layer as the recorded flow; the applying switch always
+    runs as the recorded ``switch-mode`` flow."""
+    from stackwarden.model.plan import Outcome, SwitchStatus
+    from stackwarden.profiles import load_profile
+    from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
+    from stackwarden.run.switch import dry_run
+
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
     profile_path = args.profile or default_profile_path()
-    load_profile(profile_path)
+    profile = load_profile(profile_path)
     if args.apply and not args.yes and not sys.stdin.isatty():
         return _fail("--apply without --yes needs a terminal to ask on", EXIT_USAGE, "add --yes to run unattended")
-    _check_prefect()
-    _prefect_api()
-    return _recorded_switch(args, profile_path)
-
-
-def _recorded_switch(args: argparse.Namespace, profile_path: Path) -> int:
-    from flows.switch import run_switch
-    from stackwarden.model.plan import Outcome, SwitchStatus
-    from stackwarden.report.plan import render_outcome, render_outcome_json, render_plan
-
+    if not args.apply:
+        outcome = dry_run(profile, Mode(args.mode), LiveProgress(sys.stderr))
+        _out(render_outcome_json(outcome) if args.json else render_outcome(outcome), json_text=args.json)
+        return EXIT_REFUSED if outcome.status is SwitchStatus.REFUSED else EXIT_OK
     reviewed: str | None = None
-    if args.apply and not args.yes:
-        preview = run_switch(mode=args.mode, profile_path=str(profile_path))
+    if not args.yes:
+        preview = dry_run(profile, Mode(args.mode), LiveProgress(sys.stderr))
         _out(render_plan(preview.plan))
         if preview.status is SwitchStatus.REFUSED:
             return EXIT_REFUSED
@@ -481,10 +531,15 @@ def _recorded_switch(args: argparse.Namespace, profile_path: Path) -> int:
             _out("nothing changed")
             return EXIT_OK
         reviewed = preview.plan.digest
+    prepare_prefect(verbose=args.verbose)  # an applying switch is always a recorded flow
+    _check_prefect()
+    _prefect_api()
+    from flows.switch import run_switch
+
     outcome = run_switch(
         mode=args.mode,
         profile_path=str(profile_path),
-        apply=args.apply,
+        apply=True,
         expected_digest=reviewed,
         force=args.force,
         deadline_seconds=args.deadline,
@@ -527,6 +582,8 @@ def _summary(outcome_findings: list[tuple[str, str, str]], out: TextIO) -> None:
 
 def _run_audit(args: argparse.Namespace, profile_path: Path) -> AuditOutcome:
     """In process by default; the recorded flow when a Prefect API is configured or asked for."""
+    from stackwarden.profiles import load_profile
+
     profile = load_profile(profile_path)  # fail fast with a clear message before any flow starts
     progress = LiveProgress(sys.stderr)
     record = args.record if args.record is not None else prefect_api_configured()
@@ -556,13 +613,46 @@ def _audit(args: argparse.Namespace) -> int:
         _check_output(args.output)
     if args.prometheus is not None:
         _check_output(args.prometheus, "--prometheus")
+    if not args.fresh and args.record is not True:
+        answered = _audit_from_serve(args, profile_path)
+        if answered is not None:
+            return answered
     outcome = _run_audit(args, profile_path)
     from stackwarden.report import render_json
 
     text = render_json(outcome.result, outcome.snapshot) if args.json else outcome.markdown
+    findings = [(str(f.severity), f.id, f.title) for f in outcome.result.findings]
+    unreachable = [(str(r.runtime), r.error or "") for r in outcome.snapshot.runtimes if not r.reachable]
+    return _report(args, text, findings, unreachable)
+
+
+def _audit_from_serve(args: argparse.Namespace, profile_path: Path) -> int | None:
+    """The report from a running serve's live view, printed as an audit prints it; None when
+    no serve answers for this profile (the audit then observes in process)."""
+    from stackwarden.watch.ask import Answer, ask
+
+    answer = ask(profile_path, as_json=args.json, prometheus=args.prometheus is not None)
+    if not isinstance(answer, Answer):
+        if args.verbose:
+            _fail(f"{answer.reason}; observing in this process", EXIT_OK)
+        return None
+    if args.prometheus is not None and answer.prometheus is not None:
+        from stackwarden.adapters.textfile import write_textfile
+
+        write_textfile(args.prometheus, answer.prometheus)
+    return _report(args, answer.report, answer.findings, answer.unreachable)
+
+
+def _report(
+    args: argparse.Namespace,
+    text: str,
+    findings: Sequence[tuple[str, str, str]],
+    unreachable: Sequence[tuple[str, str]],
+) -> int:
+    """Print (or write) the report, the hints for runtimes not observed, and the exit code."""
     if args.output:
         args.output.write_text((strip_controls(text) if args.json else terminal(text)) + "\n", encoding="utf-8")
-        _summary([(str(f.severity), f.id, f.title) for f in outcome.result.findings], sys.stdout)
+        _summary(list(findings), sys.stdout)
         _out(f"report written to {args.output}")
     elif sys.stdout.isatty() and not args.json:
         from rich.console import Console
@@ -571,12 +661,10 @@ def _audit(args: argparse.Namespace) -> int:
         Console(markup=False, emoji=False, highlight=False).print(Markdown(terminal(text)))
     else:
         _out(text, json_text=args.json)
-    _runtime_hints(outcome.snapshot)
-    failing = outcome.result.at_least(args.fail_on)
+    _runtime_hints(unreachable)
+    failing = [fid for severity, fid, _ in findings if Severity(severity).at_least(args.fail_on)]
     if failing:
-        return _fail(
-            f"{len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(f.id for f in failing), EXIT_FINDINGS
-        )
+        return _fail(f"{len(failing)} finding(s) at or above {args.fail_on}: " + ", ".join(failing), EXIT_FINDINGS)
     return EXIT_OK
 
 
@@ -629,6 +717,8 @@ def _served_profiles(paths: list[Path]) -> list[tuple[Path, Profile]]:
     """Every profile valid (and, as root, root's: see ``stackwarden.profiles.untrusted_path``)
     before anything starts, names unique; the paths absolute, so no run depends on where serve or
     the worker was started."""
+    from stackwarden.profiles import load_profile
+
     served = [(Path(os.path.abspath(path)), load_profile(path)) for path in paths]
     names = [profile.name for _, profile in served]
     if len(set(names)) != len(names):
@@ -669,6 +759,13 @@ def _serve(args: argparse.Namespace) -> int:
     served = _served_profiles(args.profile or [default_profile_path()])
     if args.prometheus_dir is not None and not args.prometheus_dir.is_dir():
         raise _Usage(f"--prometheus-dir {args.prometheus_dir}: not a directory")
+    if args.socket_group is not None:
+        import grp
+
+        try:
+            grp.getgrnam(args.socket_group)
+        except KeyError:
+            raise _Usage(f"--socket-group {args.socket_group}: no such group") from None
     host = _host(args)
     _fix_for_runs(served, host, args.allow_unauthenticated_api)
     if args.prometheus_dir is not None:
@@ -758,10 +855,53 @@ def _run_serve(served: list[tuple[Path, Profile]], host: str, args: argparse.Nam
             audit_every=args.audit_every,
             ui_url=ui_url,
             drain_seconds=args.drain_timeout,
+            watch=args.watch,
+            socket_group=args.socket_group,
         )
 
 
+def _watch(args: argparse.Namespace) -> int:
+    """The live view in the foreground, one line per change, until Ctrl-C or SIGTERM."""
+    import threading
+    import time
+
+    from stackwarden.live.findings import LiveEvent
+    from stackwarden.live.lines import as_json, as_text
+    from stackwarden.profiles import load_profile
+    from stackwarden.watch.runner import LiveView, Update
+
+    configure_logging(verbose=args.verbose, stream=sys.stderr)
+    profiles = [load_profile(path) for path in (args.profile or [default_profile_path()])]
+    names = [profile.name for profile in profiles]
+    if len(set(names)) != len(names):
+        raise _Usage(f"two --profile files share a profile name: {', '.join(names)}")
+    lock = threading.Lock()
+
+    def print_changes(update: Update) -> None:
+        with lock:
+            events: list[LiveEvent] = [*update.coverage, *update.findings]
+            for event in events:
+                _out(as_json(event) if args.json else as_text(event), json_text=args.json)
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    views = [LiveView(profile, [print_changes]) for profile in profiles]
+    try:
+        for view in views:
+            view.start()
+        _fail(f"watching {', '.join(names)} (Ctrl-C to stop)", EXIT_OK)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for view in views:
+            view.stop()
+    return EXIT_OK
+
+
 def _profile(args: argparse.Namespace) -> int:
+    from stackwarden.profiles import load_profile, profile_json_schema
+
     if args.profile_command == "schema":
         _out(profile_json_schema(), json_text=True)
         return EXIT_OK
@@ -792,6 +932,8 @@ def main(argv: list[str] | None = None) -> int:
             return _switch(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "watch":
+            return _watch(args)
         if args.command == "server":
             return _server(args)
         if args.command == "worker":

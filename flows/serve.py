@@ -16,6 +16,8 @@ Prefect then kills the run; the per-profile switch lock keeps two switches apart
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -34,7 +36,8 @@ from prefect.types.entrypoint import EntrypointType
 
 from flows.audit import audit_flow
 from flows.interrupted import announce_interrupted
-from flows.served import metrics_file
+from flows.live import Watched, live_views
+from flows.served import PROMETHEUS_DIR_ENV, metrics_file
 from flows.switch import switch_flow
 from stackwarden.model.base import Mode
 from stackwarden.model.profile import Profile
@@ -224,12 +227,17 @@ def serve_stack(
     audit_every: timedelta,
     ui_url: str | None,
     drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+    watch: bool = True,
+    socket_group: str | None = None,
 ) -> None:
     """Register the deployments and run them until Ctrl-C or SIGTERM. Runs in flight finish first
     (``DrainingRunner``); schedules are paused on the way out so no run is left unattended.
 
     ``add_flow`` registers each flow object with the runner, so a run executes it directly (in a
-    child process) instead of importing what the server's copy of the deployment names."""
+    child process) instead of importing what the server's copy of the deployment names. With
+    ``watch`` (the default) each profile also has a live view (``flows.live``): finding changes
+    published within seconds, ``stackwarden audit`` answered from it; its metrics go where the
+    served audits' go (``$STACKWARDEN_PROMETHEUS_DIR``, fixed at serve time)."""
     deployments = [d for s in served for d in served_deployments(s, host=host, audit_every=audit_every)]
     print(f"stackwarden serve: {len(deployments)} deployment(s) for host {host}:", flush=True)
     for deployment in deployments:
@@ -242,7 +250,15 @@ def serve_stack(
     runner.install_signal_handlers()
     for deployment in deployments:
         runner.add_flow(deployment.flow, **deployment.settings)
-    try:
-        asyncio.run(runner.start())
-    except KeyboardInterrupt:
-        print("stackwarden serve: stopped", flush=True)
+    directory = os.environ.get(PROMETHEUS_DIR_ENV)
+    metrics = {s.profile.name: metrics_file(Path(directory), s.profile) for s in served} if directory else None
+    live: contextlib.AbstractContextManager[object] = (
+        live_views([Watched(s.path, s.profile) for s in served], host=host, metrics=metrics, socket_group=socket_group)
+        if watch
+        else contextlib.nullcontext()
+    )
+    with live:
+        try:
+            asyncio.run(runner.start())
+        except KeyboardInterrupt:
+            print("stackwarden serve: stopped", flush=True)

@@ -21,6 +21,11 @@ class ProfileError(StackwardenError):
         super().__init__("\n".join(lines))
 
 
+class ProfileChoiceError(StackwardenError):
+    """A run asked for a profile it may not choose: a path where only a name is taken, or a name
+    outside the profiles fixed when the runs were served or deployed."""
+
+
 class TransientError(StackwardenError):
     """A transport failure that survived the adapter's bounded retries; worth a task retry."""
 

@@ -13,8 +13,14 @@ from stackwarden.model.snapshot import (
     DockerNetwork,
     HealthResult,
     HostContext,
+    KubeContext,
+    KubeEndpoints,
+    KubeEvent,
     KubeObservation,
+    KubeServiceState,
+    KubeWorkloadState,
     Listener,
+    PodState,
     ProcessInfo,
     RuntimeStatus,
     Snapshot,
@@ -99,6 +105,51 @@ def attribute_docker_proxies(
             container = container or _publisher(listener, containers)
         out.append(listener.model_copy(update={"container_id": container.id}) if container else listener)
     return tuple(out)
+
+
+def sorted_containers(containers: Iterable[Container]) -> tuple[Container, ...]:
+    """Containers in the order every observation lists them (by name), so two observations of
+    the same engine, whole or assembled from events, are equal."""
+    return tuple(sorted(containers, key=lambda c: c.name))
+
+
+def kube_observation(
+    *,
+    context: KubeContext | None,
+    contexts: Iterable[KubeContext],
+    namespace: str | None,
+    workloads: Iterable[KubeWorkloadState],
+    pods: Iterable[PodState],
+    services: Iterable[KubeServiceState],
+    events: Iterable[KubeEvent],
+    endpoints: Iterable[KubeEndpoints],
+    forbidden: Iterable[str],
+    coverage: Iterable[Coverage],
+    log_gaps: Iterable[Coverage] = (),
+) -> KubeObservation:
+    """The cluster side of a snapshot, each kind in the order every observation lists it, so
+    two observations of the same namespace (whole, or kept up to date by watches) are equal. A
+    forbidden pods/log read makes the pods' logs partial; ``log_gaps`` are the log reads that
+    failed (a hung kubelet), one per pod."""
+    denied = tuple(dict.fromkeys(forbidden))
+    return KubeObservation(
+        context=context,
+        contexts=tuple(contexts),
+        namespace=namespace,
+        workloads=tuple(sorted(workloads, key=lambda w: (w.kind, w.name))),
+        pods=tuple(sorted(pods, key=lambda p: p.name)),
+        services=tuple(sorted(services, key=lambda s: s.name)),
+        events=tuple(sorted(events, key=lambda e: (e.last_seen.timestamp() if e.last_seen else 0.0, e.kind, e.name))),
+        endpoints=tuple(sorted(endpoints, key=lambda e: e.name)),
+        forbidden=denied,
+        coverage=tuple(coverage)
+        + tuple(
+            Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason="forbidden", detail=f)
+            for f in denied
+            if f.startswith("get pods/log")
+        )
+        + tuple(log_gaps),
+    )
 
 
 def unreachable(runtime: Runtime, error: str, endpoint: str | None = None) -> RuntimeStatus:

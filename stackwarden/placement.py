@@ -3,9 +3,12 @@ planner and verdict all read, derived once from a snapshot so they never disagre
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from stackwarden import commands
+from stackwarden.derivations import per_snapshot
 from stackwarden.identity import NOT_CLAIMED, host_identity, is_docker_proxy
 from stackwarden.localclusters import cluster_process
 from stackwarden.model.base import Mode, Runtime
@@ -114,10 +117,11 @@ class PortOwner:
 
 @dataclass(frozen=True)
 class StackView:
-    """Placements of every service and owners of every profile port, for one snapshot."""
+    """Placements of every service and owners of every profile port, for one snapshot. One
+    view is shared by every reader of the snapshot (``derivations``), so its maps are read-only."""
 
-    placements: dict[str, ServicePlacement] = field(default_factory=dict)
-    port_owners: dict[int, tuple[PortOwner, ...]] = field(default_factory=dict)
+    placements: Mapping[str, ServicePlacement] = field(default_factory=dict)
+    port_owners: Mapping[int, tuple[PortOwner, ...]] = field(default_factory=dict)
 
 
 def home_runtime(profile: Profile, service: str) -> Runtime | None:
@@ -446,7 +450,14 @@ def converge_commands(
     return out
 
 
+@per_snapshot("stack-view")
 def stack_view(snapshot: Snapshot, profile: Profile) -> StackView:
+    """Placements and port owners for every profile service and port: derived once per
+    snapshot (rules, planner, verdict, recommendation and renderers all ask for it)."""
+    return _derive_stack_view(snapshot, profile)
+
+
+def _derive_stack_view(snapshot: Snapshot, profile: Profile) -> StackView:
     """Derive placements and port owners for every profile service and port."""
     placements = {}
     for service in profile.services:
@@ -461,4 +472,4 @@ def stack_view(snapshot: Snapshot, profile: Profile) -> StackView:
             passed_over=passed_over,
         )
     owners = {port: _owners_of_port(snapshot, profile, port) for port in profile.all_ports()}
-    return StackView(placements=placements, port_owners=owners)
+    return StackView(placements=MappingProxyType(placements), port_owners=MappingProxyType(owners))

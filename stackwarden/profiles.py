@@ -16,10 +16,32 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from stackwarden.errors import ProfileError, StackwardenError
+from stackwarden.basics import BUNDLED_PROFILE, bundled_profile_path, default_profile_path
+from stackwarden.errors import ProfileChoiceError, ProfileError
 from stackwarden.model.profile import Profile
 
-BUNDLED_PROFILE = "reconciliation-platform.yaml"
+# where the default profile is, and the refusal of a profile choice, live in light modules (the
+# CLI needs them before it loads pydantic): re-exported here, where they always were
+__all__ = [
+    "BUNDLED_PROFILE",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "SERVED_PROFILES_ENV",
+    "ProfileChoiceError",
+    "bundled_profile_path",
+    "choose_profile",
+    "default_profile_path",
+    "load_profile",
+    "parse_profile",
+    "profile_json_schema",
+    "read_profile",
+    "read_profile_bytes",
+    "read_profile_text",
+    "served_profile_paths",
+    "strict_modes",
+    "untrusted_path",
+]
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
@@ -536,32 +558,10 @@ def profile_json_schema() -> str:
     return json.dumps(schema, indent=2, sort_keys=True)
 
 
-def bundled_profile_path() -> Path:
-    """The bundled profile modelling the seed's stack.
-
-    Found through the package (``stackwarden/bundled_profiles`` ships in the wheel; in a checkout
-    it is a link to ``profiles/``), so it works from an installed package and from any working
-    directory.
-    """
-    return (Path(__file__).parent / "bundled_profiles" / BUNDLED_PROFILE).resolve()
-
-
-def default_profile_path() -> Path:
-    """``$STACKWARDEN_PROFILE`` when set, else the bundled profile: the one default the CLI and
-    every flow parameter share, so a scheduled run never depends on its working directory."""
-    env = os.environ.get("STACKWARDEN_PROFILE")
-    return Path(env) if env else bundled_profile_path()
-
-
 SERVED_PROFILES_ENV = "STACKWARDEN_PROFILES"
 """The profiles served or deployed runs may act on: absolute paths separated by ``:``. ``serve``
 sets it for its runs from its ``--profile`` options; a worker's operator sets it (or
 ``STACKWARDEN_PROFILE`` for one) in the worker's environment. Never a run parameter."""
-
-
-class ProfileChoiceError(StackwardenError):
-    """A run asked for a profile it may not choose: a path where only a name is taken, or a name
-    outside the profiles fixed when the runs were served or deployed."""
 
 
 def served_profile_paths() -> tuple[Path, ...]:

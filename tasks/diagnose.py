@@ -6,6 +6,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from prefect import get_run_logger, task
@@ -13,7 +14,7 @@ from prefect.variables import Variable
 
 from stackwarden.events import changes_since, finding_record, open_set, previous_open_set, transitions
 from stackwarden.model.base import Mode
-from stackwarden.model.finding import AuditResult
+from stackwarden.model.finding import AuditResult, Finding
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.pipeline import artifact_key, diagnose_step, findings_summary, findings_table, render_step
@@ -78,25 +79,40 @@ def open_findings_variable(profile: Profile, host: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", raw)
 
 
-@task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}", persist_result=False)
-def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, Any]:
-    """Emit ``stackwarden.finding.opened``/``.resolved`` against the previous audit's open set,
-    kept in a Prefect Variable so automations can notify or trigger a switch. Each event's
-    resource carries host, profile, rule and severity as labels (triggers match labels), so one
-    server tells a fleet's hosts apart; a ``resolved`` event says which finding it closes. The
-    Variable is written only when the open set changed; a server that stays busy (503) costs a
-    warning, never the audit (the flow runs this beside the report, off its path)."""
-    host = host or socket.gethostname()
+@dataclass(frozen=True)
+class Published:
+    """What one comparison with the stored open set did."""
+
+    previous: dict[str, dict[str, object]]
+    opened: list[Finding]
+    resolved: list[str]
+    written: bool
+    error: str | None = None
+
+
+def publish_finding_changes(
+    findings: tuple[Finding, ...],
+    profile: Profile,
+    host: str,
+    warn: Callable[..., object],
+    note: Callable[..., object],
+) -> Published:
+    """Emit ``stackwarden.finding.opened``/``.resolved`` against the open set kept in a Prefect
+    Variable, and store the new set (only when it changed). Each event's resource carries host,
+    profile, rule and severity as labels (triggers match labels), so one server tells a fleet's
+    hosts apart; a ``resolved`` event says which finding it closes. The scheduled audit and the
+    live view of ``serve`` both publish through here: whichever sees a change first emits it, the
+    other finds it already stored. Retries are noted (``note``); a server that stays busy (503)
+    costs a warning (``warn``), never the caller."""
     name = open_findings_variable(profile, host)
     labels = {"stackwarden.host": host, "stackwarden.profile": profile.name}
-    log = get_run_logger()
     try:
-        stored: object = with_backoff(lambda: Variable.get(name, default={}), f"reading {name}")
+        stored: object = with_backoff(lambda: Variable.get(name, default={}), f"reading {name}", note)
     except Exception as exc:
-        log.warning("open findings not compared: reading %s failed: %s", name, exc)
-        return {"opened": [], "resolved": [], "written": False, "error": str(exc)}
+        warn("open findings not compared: reading %s failed: %s", name, exc)
+        return Published(previous={}, opened=[], resolved=[], written=False, error=str(exc))
     previous = previous_open_set(stored)
-    opened, resolved = transitions(list(previous), result.findings)
+    opened, resolved = transitions(list(previous), findings)
     for finding in opened:
         event(
             "stackwarden.finding.opened",
@@ -120,21 +136,34 @@ def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = 
             },
             payload={"id": finding_id, "host": host, **closed},
         )
-    rows = changes_since(previous, result.findings)
+    current = variable_value(open_set(findings))  # compared as stored: sanitized
+    written = False
+    if current != previous:
+        try:
+            with_backoff(lambda: set_variable(name, current), f"writing {name}", note)
+            written = True
+        except Exception as exc:
+            warn("open findings not remembered: writing %s failed: %s", name, exc)
+    return Published(previous=previous, opened=opened, resolved=resolved, written=written)
+
+
+@task(name="emit-finding-events", task_run_name="emit-finding-events-{profile.name}", persist_result=False)
+def emit_finding_events_task(result: AuditResult, profile: Profile, host: str = "") -> dict[str, Any]:
+    """The audit's finding events (``publish_finding_changes``), and the table of changes since
+    the last audit as an artifact. The flow runs this beside the report, off its path."""
+    host = host or socket.gethostname()
+    log = get_run_logger()
+    done = publish_finding_changes(result.findings, profile, host, log.warning, log.info)
+    if done.error is not None:
+        return {"opened": [], "resolved": [], "written": False, "error": done.error}
+    rows = changes_since(done.previous, result.findings)
     table_artifact(
         rows or [{"change": "none", "id": "", "rule": "", "severity": "", "services": "", "summary": "nothing open"}],
         key=artifact_key(profile, "changes"),
         description=(
             f"Changes since the last audit of {profile.name} on {host}: "
-            f"{len(opened)} new, {len(rows) - len(opened) - len(resolved)} persisting, {len(resolved)} resolved"
+            f"{len(done.opened)} new, {len(rows) - len(done.opened) - len(done.resolved)} persisting, "
+            f"{len(done.resolved)} resolved"
         ),
     )
-    current = variable_value(open_set(result.findings))  # compared as stored: sanitized
-    written = False
-    if current != previous:
-        try:
-            with_backoff(lambda: set_variable(name, current), f"writing {name}")
-            written = True
-        except Exception as exc:
-            log.warning("open findings not remembered: writing %s failed: %s", name, exc)
-    return {"opened": [f.id for f in opened], "resolved": resolved, "written": written}
+    return {"opened": [f.id for f in done.opened], "resolved": done.resolved, "written": done.written}

@@ -631,6 +631,26 @@ class ControlPlane:
         }
         (self.workdir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
 
+    def restart_apiserver(self, down_seconds: float = 0.0, while_down: Callable[[], None] | None = None) -> None:
+        """Stop kube-apiserver (etcd and the controller manager keep running), wait
+        ``down_seconds`` and run ``while_down``, then start it again and block until ready.
+
+        Why: clients that watch the API must survive an apiserver restart (and notice it);
+        a real restart is the only honest way to test that."""
+        apiserver = next(c for c in self._components if c.name == "kube-apiserver")
+        apiserver.stop(self.stop_timeout)
+        time.sleep(down_seconds)
+        if while_down is not None:
+            while_down()
+        apiserver.start(detach=False)
+        self._wait_http(
+            f"{self.server}/readyz",
+            apiserver,
+            time.monotonic() + self.startup_timeout,
+            token=self.admin_token,
+            context=self._ssl_context(),
+        )
+
     def running(self) -> bool:
         """True while all three processes are alive."""
         return bool(self._components) and all(c.running() for c in self._components)

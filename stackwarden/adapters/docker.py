@@ -9,18 +9,17 @@ not grow with the number of healthy containers.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import re
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import docker
-import docker.errors
-import requests
-
+from stackwarden.adapters.engine_http import EngineHTTPError, EngineNotFound, EngineReader, unix_path
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.dependencies import refs_from_argv, refs_from_env, refs_from_links
 from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError, TransientError
@@ -37,7 +36,11 @@ from stackwarden.model.snapshot import (
     PublishedPort,
     RuntimeStatus,
 )
+from stackwarden.observe import sorted_containers
 from stackwarden.sanitize import redact_lines, redact_text
+
+if TYPE_CHECKING:
+    import docker
 
 LOG = logging.getLogger(__name__)
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -47,11 +50,13 @@ SERVICE_LABEL = "com.docker.compose.service"
 
 @dataclass(frozen=True)
 class DockerObservation:
-    """What the Docker side of one audit saw."""
+    """What the Docker side of one audit saw (``deaths``: each container's last ``die``, which
+    the live view keeps up to date from the events it follows)."""
 
     status: RuntimeStatus
     containers: tuple[Container, ...] = ()
     networks: tuple[DockerNetwork, ...] = ()
+    deaths: dict[str, ContainerDeath] = field(default_factory=dict)
 
 
 def docker_endpoint() -> str:
@@ -89,16 +94,24 @@ def _classify(exc: Exception) -> Exception:
         response = getattr(item, "response", None)
         code = getattr(response, "status_code", None) or getattr(item, "status_code", None)
         if isinstance(code, int) and (code == 429 or code >= 500):
-            header = response.headers.get("Retry-After", "") if response is not None else ""
+            headers = response.headers if response is not None else getattr(item, "headers", None) or {}
+            header = str(headers.get("Retry-After", ""))
             return RetryableCall(f"HTTP {code}: {item}", float(header) if header.isdigit() else None)
         if isinstance(code, int) and 400 <= code < 500:
             return exc
     if _is_engine_absent(exc):
         return AbsentError(f"Docker engine not reachable at {docker_endpoint()}: {exc}")
-    if any(isinstance(i, requests.exceptions.Timeout | TimeoutError) for i in _chain(exc)):
+    # requests is loaded only where docker-py is (a write, or a DOCKER_HOST other than unix://)
+    requests = sys.modules.get("requests")
+    timeouts: tuple[type[BaseException], ...] = (TimeoutError,)
+    broken: tuple[type[BaseException], ...] = (ConnectionError, http.client.HTTPException)
+    if requests is not None:
+        timeouts += (requests.exceptions.Timeout,)
+        broken += (requests.exceptions.ConnectionError,)
+    if any(isinstance(i, timeouts) for i in _chain(exc)):
         # a hung engine stays hung: asking again would only multiply the wait
         return PermanentError(f"Docker engine at {docker_endpoint()} did not answer in time (timed out): {exc}")
-    if any(isinstance(i, requests.exceptions.ConnectionError) for i in _chain(exc)):
+    if any(isinstance(i, broken) for i in _chain(exc)):
         return RetryableCall(str(exc))
     return exc
 
@@ -118,9 +131,85 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     return with_retries(attempt, what, LOG)
 
 
+def call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+    """A read under this adapter's retry policy and error sorting (the live view's watch
+    makes its calls through it, as the audit does)."""
+    return _call(func, what, *args, **kwargs)
+
+
 def _client(timeout: float) -> docker.APIClient:
-    """A low-level client; ``version="auto"`` negotiates with old and new engines alike."""
+    """A low-level docker-py client for writes; ``version="auto"`` negotiates with old and new
+    engines alike. docker-py is imported here, when a switch acts, never for a read."""
+    import docker
+
     return _call(docker.APIClient, "connect to Docker", base_url=docker_endpoint(), version="auto", timeout=timeout)
+
+
+class _DockerPyReader:
+    """The reads of ``EngineReader`` through docker-py, for an engine it cannot reach itself
+    (tcp://, ssh://); docker-py's errors come out as ``EngineHTTPError``/``EngineNotFound``."""
+
+    def __init__(self, timeout: float) -> None:
+        self._client = _client(timeout)
+
+    def _do(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        import docker.errors
+
+        try:
+            return func(*args, **kwargs)
+        except docker.errors.APIError as exc:
+            kind = EngineNotFound if isinstance(exc, docker.errors.NotFound) else EngineHTTPError
+            headers = dict(exc.response.headers) if exc.response is not None else {}
+            raise kind(exc.status_code or 0, str(exc.explanation or exc), headers) from exc
+
+    def version(self) -> dict[str, Any]:
+        answer: dict[str, Any] = self._do(self._client.version)
+        return answer
+
+    def ping(self) -> bool:
+        return bool(self._do(self._client.ping))
+
+    def containers(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._do(self._client.containers, all=all, filters=filters)
+        return answer
+
+    def networks(self) -> list[dict[str, Any]]:
+        answer: list[dict[str, Any]] = self._do(self._client.networks)
+        return answer
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._do(self._client.inspect_container, container_id)
+        return answer
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._do(self._client.inspect_image, image)
+        return answer
+
+    def logs(self, container_id: str, *, tail: int, tty: bool | None = None) -> bytes:
+        answer: bytes = self._do(self._client.logs, container_id, stdout=True, stderr=True, tail=tail)
+        return answer
+
+    def events(
+        self, *, since: str | None = None, until: str | None = None, filters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return list(self._do(self._client.events, since=since, until=until, filters=filters, decode=True))
+
+    def follow_events(self, *, since: str, filters: dict[str, Any]) -> Any:
+        """docker-py's cancellable events stream (it has ``close``)."""
+        return self._do(self._client.events, since=since, filters=filters, decode=True)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+Reader = EngineReader | _DockerPyReader
+
+
+def read_client(timeout: float) -> Reader:
+    """What reads the engine: the standard-library client over a unix socket (no docker-py
+    import), docker-py for any other DOCKER_HOST."""
+    path = unix_path(docker_endpoint())
+    return EngineReader(path, timeout) if path is not None else _DockerPyReader(timeout)
 
 
 def _published(ports: list[dict[str, Any]] | None) -> tuple[PublishedPort, ...]:
@@ -269,37 +358,30 @@ def _health_output(state: dict[str, Any]) -> str | None:
     return redact_text(f"exit {last.get('ExitCode')}: {text}" if text else f"exit {last.get('ExitCode')}")
 
 
-def _log_tail(client: docker.APIClient, container_id: str, tail: int) -> tuple[str, ...]:
-    raw = _call(
-        client.logs,
-        f"logs of {container_id[:12]}",
-        container_id,
-        stdout=True,
-        stderr=True,
-        tail=tail,
-    )
+def _log_tail(client: Reader, container_id: str, tail: int, tty: bool | None) -> tuple[str, ...]:
+    raw = _call(client.logs, f"logs of {container_id[:12]}", container_id, tail=tail, tty=tty)
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
     return tuple(redact_lines(line for line in text.splitlines() if line.strip()))
 
 
-def _logs_if_any(client: docker.APIClient, container: Container, tail: int) -> tuple[str, ...]:
+def _logs_if_any(client: Reader, container: Container, tail: int, tty: bool | None = None) -> tuple[str, ...]:
     """The container's last lines, or none when it went away (404) or is dead or being removed
     (409) between the list and this call: another project's ``compose down`` during an audit
     must not make the whole engine read as unreachable."""
     try:
-        return _log_tail(client, container.id, tail)
-    except docker.errors.APIError as exc:
+        return _log_tail(client, container.id, tail, tty)
+    except EngineHTTPError as exc:
         if exc.status_code in {404, 409}:
             LOG.info("logs of %s unavailable: %s", container.name, exc.explanation or exc)
             return ()
         raise
 
 
-def _with_logs(client: docker.APIClient, container: Container, tail: int) -> Container:
+def _with_logs(client: Reader, container: Container, tail: int, tty: bool | None = None) -> Container:
     """The container with its last lines; a logs read that times out or keeps failing marks
     only this container partially observed (its finding says so), never the whole engine."""
     try:
-        return container.model_copy(update={"log_tail": _logs_if_any(client, container, tail)})
+        return container.model_copy(update={"log_tail": _logs_if_any(client, container, tail, tty)})
     except (PermanentError, TransientError) as exc:
         if isinstance(exc, AbsentError):
             raise  # the engine itself went away: that is the engine's state, not this container's
@@ -332,23 +414,19 @@ def deaths_from_events(events: list[dict[str, Any]]) -> dict[str, ContainerDeath
     return out
 
 
-def _deaths(client: docker.APIClient, window: float) -> dict[str, ContainerDeath]:
+def _deaths(client: Reader, window: float) -> dict[str, ContainerDeath]:
     """One bounded events call (``die`` since ``window`` seconds ago, until now): Docker resets
     State.ExitCode when a container restarts, the event keeps it."""
     now = time.time()
 
     def read() -> list[dict[str, Any]]:
-        stream = client.events(
-            since=f"{now - window:.9f}",
-            until=f"{now:.9f}",
-            filters={"type": "container", "event": "die"},
-            decode=True,
+        return client.events(
+            since=f"{now - window:.9f}", until=f"{now:.9f}", filters={"type": "container", "event": "die"}
         )
-        return list(stream)
 
     try:
         return deaths_from_events(_call(read, "container die events"))
-    except (docker.errors.APIError, TransientError) as exc:
+    except (EngineHTTPError, TransientError) as exc:
         # the containers were listed: without the events only exit codes of running crash
         # loops are unknown, which is reported as such; the audit must not fail for it
         LOG.warning("container die events unavailable: %s", exc)
@@ -360,6 +438,53 @@ def read_timeout(timeouts: Timeouts | None) -> float:
     docker-py takes one number for both, so the profile's read timeout bounds each call."""
     t = timeouts or Timeouts()
     return max(t.connect_seconds, t.read_seconds)
+
+
+def describe_container(
+    client: Reader,
+    summary: dict[str, Any],
+    deaths: dict[str, ContainerDeath],
+    *,
+    log_tail: int = 40,
+    always_inspect: frozenset[tuple[str, str]] = frozenset(),
+) -> Container | None:
+    """One container as an audit sees it, from its list entry: inspected only when it is not
+    known to be healthy (or is one of ``always_inspect``'s), its logs read only when it
+    crash-loops or died failing. None when it was removed between the list and the inspect.
+    The audit calls this for every container; the live view for each one an event names."""
+    container = _from_summary(summary)
+    if not (_needs_inspect(summary) or (container.compose_project, container.compose_service) in always_inspect):
+        return container
+    try:
+        inspect = _call(client.inspect_container, f"inspect {container.name}", summary["Id"])
+    except EngineNotFound:
+        return None  # removed between list and inspect
+    container = _with_inspect(container, inspect, datetime.now(UTC))
+    container = container.model_copy(update={"last_death": deaths.get(container.id)})
+    # logs of what fails: a crash loop, a death, or a container up but unhealthy (its
+    # entrypoint may wait for a dependency that never answers)
+    unhealthy = container.state == "running" and "unhealthy" in container.status
+    if container.is_crash_looping or container.died_failing or unhealthy:
+        container = _with_logs(client, container, log_tail, bool((inspect.get("Config") or {}).get("Tty")))
+    return container
+
+
+def network_of(summary: dict[str, Any]) -> DockerNetwork:
+    """A network from the engine's network list."""
+    return DockerNetwork(
+        id=summary["Id"],
+        name=summary["Name"],
+        driver=summary.get("Driver", ""),
+        compose_project=(summary.get("Labels") or {}).get(PROJECT_LABEL),
+        internal=bool(summary.get("Internal")),
+    )
+
+
+def engine_status(version: dict[str, Any]) -> RuntimeStatus:
+    """The reachability record of an engine that answered ``version``."""
+    return RuntimeStatus(
+        runtime=Runtime.COMPOSE, reachable=True, endpoint=docker_endpoint(), version=str(version.get("Version", "?"))
+    )
 
 
 def observe_docker(
@@ -374,60 +499,45 @@ def observe_docker(
     Raises ``PermanentError`` when the engine is absent or hung and ``TransientError`` when
     transport retries are exhausted; the caller records either as an unreachable runtime.
     """
-    client = _client(read_timeout(timeouts))
+    client = read_client(read_timeout(timeouts))
+    return observe_with(client, log_tail=log_tail, always_inspect=always_inspect)
+
+
+def observe_with(
+    client: Reader, *, log_tail: int = 40, always_inspect: frozenset[tuple[str, str]] = frozenset()
+) -> DockerObservation:
+    """``observe_docker`` through an open reader (closed on the way out)."""
     try:
         version = _call(client.version, "Docker version")
         summaries = _call(client.containers, "list containers", all=True)
         networks = _call(client.networks, "list networks")
         deaths = _deaths(client, DEATH_WINDOW_SECONDS)
-        containers = []
-        for summary in summaries:
-            container = _from_summary(summary)
-            if _needs_inspect(summary) or (container.compose_project, container.compose_service) in always_inspect:
-                try:
-                    inspect = _call(client.inspect_container, f"inspect {container.name}", summary["Id"])
-                except docker.errors.NotFound:
-                    continue  # removed between list and inspect
-                container = _with_inspect(container, inspect, datetime.now(UTC))
-                container = container.model_copy(update={"last_death": deaths.get(container.id)})
-                # logs of what fails: a crash loop, a death, or a container up but unhealthy (its
-                # entrypoint may wait for a dependency that never answers)
-                unhealthy = container.state == "running" and "unhealthy" in container.status
-                if container.is_crash_looping or container.died_failing or unhealthy:
-                    container = _with_logs(client, container, log_tail)
-            containers.append(container)
-    except docker.errors.APIError as exc:
+        described = (
+            describe_container(client, summary, deaths, log_tail=log_tail, always_inspect=always_inspect)
+            for summary in summaries
+        )
+        containers = [c for c in described if c is not None]
+    except EngineHTTPError as exc:
         raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc
     finally:
         client.close()
     return DockerObservation(
-        status=RuntimeStatus(
-            runtime=Runtime.COMPOSE,
-            reachable=True,
-            endpoint=docker_endpoint(),
-            version=str(version.get("Version", "?")),
-        ),
-        containers=tuple(sorted(containers, key=lambda c: c.name)),
-        networks=tuple(
-            sorted(
-                (
-                    DockerNetwork(
-                        id=n["Id"],
-                        name=n["Name"],
-                        driver=n.get("Driver", ""),
-                        compose_project=(n.get("Labels") or {}).get(PROJECT_LABEL),
-                        internal=bool(n.get("Internal")),
-                    )
-                    for n in networks
-                ),
-                key=lambda n: n.name,
-            )
-        ),
+        status=engine_status(version),
+        containers=sorted_containers(containers),
+        networks=networks_of(networks),
+        deaths=deaths,
     )
+
+
+def networks_of(summaries: list[dict[str, Any]]) -> tuple[DockerNetwork, ...]:
+    """The engine's network list as the snapshot holds it (by name)."""
+    return tuple(sorted((network_of(n) for n in summaries), key=lambda n: n.name))
 
 
 def _container_for(client: docker.APIClient, container_id: str, project: str) -> dict[str, Any]:
     """Inspect the exact container the plan named; refuse if it is gone or changed project."""
+    import docker.errors
+
     try:
         inspect: dict[str, Any] = _call(client.inspect_container, f"inspect {container_id[:12]}", container_id)
     except docker.errors.NotFound as exc:
@@ -546,15 +656,15 @@ def _restore_if_paused(client: docker.APIClient, container_id: str, name: str, p
 def missing_images(images: dict[str, str], timeouts: Timeouts | None = None) -> dict[str, str]:
     """image -> what to do, for the images (mapped to the service needing them) that are not on
     this engine: ``compose up`` would pull (or build) them mid-switch, or fail there."""
-    client = _client(read_timeout(timeouts))
+    client = read_client(read_timeout(timeouts))
     out = {}
     try:
         for image, service in sorted(images.items()):
             try:
                 _call(client.inspect_image, f"inspect image {image}", image)
-            except docker.errors.NotFound:
+            except EngineNotFound:
                 out[image] = f"needed by {service}; pull or build it first (docker compose pull / build)"
-    except docker.errors.APIError as exc:
+    except EngineHTTPError as exc:
         raise PermanentError(f"Docker API error at {docker_endpoint()}: {exc}") from exc
     finally:
         client.close()

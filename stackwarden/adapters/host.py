@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,10 +150,16 @@ def _searched_pids(search: tuple[str, ...], context: HostContext) -> set[int]:
     return found
 
 
-def observe_host(ports: frozenset[int] | None = None, lookup: HostLookup | None = None) -> HostObservation:
+def observe_host(
+    ports: frozenset[int] | None = None,
+    lookup: HostLookup | None = None,
+    known_replies: Mapping[Listener, str | None] | None = None,
+) -> HostObservation:
     """Every listening TCP socket (IPv4 and IPv6 apart) on ``ports`` (all when None), the
     processes behind them plus those ``lookup`` searches for (port-less services), and the
-    context their identity is judged in (stackwarden.identity)."""
+    context their identity is judged in (stackwarden.identity). ``known_replies``: docker-proxy
+    listeners already probed (the live view re-reads the host every second and probes only a
+    proxy it has not seen)."""
     lookup = lookup or HostLookup()
     context = host_context(lookup)
     listeners = []
@@ -167,7 +173,9 @@ def observe_host(ports: frozenset[int] | None = None, lookup: HostLookup | None 
     pids = {item.pid for item in unique if item.pid} | _searched_pids(lookup.search, context)
     processes = [p for pid in sorted(pids) if (p := process_info(pid))]
     if ports is not None:  # profile ports only: never probe every port of the host
-        unique = _probe_proxies(unique, {p.pid for p in processes if p.exe_basename == "docker-proxy"})
+        unique = _probe_proxies(
+            unique, {p.pid for p in processes if p.exe_basename == "docker-proxy"}, known_replies or {}
+        )
     return HostObservation(
         status=RuntimeStatus(runtime=Runtime.HOST, reachable=True, endpoint=socket.gethostname()),
         listeners=tuple(unique),
@@ -212,16 +220,23 @@ def _probe_address(listener: Listener) -> str:
     return listener.address
 
 
-def _probe_proxies(listeners: list[Listener], proxy_pids: set[int]) -> list[Listener]:
+def _probe_proxies(
+    listeners: list[Listener], proxy_pids: set[int], known: Mapping[Listener, str | None]
+) -> list[Listener]:
     """Probe each docker-proxy listener once, concurrently (a live service costs the probe's
-    wait, a dead one milliseconds), and record the ones that close at once."""
-    proxied = [item for item in listeners if item.pid in proxy_pids]
-    if not proxied:
-        return listeners
-    with ThreadPoolExecutor(max_workers=min(8, len(proxied)), thread_name_prefix="probe") as pool:
-        replies = dict(
-            zip(proxied, pool.map(lambda item: forwarded_reply(_probe_address(item), item.port), proxied), strict=True)
-        )
+    wait, a dead one milliseconds), and record the ones that close at once; a listener in
+    ``known`` keeps its earlier answer."""
+    proxied = [item for item in listeners if item.pid in proxy_pids and item not in known]
+    replies = {item: known[item] for item in listeners if item in known}
+    if proxied:
+        with ThreadPoolExecutor(max_workers=min(8, len(proxied)), thread_name_prefix="probe") as pool:
+            replies.update(
+                zip(
+                    proxied,
+                    pool.map(lambda item: forwarded_reply(_probe_address(item), item.port), proxied),
+                    strict=True,
+                )
+            )
     return [item.model_copy(update={"no_reply": replies[item]}) if replies.get(item) else item for item in listeners]
 
 

@@ -8,24 +8,22 @@ a crash: they come back as a ``RuntimeStatus`` (unreachable) or in ``forbidden``
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import urllib3
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
+from stackwarden.adapters.kube_http import KubeApiError, KubeReader, Timeout, endpoint_for
 from stackwarden.adapters.retry import RetryableCall, with_retries
 from stackwarden.dependencies import refs_from_argv, refs_from_env
 from stackwarden.errors import AbsentError, PermanentError, RefusedError, StackwardenError
@@ -50,6 +48,7 @@ from stackwarden.model.snapshot import (
     PodState,
     RuntimeStatus,
 )
+from stackwarden.observe import kube_observation
 from stackwarden.sanitize import redact_lines, redact_text
 
 LOG = logging.getLogger(__name__)
@@ -159,14 +158,42 @@ def _refused(exc: BaseException) -> bool:
 
 
 def _timed_out(exc: BaseException) -> bool:
-    """A connect or read timeout anywhere in the chain."""
+    """A connect or read timeout anywhere in the chain (the official client's urllib3 timeouts
+    come wrapped in ``TimeoutError``: ``_official_errors``)."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, TimeoutError | urllib3.exceptions.TimeoutError):
+        if isinstance(seen, TimeoutError):
             return True
         reason = getattr(seen, "reason", None)
         seen = reason if isinstance(reason, BaseException) else (seen.__cause__ or seen.__context__)
     return False
+
+
+@contextlib.contextmanager
+def _official_errors() -> Iterator[None]:
+    """The official client's errors in this module's shapes: ``ApiException`` as
+    ``KubeApiError``, urllib3's timeouts as ``TimeoutError`` and its other transport errors as
+    ``ConnectionError`` (each with the original as its cause, which ``_refused`` walks)."""
+    import urllib3
+
+    try:
+        yield
+    except KubeApiError as exc:
+        raise KubeApiError(exc.status or 0, str(exc.reason or ""), str(exc.body or ""), exc.headers or {}) from exc
+    except urllib3.exceptions.TimeoutError as exc:
+        raise TimeoutError(str(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise ConnectionError(str(exc)) from exc
+
+
+def _typed(func: Any) -> Callable[..., Any]:
+    """A typed-client method whose errors come out as ``_official_errors`` makes them."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with _official_errors():
+            return func(*args, **kwargs)
+
+    return call
 
 
 def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
@@ -175,14 +202,14 @@ def _call(func: Any, what: str, *args: Any, **kwargs: Any) -> Any:
     def attempt() -> Any:
         try:
             return func(*args, **kwargs)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 429 or (exc.status or 0) >= 500:
                 header = (exc.headers or {}).get("Retry-After", "")
                 raise RetryableCall(
                     f"HTTP {exc.status}: {exc.reason}", float(header) if header.isdigit() else None
                 ) from exc
             raise
-        except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             if _refused(exc):
                 raise PermanentError(f"cluster not reachable: {exc}") from exc
             if _timed_out(exc):  # a hung apiserver stays hung: asking again only multiplies the wait
@@ -218,28 +245,90 @@ def _wrap(value: Any) -> Any:
     return value
 
 
-def _get(api: Any, path: str, timeout: Any, query: list[tuple[str, Any]] | None = None) -> bytes:
-    """One GET through the client's transport and authentication; a non-2xx answer raises the
-    same ``ApiException`` the typed client raises, so retries and 403 handling are unchanged."""
-    method, url, headers, _, _ = api.param_serialize(
-        method="GET",
-        resource_path=path,
-        query_params=query or [],
-        header_params={"Accept": "application/json"},
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(method, url, header_params=headers, _request_timeout=timeout)
-    data: bytes = response.read()
-    if not 200 <= response.status < 300:
-        raise ApiException.from_response(http_resp=response, body=data.decode(errors="replace"), data=None)
-    return data
+class OfficialReader:
+    """``KubeReader``'s GETs through the official client's transport and authentication, for
+    the kubeconfigs ``kube_http`` does not speak (exec plugins, auth providers, proxies)."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    def _response(self, path: str, query: Sequence[tuple[str, Any]] | None, timeout: Timeout) -> Any:
+        method, url, headers, _, _ = self.api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=list(query or []),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(method, url, header_params=headers, _request_timeout=timeout)
+        if not 200 <= response.status < 300:
+            body = response.read().decode(errors="replace")
+            raise KubeApiError(response.status, str(response.reason or ""), body, dict(response.getheaders() or {}))
+        return response
+
+    def get(self, path: str, query: Sequence[tuple[str, Any]] | None = None, timeout: Timeout = None) -> bytes:
+        """The body of one GET."""
+        with _official_errors():
+            data: bytes = self._response(path, query, timeout).read()
+            return data
+
+    def stream(
+        self, path: str, query: Sequence[tuple[str, Any]] | None = None, timeout: Timeout = None
+    ) -> _OfficialStream:
+        """The JSON objects of a streaming answer (a watch), one per line."""
+        with _official_errors():
+            return _OfficialStream(self._response(path, query, timeout).response)
+
+    def clone(self) -> OfficialReader:
+        """The same client (its connection pool serves many threads)."""
+        return self
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        self.api.close()
+
+
+class _OfficialStream:
+    """A watch answer through urllib3: its JSON lines; ``close`` shuts the connection down."""
+
+    def __init__(self, response: Any) -> None:
+        self._response = response
+        self.closed_by_us = False
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            with _official_errors():
+                while line := self._response.readline():
+                    if line.strip():
+                        yield json.loads(line)
+        except (OSError, ValueError):
+            if not self.closed_by_us:
+                raise
+        finally:
+            self._response.release_conn()
+
+    def close(self) -> None:
+        """Shut the connection down from any thread."""
+        self.closed_by_us = True
+        with contextlib.suppress(Exception):
+            self._response.shutdown()
+
+
+Reader = KubeReader | OfficialReader
+
+
+def _get(api: Reader, path: str, timeout: Any, query: list[tuple[str, Any]] | None = None) -> bytes:
+    """One GET through the reader's transport and authentication; a non-2xx answer raises
+    ``KubeApiError`` whichever transport it took, so retries and 403 handling are the same."""
+    return api.get(path, query, timeout)
 
 
 _WHITESPACE = " \t\n\r"
 
 
-def iter_list_items(text: str) -> Iterator[Any]:
-    """The ``items`` of a list response one at a time, the rest of the top-level object skipped.
+def iter_list_items(text: str, top: dict[str, Any] | None = None) -> Iterator[Any]:
+    """The ``items`` of a list response one at a time, the rest of the top-level object skipped
+    (or, given ``top``, kept there: the list's ``metadata.resourceVersion`` starts a watch).
 
     A namespace of 5,000 pods is tens of MB of JSON; parsed whole it is hundreds of MB of
     dicts at once. Decoding item by item, each converted and dropped before the next, keeps the
@@ -271,7 +360,9 @@ def iter_list_items(text: str) -> Iterator[Any]:
                     i = skip(i + 1)
             i += 1
         else:
-            _, i = decoder.raw_decode(text, i)
+            value, i = decoder.raw_decode(text, i)
+            if top is not None:
+                top[key] = value
         i = skip(i)
         if text[i : i + 1] == ",":
             i = skip(i + 1)
@@ -507,7 +598,7 @@ def _list(
     kind = verb.removeprefix("list ")
     try:
         items: list[T] = _call(_get_items, verb, api, path, timeout, convert, query)
-    except ApiException as exc:
+    except KubeApiError as exc:
         if exc.status == 403:
             forbidden.append(f"{verb} in {namespace}")
             coverage.append(
@@ -578,7 +669,7 @@ def _pod_logs(api: Any, pod: PodState, tail: int, timeout: Any, reads: _LogReads
         query.insert(0, ("container", container))
     try:
         raw = _call(_get, which, api, f"/api/v1/namespaces/{pod.namespace}/pods/{pod.name}/log", timeout, query)
-    except ApiException as exc:
+    except KubeApiError as exc:
         if exc.status == 403:
             reads.forbidden.append(f"get pods/log in {pod.namespace}")
             return pod
@@ -609,12 +700,12 @@ def _log_gap(pod: PodState, which: str, why: str, reason: CoverageReason, reads:
     return pod.model_copy(update={"unobserved": (*pod.unobserved, text)})
 
 
-def _client_for(
+def _context_for(
     spec: KubernetesSpec, expected: str | None = None, *, acting: bool = False
-) -> tuple[Any, KubeContext, list[KubeContext]]:
-    """An ApiClient for the profile's context (or the kubeconfig's current one), with our retry
-    layer only. ``expected`` is the context a plan was made in: acting elsewhere is refused, and
-    so is ``acting`` in a context the allowlist (name and API server) does not allow."""
+) -> tuple[KubeContext, list[KubeContext], Path]:
+    """The profile's context (or the kubeconfig's current one). ``expected`` is the context a
+    plan was made in: acting elsewhere is refused, and so is ``acting`` in a context the
+    allowlist (name and API server) does not allow."""
     contexts, chosen, path = read_contexts(spec)
     if expected is not None and expected != chosen:
         raise RefusedError(f"the kubeconfig's context is now {chosen!r}, the plan was made for {expected!r}")
@@ -625,15 +716,46 @@ def _client_for(
             f"context {context.name!r} (server {context.server or 'unknown'}) is not allowed by the profile's "
             "allowed_contexts/allowed_servers; nothing was changed"
         )
+    return context, contexts, path
+
+
+def _api_client(path: Path, context: str) -> Any:
+    """The official ApiClient for ``context`` (imported here: writes, and kubeconfigs that
+    ``kube_http`` does not speak), with our retry layer only."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+
     configuration = k8s.Configuration()
     try:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(path), context=chosen, client_configuration=configuration
+            config_file=str(path), context=context, client_configuration=configuration
         )
     except ConfigException as exc:
-        raise PermanentError(f"kubeconfig {path}, context {chosen}: {exc}") from exc
+        raise PermanentError(f"kubeconfig {path}, context {context}: {exc}") from exc
     configuration.retries = False  # one retry layer: ours (adapters/retry.py)
-    return k8s.ApiClient(configuration), context, contexts
+    return k8s.ApiClient(configuration)
+
+
+def _client_for(
+    spec: KubernetesSpec, expected: str | None = None, *, acting: bool = False
+) -> tuple[Any, KubeContext, list[KubeContext]]:
+    """The official ApiClient for the profile's context (see ``_context_for``): what writes use."""
+    context, contexts, path = _context_for(spec, expected, acting=acting)
+    return _api_client(path, context.name), context, contexts
+
+
+def reader_for(spec: KubernetesSpec) -> tuple[Reader, KubeContext, list[KubeContext]]:
+    """What reads the profile's context: ``kube_http`` where it speaks the kubeconfig (no
+    kubernetes client import), else the official client's transport."""
+    context, contexts, path = _context_for(spec)
+    endpoint = endpoint_for([p for p in kubeconfig_paths(spec) if p.is_file()], context.name)
+    if endpoint is not None:
+        try:
+            return KubeReader(endpoint), context, contexts
+        except (OSError, ValueError) as exc:
+            raise PermanentError(f"kubeconfig {path}, context {context.name}: {exc}") from exc
+    return OfficialReader(_api_client(path, context.name)), context, contexts
 
 
 def request_timeout(timeouts: Timeouts | None) -> tuple[float, float]:
@@ -652,14 +774,14 @@ def observe_kubernetes(
     ``TransientError`` (retries exhausted); the flow records either as an unreachable runtime.
     """
     timeout = request_timeout(timeouts)
-    api, context, contexts = _client_for(spec)
+    api, context, contexts = reader_for(spec)
     forbidden: list[str] = []
     coverage: list[Coverage] = []
     ns = spec.namespace
     try:
         try:
             version = json.loads(_call(_get, "server version", api, "/version", timeout)).get("gitVersion")
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 401:
                 raise PermanentError(f"cluster {context.server} rejected the credentials (401)") from exc
             version = None
@@ -679,32 +801,22 @@ def observe_kubernetes(
         reads = _LogReads()
         pods = [_pod_logs(api, p, log_tail, timeout, reads) for p in pods]
         forbidden += reads.forbidden
-    except ApiException as exc:
+    except KubeApiError as exc:
         raise PermanentError(f"Kubernetes API error in {ns}: {exc.status} {exc.reason}") from exc
     finally:
         api.close()
-    observation = KubeObservation(
+    observation = kube_observation(
         context=context,
-        contexts=tuple(contexts),
+        contexts=contexts,
         namespace=ns,
-        workloads=tuple(
-            sorted(
-                [*deployments, *statefulsets],
-                key=lambda w: (w.kind, w.name),
-            )
-        ),
-        pods=tuple(sorted(pods, key=lambda p: p.name)),
-        services=tuple(sorted(services, key=lambda s: s.name)),
-        events=tuple(sorted(events, key=lambda e: (e.last_seen.timestamp() if e.last_seen else 0.0, e.kind, e.name))),
-        endpoints=tuple(sorted(endpoints, key=lambda e: e.name)),
-        forbidden=tuple(dict.fromkeys(forbidden)),
-        coverage=tuple(coverage)
-        + tuple(
-            Coverage(runtime=Runtime.KUBERNETES, kind="pods/log", state="partial", reason="forbidden", detail=f)
-            for f in dict.fromkeys(forbidden)
-            if f.startswith("get pods/log")
-        )
-        + tuple(reads.gaps),
+        workloads=[*deployments, *statefulsets],
+        pods=pods,
+        services=services,
+        events=events,
+        endpoints=endpoints,
+        forbidden=forbidden,
+        coverage=coverage,
+        log_gaps=reads.gaps,
     )
     return KubeObservationResult(
         status=RuntimeStatus(runtime=Runtime.KUBERNETES, reachable=True, endpoint=context.server, version=version),
@@ -726,19 +838,21 @@ def scale_workload(
     """Scale one workload after re-reading it: same uid (not recreated) and, for planned steps,
     the same generation (spec unchanged since the plan). Scaling to 0 records the previous count
     in the ``stackwarden.io/previous-replicas`` annotation. Idempotent."""
+    from kubernetes import client as k8s
+
     timeout = request_timeout(timeouts)
     api, _, _ = _client_for(spec, context, acting=True)
     apps = k8s.AppsV1Api(api)
     ns = spec.namespace
     read, patch = (
-        (apps.read_namespaced_deployment, apps.patch_namespaced_deployment)
+        (_typed(apps.read_namespaced_deployment), _typed(apps.patch_namespaced_deployment))
         if kind == "Deployment"
-        else (apps.read_namespaced_stateful_set, apps.patch_namespaced_stateful_set)
+        else (_typed(apps.read_namespaced_stateful_set), _typed(apps.patch_namespaced_stateful_set))
     )
     try:
         try:
             current = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 raise RefusedError(f"{kind} {ns}/{name} no longer exists; replan") from exc
             raise
@@ -758,7 +872,7 @@ def scale_workload(
             body["metadata"]["annotations"] = {PREVIOUS_REPLICAS: str(now)}
         try:
             _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 409:
                 again = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
                 if again.metadata.uid == uid and again.spec.replicas == replicas:
@@ -772,7 +886,7 @@ def scale_workload(
         api.close()
 
 
-def api_reason(exc: ApiException, limit: int = 300) -> str:
+def api_reason(exc: KubeApiError, limit: int = 300) -> str:
     """The apiserver's own words for a refusal (RBAC, or an admission webhook or policy that RBAC
     and SelfSubjectAccessReview cannot foresee), else the HTTP reason; cut to ``limit``."""
     try:
@@ -795,6 +909,8 @@ def access_denials(
     Writes nothing but the review itself (a create of a virtual object the apiserver keeps
     nowhere). Raises like ``observe_kubernetes`` when the cluster cannot be asked.
     """
+    from kubernetes import client as k8s
+
     timeout = request_timeout(timeouts)
     api, _, _ = _client_for(spec, context)
     auth = k8s.AuthorizationV1Api(api)
@@ -809,7 +925,7 @@ def access_denials(
                 )
             )
             answer = _call(
-                auth.create_self_subject_access_review,
+                _typed(auth.create_self_subject_access_review),
                 f"access review {verb} {resource}",
                 review,
                 _request_timeout=timeout,
@@ -817,7 +933,7 @@ def access_denials(
             if not answer.status.allowed:
                 why = f" ({answer.status.reason})" if answer.status.reason else ""
                 denied.append(f"may not {verb} {resource}/{name} in {spec.namespace}{why}")
-    except ApiException as exc:
+    except KubeApiError as exc:
         raise PermanentError(f"access review in {spec.namespace} failed: {exc.status} {exc.reason}") from exc
     finally:
         api.close()

@@ -208,8 +208,10 @@ def _diagnostic_commands(snapshot: Snapshot, profile: Profile) -> list[str]:
     return cmds
 
 
-def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -> str:
-    """Render the whole report."""
+def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile, observed: str | None = None) -> str:
+    """Render the whole report. ``observed`` says how old the observations are when they are not
+    this moment's (a report answered from a running ``serve``'s live view); it is inserted as
+    given (the caller escapes it)."""
     view = stack_view(snapshot, profile)
     conflicts = result.at_least_conflict()
     status = "⚠️ **CONFLICTS DETECTED**" if conflicts else "✅ **NO CONFLICTS**"
@@ -222,6 +224,7 @@ def render_markdown(result: AuditResult, snapshot: Snapshot, profile: Profile) -
         "",
         f"**Date:** {date}  ",
         f"**Host:** {_t(snapshot.hostname)}  ",
+        *([f"**Observed:** {observed}  "] if observed is not None else []),
         f"**Status:** {status}",
         "",
         "---",

@@ -21,7 +21,7 @@ from stackwarden.errors import RefusedError
 from stackwarden.model.plan import Plan, Step, StepResult, StepStatus, Unchanged
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
-from stackwarden.pipeline import observe_all
+from stackwarden.pipeline import Progress, observe_all, observed_runtimes
 
 LOG = logging.getLogger("stackwarden.run")
 
@@ -146,3 +146,22 @@ class LocalExecutor:
     def sleep(self, seconds: float) -> None:
         """``time.sleep``."""
         time.sleep(seconds)
+
+
+class ShownExecutor(LocalExecutor):
+    """``LocalExecutor`` with a live line for each slow part (what a person at a terminal waits
+    on in a dry run: the observation and the preflight checks)."""
+
+    def __init__(self, profile: Profile, progress: Progress, log: Logger = LOG) -> None:
+        super().__init__(profile, log)
+        self.progress = progress
+
+    def observe(self) -> Snapshot:
+        """The observation, shown as one step naming the runtimes observed."""
+        with self.progress.step("observing " + ", ".join(observed_runtimes(self.profile))):
+            return super().observe()
+
+    def preflight(self, plan: Plan) -> list[str]:
+        """Preflight, shown as one step."""
+        with self.progress.step("preflight checks"):
+            return super().preflight(plan)

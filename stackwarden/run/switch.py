@@ -45,9 +45,10 @@ from stackwarden.model.plan import (
 from stackwarden.model.profile import Profile
 from stackwarden.model.snapshot import Snapshot
 from stackwarden.model.steps import printed
+from stackwarden.pipeline import Progress
 from stackwarden.planner import plan as make_plan
 from stackwarden.planner import undo_after_failure
-from stackwarden.run.executor import Executor
+from stackwarden.run.executor import Executor, LocalExecutor, ShownExecutor
 from stackwarden.run.repair import Repaired, pending_repair_notes, repair_interrupted
 from stackwarden.verdict import not_ready, verdict, where_now
 
@@ -561,3 +562,12 @@ def run(
             raise
         journal.end(str(outcome.status))
         return outcome.model_copy(update={"repairs": repaired.lines}) if repaired.lines else outcome
+
+
+def dry_run(profile: Profile, mode: Mode, progress: Progress | None = None) -> SwitchOutcome:
+    """A switch's dry run in this process, no Prefect: the same ``run`` as the recorded flow
+    (observe, plan, preflight, the notes of a repair pending), with no lock and no change, and a
+    live line for each slow part. The applying switch stays a recorded flow."""
+    executor = ShownExecutor(profile, progress) if progress is not None else LocalExecutor(profile)
+    outcome: SwitchOutcome = run(profile, mode, executor, apply=False)
+    return outcome

@@ -66,3 +66,35 @@ def test_python_m_benchmarks_measures_the_seed(tmp_path: Path) -> None:
         check=True,
     ).stdout.split()
     assert not [p for p in projects if p.startswith("swbench-seed")]
+
+
+def test_python_m_benchmarks_watch_measures_a_detection(tmp_path: Path) -> None:
+    """The live view's benchmark works end to end on one injection of one kind (a process that
+    binds a profile port): watch and serve run, the latency to the line and to the event are
+    measured, everything is removed."""
+    ready, why = docker_ready()
+    require(ready, f"Docker engine with Compose v2 and the test image: {why}")
+    out = tmp_path / "watch.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.watch",
+            "latency",
+            "--injections",
+            "1",
+            "--kinds",
+            "port",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    port = json.loads(out.read_text())["figures"]["kinds"]["port"]
+    assert port["measured"] == 1 and port["failures"] == [], port
+    assert port["watch_p50"] > 0 and port["event_p50"] > 0

@@ -74,6 +74,12 @@ def test_help_validate_and_in_process_audit_load_neither_prefect_nor_kubernetes(
     doc = json.loads(audit.stdout)
     assert {r["runtime"] for r in doc["snapshot"]["runtimes"]} == {"compose", "host"}
 
+    # a switch's dry run is planned and preflighted in process too: no Prefect server, no flow
+    dry, loaded = _probe(["switch", "compose-only", "--profile", str(profile), "--json"], tmp_path)
+    assert dry.returncode in {0, 4}, dry.stderr[-3000:]
+    assert loaded == []
+    assert json.loads(dry.stdout)["status"] in {"dry-run", "refused"}
+
     # with a Prefect API configured the same command chooses the recorded run (here the API
     # does not answer: the point is the choice, which the one-line failure shows)
     recorded, _ = _probe(

@@ -208,19 +208,20 @@ def pods_settled(api: k8s.ApiClient, ns: str, expected: dict[str, tuple[int, str
     wait_for(settled, timeout, f"pods in {ns} to settle as {expected}")
 
 
-def bind_read_only(api: k8s.ApiClient, ns: str, user: str = "viewer") -> None:
-    """A read-only Role for what an audit reads, bound to ``user`` in ``ns``."""
+def bind_read_only(api: k8s.ApiClient, ns: str, user: str = "viewer", verbs: tuple[str, ...] = ("get", "list")) -> None:
+    """A read-only Role for what an audit reads, bound to ``user`` in ``ns`` (``verbs`` with
+    ``watch`` for what the live view needs to follow changes)."""
     rbac = k8s.RbacAuthorizationV1Api(api)
     rbac.create_namespaced_role(
         ns,
         k8s.V1Role(
             metadata=k8s.V1ObjectMeta(name="stackwarden-audit"),
             rules=[
-                k8s.V1PolicyRule(api_groups=["apps"], resources=["deployments", "statefulsets"], verbs=["get", "list"]),
+                k8s.V1PolicyRule(api_groups=["apps"], resources=["deployments", "statefulsets"], verbs=list(verbs)),
                 k8s.V1PolicyRule(
                     api_groups=[""],
                     resources=["pods", "pods/log", "services", "events", "endpoints"],
-                    verbs=["get", "list"],
+                    verbs=list(verbs),
                 ),
             ],
         ),

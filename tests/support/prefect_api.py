@@ -133,12 +133,15 @@ def poll(fetch: Callable[[], T | None], timeout: float, what: str, interval: flo
 
 @contextlib.contextmanager
 def stackwarden_serve(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``stackwarden serve ARGS`` as a child process group; SIGTERM (as systemd would) on exit."""
+    """``stackwarden serve ARGS`` as a child process group; SIGTERM (as systemd would) on exit.
+    Its audit socket is ``LOG.sock`` unless ``env`` names another."""
+    # the audit socket of a test's serve is the test's own, never the machine's /run/stackwarden.sock
+    own_socket = {"STACKWARDEN_SOCKET": str(log.with_suffix(".sock"))}
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "flows.cli", "serve", *args],
             cwd=REPO,
-            env={**os.environ, **env},
+            env={**os.environ, **own_socket, **env},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

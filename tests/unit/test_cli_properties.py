@@ -213,6 +213,8 @@ def test_deadline_zero_and_wait_lock_nan_and_deadline_nan(capsys: pytest.Capture
                         "--help",
                         "--wait-lock",
                         "--deadline",
+                        "--fresh",
+                        "--record",
                     }
                 )
             ),

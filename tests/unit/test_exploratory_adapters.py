@@ -3,11 +3,10 @@ real run: another project's ``compose down`` during an audit)."""
 
 from __future__ import annotations
 
-import docker
 import pytest
-import requests
 
 from stackwarden.adapters.docker import _logs_if_any
+from stackwarden.adapters.engine_http import EngineHTTPError
 from tests.support.builders import container
 
 
@@ -18,9 +17,7 @@ class _GoneClient:
         self.status = status
 
     def logs(self, *args: object, **kwargs: object) -> bytes:
-        response = requests.Response()
-        response.status_code = self.status
-        raise docker.errors.APIError("can not get logs from container which is dead or marked for removal", response)
+        raise EngineHTTPError(self.status, "can not get logs from container which is dead or marked for removal")
 
 
 @pytest.mark.parametrize("status", [404, 409])
@@ -30,5 +27,5 @@ def test_logs_of_a_container_that_went_away_are_none_not_an_unreachable_engine(s
 
 
 def test_any_other_engine_error_still_raises() -> None:
-    with pytest.raises(docker.errors.APIError):
+    with pytest.raises(EngineHTTPError):
         _logs_if_any(_GoneClient(400), container("backend", "exited", exit_code=1), 40)  # type: ignore[arg-type]
