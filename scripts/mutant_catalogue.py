@@ -306,7 +306,7 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "failed-step-not-undone", "switch", "stackwarden/planner.py",
-        "    return step.reversible and step.UNDO_AFTER_FAILURE", "    return False  # mutant",
+        "    return step.UNDO_AFTER_FAILURE\n", "    return False  # mutant\n",
         (I + "test_switch_review.py::test_a_compose_up_that_fails_halfway_is_undone_by_the_rollback",),
         "a failed step that may have half-happened (compose up) is undone too",
     ),
@@ -364,8 +364,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "repair-overwrites-a-new-policy", "switch", "stackwarden/adapters/docker.py",
-        '        if now != "no":\n            return Unchanged(f"restart policy is {now} now; left as it is")',
-        '        if False:\n            return Unchanged(f"restart policy is {now} now; left as it is")',
+        '    if now != "no":\n        LOG.warning(',
+        '    if False:  # mutant\n        LOG.warning(',
         (I + "test_interrupted_switch.py",),
         "a repair restores a paused restart policy only while it is still 'no'",
     ),
@@ -473,8 +473,8 @@ CATALOGUE: tuple[Mutant, ...] = (
     ),
     Mutant(
         "paused-policy-not-restored", "steps", "stackwarden/adapters/docker.py",
-        "    finally:\n        if how.pause_restart_policy is not None:\n            restore =",
-        "    finally:\n        if False:  # mutant\n            restore =",
+        "    finally:\n        if how.pause_restart_policy is not None:\n            _restore_if_paused(",
+        "    finally:\n        if False:  # mutant\n            _restore_if_paused(",
         (I + "test_stateful_stop.py",),
         "a restart policy paused for a graceful stop is put back whatever happens",
     ),
