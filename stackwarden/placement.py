@@ -442,7 +442,11 @@ def converge_commands(
     matcher = profile.services[placement.service].host
     if keep is not Runtime.HOST:
         for p in placement.processes:
-            out.append(commands.stop_process(p, matcher.stop_signal if matcher else "SIGTERM"))
+            out.append(
+                commands.stop_process(p, matcher.stop_signal, matcher.grace_period_seconds)
+                if matcher
+                else commands.stop_process(p)
+            )
     if keep is not None and not ready_in(placement, keep):
         start = start_command(snapshot, profile, placement, keep)
         if start:

@@ -63,3 +63,25 @@ def test_the_help_names_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
     assert cli.main(["switch", "--help"]) == 0
     out = capsys.readouterr().out
     assert "6  unverified" in out and "7  rollback incomplete" in out and "1  verification or a step failed" in out
+
+
+def test_switched_but_broken_by_a_code_issue_is_exit_5(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The mode holds, but a service crash-loops from its own code: the switch did its job and
+    the exit says a person must fix the code (no switch will)."""
+    from stackwarden.model.plan import Outcome, Verdict
+
+    verdict = Verdict(
+        mode=Mode.COMPOSE_ONLY,
+        outcome=Outcome.BROKEN_BY_CODE_ISSUE,
+        code_issues=("backend: crash loop (rust-panic-spawn-local)",),
+    )
+    outcome = _outcome(SwitchStatus.SWITCHED, verdict=verdict, message="switched")
+    assert _run(monkeypatch, tmp_path, outcome) == 5
+    _, err = capsys.readouterr()
+    assert "code issue" in err
+
+
+def test_rolled_back_is_exit_1(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert _run(monkeypatch, tmp_path, _outcome(SwitchStatus.ROLLED_BACK, message="rolled back: verify failed")) == 1
