@@ -108,10 +108,28 @@ def served_deployments(served: Served, *, host: str, audit_every: timedelta) -> 
     return deployments
 
 
+TERMINAL_ONLY_PARAMETERS = ("profile_path", "prometheus_path")
+"""Parameters a run started at a terminal may set and a deployment run may not (it is refused):
+left out of a served deployment's form, so the UI offers no field that can only fail."""
+
+
+def without_terminal_parameters(deployment: RunnerDeployment) -> RunnerDeployment:
+    """``deployment`` with the terminal-only parameters gone from its parameter schema (the form
+    the UI draws). The flow still refuses them if an API caller sends them anyway."""
+    schema = deployment._parameter_openapi_schema  # Prefect keeps the form's schema here
+    for name in TERMINAL_ONLY_PARAMETERS:
+        schema.properties.pop(name, None)
+        if name in schema.required:
+            schema.required.remove(name)
+    return deployment
+
+
 def deployments_for(served: Served, *, host: str, audit_every: timedelta) -> list[RunnerDeployment]:
     """``served_deployments`` as Prefect's deployment objects (what the server is told)."""
     return [
-        d.flow.to_deployment(**d.settings)  # type: ignore[misc]  # the sync dispatch returns a deployment
+        without_terminal_parameters(
+            d.flow.to_deployment(**d.settings)  # type: ignore[arg-type]  # the sync dispatch returns a deployment
+        )
         for d in served_deployments(served, host=host, audit_every=audit_every)
     ]
 

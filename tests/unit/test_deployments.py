@@ -73,3 +73,20 @@ def test_the_served_flows_pickle_by_reference() -> None:
 
     for flow in (audit_flow, switch_flow):
         assert pickle.loads(cloudpickle.dumps(flow)).fn is flow.fn, flow.name  # noqa: S301 - our own bytes
+
+
+def test_the_served_forms_offer_no_file_parameter() -> None:
+    """A deployment run that names a file is refused; its form in the UI offers no such field
+    (the parameter schema Prefect draws the form from), while the choices it may make remain."""
+    from datetime import timedelta
+
+    from flows.serve import Served, deployments_for
+    from stackwarden.profiles import bundled_profile_path, load_profile
+
+    path = bundled_profile_path()
+    for deployment in deployments_for(
+        Served(path, load_profile(path)), host="web-1", audit_every=timedelta(minutes=15)
+    ):
+        form = deployment._parameter_openapi_schema.properties
+        assert not {"profile_path", "prometheus_path"} & set(form), deployment.name
+        assert "profile" in form and "host" in form, deployment.name
