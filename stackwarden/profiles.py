@@ -389,6 +389,13 @@ def _check_named_files(profile: Profile, file: Path) -> None:
                 ("kubernetes.kubeconfig", path, f" (run by {kubeconfig}: {what})")
                 for what, path in exec_plugin_files(Path(kubeconfig))
             ]
+    for name, service in profile.services.items():
+        command = service.host.start_command if service.host is not None else None
+        if command:
+            named += [
+                (f"services.{name}.host.start_command", path, f" ({what})")
+                for what, path in start_command_files(command)
+            ]
     problems = [
         (field, f"{path}{what} is {reason}; a root run reads and runs only files only root can change")
         for field, path, what in named
@@ -510,6 +517,27 @@ def exec_plugin_files(kubeconfig: Path) -> list[tuple[str, str]]:
             for arg in (args if isinstance(args, list) else [])
             if isinstance(arg, str) and arg.startswith("/")
         ]
+    return out
+
+
+def start_command_files(command: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The files a host service's ``start_command`` makes root run when a rollback or a repair
+    starts it again (as the user its stopped process ran as, root by default): the program as
+    ``subprocess`` finds it (a path with a slash as given; a bare name along this process's
+    ``PATH``, each directory up to the one that has it) and every argument that is an absolute
+    path (a script handed to an interpreter)."""
+    program = command[0]
+    if "/" in program:
+        found = [program]
+    else:
+        found = []
+        for directory in os.get_exec_path():
+            candidate = os.path.join(directory or ".", program)
+            found.append(candidate)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                break
+    out = [("the program", path) for path in found]
+    out += [(f"argument {index}", arg) for index, arg in enumerate(command[1:], start=1) if arg.startswith("/")]
     return out
 
 

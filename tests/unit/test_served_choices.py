@@ -238,3 +238,39 @@ def test_root_reads_no_compose_file_another_user_may_change_through_a_trusted_on
     dotenv.chmod(0o644)
     compose.write_text("services:\n  web:\n    image: ${IMAGE}\n")
     assert load_profile(path).compose.project == "shop"  # root's own files only
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+def test_root_starts_no_program_another_user_may_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host service's ``start_command`` is what a rollback or a repair runs (as root, for a
+    root process): a program or a script argument ``nobody`` may replace is refused when the
+    profile is loaded, like the files it names; root's own program is accepted."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY, NOBODY)
+    script = theirs / "start-web.sh"
+    script.write_text("#!/bin/sh\nexec sleep 1000\n")
+    script.chmod(0o755)
+    os.chown(script, NOBODY, NOBODY)
+    path = _profile(tmp_path, "shop")
+    data = yaml.safe_load(path.read_text())
+
+    def with_start(command: list[str]) -> None:
+        data["services"]["web"]["host"] = {"executables": ["web"], "start_command": command}
+        path.write_text(yaml.safe_dump(data))
+
+    with_start([str(script)])
+    with pytest.raises(
+        ProfileError, match=rf"services.web.host.start_command.*{script} \(the program\) is owned by nobody"
+    ):
+        load_profile(path)
+    with_start(["/bin/sh", str(script)])
+    with pytest.raises(ProfileError, match=rf"{script} \(argument 1\) is owned by nobody"):
+        load_profile(path)
+    with_start(["start-web.sh"])  # a bare name: found along a PATH whose first directory nobody owns
+    monkeypatch.setenv("PATH", f"{theirs}:/usr/bin:/bin")
+    with pytest.raises(ProfileError, match=rf"{script} \(the program\) is owned by nobody"):
+        load_profile(path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    with_start(["/bin/sh", "-c", "exec sleep 1000"])
+    assert load_profile(path).services["web"].host is not None
