@@ -8,6 +8,7 @@ that must not be touched refuses the whole plan, so nothing is left half-changed
 from __future__ import annotations
 
 import math
+import posixpath
 from dataclasses import dataclass, field
 
 from stackwarden import commands
@@ -110,15 +111,18 @@ def _scale(
     )
 
 
-def _trusted_unit(observed: str | None, executables: tuple[str, ...], name: str) -> str | None:
+def _trusted_unit(observed: str | None, executables: tuple[str, ...], exe: str | None) -> str | None:
     """A unit read from the process's cgroup is used only when it is plausibly the service's own
     (named after one of its executables: redis-server.service, postgresql@15-main.service).
     A process started from a terminal sits in a session or user manager unit (user@1000.service):
-    stopping that would end far more than the service, so it is stopped by signal instead."""
+    stopping that would end far more than the service, so it is stopped by signal instead. The
+    names compared are the profile's and the base name of the file the process runs, never its
+    ``comm``, which the process sets itself (``prctl``): a process may not name the unit it
+    would have stopped."""
     if not observed or observed.startswith("user@"):
         return None
     stem = observed.removesuffix(".service").split("@", 1)[0]
-    names = (*executables, name)
+    names = (*executables, *([posixpath.basename(exe)] if exe else []))
     return observed if any(stem.startswith(n) or n.startswith(stem) for n in names) else None
 
 
@@ -136,7 +140,7 @@ def _stop_process(profile: Profile, service: str, p: ProcessInfo, mode: Mode) ->
         + (f"; frees port(s) {', '.join(map(str, spec.ports))}" if spec.ports else ""),
         signal=matcher.stop_signal,
         grace_seconds=matcher.grace_period_seconds,
-        systemd_unit=named or _trusted_unit(p.systemd_unit, matcher.executables, p.name),
+        systemd_unit=named or _trusted_unit(p.systemd_unit, matcher.executables, p.exe),
         stateful=spec.stateful,
         start_command=matcher.start_command,
     )

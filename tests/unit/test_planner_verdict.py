@@ -251,6 +251,22 @@ def test_units_from_the_cgroup_are_trusted_only_when_they_are_the_services_own()
     assert _trusted_unit("postgresql@15-main.service", ("postgres",), "postgres") == "postgresql@15-main.service"
     assert _trusted_unit("user@1000.service", ("redis-server",), "redis-server") is None
     assert _trusted_unit("prefect-worker.service", ("redis-server",), "redis-server") is None
+    # the file the process runs counts, not the comm it gave itself
+    assert _trusted_unit("sshd.service", ("redis-server",), "/usr/bin/redis-server") is None
+    assert _trusted_unit("redis-server.service", ("redis",), "/usr/bin/redis-server") == "redis-server.service"
+
+
+def test_a_process_names_no_unit_by_its_comm() -> None:
+    """A matched process whose comm says ``sshd`` while it sits in sshd.service's cgroup is
+    stopped by signal: its comm is its own to set, and ``systemctl`` would stop all of sshd."""
+    from stackwarden.model.base import Mode
+    from stackwarden.planner import _stop_process
+    from tests.support.builders import process, profile
+
+    seeded = profile()
+    impostor = process(4242, "sshd", ("sshd",), exe="/usr/bin/redis-server", unit="sshd.service")
+    step = _stop_process(seeded, "redis", impostor, Mode.COMPOSE_ONLY)
+    assert step.systemd_unit is None and step.signal == "SIGTERM"
 
 
 def test_compose_up_is_undone_by_compose_stop() -> None:
