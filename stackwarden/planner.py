@@ -24,7 +24,7 @@ from stackwarden.model.plan import (
     StopProcess,
 )
 from stackwarden.model.profile import MAX_REPLICAS, ComposeSpec, NoHomePolicy, Profile
-from stackwarden.model.snapshot import Container, KubeWorkloadState, ProcessInfo, Snapshot
+from stackwarden.model.snapshot import INSPECT_GAP, Container, KubeWorkloadState, ProcessInfo, Snapshot
 from stackwarden.placement import ServicePlacement, StackView, is_service_container, stack_view
 from stackwarden.rules import diagnose
 from stackwarden.rules.kubernetes import any_context_warning
@@ -368,6 +368,14 @@ def blind_spots(snapshot: Snapshot, profile: Profile, service: str) -> list[str]
             for gap in snapshot.gaps(Runtime.KUBERNETES, kinds)
             if gap.kind != "*"
         ]
+    out += [
+        f"{service}: {gap}; the switch cannot tell how to stop it (stop signal, restart policy) or whether it "
+        "is still the one seen"
+        for c in snapshot.containers
+        if is_service_container(profile, service, c)
+        for gap in c.unobserved
+        if gap.startswith(INSPECT_GAP)
+    ]
     return out
 
 

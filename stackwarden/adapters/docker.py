@@ -28,6 +28,7 @@ from stackwarden.model.base import Runtime
 from stackwarden.model.plan import GracefulStop, Unchanged, stateful_stop
 from stackwarden.model.profile import Timeouts
 from stackwarden.model.snapshot import (
+    INSPECT_GAP,
     RECENT_START_SECONDS,
     Container,
     ContainerDeath,
@@ -459,6 +460,14 @@ def describe_container(
         inspect = _call(client.inspect_container, f"inspect {container.name}", summary["Id"])
     except EngineNotFound:
         return None  # removed between list and inspect
+    except (PermanentError, TransientError) as exc:
+        if isinstance(exc, AbsentError):
+            raise  # the engine itself went away: that is the engine's state, not this container's
+        # one container whose inspect times out is that container partially observed (its list
+        # entry stands, what only the inspect says is missing), never the whole engine unreachable
+        LOG.warning("%s not inspected: %s", container.name, exc)
+        gap = f"{INSPECT_GAP} {container.name} failed: {redact_text(str(exc))[:300]}"
+        return container.model_copy(update={"unobserved": (*container.unobserved, gap)})
     container = _with_inspect(container, inspect, datetime.now(UTC))
     container = container.model_copy(update={"last_death": deaths.get(container.id)})
     # logs of what fails: a crash loop, a death, or a container up but unhealthy (its

@@ -23,6 +23,9 @@ RECENT_START_SECONDS = 30.0
 
 
 CoverageState = Literal["complete", "partial", "unobserved"]
+INSPECT_GAP = "inspect of container"
+"""How a container's gap line starts when its inspect failed: what only the inspect says (restart
+count and policy, stop signal, exit code, declared ports) is missing, so nothing acts on it."""
 CoverageReason = Literal["forbidden", "timeout", "error"]
 
 

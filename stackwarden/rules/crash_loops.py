@@ -12,7 +12,7 @@ from stackwarden.crash import classify_crash
 from stackwarden.model.base import CrashCategory, Runtime, Severity
 from stackwarden.model.finding import CrashCause, DependencyFailure, Finding, Location
 from stackwarden.model.profile import Profile
-from stackwarden.model.snapshot import KubeContainer, PodState, Snapshot
+from stackwarden.model.snapshot import INSPECT_GAP, KubeContainer, PodState, Snapshot
 from stackwarden.placement import PortOwner, ServicePlacement, StackView, stack_view
 from stackwarden.rules.registry import rule
 
@@ -38,7 +38,10 @@ def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) 
         if not c.is_crash_looping:
             continue
         cause = classify_crash(c.recorded_exit_code, c.log_tail, ports, c.oom_killed)
-        unread = "; its logs could not be read" if c.unobserved else ""
+        uninspected = any(g.startswith(INSPECT_GAP) for g in c.unobserved)
+        unread = ("; it could not be inspected" if uninspected else "") + (
+            "; its logs could not be read" if any(not g.startswith(INSPECT_GAP) for g in c.unobserved) else ""
+        )
         out.append(
             _Crash(
                 Location(

@@ -582,3 +582,28 @@ def test_a_docker_proxy_whose_engine_was_not_observed_is_not_a_foreign_owner() -
     assert result.blind, result
     assert any("published by a container not identified (compose not observed)" in u for u in result.unobserved)
     assert not [f for f in result.seen_failures if "unidentified" in f]
+
+
+def test_a_container_that_could_not_be_inspected_refuses_the_switch_and_says_so() -> None:
+    """One container's inspect timed out: the engine is not unreachable (every other container
+    is seen), but the switch cannot tell how to stop that one (its stop signal and restart
+    policy are in the inspect) nor that it is the one seen, so it refuses, naming it; the
+    crash-loop finding says the container was not inspected."""
+    from stackwarden.model.snapshot import INSPECT_GAP
+    from stackwarden.rules import diagnose
+
+    seed = seed_snapshot()
+    gap = f"{INSPECT_GAP} seedstack-postgres-1 failed: read timed out after 5 s"
+    containers = tuple(
+        c.model_copy(update={"unobserved": (gap,)}) if c.compose_service in {"postgres", "backend"} else c
+        for c in seed.containers
+    )
+    blind = seed.model_copy(update={"containers": containers})
+    the_plan = plan(blind, profile(), Mode.COMPOSE_ONLY)
+    assert not the_plan.applicable
+    assert any(
+        r.startswith("postgres: inspect of container") and "cannot tell how to stop it" in r for r in the_plan.refusals
+    )
+    crash = next(f for f in diagnose(blind, profile()) if f.id == "crash-loop:backend")
+    assert any("could not be inspected" in (loc.detail or "") for loc in crash.locations), crash.locations
+    assert gap in crash.gaps
