@@ -1,40 +1,25 @@
-"""Run the audit's observe + diagnose path against real components without Prefect."""
+"""The audit as it ships, for integration tests that read its snapshot and findings: the
+pipeline's own ``run_audit`` (the CLI's in-process audit, and what the audit flow's tasks wrap),
+with its concurrent observation, timeouts, retries, stateful inspects and health checks. Never a
+re-assembly of the adapters here: a test of an assembly the product does not use would pass
+with the product's broken."""
 
 from __future__ import annotations
 
-import socket
-from datetime import UTC, datetime
 from pathlib import Path
 
-from stackwarden.adapters.docker import observe_docker
-from stackwarden.adapters.host import observe_host
-from stackwarden.adapters.kubernetes import observe_kubernetes
 from stackwarden.model import Finding, Profile, Snapshot
-from stackwarden.observe import assemble_snapshot
+from stackwarden.pipeline import observe_all, run_audit
 from stackwarden.profiles import load_profile
-from stackwarden.rules import diagnose
 
 
 def observe(profile: Profile) -> Snapshot:
-    """The same assembly the audit flow does, from the real adapters."""
-    docker = observe_docker()
-    host = observe_host(frozenset(profile.all_ports()), profile.host_lookup())
-    kube = observe_kubernetes(profile.kubernetes) if profile.kubernetes else None
-    return assemble_snapshot(
-        taken_at=datetime.now(UTC),
-        hostname=socket.gethostname(),
-        profile=profile.name,
-        runtimes=[docker.status, host.status, *([kube.status] if kube else [])],
-        kubernetes=kube.observation if kube else None,
-        containers=docker.containers,
-        networks=docker.networks,
-        listeners=host.listeners,
-        processes=host.processes,
-        host_context=host.context,
-    )
+    """The shipped observation of every runtime (``pipeline.observe_all``)."""
+    return observe_all(profile)
 
 
 def audit(profile_path: Path) -> tuple[Profile, Snapshot, dict[str, Finding]]:
+    """The shipped audit of ``profile_path``: its profile, snapshot and findings by id."""
     profile = load_profile(profile_path)
-    snapshot = observe(profile)
-    return profile, snapshot, {f.id: f for f in diagnose(snapshot, profile)}
+    outcome = run_audit(profile)
+    return profile, outcome.snapshot, {f.id: f for f in outcome.result.findings}
