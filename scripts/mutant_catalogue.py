@@ -656,6 +656,12 @@ CATALOGUE: tuple[Mutant, ...] = (
         "a deployment run always pauses for approval and never forces, whatever its parameters",
     ),
     Mutant(
+        "deployment-run-keeps-force", "served", "flows/switch.py",
+        '        return "ui", False, note', '        return "ui", force, note',
+        (F + "test_approval_policy.py::test_an_approved_deployment_run_never_forces",),
+        "an approved deployment run never SIGKILLs a stateful process, whatever its force parameter",
+    ),
+    Mutant(
         "strict-modes-off", "served", "stackwarden/profiles.py",
         "    return os.geteuid() == 0", "    return False  # mutant",
         (E + "test_cli_refusals.py", U + "test_served_choices.py::test_root_refuses_a_profile_others_may_change"),

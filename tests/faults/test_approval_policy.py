@@ -141,3 +141,85 @@ def test_a_deployment_switch_refuses_a_server_that_lets_anyone_in(
     state = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
     assert state.is_failed(), state
     assert "answers API calls without authentication" in (state.message or ""), state.message
+
+
+def test_an_approved_deployment_run_never_forces(
+    tmp_path: Path, docker_engine: None, prefect_server: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created with ``force: true`` and approved: a stateful host process that outlives its grace
+    period is not SIGKILLed (only a person at a terminal may force). With the override gone, the
+    process would be killed and the switch would go through; here it still runs afterwards and
+    the switch did not end switched."""
+    from tests.support.realparts import host_listener
+
+    (port,) = free_ports(1)
+    name = unique_name("swfault-force")
+    with compose_project(tmp_path, name, {"db": tcp_service(80, f"127.0.0.1:{port}:80")}) as project:
+        project.compose("stop", "db")  # the port goes to the host process
+        with host_listener("swforce-db", "127.0.0.1", port, slow_stop=300) as holder:
+            _never_forced(tmp_path, name, project.file, port, pid=holder.pid, monkeypatch=monkeypatch)
+
+
+def _never_forced(
+    tmp_path: Path, name: str, compose_file: Path, port: int, *, pid: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the switch as a deployment run with ``force: true``, approve it, check what survived."""
+    from tests.support.realparts import alive
+
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "compose": {"project": name, "files": [str(compose_file)]},
+                "switch": {"settle_seconds": 0},
+                "services": {
+                    "db": {
+                        "ports": [port],
+                        "stateful": True,
+                        "host": {"executables": ["swforce-db"], "grace_period_seconds": 2},
+                    }
+                },
+                "timeouts": {"read_seconds": 60},
+            }
+        )
+    )
+    monkeypatch.setenv("STACKWARDEN_PROFILES", str(profile))
+    monkeypatch.setenv("STACKWARDEN_ALLOW_UNAUTHENTICATED_API", "1")
+    parameters = {
+        "mode": "compose-only",
+        "profile": name,
+        "apply": True,
+        "approval": "ui",
+        "force": True,  # overridden for this run: a deployment run never forces
+        "deadline_seconds": 20,
+    }
+    flow_run = asyncio.run(_deployment_run(parameters))
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["state"] = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
+        except BaseException as exc:  # surfaced in the assertions below
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    state = None
+    while time.monotonic() < deadline and thread.is_alive():
+        state = asyncio.run(_state(flow_run.id))
+        if state is not None and state.type is StateType.PAUSED:
+            break
+        time.sleep(1)
+    assert state is not None and state.type is StateType.PAUSED, f"never paused: {state} {result}"
+    resume_flow_run(flow_run.id, run_input={"approve": True, "comment": "approved, not forced"})
+    thread.join(180)
+    assert "state" in result, result
+    outcome = result["state"].result(raise_on_failure=False)
+    assert isinstance(outcome, SwitchOutcome), outcome
+    assert alive(pid), "a deployment run SIGKILLed a stateful process: force was not dropped"
+    assert outcome.status is not SwitchStatus.SWITCHED, outcome.message
+    assert "not SIGKILLed without --force" in outcome.message or any(
+        "not SIGKILLed without --force" in (r.error or "") for r in outcome.journal
+    ), (outcome.message, outcome.journal)
