@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from flows.cli import main
 from stackwarden.sanitize import redact
 from tests.support.builders import profile_data
+from tests.support.realparts import REPO
 
 # (path into profile_data(), the kind of value the field takes)
 FIELDS: list[tuple[tuple[str | int, ...], str]] = [
@@ -238,11 +240,19 @@ def test_bad_output_is_refused_before_anything_is_observed(tmp_path: Path, capsy
         str(tmp_path): "is a directory",
         str(tmp_path / "a-file" / "r.md"): "is not a directory",
     }
-    before = set(sys.modules)
     for output, reason in cases.items():
         line = _assert_one_line(*_run(["audit", "--profile", str(good), "--output", output], capsys)[:2])
         assert line.startswith(f"stackwarden: --output {output}: ") and reason in line, line
-    assert "flows.audit" in before or "flows.audit" not in sys.modules  # no flow was even imported
+    # in a process of its own (in this one, other tests have imported everything): no flow, no
+    # observation and no Prefect was even imported before the refusal
+    probe = (
+        "import sys\n"
+        "from flows.cli import main\n"
+        f"code = main(['audit', '--profile', {str(good)!r}, '--output', {str(tmp_path)!r}])\n"
+        "print(code, sorted(m for m in ('flows.audit', 'stackwarden.pipeline', 'prefect') if m in sys.modules))\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=REPO)
+    assert ran.stdout.split() == ["2", "[]"], (ran.stdout, ran.stderr[-2000:])
 
 
 def test_the_profile_cases_as_the_cli_reports_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
