@@ -13,14 +13,15 @@ Errors keep docker-py's shape where the adapter sorts them: an HTTP error carrie
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import socket
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from stackwarden.adapters.http_stream import Stream
 
 
 class EngineHTTPError(Exception):
@@ -190,35 +191,6 @@ class EngineReader:
     def follow_events(self, *, since: str, filters: Mapping[str, Any]) -> Stream:
         """``GET /events`` from ``since`` on, open until closed: the live view's stream."""
         return self.stream("/events", {"since": since, "filters": _filters(filters)}, None)
-
-
-class Stream:
-    """An open streaming answer: iterate its JSON lines; ``close`` (from any thread) ends the
-    iteration, as a lost connection would."""
-
-    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
-        self._conn = conn
-        self._response = response
-        self.closed_by_us = False
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            while line := self._response.readline():
-                if line.strip():
-                    yield json.loads(line)
-        except (OSError, ValueError, http.client.HTTPException):
-            if not self.closed_by_us:  # the connection really broke
-                raise
-        finally:
-            self._conn.close()
-
-    def close(self) -> None:
-        """Shut the connection down from any thread (unblocks a reader waiting on it)."""
-        self.closed_by_us = True
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 def demultiplex(raw: bytes) -> bytes:

@@ -18,21 +18,20 @@ client's ``ApiException`` carries them; transport failures are the standard libr
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
-import json
 import os
-import socket
 import ssl
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import yaml
+
+from stackwarden.adapters.http_stream import Stream
 
 
 class KubeApiError(Exception):
@@ -177,35 +176,6 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
 
 
 Timeout = tuple[float, float] | float | None
-
-
-class Stream:
-    """An open streaming answer: iterate its JSON lines; ``close`` (from any thread) ends the
-    iteration, as a lost connection would."""
-
-    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse) -> None:
-        self._conn = conn
-        self._response = response
-        self.closed_by_us = False
-
-    def __iter__(self) -> Iterator[Any]:
-        try:
-            while line := self._response.readline():
-                if line.strip():
-                    yield json.loads(line)
-        except (OSError, ValueError, http.client.HTTPException):
-            if not self.closed_by_us:  # the connection really broke
-                raise
-        finally:
-            self._conn.close()
-
-    def close(self) -> None:
-        """Shut the connection down from any thread (unblocks a reader waiting on it)."""
-        self.closed_by_us = True
-        sock = self._conn.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 def _split(timeout: Timeout) -> tuple[float | None, float | None]:

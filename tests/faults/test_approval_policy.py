@@ -56,6 +56,30 @@ async def _input_description(run_id: UUID) -> str:
     return str(await read_flow_run_input(keyset["description"], flow_run_id=run_id) or "")
 
 
+def _run_until_paused(flow_run: FlowRun, parameters: dict[str, Any]) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run the deployment's flow run as a worker would (Prefect's own engine, in a thread) until
+    it pauses for approval; the thread and where its end state (or error) will be put."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["state"] = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
+        except BaseException as exc:  # surfaced in the assertions of the test
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    state = None
+    while time.monotonic() < deadline and thread.is_alive():
+        state = asyncio.run(_state(flow_run.id))
+        if state is not None and state.type is StateType.PAUSED:
+            break
+        time.sleep(1)
+    assert state is not None and state.type is StateType.PAUSED, f"never paused: {state} {result}"
+    return thread, result
+
+
 def test_a_deployment_run_pauses_whatever_its_parameters(
     tmp_path: Path, docker_engine: None, prefect_server: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -88,24 +112,7 @@ def test_a_deployment_run_pauses_whatever_its_parameters(
         }
         flow_run = asyncio.run(_deployment_run(parameters))
         assert flow_run.deployment_id is not None
-        result: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                result["state"] = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
-            except BaseException as exc:  # surfaced in the assertions below
-                result["error"] = exc
-
-        thread = threading.Thread(target=target, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 120
-        state = None
-        while time.monotonic() < deadline and thread.is_alive():
-            state = asyncio.run(_state(flow_run.id))
-            if state is not None and state.type is StateType.PAUSED:
-                break
-            time.sleep(1)
-        assert state is not None and state.type is StateType.PAUSED, f"never paused: {state} {result}"
+        thread, result = _run_until_paused(flow_run, parameters)
         assert project.containers()[0]["State"] == "exited"  # nothing applied while it waits
         description = asyncio.run(_input_description(flow_run.id))
         assert "Plan digest (sha256)" in description, description
@@ -195,24 +202,7 @@ def _never_forced(
         "deadline_seconds": 20,
     }
     flow_run = asyncio.run(_deployment_run(parameters))
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["state"] = run_flow(switch_flow, flow_run=flow_run, parameters=parameters, return_type="state")
-        except BaseException as exc:  # surfaced in the assertions below
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    state = None
-    while time.monotonic() < deadline and thread.is_alive():
-        state = asyncio.run(_state(flow_run.id))
-        if state is not None and state.type is StateType.PAUSED:
-            break
-        time.sleep(1)
-    assert state is not None and state.type is StateType.PAUSED, f"never paused: {state} {result}"
+    thread, result = _run_until_paused(flow_run, parameters)
     resume_flow_run(flow_run.id, run_input={"approve": True, "comment": "approved, not forced"})
     thread.join(180)
     assert "state" in result, result
