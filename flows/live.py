@@ -13,6 +13,7 @@ Variable comparison makes a skipped intermediate change show as what it ended as
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import queue
 import threading
@@ -47,7 +48,13 @@ class Publisher:
         self.host = host
         self.metrics = metrics
         self._latest: queue.Queue[Update | None] = queue.Queue(maxsize=1)
-        self._thread = threading.Thread(target=self._run, name=f"live-publish-{profile.name}", daemon=True)
+        # the thread runs in a copy of this context: Prefect's settings (the server's URL and
+        # secret that serve set for its runs) live in a context variable, and a thread started
+        # bare would see none and start a temporary server of its own to publish to
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"live-publish-{profile.name}", daemon=True
+        )
         self._thread.start()
 
     def __call__(self, update: Update) -> None:

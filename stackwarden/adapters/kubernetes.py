@@ -175,11 +175,13 @@ def _official_errors() -> Iterator[None]:
     ``KubeApiError``, urllib3's timeouts as ``TimeoutError`` and its other transport errors as
     ``ConnectionError`` (each with the original as its cause, which ``_refused`` walks)."""
     import urllib3
+    from kubernetes.client.exceptions import ApiException
 
     try:
         yield
-    except KubeApiError as exc:
-        raise KubeApiError(exc.status or 0, str(exc.reason or ""), str(exc.body or ""), exc.headers or {}) from exc
+    except ApiException as exc:  # ForbiddenException, NotFoundException ... are ApiExceptions too
+        headers = {str(k): str(v) for k, v in (exc.headers or {}).items()}
+        raise KubeApiError(exc.status or 0, str(exc.reason or ""), str(exc.body or ""), headers) from exc
     except urllib3.exceptions.TimeoutError as exc:
         raise TimeoutError(str(exc)) from exc
     except urllib3.exceptions.HTTPError as exc:

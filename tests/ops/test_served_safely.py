@@ -326,6 +326,9 @@ def test_a_second_switch_waits_for_no_slot_and_rejection_and_timeout_are_quiet(s
     output = served.log.read_text(errors="replace")
     assert "Traceback" not in output, output[-4000:]
     assert not re.search(r"\|\s*ERROR\s*\|", output), [line for line in output.splitlines() if "ERROR" in line]
+    # serve's live view publishes to serve's own server: a thread that lost Prefect's settings
+    # would start a temporary server of its own (and its events would go nowhere)
+    assert "Starting temporary server" not in output, output[:3000]
 
 
 ACTIONS = ("read runs", "start audit", "start switch", "approve", "change files")
