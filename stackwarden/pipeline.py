@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from stackwarden.adapters.docker import DockerObservation, docker_endpoint, observe_docker
 from stackwarden.adapters.host import HostObservation, observe_host, run_health_checks
 from stackwarden.adapters.journal import interrupted_runs
-from stackwarden.adapters.preflight import ComposeCache, preflight
+from stackwarden.adapters.preflight import ComposeCache, compose_facts_of, preflight
 from stackwarden.adapters.textfile import write_textfile
 from stackwarden.errors import TransientError
 from stackwarden.model.base import Mode, Runtime
@@ -266,11 +266,14 @@ def diagnose_step(snapshot: Snapshot, profile: Profile, requested: Mode | None =
     )
 
 
-def mode_preflight_step(snapshot: Snapshot, profile: Profile) -> dict[Mode, tuple[str, ...]]:
+def mode_preflight_step(
+    snapshot: Snapshot, profile: Profile, compose: ComposeCache | None = None
+) -> dict[Mode, tuple[str, ...]]:
     """The switch's preflight on each mode's plan (every check that changes nothing: compose
     files, images, access reviews, units, executables), so a mode section of the report never
-    offers a plan the switch would refuse. One ``compose config`` per project for all three."""
-    cache: ComposeCache = {}
+    offers a plan the switch would refuse. One ``compose config`` per project for all three
+    (``compose``: already read, as ``run_audit`` does while it observes)."""
+    cache: ComposeCache = dict(compose or {})
     out: dict[Mode, tuple[str, ...]] = {}
     for mode in Mode:
         the_plan = plan(snapshot, profile, mode)
@@ -355,11 +358,14 @@ def run_audit(
     asked, the metrics file for node_exporter)."""
     started = time.monotonic()
     shown = progress or _NoProgress()
-    with shown.step("observing " + ", ".join(observed_runtimes(profile))):
-        snapshot = observe_all(profile)
-    with shown.step("diagnosing"):
-        result = diagnose_step(snapshot, profile, requested)
-        result = result.model_copy(update={"mode_refusals": mode_preflight_step(snapshot, profile)})
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="compose-config") as side:
+        compose = side.submit(compose_facts_of, profile)  # read while the runtimes are observed
+        with shown.step("observing " + ", ".join(observed_runtimes(profile))):
+            snapshot = observe_all(profile)
+        with shown.step("diagnosing"):
+            result = diagnose_step(snapshot, profile, requested)
+            refusals = mode_preflight_step(snapshot, profile, compose.result())
+            result = result.model_copy(update={"mode_refusals": refusals})
         LOG.info("%d finding(s): %s", len(result.findings), findings_summary(result.findings))
         markdown = render_step(result, snapshot, profile)
     if prometheus_path:

@@ -44,6 +44,13 @@ ComposeCache = dict[str, ComposeFacts]
 """``docker compose config`` of each project, kept for the plans of one audit (three modes)."""
 
 
+def compose_facts_of(profile: Profile) -> ComposeCache:
+    """``docker compose config`` of every compose project of the profile: it needs nothing but
+    the profile, so an audit reads it while it observes instead of after (a subprocess of a
+    few hundred milliseconds off the audit's critical path)."""
+    return {spec.project: _compose_facts(spec) for spec in profile.compose_projects}
+
+
 def gather(plan: Plan, profile: Profile, wanted: PreflightNeeds, cache: ComposeCache | None = None) -> PreflightFacts:
     """Run every check ``wanted`` lists; none of them changes anything."""
     errors: list[str] = []
