@@ -15,9 +15,15 @@ from flows.local_server import ServerError, choose_port, port_is_free
 from flows.served import metrics_path, run_host
 from stackwarden.errors import ProfileError
 from stackwarden.profiles import ProfileChoiceError, choose_profile, load_profile, read_profile, untrusted_path
-from tests.support.realparts import free_ports
+from tests.support.realparts import free_ports, require
 
 NOBODY = 65534
+
+
+@pytest.fixture
+def as_root() -> None:
+    """Strict modes apply to root runs: skipped elsewhere, a failure under CI=true (CI runs as root)."""
+    require(os.geteuid() == 0, "strict modes apply to root runs: run the tests as root")
 
 
 def _profile(directory: Path, name: str) -> Path:
@@ -80,7 +86,7 @@ def test_metrics_and_host_are_fixed_for_deployment_runs(tmp_path: Path, monkeypa
     assert run_host("bench-host-0001", deployment_run=False) == "bench-host-0001"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+@pytest.mark.usefixtures("as_root")
 def test_root_refuses_a_profile_others_may_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = _profile(tmp_path, "shop")
     assert untrusted_path(path) is None and read_profile(path).sha256
@@ -111,7 +117,7 @@ def test_root_refuses_a_profile_others_may_change(tmp_path: Path, capsys: pytest
     assert f"its directory {shared} is writable by group and others (mode 0777" in fields["compose.files"]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+@pytest.mark.usefixtures("as_root")
 def test_a_link_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     target = _profile(tmp_path, "shop")
     link = tmp_path / "link.yaml"
@@ -159,7 +165,7 @@ def test_a_port_in_time_wait_is_free_for_a_restart() -> None:
     assert port_is_free("127.0.0.1", port)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+@pytest.mark.usefixtures("as_root")
 def test_root_runs_no_exec_plugin_another_user_may_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A root-owned kubeconfig whose ``exec`` credential plugin is a file ``nobody`` may replace:
     every audit (no approval needed) would run it as root. Refused like the kubeconfig itself,
@@ -206,7 +212,7 @@ def test_root_runs_no_exec_plugin_another_user_may_change(tmp_path: Path, capsys
     assert load_profile(path).kubernetes is not None  # root's own sh along root's PATH
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+@pytest.mark.usefixtures("as_root")
 def test_root_reads_no_compose_file_another_user_may_change_through_a_trusted_one(tmp_path: Path) -> None:
     """A root-owned compose file that pulls in files another user may change: an ``include`` and
     an ``extends.file`` (nobody's service definitions: privileged, the host's / mounted), an
@@ -240,7 +246,7 @@ def test_root_reads_no_compose_file_another_user_may_change_through_a_trusted_on
     assert load_profile(path).compose.project == "shop"  # root's own files only
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="strict modes apply to root runs")
+@pytest.mark.usefixtures("as_root")
 def test_root_starts_no_program_another_user_may_change(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A host service's ``start_command`` is what a rollback or a repair runs (as root, for a
     root process): a program or a script argument ``nobody`` may replace is refused when the
