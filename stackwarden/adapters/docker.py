@@ -384,11 +384,17 @@ def _with_logs(client: Reader, container: Container, tail: int, tty: bool | None
     try:
         return container.model_copy(update={"log_tail": _logs_if_any(client, container, tail, tty)})
     except (PermanentError, TransientError) as exc:
-        if isinstance(exc, AbsentError):
-            raise  # the engine itself went away: that is the engine's state, not this container's
-        LOG.warning("logs of %s not read: %s", container.name, exc)
-        gap = f"logs of container {container.name} not read: {redact_text(str(exc))[:300]}"
-        return container.model_copy(update={"unobserved": (*container.unobserved, gap)})
+        return _partly_observed(container, f"logs of container {container.name} not read", exc)
+
+
+def _partly_observed(container: Container, what: str, exc: PermanentError | TransientError) -> Container:
+    """``container`` with one more gap (``what: why``), logged; an engine that went away is
+    re-raised: that is the engine's state, not this container's."""
+    if isinstance(exc, AbsentError):
+        raise exc
+    LOG.warning("%s: %s", what, exc)
+    gap = f"{what}: {redact_text(str(exc))[:300]}"
+    return container.model_copy(update={"unobserved": (*container.unobserved, gap)})
 
 
 DEATH_WINDOW_SECONDS = 600.0
@@ -461,13 +467,9 @@ def describe_container(
     except EngineNotFound:
         return None  # removed between list and inspect
     except (PermanentError, TransientError) as exc:
-        if isinstance(exc, AbsentError):
-            raise  # the engine itself went away: that is the engine's state, not this container's
         # one container whose inspect times out is that container partially observed (its list
         # entry stands, what only the inspect says is missing), never the whole engine unreachable
-        LOG.warning("%s not inspected: %s", container.name, exc)
-        gap = f"{INSPECT_GAP} {container.name} failed: {redact_text(str(exc))[:300]}"
-        return container.model_copy(update={"unobserved": (*container.unobserved, gap)})
+        return _partly_observed(container, f"{INSPECT_GAP} {container.name} failed", exc)
     container = _with_inspect(container, inspect, datetime.now(UTC))
     container = container.model_copy(update={"last_death": deaths.get(container.id)})
     # logs of what fails: a crash loop, a death, or a container up but unhealthy (its
