@@ -879,7 +879,20 @@ def scale_workload(
                 again = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
                 if again.metadata.uid == uid and again.spec.replicas == replicas:
                     return f"scaled {now} -> {replicas} (confirmed after a conflicting retry)"
-                raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
+                same_spec = again.metadata.uid == uid and (again.metadata.generation or 0) == (meta.generation or 0)
+                if not same_spec:
+                    raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
+                # only its status moved (a controller's write): the same spec, patched again once
+                body["metadata"]["resourceVersion"] = again.metadata.resource_version
+                try:
+                    _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
+                except KubeApiError as retry_exc:
+                    if retry_exc.status == 409:
+                        raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from retry_exc
+                    raise
+                return f"scaled {now} -> {replicas}" + (
+                    f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else ""
+                )
             if exc.status == 403:
                 raise RefusedError(f"forbidden: patch of {kind} {ns}/{name}: {api_reason(exc)}") from exc
             raise
