@@ -264,6 +264,45 @@ def _needs_inspect(summary: dict[str, Any]) -> bool:
     return seconds is not None and int(seconds) < RECENT_START_SECONDS
 
 
+_LISTED_EXIT = re.compile(r"^(?:Restarting|Exited) \((-?\d+)\)")
+_LISTED_UPTIME = re.compile(r"^Up (?:(Less than a second)|(\d+) seconds?|(About a minute)|(\d+) minutes)")
+
+
+def listed_exit_code(status: str) -> int | None:
+    """The exit code a list entry's Status prints (``Restarting (3) 2 seconds ago``,
+    ``Exited (1) 5 minutes ago``); None for anything else."""
+    found = _LISTED_EXIT.match(status)
+    return int(found.group(1)) if found else None
+
+
+def listed_uptime(status: str) -> float | None:
+    """Seconds up, as a list entry's Status rounds them (``Up Less than a second``, ``Up 5
+    seconds``, ``Up About a minute``, ``Up 3 minutes``); None when it is not up or up for hours."""
+    found = _LISTED_UPTIME.match(status)
+    if found is None:
+        return None
+    less, seconds, about, minutes = found.groups()
+    if less:
+        return 0.0
+    if seconds:
+        return float(seconds)
+    return 60.0 if about else float(minutes) * 60.0
+
+
+def _from_list_only(container: Container, death: ContainerDeath | None) -> Container:
+    """A container whose inspect failed, with what its list entry and the engine's ``die`` events
+    still say: the exit code its Status prints, how long it is up, its last death. A crash loop
+    caught between two crashes ("Up Less than a second" after a failed exit) is then still a
+    crash loop: what cannot be read must not read as healthy."""
+    return container.model_copy(
+        update={
+            "exit_code": listed_exit_code(container.status),
+            "uptime_seconds": listed_uptime(container.status) if container.state == "running" else None,
+            "last_death": death,
+        }
+    )
+
+
 def _uptime(state: dict[str, Any], now: datetime) -> float | None:
     """Seconds since State.StartedAt (Docker prints nanoseconds; keep microseconds)."""
     started = str(state.get("StartedAt") or "")
@@ -469,7 +508,12 @@ def describe_container(
     except (PermanentError, TransientError) as exc:
         # one container whose inspect times out is that container partially observed (its list
         # entry stands, what only the inspect says is missing), never the whole engine unreachable
-        return _partly_observed(container, f"{INSPECT_GAP} {container.name} failed", exc)
+        container = _from_list_only(
+            _partly_observed(container, f"{INSPECT_GAP} {container.name} failed", exc), deaths.get(container.id)
+        )
+        if container.is_crash_looping or container.died_failing:
+            container = _with_logs(client, container, log_tail)
+        return container
     container = _with_inspect(container, inspect, datetime.now(UTC))
     container = container.model_copy(update={"last_death": deaths.get(container.id)})
     # logs of what fails: a crash loop, a death, or a container up but unhealthy (its

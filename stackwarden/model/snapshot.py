@@ -178,9 +178,14 @@ class Container(Frozen):
             # under "always"/"unless-stopped" Docker restarts every exit; an exited one was stopped by hand
             stopped_by_hand = self.restart_policy in {"always", "unless-stopped"}
             return (self.exit_code or 0) != 0 and restarts > 0 and not stopped_by_hand
+        # restarted after a failure: counted by the inspect, or (inspect failed) a failed exit
+        # in the engine's recent die events while it is up again
+        restarted = restarts > 0 or (
+            self.restart_count is None and self.last_death is not None and self.last_death.exit_code not in _CLEAN_EXITS
+        )
         return (
             self.state == "running"
-            and restarts > 0
+            and restarted
             and self.uptime_seconds is not None
             and self.uptime_seconds < RECENT_START_SECONDS
         )

@@ -30,6 +30,11 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}" if code is not None else "no recorded exit code"
 
 
+def _restarts_text(count: int | None) -> str:
+    """``4 restarts``; a container that could not be inspected has no count, and says so."""
+    return f"{count} restarts" if count is not None else "restarts not counted"
+
+
 def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) -> list[_Crash]:
     """Classify every crash-looping container and pod of one service."""
     ports = profile.all_ports()
@@ -48,7 +53,7 @@ def _crashes(snapshot: Snapshot, profile: Profile, placement: ServicePlacement) 
                     runtime=Runtime.COMPOSE,
                     kind="container",
                     name=c.name,
-                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {c.restart_count or 0} restarts{unread}",
+                    detail=f"{c.state}, {_exit_text(c.recorded_exit_code)}, {_restarts_text(c.restart_count)}{unread}",
                 ),
                 cause,
                 commands.docker_logs(c),

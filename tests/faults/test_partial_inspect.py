@@ -1,7 +1,8 @@
 """One container whose inspect fails, on a real engine behind a fault-injecting proxy: the audit
 still sees the engine and every other container (no "unreachable" engine, no diagnosis moved to
-another runtime), the crash loop of that container is still found from its list entry and says
-it could not be inspected, and a switch's dry run refuses, naming it: a switch cannot tell how
+another runtime), the crash loop of that container is still found from its list entry and the engine's die events
+(whether it is caught restarting or up again for a moment), its logs are still read, it says it
+could not be inspected, and a switch's dry run refuses, naming it: a switch cannot tell how
 to stop a container whose stop signal and restart policy it did not read."""
 
 from __future__ import annotations
@@ -77,5 +78,7 @@ def test_one_container_not_inspected_is_that_container_partly_seen(
         assert web.unobserved == ()
         crash = findings["crash-loop:worker"]
         assert any("could not be inspected" in (loc.detail or "") for loc in crash.locations), crash.locations
+        # the logs are still read, so the cause is still the container's own last words
+        assert crash.cause is not None and any("fatal: no queue" in e for e in crash.cause.evidence), crash.cause
         assert refused.status is SwitchStatus.REFUSED
         assert any("worker: inspect of container" in r for r in refused.plan.refusals), refused.plan.refusals
