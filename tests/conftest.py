@@ -15,8 +15,10 @@ from tests.support.compose import Project, compose_project, panic_backend, tcp_s
 from tests.support.realparts import docker_ready, free_ports, host_listener, redis_server, require
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``session_first`` run first and ``session_last`` last, whatever their files.
+    """Tests marked ``session_first`` run first and ``session_last`` last, whatever their files
+    and whatever order the shuffle (pytest-randomly) chose for the rest.
 
     A few checks need real time to pass (a switch paused for approval must still be waiting,
     and then apply, after six minutes on a real server): the first test starts them, the suite
