@@ -1,8 +1,9 @@
 """Every secret shape of the sanitizer's corpus (``tests/unit/test_secret_shapes.py``) sent through
 the Prefect ways out as they ship, against a real ``prefect server start``, and read back from
 the server as the UI and an automation would read them: markdown and table artifacts, events,
-the open-findings Variable, and log records of a flow run. The unit test checks the same
-shapes at the call; this one checks what the server stored."""
+the open-findings Variable, log records of a flow run, and the state message of a refused
+switch run. The unit test checks the same shapes at the call; this one checks what the server
+stored."""
 
 from __future__ import annotations
 
@@ -45,6 +46,36 @@ def ways_out() -> None:
 state = ways_out(return_state=True)
 print(state.state_details.flow_run_id)
 """
+
+# A switch refused before it has a plan ends its run Failed with the refusal as the state's
+# message (``flows.switch._refuse_unplanned``, as shipped), one run per group of shapes (a
+# message is one capped line), read back as the UI shows it.
+REFUSER = """
+import json, sys
+from prefect import flow
+from flows.switch import _refuse_unplanned
+from stackwarden.errors import StackwardenError
+
+groups = json.loads(sys.stdin.read())
+
+@flow(name="secret-state-message", persist_result=False)
+def refused(text: str):
+    return _refuse_unplanned(StackwardenError(text))
+
+for group in groups:
+    state = refused(" | ".join(group), return_state=True)
+    print(state.state_details.flow_run_id)
+"""
+
+
+def _groups(texts: list[str], limit: int = 1500) -> list[list[str]]:
+    """The texts in groups whose joined length fits one state message line."""
+    groups: list[list[str]] = [[]]
+    for text in texts:
+        if groups[-1] and len(" | ".join([*groups[-1], text])) > limit:
+            groups.append([])
+        groups[-1].append(text)
+    return groups
 
 
 def _leaked(secret: str, stored: str) -> bool:
@@ -112,3 +143,42 @@ def test_no_secret_is_stored_by_any_prefect_way_out(ops_server: LocalServer, api
     # what stays is the evidence, masked: the texts arrived, they were not dropped
     for way, text in stored.items():
         assert text.count(MASK) >= len(texts) // 2, (way, text[:500])
+
+
+def test_no_secret_is_stored_in_a_refused_runs_state_message(ops_server: LocalServer, api: Api, tmp_path: Path) -> None:
+    groups = _groups([text for text, _ in SHAPES])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        **ops_server.client_env,
+    }
+    ran = subprocess.run(
+        [sys.executable, "-c", REFUSER],
+        input=json.dumps(groups),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    run_ids = ran.stdout.strip().splitlines()[-len(groups) :]
+    runs = api.flow_runs(id={"any_": run_ids})
+    assert len(runs) == len(groups), len(runs)
+    assert all(r["state"]["type"] == "FAILED" for r in runs), [r["state"] for r in runs]
+    messages = [r["state"]["message"] or "" for r in runs]
+    logs = poll(
+        lambda: (
+            (found := list(api.post("/logs/filter", {"logs": {"flow_run_id": {"any_": run_ids}}, "limit": 200})))
+            and sum("switch refused" in r["message"] for r in found) >= len(groups)
+            and found
+        ),
+        120,
+        "the refusals' log records",
+    )
+    stored = {"state messages": json.dumps(messages, ensure_ascii=False), "logs": json.dumps(logs, ensure_ascii=False)}
+    leaks = {way: [sec for _, sec in SHAPES if _leaked(sec, text)] for way, text in stored.items()}
+    assert not any(leaks.values()), leaks
+    assert all(m.startswith("refused: ") and MASK in m for m in messages), messages
