@@ -74,6 +74,10 @@ def test_every_log_record_is_masked_when_it_is_made(fresh_log_sanitizer: None) -
     keep = _Keep()
     log.addHandler(keep)
     log.propagate = False
+    # whatever levels or logging.disable() other tests of this process left behind
+    log.setLevel(logging.DEBUG)
+    disabled = logging.root.manager.disable
+    logging.disable(logging.NOTSET)
     try:
         log.warning("observed %s on %d", "redis-cli -a hunter2hunter2 ping", 6379)
         try:
@@ -83,6 +87,7 @@ def test_every_log_record_is_masked_when_it_is_made(fresh_log_sanitizer: None) -
         log.warning("broken %s %s format", "one")  # noqa: PLE1206 - a broken format never raises from logging
     finally:
         log.removeHandler(keep)
+        logging.disable(disabled)
     first, second, third = keep.records
     assert first.getMessage() == f"observed redis-cli -a {MASK} ping on 6379" and first.args is None
     assert second.exc_text is not None and "pw0rd-value" not in second.exc_text
