@@ -82,18 +82,13 @@ def _leaked(secret: str, stored: str) -> bool:
     return secret in stored or secret in stored.replace("\\/", "/")
 
 
-def test_no_secret_is_stored_by_any_prefect_way_out(ops_server: LocalServer, api: Api, tmp_path: Path) -> None:
-    tag = unique_name("swsecret").lower()
-    texts = [text for text, _ in SHAPES]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        **ops_server.client_env,
-    }
+def _run_with_server(script: str, args: list[str], stdin: object, server: LocalServer, home: Path) -> list[str]:
+    """``script`` run in a process of its own with the server's client settings (as serve's
+    runs are), ``stdin`` sent as JSON; its output lines."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "PREFECT_HOME": str(home / "prefect"), **server.client_env}
     ran = subprocess.run(
-        [sys.executable, "-c", PUBLISHER, tag],
-        input=json.dumps(texts),
+        [sys.executable, "-c", script, *args],
+        input=json.dumps(stdin),
         capture_output=True,
         text=True,
         check=False,
@@ -102,7 +97,13 @@ def test_no_secret_is_stored_by_any_prefect_way_out(ops_server: LocalServer, api
         timeout=600,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
-    run_id = ran.stdout.strip().splitlines()[-1]
+    return ran.stdout.strip().splitlines()
+
+
+def test_no_secret_is_stored_by_any_prefect_way_out(ops_server: LocalServer, api: Api, tmp_path: Path) -> None:
+    tag = unique_name("swsecret").lower()
+    texts = [text for text, _ in SHAPES]
+    run_id = _run_with_server(PUBLISHER, [tag], texts, ops_server, tmp_path)[-1]
 
     artifacts = api.artifacts(run_id)
     assert len(artifacts) == 2 * len(texts), len(artifacts)
@@ -147,24 +148,7 @@ def test_no_secret_is_stored_by_any_prefect_way_out(ops_server: LocalServer, api
 
 def test_no_secret_is_stored_in_a_refused_runs_state_message(ops_server: LocalServer, api: Api, tmp_path: Path) -> None:
     groups = _groups([text for text, _ in SHAPES])
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(tmp_path),
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        **ops_server.client_env,
-    }
-    ran = subprocess.run(
-        [sys.executable, "-c", REFUSER],
-        input=json.dumps(groups),
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
-        env=env,
-        timeout=600,
-    )
-    assert ran.returncode == 0, ran.stderr[-3000:]
-    run_ids = ran.stdout.strip().splitlines()[-len(groups) :]
+    run_ids = _run_with_server(REFUSER, [], groups, ops_server, tmp_path)[-len(groups) :]
     runs = api.flow_runs(id={"any_": run_ids})
     assert len(runs) == len(groups), len(runs)
     assert all(r["state"]["type"] == "FAILED" for r in runs), [r["state"] for r in runs]

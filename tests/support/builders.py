@@ -9,6 +9,7 @@ from stackwarden.model import (
     Container,
     HostContext,
     KubeObservation,
+    KubeWorkloadState,
     Listener,
     ProcessInfo,
     Profile,
@@ -167,6 +168,25 @@ def proxy_for(c: Container, host_ip: str, port: int, pid: int) -> tuple[Listener
         exe="/usr/sbin/docker-proxy",
     )
     return Listener(address=host_ip, port=port, pid=pid), proc
+
+
+def deployment(
+    name: str, replicas: int, *, ready: int | None = None, annotations: dict[str, str] | None = None
+) -> KubeWorkloadState:
+    """A Deployment of the seed's namespace selecting ``app=NAME``; all replicas ready unless
+    ``ready`` says how many are."""
+    return KubeWorkloadState(
+        kind="Deployment",
+        name=name,
+        namespace="seedstack",
+        uid=f"uid-{name}",
+        resource_version="10",
+        generation=3,
+        replicas=replicas,
+        ready_replicas=replicas if ready is None else ready,
+        selector={"app": name},
+        annotations=annotations or {},
+    )
 
 
 def snapshot(

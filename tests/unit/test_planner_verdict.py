@@ -20,22 +20,21 @@ from stackwarden.model.base import Severity
 from stackwarden.model.plan import PREVIOUS_REPLICAS, Outcome, ScaleWorkload, StartContainer, StopContainer, StopProcess
 from stackwarden.planner import inverse_of, parse_replicas, plan, recorded_replicas
 from stackwarden.verdict import verdict
-from tests.support.builders import PANIC, PORTS, container, process, profile, proxy_for, seed_snapshot, snapshot
+from tests.support.builders import (
+    PANIC,
+    PORTS,
+    container,
+    deployment,
+    process,
+    profile,
+    proxy_for,
+    seed_snapshot,
+    snapshot,
+)
 
 
 def _workload(name: str, replicas: int, annotations: dict[str, str] | None = None) -> KubeWorkloadState:
-    return KubeWorkloadState(
-        kind="Deployment",
-        name=name,
-        namespace="seedstack",
-        uid=f"uid-{name}",
-        resource_version="10",
-        generation=3,
-        replicas=replicas,
-        ready_replicas=replicas,
-        selector={"app": name},
-        annotations=annotations or {},
-    )
+    return deployment(name, replicas, annotations=annotations)
 
 
 def _kube(

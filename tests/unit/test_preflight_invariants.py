@@ -20,19 +20,7 @@ from stackwarden.preflight import (
     images_needed,
     needs,
 )
-from tests.support.builders import profile, seed_snapshot, snapshot
-
-
-def _deployment(name: str, replicas: int) -> KubeWorkloadState:
-    return KubeWorkloadState(
-        kind="Deployment",
-        name=name,
-        namespace="seedstack",
-        uid=f"u-{name}",
-        resource_version="1",
-        replicas=replicas,
-        selector={"app": name},
-    )
+from tests.support.builders import deployment, profile, seed_snapshot, snapshot
 
 
 def _cluster(*workloads: KubeWorkloadState) -> KubeObservation:
@@ -51,7 +39,7 @@ def _stop(
 
 
 def test_every_scaled_workload_has_its_verbs_reviewed() -> None:
-    snap = snapshot(kubernetes=_cluster(_deployment("backend", 2), _deployment("frontend", 3)))
+    snap = snapshot(kubernetes=_cluster(deployment("backend", 2), deployment("frontend", 3)))
     wanted = needs(plan(snap, profile(), Mode.COMPOSE_ONLY), profile())
     assert set(wanted.access) == {
         (verb, "apps", "deployments", name) for verb in ("get", "patch") for name in ("backend", "frontend")

@@ -22,7 +22,7 @@ from stackwarden.model import (
 from stackwarden.model.plan import Outcome
 from stackwarden.model.snapshot import HealthResult
 from stackwarden.verdict import host_health, not_ready, verdict, where_now
-from tests.support.builders import PANIC, PORTS, container, process, profile, proxy_for, snapshot
+from tests.support.builders import PANIC, PORTS, container, deployment, process, profile, proxy_for, snapshot
 
 
 def _only(*names: str, **updates: object) -> Profile:
@@ -36,20 +36,6 @@ def _redis_serving(status: str = "Up 2 minutes", state: str = "running") -> Snap
     redis = redis.model_copy(update={"status": status})
     listener, proxy = proxy_for(redis, "127.0.0.1", PORTS["redis"], 803)
     return snapshot(containers=(redis,), listeners=(listener,), processes=(proxy,))
-
-
-def _workload(name: str, replicas: int, ready: int) -> KubeWorkloadState:
-    return KubeWorkloadState(
-        kind="Deployment",
-        name=name,
-        namespace="seedstack",
-        uid=f"uid-{name}",
-        resource_version="10",
-        generation=3,
-        replicas=replicas,
-        ready_replicas=ready,
-        selector={"app": name},
-    )
 
 
 def _cluster(*workloads: KubeWorkloadState) -> Snapshot:
@@ -108,19 +94,19 @@ def test_without_a_health_check_the_check_line_claims_no_health() -> None:
 
 def test_a_workload_scaled_to_zero_is_not_up() -> None:
     data = _only("backend")
-    assert not_ready(_cluster(_workload("backend", 0, 0)), data, Mode.K8S_ONLY, ["backend"], {}) == [
+    assert not_ready(_cluster(deployment("backend", 0, ready=0)), data, Mode.K8S_ONLY, ["backend"], {}) == [
         "backend: not up under kubernetes: its workload is scaled to 0 or missing"
     ]
 
 
 def test_a_workload_of_one_replica_fully_ready_is_up() -> None:
     data = _only("backend")
-    assert not_ready(_cluster(_workload("backend", 1, 1)), data, Mode.K8S_ONLY, ["backend"], {}) == []
+    assert not_ready(_cluster(deployment("backend", 1, ready=1)), data, Mode.K8S_ONLY, ["backend"], {}) == []
 
 
 def test_a_rollout_not_complete_is_not_up_and_says_how_far() -> None:
     data = _only("backend")
-    assert not_ready(_cluster(_workload("backend", 4, 3)), data, Mode.K8S_ONLY, ["backend"], {}) == [
+    assert not_ready(_cluster(deployment("backend", 4, ready=3)), data, Mode.K8S_ONLY, ["backend"], {}) == [
         "backend: not up under kubernetes: backend 3/4 ready"
     ]
 
