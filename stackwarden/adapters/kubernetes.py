@@ -872,31 +872,28 @@ def scale_workload(
         body: dict[str, Any] = {"metadata": {"resourceVersion": meta.resource_version}, "spec": {"replicas": replicas}}
         if replicas == 0 and now > 0:
             body["metadata"]["annotations"] = {PREVIOUS_REPLICAS: str(now)}
-        try:
-            _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
-        except KubeApiError as exc:
-            if exc.status == 409:
-                again = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
-                if again.metadata.uid == uid and again.spec.replicas == replicas:
-                    return f"scaled {now} -> {replicas} (confirmed after a conflicting retry)"
-                same_spec = again.metadata.uid == uid and (again.metadata.generation or 0) == (meta.generation or 0)
-                if not same_spec:
-                    raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
-                # only its status moved (a controller's write): the same spec, patched again once
-                body["metadata"]["resourceVersion"] = again.metadata.resource_version
-                try:
-                    _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
-                except KubeApiError as retry_exc:
-                    if retry_exc.status == 409:
-                        raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from retry_exc
-                    raise
+        retried = False
+        while True:
+            try:
+                _call(patch, f"scale {kind} {name}", name, ns, body, _request_timeout=timeout)
                 return f"scaled {now} -> {replicas}" + (
                     f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else ""
                 )
-            if exc.status == 403:
-                raise RefusedError(f"forbidden: patch of {kind} {ns}/{name}: {api_reason(exc)}") from exc
-            raise
-        return f"scaled {now} -> {replicas}" + (f" (recorded {PREVIOUS_REPLICAS}={now})" if replicas == 0 else "")
+            except KubeApiError as exc:
+                if exc.status == 403:
+                    raise RefusedError(f"forbidden: patch of {kind} {ns}/{name}: {api_reason(exc)}") from exc
+                if exc.status != 409:
+                    raise
+                again = _call(read, f"read {kind} {name}", name, ns, _request_timeout=timeout)
+                if again.metadata.uid == uid and again.spec.replicas == replicas:
+                    return f"scaled {now} -> {replicas} (confirmed after a conflicting retry)"
+                # only its status moved (a controller's write: same uid, same generation): patched
+                # again once with the new resourceVersion; a second conflict, or a changed spec, refuses
+                status_only = again.metadata.uid == uid and (again.metadata.generation or 0) == (meta.generation or 0)
+                if retried or not status_only:
+                    raise RefusedError(f"{kind} {ns}/{name} changed while scaling; replan") from exc
+                retried = True
+                body["metadata"]["resourceVersion"] = again.metadata.resource_version
     finally:
         api.close()
 
